@@ -1,0 +1,2 @@
+# tariff.py: time-of-use tariff tables
+PEAK = (7, 22)

@@ -1,0 +1,28 @@
+//! Wire types shared by the otavan server, the meter-side client and the
+//! fleet simulator.
+//!
+//! Everything here is plain data with serde derives: this crate is the
+//! deliberate exception to "no serde on internal types", because these types
+//! *are* the wire format. It does no I/O and pulls in no async runtime, so it
+//! builds for a meter as easily as for the van.
+//!
+//! - [`Version`]: a release version with a total order compatible with
+//!   Python's `LooseVersion` and with semver.
+//! - [`Manifest`]: the Pycom-compatible `manifest.json`, plus otavan's
+//!   optional extensions (`sha256`, `size`, `previous_version`).
+//! - [`Report`]: the status report a meter posts to `/report`.
+//!
+//! ```
+//! use otavan_protocol::Version;
+//! let old: Version = "1.9.0".parse().unwrap();
+//! let new: Version = "1.10.0".parse().unwrap();
+//! assert!(old < new);
+//! ```
+
+pub mod manifest;
+pub mod report;
+pub mod version;
+
+pub use manifest::{FileEntry, FirmwareEntry, Manifest};
+pub use report::{Report, ReportError, UpdateState};
+pub use version::{Version, VersionError};

@@ -1,0 +1,143 @@
+//! Building `manifest.json` from the release index, and caching the bytes.
+//!
+//! A manifest takes a meter from its current version `X` to the target:
+//! files only in the target are `new`, files in both with a different SHA-1
+//! are `update`, files only in `X` are `delete`, and the firmware is the
+//! highest image above `X` and not above the target. Entries come out in
+//! path order (the index keeps them sorted), so the same request always
+//! yields the same bytes.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use bytes::Bytes;
+use otavan_protocol::{FileEntry, FirmwareEntry, Manifest, Version};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+use crate::index::{IndexedFile, ReleaseIndex, firmware_url_path, version_file_url_path};
+
+/// Characters escaped in the path part of manifest URLs: what RFC 3986 does
+/// not allow in a path segment, plus `%` itself.
+const PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']');
+
+/// The body served when the meter is already at or above the target.
+pub const UP_TO_DATE: &[u8] = b"null";
+
+/// Computes the manifest for a meter at `current` (`None`: the request named
+/// no version, a full install), with URLs under `http://{host}`. `None` when
+/// the meter is already at or above the target.
+pub fn build(index: &ReleaseIndex, current: Option<&Version>, host: &str) -> Option<Manifest> {
+    let target = index.target();
+    if current.is_some_and(|c| c >= target) {
+        return None;
+    }
+    let url = |url_path: &str| format!("http://{host}/{}", utf8_percent_encode(url_path, PATH));
+    let target_tree = index.version(target)?;
+    let empty = Default::default();
+    let base_tree = current.and_then(|c| index.version(c)).unwrap_or(&empty);
+
+    let mut new = Vec::new();
+    let mut update = Vec::new();
+    for (path, file) in target_tree {
+        let list = match base_tree.get(path) {
+            Some(old) if old.sha1 == file.sha1 => continue,
+            Some(_) => &mut update,
+            None => &mut new,
+        };
+        list.push(FileEntry {
+            url: url(&version_file_url_path(target, path)),
+            dst_path: format!("/{path}"),
+            hash: file.sha1.clone(),
+            sha256: Some(file.sha256.clone()),
+            size: Some(file.size),
+        });
+    }
+    let delete = base_tree
+        .keys()
+        .filter(|path| !target_tree.contains_key(*path))
+        .cloned()
+        .collect();
+    let firmware = newest_firmware(index, current).map(|(version, file)| FirmwareEntry {
+        url: url(&firmware_url_path(version)),
+        hash: file.sha1.clone(),
+        sha256: Some(file.sha256.clone()),
+        size: Some(file.size),
+    });
+    Some(Manifest {
+        delete,
+        firmware,
+        new,
+        update,
+        version: target.to_string(),
+        previous_version: current.map(Version::to_string),
+    })
+}
+
+/// The highest firmware image above `current` and not above the target.
+fn newest_firmware<'a>(
+    index: &'a ReleaseIndex,
+    current: Option<&Version>,
+) -> Option<(&'a Version, &'a IndexedFile)> {
+    let (version, file) = index.firmware().range(..=index.target()).next_back()?;
+    current
+        .is_none_or(|c| version > c)
+        .then_some((version, file.as_ref()))
+}
+
+/// Serialises a manifest answer: the manifest's JSON, or `null`.
+pub fn render(manifest: Option<&Manifest>) -> Bytes {
+    match manifest {
+        Some(m) => Bytes::from(serde_json::to_vec(m).expect("manifest serialises")),
+        None => Bytes::from_static(UP_TO_DATE),
+    }
+}
+
+/// Rendered manifests for one index, keyed by (current version, host).
+///
+/// The cache lives and dies with its index, so a reload never serves a stale
+/// manifest. Both key parts come from the request, so the number of entries
+/// is capped: past the cap, manifests are still correct, just computed per
+/// request.
+#[derive(Debug, Default)]
+pub struct ManifestCache {
+    entries: RwLock<HashMap<(Option<Version>, String), Bytes>>,
+}
+
+/// Most cached manifests per index.
+const CACHE_CAPACITY: usize = 4096;
+
+impl ManifestCache {
+    /// The manifest body for `current` and `host`, computed on first use.
+    /// The flag says whether it came from the cache.
+    pub fn get(
+        &self,
+        index: &ReleaseIndex,
+        current: Option<&Version>,
+        host: &str,
+    ) -> (Bytes, bool) {
+        let key = (current.cloned(), host.to_owned());
+        if let Some(body) = self.entries.read().expect("cache lock").get(&key) {
+            return (body.clone(), true);
+        }
+        let body = render(build(index, current, host).as_ref());
+        let mut entries = self.entries.write().expect("cache lock");
+        if entries.len() < CACHE_CAPACITY {
+            entries.insert(key, body.clone());
+        }
+        (body, false)
+    }
+}

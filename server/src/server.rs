@@ -1,0 +1,229 @@
+//! The accept loop: connection limit, header timeout, graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use otavan_protocol::Version;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+use crate::index::IndexError;
+use crate::reports::{ReportStore, StoreError};
+use crate::service::{ConnInfo, handle};
+use crate::state::{IndexSettings, Release, Shared};
+
+/// Everything `otavan serve` can be told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The release root (version folders and `firmware_VERSION.bin`).
+    pub root: PathBuf,
+    /// Where to listen; port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// Fixed target version; `None` means the highest version folder.
+    pub target: Option<Version>,
+    /// The SQLite report database.
+    pub db: PathBuf,
+    /// Most connections served at once; further clients wait in the
+    /// kernel's accept queue.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, including
+    /// the wait for the first byte; idle connections are closed after it.
+    pub header_timeout: Duration,
+    /// How long in-flight requests may run after a shutdown signal.
+    pub drain_timeout: Duration,
+    /// Bytes of release content kept in memory (see [`crate::preload`]).
+    pub preload_bytes: u64,
+}
+
+impl ServerConfig {
+    /// The defaults of `otavan serve` for a release root.
+    pub fn new(root: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            root: root.into(),
+            addr: SocketAddr::from(([0, 0, 0, 0], 8000)),
+            target: None,
+            db: PathBuf::from("otavan.db"),
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+            preload_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The release could not be indexed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The report database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why not.
+        error: std::io::Error,
+    },
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    config: ServerConfig,
+}
+
+/// Triggers re-indexing of a running server's release.
+#[derive(Clone)]
+pub struct Reloader {
+    shared: Arc<Shared>,
+}
+
+impl Reloader {
+    /// Re-indexes the release and swaps it in; requests are served from the
+    /// old release meanwhile, and keep being served from it if this fails.
+    pub async fn reload(&self) -> Result<(), IndexError> {
+        self.shared.reload().await
+    }
+}
+
+impl Server {
+    /// Indexes the release, opens the report store and binds the address.
+    pub async fn bind(config: ServerConfig) -> Result<Server, StartError> {
+        let settings = IndexSettings {
+            root: config.root.clone(),
+            target: config.target.clone(),
+            exclude: database_files(&config.db),
+            preload_bytes: config.preload_bytes,
+        };
+        let loaded = {
+            let settings = settings.clone();
+            tokio::task::spawn_blocking(move || Release::load(&settings))
+                .await
+                .expect("index task does not panic")?
+        };
+        let db = config.db.clone();
+        let reports = tokio::task::spawn_blocking(move || ReportStore::open(&db))
+            .await
+            .expect("store task does not panic")?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|error| StartError::Bind {
+                addr: config.addr,
+                error,
+            })?;
+        Ok(Server {
+            listener,
+            shared: Arc::new(Shared::new(loaded, reports, settings)),
+            config,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// A handle that re-indexes the release while the server runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets
+    /// requests in flight finish (up to the drain timeout) and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Server {
+            listener,
+            shared,
+            config,
+        } = self;
+        info!(addr = %listener.local_addr().expect("bound"), "serving");
+        let permits = Arc::new(Semaphore::new(config.max_connections));
+        let graceful = GracefulShutdown::new();
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_timeout)
+            .auto_date_header(false);
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                () = &mut shutdown => break,
+                permit = Arc::clone(&permits).acquire_owned() => permit.expect("semaphore never closes"),
+            };
+            let (stream, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Usually out of file descriptors: back off instead of spinning.
+                        warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let Some(conn) = conn_info(&stream, peer) else {
+                continue;
+            };
+            let shared = Arc::clone(&shared);
+            let service = service_fn(move |request| {
+                let shared = Arc::clone(&shared);
+                async move { Ok::<_, std::convert::Infallible>(handle(shared, conn, request).await) }
+            });
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    debug!(%error, peer = %conn.peer, "connection ended with an error");
+                }
+                drop(permit);
+            });
+        }
+        drop(listener);
+        info!(
+            connections = graceful.count(),
+            "shutting down; draining requests in flight"
+        );
+        if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            warn!("drain timeout: closing the remaining connections");
+        }
+    }
+}
+
+fn conn_info(stream: &TcpStream, peer: SocketAddr) -> Option<ConnInfo> {
+    // Small responses (manifests, headers) must not wait for Nagle.
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().ok()?;
+    Some(ConnInfo { peer, local })
+}
+
+/// The database and the journal files SQLite keeps next to it.
+fn database_files(db: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = vec![db.to_path_buf()];
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(PathBuf::from(name));
+    }
+    files
+}

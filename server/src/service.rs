@@ -1,0 +1,259 @@
+//! Request routing, the per-request log line, and the HTTP/1.0 header diet.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_RANGE, DATE, HOST, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Version as HttpVersion};
+use otavan_protocol::{Report, Version};
+use percent_encoding::percent_decode_str;
+use tracing::{error, info};
+
+use crate::body::Body;
+use crate::files::{self, ServeOptions};
+use crate::respond;
+use crate::state::Shared;
+
+/// Largest accepted `POST /report` body.
+pub const MAX_REPORT_BYTES: usize = 16 * 1024;
+/// How long a client may take to send a report body.
+const REPORT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The two ends of a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The client.
+    pub peer: SocketAddr,
+    /// Our side: used for URLs when an HTTP/1.0 request has no Host.
+    pub local: SocketAddr,
+}
+
+/// Handles one request and logs it.
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let version = request.version();
+    let mut response = route(&shared, conn, request).await;
+    finish_headers(&mut response, version);
+    let bytes = match method {
+        Method::HEAD => 0,
+        _ => content_length(&response),
+    };
+    info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        bytes,
+        us = started.elapsed().as_micros() as u64,
+        peer = %conn.peer,
+        "request"
+    );
+    response
+}
+
+async fn route(shared: &Arc<Shared>, conn: ConnInfo, request: Request<Incoming>) -> Response<Body> {
+    let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
+    match request.uri().path() {
+        "/manifest.json" if read_only => manifest(shared, conn, &request),
+        "/reports.csv" if read_only => reports_csv(shared).await,
+        "/report" if request.method() == Method::POST => report(shared, request).await,
+        "/manifest.json" | "/reports.csv" => method_not_allowed("GET, HEAD"),
+        "/report" => method_not_allowed("POST"),
+        _ if read_only => file(shared, &request).await,
+        _ => method_not_allowed("GET, HEAD"),
+    }
+}
+
+fn manifest(shared: &Shared, conn: ConnInfo, request: &Request<Incoming>) -> Response<Body> {
+    let current = match current_version(request.uri().query()) {
+        Ok(current) => current,
+        Err(message) => return respond::error(StatusCode::BAD_REQUEST, &message),
+    };
+    let host = match request_host(request, conn) {
+        Ok(host) => host,
+        Err(message) => return respond::error(StatusCode::BAD_REQUEST, message),
+    };
+    let release = shared.release.load();
+    let (body, _cached) = release
+        .manifests
+        .get(&release.index, current.as_ref(), &host);
+    respond::content(StatusCode::OK, "application/json", body)
+}
+
+/// `current_ver` from the query string: absent or empty means a full
+/// install; anything else must be a version.
+fn current_version(query: Option<&str>) -> Result<Option<Version>, String> {
+    let raw = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(key, _)| key == "current_ver")
+        .map(|(_, value)| value.into_owned());
+    match raw.as_deref() {
+        None | Some("") => Ok(None),
+        Some(text) => Version::parse(text)
+            .map(Some)
+            .map_err(|e| format!("current_ver is not a version: {e}")),
+    }
+}
+
+/// The authority manifest URLs point at: the Host header, or our own address
+/// for HTTP/1.0 requests that have none. Hosts that could smuggle anything
+/// into a URL are refused.
+fn request_host(request: &Request<Incoming>, conn: ConnInfo) -> Result<String, &'static str> {
+    let Some(host) = request.headers().get(HOST) else {
+        return Ok(conn.local.to_string());
+    };
+    let host = host.to_str().map_err(|_| "Host header is not ASCII")?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".-:[]_".contains(c);
+    if host.is_empty() || host.len() > 255 || !host.chars().all(allowed) {
+        return Err("Host header is not a valid host[:port]");
+    }
+    Ok(host.to_owned())
+}
+
+async fn file(shared: &Shared, request: &Request<Incoming>) -> Response<Body> {
+    let Some(url_path) = decode_path(request.uri().path()) else {
+        return respond::error(StatusCode::NOT_FOUND, "not found");
+    };
+    let release = shared.release.load();
+    match release.index.lookup(&url_path) {
+        Some(file) => {
+            let file = Arc::clone(file);
+            drop(release);
+            let options = ServeOptions {
+                head: request.method() == Method::HEAD,
+                ranges: request.version() != HttpVersion::HTTP_10,
+            };
+            files::serve(&file, request.headers(), options).await
+        }
+        None => respond::error(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// The index key for a request path: percent-decoded, leading `/` removed.
+/// Paths that do not decode to UTF-8 cannot name an indexed file.
+fn decode_path(path: &str) -> Option<String> {
+    let decoded = percent_decode_str(path).decode_utf8().ok()?;
+    Some(decoded.strip_prefix('/')?.to_owned())
+}
+
+async fn report(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_REPORT_BYTES as u64) {
+        return respond::error(StatusCode::PAYLOAD_TOO_LARGE, "report body over 16 KiB");
+    }
+    let limited = Limited::new(request.into_body(), MAX_REPORT_BYTES);
+    let body = match tokio::time::timeout(REPORT_BODY_TIMEOUT, limited.collect()).await {
+        Err(_) => return respond::error(StatusCode::REQUEST_TIMEOUT, "report body too slow"),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return respond::error(StatusCode::PAYLOAD_TOO_LARGE, "report body over 16 KiB");
+        }
+        Ok(Err(_)) => {
+            return respond::error(StatusCode::BAD_REQUEST, "report body could not be read");
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let report: Report = match serde_json::from_slice(&body) {
+        Ok(report) => report,
+        Err(e) => {
+            return respond::error(StatusCode::BAD_REQUEST, &format!("malformed report: {e}"));
+        }
+    };
+    if let Err(e) = report.validate() {
+        return respond::error(StatusCode::BAD_REQUEST, &format!("invalid report: {e}"));
+    }
+    let store = Arc::clone(&shared.reports);
+    let stored =
+        tokio::task::spawn_blocking(move || store.insert(&report, SystemTime::now())).await;
+    match stored {
+        Ok(Ok(())) => respond::empty(StatusCode::NO_CONTENT),
+        Ok(Err(e)) => {
+            error!(error = %e, "cannot store report");
+            respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "report could not be stored",
+            )
+        }
+        Err(e) => {
+            error!(error = %e, "report task failed");
+            respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "report could not be stored",
+            )
+        }
+    }
+}
+
+async fn reports_csv(shared: &Shared) -> Response<Body> {
+    let store = Arc::clone(&shared.reports);
+    let exported = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        store.export_csv(&mut out).map(|()| out)
+    })
+    .await;
+    match exported {
+        Ok(Ok(csv)) => {
+            respond::content(StatusCode::OK, "text/csv; charset=utf-8", Bytes::from(csv))
+        }
+        Ok(Err(e)) => {
+            error!(error = %e, "cannot export reports");
+            respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reports could not be exported",
+            )
+        }
+        Err(e) => {
+            error!(error = %e, "export task failed");
+            respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reports could not be exported",
+            )
+        }
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = respond::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// HTTP/1.0 clients (the Pycom library) find the end of the headers only if
+/// it falls inside the first 100-byte read, so their responses carry just
+/// the length (and range); everyone else also gets a Date.
+fn finish_headers(response: &mut Response<Body>, version: HttpVersion) {
+    let headers = response.headers_mut();
+    if version == HttpVersion::HTTP_10 {
+        let length = headers.remove(CONTENT_LENGTH);
+        let range = headers.remove(CONTENT_RANGE);
+        headers.clear();
+        headers.extend(length.map(|v| (CONTENT_LENGTH, v)));
+        headers.extend(range.map(|v| (CONTENT_RANGE, v)));
+    } else {
+        let now = httpdate::fmt_http_date(SystemTime::now());
+        headers.insert(
+            DATE,
+            HeaderValue::from_str(&now).expect("HTTP date is a valid header"),
+        );
+    }
+}
+
+fn content_length(response: &Response<Body>) -> u64 {
+    response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0)
+}

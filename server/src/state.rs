@@ -1,0 +1,104 @@
+//! What request handlers share: the current release and the report store.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use otavan_protocol::Version;
+use tracing::{error, info};
+
+use crate::index::{IndexError, ReleaseIndex};
+use crate::manifest::ManifestCache;
+use crate::preload::preload;
+use crate::reports::ReportStore;
+
+/// How to (re)build the release index.
+#[derive(Debug, Clone)]
+pub struct IndexSettings {
+    /// The release root.
+    pub root: PathBuf,
+    /// Fixed target version; `None` means the highest version folder.
+    pub target: Option<Version>,
+    /// Files never to index or serve (the report database and its journals).
+    pub exclude: Vec<PathBuf>,
+    /// Bytes of release content to keep in memory.
+    pub preload_bytes: u64,
+}
+
+/// One indexed release and everything derived from it. Replaced as a whole
+/// on reload, so a request sees one consistent generation.
+#[derive(Debug)]
+pub struct Release {
+    /// The files and their hashes.
+    pub index: ReleaseIndex,
+    /// Manifests rendered for this index.
+    pub manifests: ManifestCache,
+}
+
+impl Release {
+    /// Indexes the release root and preloads its hot files (blocking).
+    pub fn load(settings: &IndexSettings) -> Result<Release, IndexError> {
+        let started = std::time::Instant::now();
+        let index =
+            ReleaseIndex::build(&settings.root, settings.target.as_ref(), &settings.exclude)?;
+        let preloaded = preload(&index, settings.preload_bytes);
+        info!(
+            root = %index.root().display(),
+            target = %index.target(),
+            versions = index.versions().count(),
+            firmware_images = index.firmware().len(),
+            files = index.file_count(),
+            preloaded_bytes = preloaded,
+            ms = started.elapsed().as_millis() as u64,
+            "release indexed"
+        );
+        Ok(Release {
+            index,
+            manifests: ManifestCache::default(),
+        })
+    }
+}
+
+/// State shared by every connection.
+pub struct Shared {
+    /// The release being served; swapped atomically on reload.
+    pub release: ArcSwap<Release>,
+    /// Where reports go.
+    pub reports: Arc<ReportStore>,
+    /// How to rebuild the release.
+    pub settings: IndexSettings,
+    /// Serialises reloads so two SIGHUPs do not index twice at once.
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    /// State serving `release`.
+    pub fn new(release: Release, reports: ReportStore, settings: IndexSettings) -> Shared {
+        Shared {
+            release: ArcSwap::from_pointee(release),
+            reports: Arc::new(reports),
+            settings,
+            reload_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Re-indexes on the blocking pool and swaps the new release in. On
+    /// failure the old release stays in service.
+    pub async fn reload(self: &Arc<Self>) -> Result<(), IndexError> {
+        let _guard = self.reload_lock.lock().await;
+        let settings = self.settings.clone();
+        let loaded = tokio::task::spawn_blocking(move || Release::load(&settings))
+            .await
+            .expect("index task does not panic");
+        match loaded {
+            Ok(release) => {
+                self.release.store(Arc::new(release));
+                Ok(())
+            }
+            Err(e) => {
+                error!(error = %e, "reload failed; still serving the previous release");
+                Err(e)
+            }
+        }
+    }
+}

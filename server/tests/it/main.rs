@@ -1,0 +1,11 @@
+//! Integration tests: the real server on an ephemeral port, spoken to over
+//! real sockets. One test binary, one module per concern.
+
+mod harness;
+
+mod files;
+mod lifecycle;
+mod manifests;
+mod pycom;
+mod reports;
+mod traversal;

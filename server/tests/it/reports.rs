@@ -1,0 +1,151 @@
+//! `POST /report` validation and storage, `GET /reports.csv`.
+
+use crate::harness::{TestServer, sample_root};
+
+const GOOD: &str = r#"{"device_id":"70B3D57ED0001234","from_version":"1.0.0","to_version":"1.1.0","state":"UPDATED","bytes":4096}"#;
+
+#[tokio::test]
+async fn valid_reports_are_stored_and_exported() {
+    let server = TestServer::start(&sample_root()).await;
+    let response = server
+        .request(
+            "POST",
+            "/report",
+            &["Content-Type: application/json"],
+            GOOD.as_bytes(),
+        )
+        .await;
+    assert_eq!(response.status, 204);
+    let failed = r#"{"device_id":"meter,\"7\"","from_version":"1.0.0","to_version":"1.1.0","state":"FAILED","error":"sha1 mismatch for /flash/main.py"}"#;
+    assert_eq!(
+        server
+            .request("POST", "/report", &[], failed.as_bytes())
+            .await
+            .status,
+        204
+    );
+
+    let csv = server.get("/reports.csv", &[]).await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let mut reader = csv::Reader::from_reader(csv.body.as_slice());
+    assert_eq!(
+        reader.headers().unwrap(),
+        vec![
+            "time",
+            "device_id",
+            "from_version",
+            "to_version",
+            "state",
+            "error"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows[0][0].ends_with('Z') && rows[0][0].contains('T'),
+        "RFC 3339 time: {}",
+        &rows[0][0]
+    );
+    assert_eq!(&rows[0][1], "70B3D57ED0001234");
+    assert_eq!(&rows[0][4], "UPDATED");
+    assert_eq!(&rows[0][5], "");
+    assert_eq!(&rows[1][1], "meter,\"7\"");
+    assert_eq!(&rows[1][4], "FAILED");
+    assert_eq!(&rows[1][5], "sha1 mismatch for /flash/main.py");
+}
+
+#[tokio::test]
+async fn malformed_reports_get_4xx_and_store_nothing() {
+    let server = TestServer::start(&sample_root()).await;
+    let oversized = format!(
+        r#"{{"device_id":"a","from_version":"1.0.0","to_version":"1.1.0","state":"FAILED","error":"{}"}}"#,
+        "x".repeat(17 * 1024)
+    );
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("not JSON", b"hello".to_vec(), 400),
+        ("empty", Vec::new(), 400),
+        ("JSON array", b"[]".to_vec(), 400),
+        (
+            "unknown state",
+            GOOD.replace("UPDATED", "DONE").into_bytes(),
+            400,
+        ),
+        (
+            "number as id",
+            GOOD.replace("\"70B3D57ED0001234\"", "42").into_bytes(),
+            400,
+        ),
+        (
+            "traversal version",
+            GOOD.replace("\"1.0.0\"", "\"../..\"").into_bytes(),
+            400,
+        ),
+        (
+            "negative bytes",
+            GOOD.replace("4096", "-1").into_bytes(),
+            400,
+        ),
+        (
+            "missing state",
+            br#"{"device_id":"a","from_version":"1.0.0","to_version":"1.1.0"}"#.to_vec(),
+            400,
+        ),
+        (
+            "empty id",
+            GOOD.replace("70B3D57ED0001234", "").into_bytes(),
+            400,
+        ),
+        (
+            "control char id",
+            GOOD.replace("70B3D57ED0001234", "a\\u0000b").into_bytes(),
+            400,
+        ),
+        ("invalid UTF-8", b"{\"device_id\":\"\xff\"}".to_vec(), 400),
+        ("over 16 KiB", oversized.into_bytes(), 413),
+    ];
+    for (name, body, status) in cases {
+        let response = server.request("POST", "/report", &[], &body).await;
+        assert_eq!(response.status, status, "{name}");
+        assert!(response.json()["error"].is_string(), "{name}");
+    }
+    // Oversized without a Content-Length (chunked) is cut off too.
+    let mut chunked = b"POST /report HTTP/1.1\r\nHost: h\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let big = vec![b'x'; 20 * 1024];
+    chunked.extend_from_slice(format!("{:x}\r\n", big.len()).as_bytes());
+    chunked.extend_from_slice(&big);
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    assert_eq!(server.raw(&chunked).await.status, 413);
+
+    assert_eq!(server.get("/report", &[]).await.status, 405);
+    assert_eq!(
+        server
+            .request("DELETE", "/reports.csv", &[], b"")
+            .await
+            .status,
+        405
+    );
+    let csv = server.get("/reports.csv", &[]).await.text();
+    assert_eq!(
+        csv, "time,device_id,from_version,to_version,state,error\n",
+        "nothing stored"
+    );
+}
+
+#[tokio::test]
+async fn reports_survive_a_restart() {
+    let db_dir = tempfile::TempDir::new().unwrap();
+    let db = db_dir.path().join("van.db");
+    let first = TestServer::start_with(&sample_root(), |c| c.db = db.clone()).await;
+    assert_eq!(
+        first
+            .request("POST", "/report", &[], GOOD.as_bytes())
+            .await
+            .status,
+        204
+    );
+    first.shutdown().await;
+    let second = TestServer::start_with(&sample_root(), |c| c.db = db.clone()).await;
+    let csv = second.get("/reports.csv", &[]).await.text();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+}

@@ -1,0 +1,98 @@
+//! The `otavan` command: parses flags and dispatches to the crates.
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use otavan_protocol::Version;
+use otavan_server::{Server, ServerConfig};
+
+/// Over-the-air updates for smart meters, delivered by a passing van.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a release tree to meters (the server in the van).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Release root: one folder per version plus firmware_VERSION.bin images.
+    #[arg(long)]
+    root: PathBuf,
+    /// TCP port.
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind: IpAddr,
+    /// Version to update meters to (default: the highest version folder).
+    #[arg(long)]
+    target: Option<Version>,
+    /// SQLite database for device reports.
+    #[arg(long, default_value = "otavan.db")]
+    db: PathBuf,
+    /// Most simultaneous connections.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a client may take to send request headers.
+    #[arg(long, default_value_t = 10)]
+    header_timeout: u64,
+    /// MiB of release content kept in memory (target files and firmware).
+    #[arg(long, default_value_t = 32)]
+    preload_mib: u64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("otavan: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = ServerConfig {
+        addr: SocketAddr::new(args.bind, args.port),
+        target: args.target,
+        db: args.db,
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_secs(args.header_timeout),
+        preload_bytes: args.preload_mib * 1024 * 1024,
+        ..ServerConfig::new(args.root)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(64)
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let server = Server::bind(config).await?;
+        otavan_server::signals::serve_until_signalled(server)
+            .await
+            .context("cannot install signal handlers")
+    })
+}
