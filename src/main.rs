@@ -1,5 +1,7 @@
 //! The `otavan` command: parses flags and dispatches to the crates.
 
+mod device;
+
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -23,6 +25,9 @@ struct Cli {
 enum Command {
     /// Serve a release tree to meters (the server in the van).
     Serve(ServeArgs),
+    /// Act as a meter: provision, update, confirm, roll back.
+    #[command(subcommand)]
+    Device(device::DeviceCommand),
 }
 
 #[derive(clap::Args)]
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Device(command) => device::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

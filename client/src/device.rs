@@ -1,0 +1,150 @@
+//! A meter on the local file system: what `otavan device ...` runs.
+//!
+//! Device state lives in `ROOT/.otavan/`; everything else under `ROOT` is
+//! the meter's file system. One process at a time: opening a device takes
+//! an exclusive lock on `ROOT/.otavan/lock`.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use otavan_protocol::Version;
+
+use crate::engine::{Engine, EngineConfig, EngineError, Outcome};
+use crate::meter::{Meter, Recovery, Status};
+use crate::path::{MeterPath, STATE_DIR};
+use crate::slots::FileSlots;
+use crate::state::DeviceState;
+use crate::storage::{DirStorage, Storage};
+use crate::transport::{HttpTransport, HttpTransportConfig, TransportError};
+
+/// Why a device command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The engine refused or failed; the meter is unchanged.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The server URL is unusable.
+    #[error("server: {0}")]
+    Server(TransportError),
+    /// The meter is already provisioned.
+    #[error("{0} is already provisioned (remove its {STATE_DIR}/ to start over)")]
+    AlreadyProvisioned(PathBuf),
+    /// Another `otavan device` command holds the lock.
+    #[error("another otavan process is using {0}")]
+    Busy(PathBuf),
+    /// A local file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
+}
+
+/// Records `version` as installed and `image` (empty when `None`) as the
+/// booted, confirmed firmware in slot A. Works on any storage, so tests
+/// provision fault-injecting ones the same way.
+pub fn provision<S: Storage + Clone>(
+    storage: &S,
+    version: &Version,
+    image: Option<&mut dyn Read>,
+) -> io::Result<()> {
+    let state_dir = MeterPath::parse(STATE_DIR).expect("valid");
+    if !storage.exists(&state_dir)? {
+        storage.create_dir(&state_dir)?;
+    }
+    let mut empty: &[u8] = &[];
+    FileSlots::new(storage.clone()).provision(image.unwrap_or(&mut empty))?;
+    DeviceState {
+        version: version.clone(),
+        update: None,
+    }
+    .save(storage)
+}
+
+/// `otavan device init`: provisions the meter at `root`.
+pub fn init(root: &Path, version: &Version, firmware: Option<&Path>) -> Result<(), DeviceError> {
+    let storage = DirStorage::new(root).map_err(|source| io_error(root, source))?;
+    if root.join(STATE_DIR).join("state.json").exists() {
+        return Err(DeviceError::AlreadyProvisioned(root.to_path_buf()));
+    }
+    let mut image = match firmware {
+        Some(path) => Some(File::open(path).map_err(|source| io_error(path, source))?),
+        None => None,
+    };
+    provision(
+        &storage,
+        version,
+        image.as_mut().map(|f| f as &mut dyn Read),
+    )
+    .map_err(|source| io_error(&root.join(STATE_DIR), source))
+}
+
+/// A provisioned meter, locked for this process.
+pub struct Device {
+    storage: DirStorage,
+    _lock: File,
+}
+
+impl Device {
+    /// Opens and locks the meter at `root`, then recovers any update a
+    /// power cut interrupted.
+    pub fn open(root: &Path) -> Result<(Device, Recovery), DeviceError> {
+        let storage = DirStorage::new(root).map_err(|source| io_error(root, source))?;
+        let state_dir = root.join(STATE_DIR);
+        if !state_dir.join("state.json").exists() {
+            return Err(EngineError::NotProvisioned.into());
+        }
+        let lock_path = state_dir.join("lock");
+        let lock = File::create(&lock_path).map_err(|source| io_error(&lock_path, source))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(DeviceError::Busy(root.to_path_buf()));
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(io_error(&lock_path, source)),
+        }
+        let device = Device {
+            storage,
+            _lock: lock,
+        };
+        let recovery = device.meter().recover()?;
+        Ok((device, recovery))
+    }
+
+    /// One update cycle against the otavan (or Pycom) server at `server`.
+    pub async fn update(&self, server: &str, device_id: &str) -> Result<Outcome, DeviceError> {
+        let transport =
+            HttpTransport::new(HttpTransportConfig::new(server)).map_err(DeviceError::Server)?;
+        let engine = Engine::new(self.meter(), transport, EngineConfig::new(device_id));
+        Ok(engine.update().await?)
+    }
+
+    /// The meter's status.
+    pub fn status(&self) -> Result<Status, DeviceError> {
+        Ok(self.meter().status()?)
+    }
+
+    /// Confirms the pending update.
+    pub fn confirm(&self) -> Result<Version, DeviceError> {
+        Ok(self.meter().confirm()?)
+    }
+
+    /// Rolls the pending update back.
+    pub fn rollback(&self) -> Result<Version, DeviceError> {
+        Ok(self.meter().rollback()?)
+    }
+
+    fn meter(&self) -> Meter<DirStorage, FileSlots<DirStorage>> {
+        Meter::new(self.storage.clone(), FileSlots::new(self.storage.clone()))
+    }
+}
+
+fn io_error(path: &Path, source: io::Error) -> DeviceError {
+    DeviceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

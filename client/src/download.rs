@@ -1,0 +1,301 @@
+//! Downloading a plan into staging, resumable across cut connections and
+//! van passes, and verifying every staged byte.
+//!
+//! Progress is the staging files themselves: a partial file's length is
+//! where the next fetch resumes (`Range: bytes=len-`). Staging is not
+//! fsynced file by file (a thousand fsyncs would dominate an update);
+//! instead every staged byte is verified before use, so a prefix that a
+//! power cut tore costs one re-download, never a bad install, and one
+//! file-system sync makes the verified files durable before they are
+//! installed.
+
+use std::io::{self, Read};
+
+use sha1::{Digest, Sha1};
+use sha2::Sha256;
+use tracing::{debug, warn};
+
+use crate::path::MeterPath;
+use crate::plan::{Expected, PlannedFile, UpdatePlan};
+use crate::state::staging_dir;
+use crate::storage::{Storage, WriteFile, create_parents};
+use crate::transport::{Sink, Transport, TransportError};
+
+/// Read buffer for hashing and copying: memory stays bounded whatever the
+/// file sizes.
+pub const BUFFER: usize = 64 * 1024;
+
+/// Why staging failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// The transport failed (after retries).
+    #[error("downloading {path}: {source}")]
+    Transport {
+        /// The file.
+        path: MeterPath,
+        /// What went wrong.
+        source: TransportError,
+    },
+    /// The content does not match the manifest, even after a fresh download.
+    #[error("{path}: {what} mismatch (expected {expected}, got {actual})")]
+    Mismatch {
+        /// The file.
+        path: MeterPath,
+        /// `sha1`, `sha256` or `size`.
+        what: &'static str,
+        /// What the manifest says.
+        expected: String,
+        /// What arrived.
+        actual: String,
+    },
+    /// Writing to staging failed.
+    #[error("staging {path}: {source}")]
+    Storage {
+        /// The file.
+        path: MeterPath,
+        /// What went wrong.
+        source: io::Error,
+    },
+}
+
+/// Appends downloads to a staging file.
+struct StagingSink<'a> {
+    storage: &'a dyn Storage,
+    path: &'a MeterPath,
+    file: Option<Box<dyn WriteFile + 'a>>,
+}
+
+impl<'a> StagingSink<'a> {
+    fn new(storage: &'a dyn Storage, path: &'a MeterPath) -> StagingSink<'a> {
+        StagingSink {
+            storage,
+            path,
+            file: None,
+        }
+    }
+}
+
+impl Sink for StagingSink<'_> {
+    fn restart(&mut self) -> io::Result<()> {
+        self.file = Some(self.storage.create(self.path)?);
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.file.is_none() {
+            self.file = Some(self.storage.append(self.path)?);
+        }
+        self.file.as_mut().expect("opened above").write_all(data)
+    }
+}
+
+/// Fetches whatever of `plan` is not fully staged yet, then verifies every
+/// staged file, re-fetching a mismatching one once from byte 0. Returns
+/// the bytes received. Staging files from other plans are removed first.
+pub async fn stage<T: Transport>(
+    storage: &dyn Storage,
+    transport: &T,
+    plan: &UpdatePlan,
+    retries: u32,
+) -> Result<u64, DownloadError> {
+    prepare_staging(storage, plan).map_err(|source| DownloadError::Storage {
+        path: staging_dir(),
+        source,
+    })?;
+    let mut received = 0;
+    for file in plan.downloads() {
+        received += fetch_resuming(storage, transport, file, retries).await?;
+    }
+    for file in plan.downloads() {
+        if let Err(mismatch) = verify(storage, &file.staged, &file.expect, &file.path) {
+            warn!(error = %mismatch, "staged file does not verify; fetching it again from the start");
+            remove_if_present(storage, &file.staged, &file.path)?;
+            received += fetch_resuming(storage, transport, file, retries).await?;
+            verify(storage, &file.staged, &file.expect, &file.path)?;
+        }
+    }
+    storage
+        .sync_all()
+        .map_err(|source| DownloadError::Storage {
+            path: staging_dir(),
+            source,
+        })?;
+    Ok(received)
+}
+
+/// Creates the staging directory and drops staged files that belong to
+/// no download of `plan` (an older target's leftovers).
+fn prepare_staging(storage: &dyn Storage, plan: &UpdatePlan) -> io::Result<()> {
+    let dir = staging_dir();
+    create_parents(storage, &dir.join("x").expect("valid"))?;
+    for entry in storage.list(Some(&dir))? {
+        if !plan.downloads().any(|f| f.staged == entry.path) {
+            if entry.is_dir {
+                storage.remove_dir_all(&entry.path)?;
+            } else {
+                storage.remove_file(&entry.path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Brings one staged file to its full length, resuming from what is
+/// there. Cut connections are retried (resuming) up to `retries` times.
+async fn fetch_resuming<T: Transport>(
+    storage: &dyn Storage,
+    transport: &T,
+    file: &PlannedFile,
+    retries: u32,
+) -> Result<u64, DownloadError> {
+    let storage_error = |source| DownloadError::Storage {
+        path: file.path.clone(),
+        source,
+    };
+    let mut received = 0;
+    let mut attempt = 0;
+    loop {
+        let have = storage
+            .size(&file.staged)
+            .map_err(storage_error)?
+            .unwrap_or(0);
+        match file.expect.size {
+            Some(size) if have == size => return Ok(received),
+            Some(size) if have > size => {
+                remove_if_present(storage, &file.staged, &file.path)?;
+                continue;
+            }
+            _ => {}
+        }
+        let mut sink = StagingSink::new(storage, &file.staged);
+        // Whatever arrives is progress, even from a cut fetch.
+        let result = transport.fetch(&file.url, have, &mut sink).await;
+        drop(sink);
+        match result {
+            Ok(fetched) => {
+                debug!(path = %file.path, from = fetched.from, bytes = fetched.received, "fetched");
+                return Ok(received + fetched.received);
+            }
+            Err(TransportError::Sink(source)) => return Err(storage_error(source)),
+            Err(error) if attempt < retries => {
+                attempt += 1;
+                warn!(path = %file.path, %error, attempt, "fetch failed; retrying");
+                if matches!(
+                    error,
+                    TransportError::BadResponse(_) | TransportError::Status { status: 416, .. }
+                ) {
+                    // The server cannot resume this file: start it over.
+                    remove_if_present(storage, &file.staged, &file.path)?;
+                }
+                // Bytes of a cut fetch are counted by the staged length.
+                let now = storage
+                    .size(&file.staged)
+                    .map_err(storage_error)?
+                    .unwrap_or(0);
+                received += now.saturating_sub(have);
+            }
+            Err(source) => {
+                return Err(DownloadError::Transport {
+                    path: file.path.clone(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+fn remove_if_present(
+    storage: &dyn Storage,
+    staged: &MeterPath,
+    path: &MeterPath,
+) -> Result<(), DownloadError> {
+    match storage.remove_file(staged) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(DownloadError::Storage {
+            path: path.clone(),
+            source,
+        }),
+    }
+}
+
+/// Hashes `staged` and compares it with `expect`.
+pub fn verify(
+    storage: &dyn Storage,
+    staged: &MeterPath,
+    expect: &Expected,
+    path: &MeterPath,
+) -> Result<(), DownloadError> {
+    let reader = storage
+        .open(staged)
+        .map_err(|source| DownloadError::Storage {
+            path: path.clone(),
+            source,
+        })?;
+    let digest = digest(reader).map_err(|source| DownloadError::Storage {
+        path: path.clone(),
+        source,
+    })?;
+    digest.check(expect, path)
+}
+
+/// SHA-1, SHA-256 and length of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest3 {
+    /// Lower-case hex SHA-1.
+    pub sha1: String,
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+    /// Bytes read.
+    pub size: u64,
+}
+
+impl Digest3 {
+    /// Compares with what the manifest promised.
+    pub fn check(&self, expect: &Expected, path: &MeterPath) -> Result<(), DownloadError> {
+        let mismatch = |what, expected: String, actual: String| DownloadError::Mismatch {
+            path: path.clone(),
+            what,
+            expected,
+            actual,
+        };
+        if let Some(size) = expect.size
+            && size != self.size
+        {
+            return Err(mismatch("size", size.to_string(), self.size.to_string()));
+        }
+        if expect.sha1 != self.sha1 {
+            return Err(mismatch("sha1", expect.sha1.clone(), self.sha1.clone()));
+        }
+        if let Some(sha256) = &expect.sha256
+            && *sha256 != self.sha256
+        {
+            return Err(mismatch("sha256", sha256.clone(), self.sha256.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Hashes a stream with a fixed buffer.
+pub fn digest(mut reader: impl Read) -> io::Result<Digest3> {
+    let mut sha1 = Sha1::new();
+    let mut sha256 = Sha256::new();
+    let mut buffer = vec![0u8; BUFFER];
+    let mut size = 0u64;
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        sha1.update(&buffer[..n]);
+        sha256.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok(Digest3 {
+        sha1: hex::encode(sha1.finalize()),
+        sha256: hex::encode(sha256.finalize()),
+        size,
+    })
+}

@@ -1,0 +1,230 @@
+//! The update engine: one update cycle over a transport.
+
+use std::io;
+
+use otavan_protocol::{Manifest, Report, UpdateState, Version};
+use tracing::{info, warn};
+
+use crate::download::{DownloadError, stage};
+use crate::meter::Meter;
+use crate::plan::{Limits, PlanError, plan};
+use crate::slots::FirmwareSlots;
+use crate::storage::Storage;
+use crate::transport::{Transport, TransportError};
+
+/// How the engine behaves.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The identifier in reports (DevEUI or serial).
+    pub device_id: String,
+    /// Bounds on what a manifest may ask for.
+    pub limits: Limits,
+    /// How often a cut download is resumed within one cycle.
+    pub retries: u32,
+}
+
+impl EngineConfig {
+    /// Defaults for a meter called `device_id`.
+    pub fn new(device_id: impl Into<String>) -> EngineConfig {
+        EngineConfig {
+            device_id: device_id.into(),
+            limits: Limits::default(),
+            retries: 2,
+        }
+    }
+}
+
+/// What an update cycle did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server has nothing newer.
+    UpToDate {
+        /// The meter's version.
+        version: Version,
+    },
+    /// The new version is installed, pending confirmation.
+    Updated {
+        /// The version before.
+        from: Version,
+        /// The version now.
+        to: Version,
+        /// Bytes downloaded in this cycle.
+        bytes: u64,
+    },
+}
+
+/// Why an operation failed. The meter is unchanged whenever one is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The meter has no state yet.
+    #[error("the meter is not provisioned (run `otavan device init`)")]
+    NotProvisioned,
+    /// An update awaits confirm or rollback.
+    #[error("version {0} is installed and awaits confirm or rollback")]
+    PendingConfirm(Version),
+    /// Nothing to confirm or roll back.
+    #[error("no update is pending")]
+    NothingPending,
+    /// The manifest could not be fetched.
+    #[error("fetching the manifest: {0}")]
+    Manifest(TransportError),
+    /// The manifest asks for something unsafe or malformed.
+    #[error("refused manifest: {0}")]
+    Plan(#[from] PlanError),
+    /// Downloads failed or did not verify.
+    #[error(transparent)]
+    Download(#[from] DownloadError),
+    /// Not enough free space for the update.
+    #[error("not enough space: the update needs {needed} bytes, {available} are free")]
+    NoSpace {
+        /// Bytes needed (with the reserve).
+        needed: u64,
+        /// Bytes free.
+        available: u64,
+    },
+    /// The file system failed.
+    #[error("storage: {0}")]
+    Storage(#[from] io::Error),
+}
+
+/// A meter plus the link to the van: runs update cycles.
+pub struct Engine<S, F, T> {
+    meter: Meter<S, F>,
+    transport: T,
+    config: EngineConfig,
+}
+
+impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
+    /// An engine over `meter`. Recover the meter before the first cycle.
+    pub fn new(meter: Meter<S, F>, transport: T, config: EngineConfig) -> Engine<S, F, T> {
+        Engine {
+            meter,
+            transport,
+            config,
+        }
+    }
+
+    /// The meter, for local operations (status, confirm, rollback).
+    pub fn meter(&self) -> &Meter<S, F> {
+        &self.meter
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// One update cycle: manifest, plan, stage, verify, apply. Reports each
+    /// state to the server; on failure reports FAILED with the reason and
+    /// leaves the meter as it was (staged downloads are kept for resume).
+    pub async fn update(&self) -> Result<Outcome, EngineError> {
+        let state = self.meter.state()?;
+        if let Some(journal) = &state.update {
+            return Err(EngineError::PendingConfirm(journal.to.clone()));
+        }
+        let current = state.version;
+        let manifest = self
+            .transport
+            .fetch_manifest(&current)
+            .await
+            .map_err(EngineError::Manifest)?;
+        let Some(manifest) = manifest else {
+            return Ok(Outcome::UpToDate { version: current });
+        };
+        let result = self.update_to(&current, &manifest).await;
+        if let Err(error) = &result {
+            match Version::parse(&manifest.version) {
+                Ok(to) => {
+                    self.report(
+                        &current,
+                        &to,
+                        UpdateState::Failed,
+                        Some(error.to_string()),
+                        None,
+                    )
+                    .await
+                }
+                Err(_) => {
+                    warn!(%error, "update failed; the manifest names no valid target to report")
+                }
+            }
+        }
+        result
+    }
+
+    async fn update_to(
+        &self,
+        current: &Version,
+        manifest: &Manifest,
+    ) -> Result<Outcome, EngineError> {
+        let Some(plan) = plan(manifest, current, &self.config.limits)? else {
+            return Ok(Outcome::UpToDate {
+                version: current.clone(),
+            });
+        };
+        let (from, to) = (&plan.from, &plan.to);
+        info!(%from, %to, files = plan.files.len(), deletes = plan.deletes.len(), firmware = plan.firmware.is_some(), "updating");
+        self.check_space(plan.declared_bytes())?;
+        self.report(from, to, UpdateState::Downloading, None, Some(0))
+            .await;
+        let bytes = stage(
+            self.meter.storage(),
+            &self.transport,
+            &plan,
+            self.config.retries,
+        )
+        .await?;
+        self.report(from, to, UpdateState::Downloaded, None, Some(bytes))
+            .await;
+        self.report(from, to, UpdateState::Verified, None, Some(bytes))
+            .await;
+        // Files move by rename; only the firmware slot needs new space.
+        self.check_space(
+            plan.firmware
+                .as_ref()
+                .and_then(|f| f.expect.size)
+                .unwrap_or(0),
+        )?;
+        self.report(from, to, UpdateState::Updating, None, Some(bytes))
+            .await;
+        self.meter.apply(&plan)?;
+        self.report(from, to, UpdateState::Updated, None, Some(bytes))
+            .await;
+        Ok(Outcome::Updated {
+            from: from.clone(),
+            to: to.clone(),
+            bytes,
+        })
+    }
+
+    fn check_space(&self, needed: u64) -> Result<(), EngineError> {
+        let needed = needed + self.config.limits.reserve;
+        let available = self.meter.storage().free_space()?;
+        if available < needed {
+            return Err(EngineError::NoSpace { needed, available });
+        }
+        Ok(())
+    }
+
+    /// Posts a report; a van out of reach must not fail the update.
+    async fn report(
+        &self,
+        from: &Version,
+        to: &Version,
+        state: UpdateState,
+        error: Option<String>,
+        bytes: Option<u64>,
+    ) {
+        let report = Report {
+            device_id: self.config.device_id.clone(),
+            from_version: from.clone(),
+            to_version: to.clone(),
+            state,
+            error,
+            bytes,
+        };
+        if let Err(error) = self.transport.send_report(&report).await {
+            warn!(%error, state = %state, "report not delivered");
+        }
+    }
+}

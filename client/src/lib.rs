@@ -1,0 +1,31 @@
+//! The meter side of otavan.
+//!
+//! An update cycle fetches the manifest for the meter's version, downloads
+//! everything into staging (resuming cut downloads with `Range`), verifies
+//! every byte, journals its intent, backs up what it will replace, installs
+//! by rename, writes firmware into the inactive A/B slot and records the new
+//! version as pending until it is confirmed or rolled back. A power cut at
+//! any point leaves the meter exactly at the old or the new version.
+//!
+//! The engine runs over three small traits, so a meter's drivers plug in
+//! and tests inject faults: [`transport::Transport`] (how bytes arrive),
+//! [`storage::Storage`] (the meter's file system) and
+//! [`slots::FirmwareSlots`] (the A/B images).
+
+pub mod transport;
+
+pub mod apply;
+pub mod download;
+pub mod engine;
+pub mod fault;
+pub mod meter;
+pub mod path;
+pub mod plan;
+pub mod slots;
+pub mod state;
+pub mod storage;
+pub mod wifi;
+
+pub use engine::{Engine, EngineConfig, EngineError, Outcome};
+pub use meter::{Meter, Recovery, Status};
+pub mod device;

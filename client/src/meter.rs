@@ -1,0 +1,218 @@
+//! What a meter can do without a network: apply a staged plan, confirm,
+//! roll back, recover after a power cut, report its status.
+
+use std::io;
+
+use otavan_protocol::Version;
+use tracing::{info, warn};
+
+use crate::apply::{flash, install, journal, undo};
+use crate::download::digest;
+use crate::engine::EngineError;
+use crate::path::MeterPath;
+use crate::plan::UpdatePlan;
+use crate::slots::{BootState, FirmwareSlots, Slot};
+use crate::state::{DeviceState, Phase, backup_dir, staging_dir};
+use crate::storage::Storage;
+
+/// What recovery found on start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// No interrupted work.
+    Clean,
+    /// An apply or rollback was cut short and has been undone.
+    Undone {
+        /// The version the meter is at again.
+        version: Version,
+    },
+}
+
+/// The meter's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The installed version.
+    pub version: Version,
+    /// An update is installed but not yet confirmed.
+    pub pending_confirm: bool,
+    /// The version a rollback would return to.
+    pub rollback_version: Option<Version>,
+    /// The booted slot.
+    pub boot_slot: Slot,
+    /// Lower-case hex SHA-1 of the booted image (`None`: empty slot).
+    pub firmware_sha1: Option<String>,
+}
+
+/// A meter's file system and firmware slots.
+pub struct Meter<S, F> {
+    storage: S,
+    slots: F,
+}
+
+impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
+    /// The meter over `storage` and `slots`. Call [`Meter::recover`] before
+    /// anything else on start.
+    pub fn new(storage: S, slots: F) -> Meter<S, F> {
+        Meter { storage, slots }
+    }
+
+    /// The meter's storage.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// The persisted state; [`EngineError::NotProvisioned`] without one.
+    pub fn state(&self) -> Result<DeviceState, EngineError> {
+        match DeviceState::load(&self.storage) {
+            Ok(state) => Ok(state),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(EngineError::NotProvisioned),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Undoes whatever a power cut interrupted, so the meter is exactly at
+    /// one version. Leaves an applied, unconfirmed update alone.
+    pub fn recover(&self) -> Result<Recovery, EngineError> {
+        let state = self.state()?;
+        let Some(journal) = &state.update else {
+            // A confirm cut short may have left its backups behind.
+            self.remove_dir_if_present(&backup_dir())?;
+            return Ok(Recovery::Clean);
+        };
+        match journal.phase {
+            Phase::Applied => Ok(Recovery::Clean),
+            Phase::Applying | Phase::RollingBack => {
+                warn!(from = %journal.from, to = %journal.to, phase = ?journal.phase, "undoing an interrupted update");
+                self.undo_to_old(&state)?;
+                Ok(Recovery::Undone {
+                    version: journal.from.clone(),
+                })
+            }
+        }
+    }
+
+    /// Journals, installs and flashes a staged, verified plan, then commits
+    /// the new version as pending confirmation. A failure is undone before
+    /// returning, so the meter stays at the old version.
+    pub fn apply(&self, plan: &UpdatePlan) -> Result<(), EngineError> {
+        let firmware_from = match &plan.firmware {
+            Some(_) => Some(self.slots.state()?),
+            None => None,
+        };
+        let mut journal = journal(&self.storage, plan, firmware_from)?;
+        let applying = DeviceState {
+            version: plan.from.clone(),
+            update: Some(journal.clone()),
+        };
+        applying.save(&self.storage)?;
+        let installed = install(&self.storage, &journal).map_err(EngineError::from);
+        let flashed = installed.and_then(|()| match &plan.firmware {
+            Some(image) => flash(&self.storage, &self.slots, image).map_err(EngineError::from),
+            None => Ok(()),
+        });
+        if let Err(error) = flashed {
+            warn!(%error, "apply failed; restoring the old version");
+            if let Err(undo_error) = self.undo_to_old(&applying) {
+                warn!(error = %undo_error, "undo failed; it is finished on the next start");
+            }
+            return Err(error);
+        }
+        journal.phase = Phase::Applied;
+        DeviceState {
+            version: plan.to.clone(),
+            update: Some(journal),
+        }
+        .save(&self.storage)?;
+        Ok(())
+    }
+
+    /// Makes a pending update permanent: keeps the new firmware, drops the
+    /// backups.
+    pub fn confirm(&self) -> Result<Version, EngineError> {
+        let state = self.state()?;
+        let Some(journal) = state.update.as_ref().filter(|j| j.phase == Phase::Applied) else {
+            return Err(EngineError::NothingPending);
+        };
+        if journal.firmware_from.is_some() {
+            let boot = self.slots.state()?;
+            if boot.pending {
+                self.slots.set_state(BootState {
+                    pending: false,
+                    ..boot
+                })?;
+            }
+        }
+        DeviceState {
+            version: journal.to.clone(),
+            update: None,
+        }
+        .save(&self.storage)?;
+        self.remove_dir_if_present(&backup_dir())?;
+        self.remove_dir_if_present(&staging_dir())?;
+        info!(version = %journal.to, "update confirmed");
+        Ok(journal.to.clone())
+    }
+
+    /// Restores the files, version and boot slot from before the pending
+    /// update, exactly.
+    pub fn rollback(&self) -> Result<Version, EngineError> {
+        let state = self.state()?;
+        let Some(journal) = state.update.as_ref().filter(|j| j.phase == Phase::Applied) else {
+            return Err(EngineError::NothingPending);
+        };
+        let mut rolling = journal.clone();
+        rolling.phase = Phase::RollingBack;
+        let state = DeviceState {
+            version: state.version.clone(),
+            update: Some(rolling),
+        };
+        state.save(&self.storage)?;
+        self.undo_to_old(&state)?;
+        self.remove_dir_if_present(&staging_dir())?;
+        info!(version = %journal.from, "rolled back");
+        Ok(journal.from.clone())
+    }
+
+    /// The meter's status.
+    pub fn status(&self) -> Result<Status, EngineError> {
+        let state = self.state()?;
+        let boot = self.slots.state()?;
+        let firmware_sha1 = match self.slots.read(boot.boot)? {
+            Some(reader) => Some(digest(reader)?.sha1),
+            None => None,
+        };
+        let applied = state.update.as_ref().filter(|j| j.phase == Phase::Applied);
+        Ok(Status {
+            version: state.version.clone(),
+            pending_confirm: applied.is_some(),
+            rollback_version: applied.map(|j| j.from.clone()),
+            boot_slot: boot.boot,
+            firmware_sha1,
+        })
+    }
+
+    /// Undoes the journal in `state` (idempotently), restores the boot
+    /// state, and records the old version.
+    fn undo_to_old(&self, state: &DeviceState) -> Result<(), EngineError> {
+        let journal = state.update.as_ref().expect("called with a journal");
+        undo(&self.storage, journal)?;
+        if let Some(before) = journal.firmware_from
+            && self.slots.state()? != before
+        {
+            self.slots.set_state(before)?;
+        }
+        DeviceState {
+            version: journal.from.clone(),
+            update: None,
+        }
+        .save(&self.storage)?;
+        self.remove_dir_if_present(&backup_dir())?;
+        Ok(())
+    }
+
+    fn remove_dir_if_present(&self, dir: &MeterPath) -> Result<(), EngineError> {
+        if self.storage.exists(dir)? {
+            self.storage.remove_dir_all(dir)?;
+        }
+        Ok(())
+    }
+}

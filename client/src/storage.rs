@@ -1,0 +1,303 @@
+//! The meter's file system, under one root.
+//!
+//! [`Storage`] is the seam the engine writes through: [`DirStorage`] is a
+//! directory on a Linux meter (or a test's temp dir), and
+//! [`crate::fault::FaultStorage`] wraps any storage to cut power at an exact
+//! operation. Paths are [`MeterPath`]s, so nothing unchecked reaches it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::path::MeterPath;
+
+/// A file open for writing.
+pub trait WriteFile: Write {
+    /// Flushes the file's data and metadata to stable storage (fsync).
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The entry's path.
+    pub path: MeterPath,
+    /// Whether it is a directory.
+    pub is_dir: bool,
+}
+
+/// File operations the update engine needs, all relative to the meter's
+/// root. Every mutating call is one "operation" for fault injection;
+/// renames must be atomic (POSIX `rename`).
+pub trait Storage {
+    /// Reads a whole (small) file.
+    fn read(&self, path: &MeterPath) -> io::Result<Vec<u8>>;
+    /// Opens a file for streaming reads.
+    fn open(&self, path: &MeterPath) -> io::Result<Box<dyn Read + '_>>;
+    /// Creates or truncates a file.
+    fn create(&self, path: &MeterPath) -> io::Result<Box<dyn WriteFile + '_>>;
+    /// Opens a file for appending, creating it if absent.
+    fn append(&self, path: &MeterPath) -> io::Result<Box<dyn WriteFile + '_>>;
+    /// The size of a file; `None` when nothing is there.
+    fn size(&self, path: &MeterPath) -> io::Result<Option<u64>>;
+    /// Whether a file or directory exists at `path`.
+    fn exists(&self, path: &MeterPath) -> io::Result<bool>;
+    /// Atomically renames `from` to `to`, replacing a file at `to`.
+    fn rename(&self, from: &MeterPath, to: &MeterPath) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &MeterPath) -> io::Result<()>;
+    /// Creates one directory (its parent must exist).
+    fn create_dir(&self, path: &MeterPath) -> io::Result<()>;
+    /// Removes an empty directory.
+    fn remove_dir(&self, path: &MeterPath) -> io::Result<()>;
+    /// Removes a directory and everything in it.
+    fn remove_dir_all(&self, path: &MeterPath) -> io::Result<()>;
+    /// Makes a directory's entries durable (fsync on the directory);
+    /// `None` is the root.
+    fn sync_dir(&self, dir: Option<&MeterPath>) -> io::Result<()>;
+    /// Makes everything written so far durable at once (`syncfs`): cheaper
+    /// than an fsync per file when many files were written.
+    fn sync_all(&self) -> io::Result<()>;
+    /// The entries of a directory (`None`: the root), sorted by path.
+    fn list(&self, dir: Option<&MeterPath>) -> io::Result<Vec<DirEntry>>;
+    /// Bytes available for new data.
+    fn free_space(&self) -> io::Result<u64>;
+}
+
+/// Creates `path`'s missing parent directories, outermost first, and
+/// returns the ones it created.
+pub fn create_parents(storage: &dyn Storage, path: &MeterPath) -> io::Result<Vec<MeterPath>> {
+    let mut created = Vec::new();
+    for dir in path.ancestors() {
+        if !storage.exists(&dir)? {
+            storage.create_dir(&dir)?;
+            created.push(dir);
+        }
+    }
+    Ok(created)
+}
+
+/// Replaces `path` with `content` so that a power cut leaves either the
+/// old or the new content: write a temporary file, fsync, rename, fsync
+/// the directory.
+pub fn write_atomic(storage: &dyn Storage, path: &MeterPath, content: &[u8]) -> io::Result<()> {
+    let temporary =
+        MeterPath::parse(&format!("{}.tmp", path.as_str())).map_err(io::Error::other)?;
+    let mut file = storage.create(&temporary)?;
+    file.write_all(content)?;
+    file.sync()?;
+    drop(file);
+    storage.rename(&temporary, path)?;
+    storage.sync_dir(path.parent().as_ref())
+}
+
+/// Every file under `dir` (`None`: the root), recursively, sorted.
+pub fn walk_files(storage: &dyn Storage, dir: Option<&MeterPath>) -> io::Result<Vec<MeterPath>> {
+    let mut files = Vec::new();
+    for entry in storage.list(dir)? {
+        if entry.is_dir {
+            files.extend(walk_files(storage, Some(&entry.path))?);
+        } else {
+            files.push(entry.path);
+        }
+    }
+    Ok(files)
+}
+
+/// A directory on the local file system.
+///
+/// Mutating operations refuse to pass through symbolic links, so even a
+/// link planted in the meter's tree cannot redirect a write outside it.
+#[derive(Debug, Clone)]
+pub struct DirStorage {
+    root: PathBuf,
+}
+
+impl DirStorage {
+    /// Storage rooted at `root`, which must exist.
+    pub fn new(root: impl Into<PathBuf>) -> io::Result<DirStorage> {
+        let root = root.into();
+        if !root.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is not a directory", root.display()),
+            ));
+        }
+        Ok(DirStorage { root })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn full(&self, path: &MeterPath) -> PathBuf {
+        self.root.join(path.as_str())
+    }
+
+    /// The full path, after checking that no existing component of it is a
+    /// symbolic link.
+    fn checked(&self, path: &MeterPath) -> io::Result<PathBuf> {
+        for dir in path.ancestors().iter().chain(std::iter::once(path)) {
+            match fs::symlink_metadata(self.full(dir)) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{dir} is a symbolic link"),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.full(path))
+    }
+
+    fn dir_path(&self, dir: Option<&MeterPath>) -> PathBuf {
+        dir.map_or_else(|| self.root.clone(), |d| self.full(d))
+    }
+}
+
+struct DirFile(File);
+
+impl Write for DirFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl WriteFile for DirFile {
+    fn sync(&mut self) -> io::Result<()> {
+        self.0.sync_all()
+    }
+}
+
+impl Storage for DirStorage {
+    fn read(&self, path: &MeterPath) -> io::Result<Vec<u8>> {
+        fs::read(self.checked(path)?)
+    }
+
+    fn open(&self, path: &MeterPath) -> io::Result<Box<dyn Read + '_>> {
+        Ok(Box::new(File::open(self.checked(path)?)?))
+    }
+
+    fn create(&self, path: &MeterPath) -> io::Result<Box<dyn WriteFile + '_>> {
+        Ok(Box::new(DirFile(File::create(self.checked(path)?)?)))
+    }
+
+    fn append(&self, path: &MeterPath) -> io::Result<Box<dyn WriteFile + '_>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.checked(path)?)?;
+        Ok(Box::new(DirFile(file)))
+    }
+
+    fn size(&self, path: &MeterPath) -> io::Result<Option<u64>> {
+        match fs::symlink_metadata(self.checked(path)?) {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn exists(&self, path: &MeterPath) -> io::Result<bool> {
+        match fs::symlink_metadata(self.full(path)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn rename(&self, from: &MeterPath, to: &MeterPath) -> io::Result<()> {
+        fs::rename(self.checked(from)?, self.checked(to)?)
+    }
+
+    fn remove_file(&self, path: &MeterPath) -> io::Result<()> {
+        fs::remove_file(self.checked(path)?)
+    }
+
+    fn create_dir(&self, path: &MeterPath) -> io::Result<()> {
+        fs::create_dir(self.checked(path)?)
+    }
+
+    fn remove_dir(&self, path: &MeterPath) -> io::Result<()> {
+        fs::remove_dir(self.checked(path)?)
+    }
+
+    fn remove_dir_all(&self, path: &MeterPath) -> io::Result<()> {
+        fs::remove_dir_all(self.checked(path)?)
+    }
+
+    fn sync_dir(&self, dir: Option<&MeterPath>) -> io::Result<()> {
+        File::open(self.dir_path(dir))?.sync_all()
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        let root = File::open(&self.root)?;
+        rustix::fs::syncfs(&root).map_err(io::Error::from)
+    }
+
+    fn list(&self, dir: Option<&MeterPath>) -> io::Result<Vec<DirEntry>> {
+        let mut entries = Vec::new();
+        for entry in fs::read_dir(self.dir_path(dir))? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = match dir {
+                Some(dir) => dir.join(name),
+                None => MeterPath::parse(name),
+            };
+            // Names the engine could never have written are not its business.
+            let Ok(path) = path else { continue };
+            let file_type = entry.file_type()?;
+            entries.push(DirEntry {
+                path,
+                is_dir: file_type.is_dir(),
+            });
+        }
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(entries)
+    }
+
+    fn free_space(&self) -> io::Result<u64> {
+        let stats = rustix::fs::statvfs(&self.root).map_err(io::Error::from)?;
+        Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_never_follow_symbolic_links() {
+        let outside = tempfile::TempDir::new().unwrap();
+        let root = tempfile::TempDir::new().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("flash")).unwrap();
+        let storage = DirStorage::new(root.path()).unwrap();
+        let path = MeterPath::parse("flash/main.py").unwrap();
+        let error = storage.create(&path).err().expect("refused");
+        assert!(error.to_string().contains("symbolic link"), "{error}");
+        assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn atomic_write_and_walk() {
+        let root = tempfile::TempDir::new().unwrap();
+        let storage = DirStorage::new(root.path()).unwrap();
+        let path = MeterPath::parse("a/b/c.txt").unwrap();
+        let created = create_parents(&storage, &path).unwrap();
+        assert_eq!(created.len(), 2);
+        write_atomic(&storage, &path, b"one").unwrap();
+        write_atomic(&storage, &path, b"two").unwrap();
+        assert_eq!(storage.read(&path).unwrap(), b"two");
+        assert_eq!(walk_files(&storage, None).unwrap(), vec![path]);
+        assert!(storage.free_space().unwrap() > 0);
+    }
+}

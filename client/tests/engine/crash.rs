@@ -1,0 +1,108 @@
+//! Power cuts at every storage operation of an update, a rollback and a
+//! confirm: after recovery the meter is exactly at the old or the new
+//! version, and a later pass still gets it to the new one.
+
+use otavan_client::Recovery;
+
+use crate::harness::{NEW, OLD, Release, TestMeter};
+
+/// Operations a clean update takes, counted by a fault storage that never cuts.
+async fn count_update_ops(release: &Release) -> u64 {
+    let meter = TestMeter::provisioned(release, OLD);
+    let (engine, storage) = meter.faulty_engine(release.transport(), None);
+    engine.update().await.unwrap();
+    storage.ops()
+}
+
+#[tokio::test]
+async fn a_power_cut_at_any_operation_of_an_update_leaves_old_or_new() {
+    let release = Release::sample();
+    let total = count_update_ops(&release).await;
+    assert!(total > 50, "the update takes {total} operations");
+    let (mut ended_old, mut ended_new) = (0, 0);
+    for cut in 0..total {
+        let meter = TestMeter::provisioned(&release, OLD);
+        let (engine, storage) = meter.faulty_engine(release.transport(), Some(cut));
+        let result = engine.update().await;
+        assert!(storage.is_cut(), "cut {cut} of {total} never happened");
+        assert!(
+            result.is_err(),
+            "cut {cut}: the update cannot succeed without power"
+        );
+
+        // Power returns: a fresh process recovers.
+        let recovery = meter.meter().recover().unwrap();
+        if meter.version() == NEW {
+            assert_eq!(recovery, Recovery::Clean);
+            meter.assert_at(&release, NEW);
+            assert!(meter.meter().status().unwrap().pending_confirm);
+            ended_new += 1;
+        } else {
+            meter.assert_at(&release, OLD);
+            ended_old += 1;
+            // The next van pass completes the update.
+            meter.engine(release.transport()).update().await.unwrap();
+            meter.assert_at(&release, NEW);
+        }
+        // And the update rolls back byte for byte from there.
+        meter.meter().rollback().unwrap();
+        meter.assert_at(&release, OLD);
+        meter.assert_outside_untouched();
+    }
+    // Cuts before the commit end old; a cut at the commit's directory sync ends new.
+    assert!(
+        ended_old > 0 && ended_new > 0,
+        "old {ended_old}, new {ended_new}"
+    );
+}
+
+#[tokio::test]
+async fn a_power_cut_at_any_operation_of_a_rollback_leaves_old_or_pending_new() {
+    let release = Release::sample();
+    let probe = TestMeter::provisioned(&release, OLD);
+    probe.engine(release.transport()).update().await.unwrap();
+    let (engine, storage) = probe.faulty_engine(release.transport(), None);
+    engine.meter().rollback().unwrap();
+    let total = storage.ops();
+
+    for cut in 0..total {
+        let meter = TestMeter::provisioned(&release, OLD);
+        meter.engine(release.transport()).update().await.unwrap();
+        let (engine, storage) = meter.faulty_engine(release.transport(), Some(cut));
+        assert!(engine.meter().rollback().is_err(), "cut {cut}");
+        assert!(storage.is_cut());
+        meter.meter().recover().unwrap();
+        if meter.version() == NEW {
+            meter.assert_at(&release, NEW);
+            meter.meter().rollback().unwrap();
+        }
+        meter.assert_at(&release, OLD);
+    }
+}
+
+#[tokio::test]
+async fn a_power_cut_at_any_operation_of_a_confirm_keeps_the_new_version() {
+    let release = Release::sample();
+    let probe = TestMeter::provisioned(&release, OLD);
+    probe.engine(release.transport()).update().await.unwrap();
+    let (engine, storage) = probe.faulty_engine(release.transport(), None);
+    engine.meter().confirm().unwrap();
+    let total = storage.ops();
+
+    for cut in 0..total {
+        let meter = TestMeter::provisioned(&release, OLD);
+        meter.engine(release.transport()).update().await.unwrap();
+        let (engine, _) = meter.faulty_engine(release.transport(), Some(cut));
+        assert!(engine.meter().confirm().is_err(), "cut {cut}");
+        meter.meter().recover().unwrap();
+        meter.assert_at(&release, NEW);
+        if meter.meter().status().unwrap().pending_confirm {
+            meter.meter().confirm().unwrap();
+        }
+        meter.assert_at(&release, NEW);
+        assert!(
+            !meter.root().join(".otavan/backup").exists(),
+            "cut {cut}: backups left"
+        );
+    }
+}

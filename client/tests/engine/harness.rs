@@ -1,0 +1,273 @@
+//! A sample release (indexed and turned into manifests by the server's
+//! own code) and meters provisioned from it in temp dirs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use otavan_client::device::provision;
+use otavan_client::fault::FaultStorage;
+use otavan_client::slots::{FileSlots, FirmwareSlots};
+use otavan_client::storage::{DirStorage, Storage, walk_files};
+use otavan_client::transport::MemoryTransport;
+use otavan_client::{Engine, EngineConfig, Meter};
+use otavan_protocol::Version;
+use otavan_server::index::ReleaseIndex;
+use tempfile::TempDir;
+
+/// A file tree: path relative to the root -> content.
+pub type Tree = BTreeMap<String, Vec<u8>>;
+
+/// Two versions covering every kind of change: updated, unchanged, new (in
+/// a new nested folder), deleted files, and a firmware image each.
+pub struct Release {
+    root: TempDir,
+    pub index: ReleaseIndex,
+}
+
+pub const OLD: &str = "1.0.0";
+pub const NEW: &str = "1.1.0";
+
+fn content(tag: &str, size: usize) -> Vec<u8> {
+    (0..size)
+        .map(|i| (i as u8).wrapping_mul(31) ^ tag.len() as u8 ^ tag.as_bytes()[i % tag.len()])
+        .collect()
+}
+
+impl Release {
+    pub fn sample() -> Release {
+        let old: &[(&str, Vec<u8>)] = &[
+            ("flash/main.py", content("main 1.0.0", 3000)),
+            ("flash/boot.py", content("boot", 500)),
+            ("flash/lib/meter.py", content("meter 1.0.0", 5000)),
+            ("flash/lib/old_driver.py", content("old driver", 2000)),
+            ("sd/sounds/beep.wav", content("beep", 9000)),
+        ];
+        let new: &[(&str, Vec<u8>)] = &[
+            ("flash/main.py", content("main 1.1.0", 3300)),
+            ("flash/boot.py", content("boot", 500)),
+            ("flash/lib/meter.py", content("meter 1.1.0", 4000)),
+            ("flash/lib/tariff/tables.py", content("tables", 6000)),
+            ("flash/lib/tariff/peak.py", content("peak", 700)),
+            ("sd/config.json", content("config", 300)),
+        ];
+        Release::from_trees(
+            old,
+            new,
+            &content("firmware 1.0.0", 12_000),
+            &content("firmware 1.1.0", 16_000),
+        )
+    }
+
+    pub fn from_trees(
+        old: &[(&str, Vec<u8>)],
+        new: &[(&str, Vec<u8>)],
+        old_image: &[u8],
+        new_image: &[u8],
+    ) -> Release {
+        let root = TempDir::new().unwrap();
+        for (version, files) in [(OLD, old), (NEW, new)] {
+            for (path, bytes) in files {
+                write(&root.path().join(version), path, bytes);
+            }
+        }
+        std::fs::write(root.path().join(format!("firmware_{OLD}.bin")), old_image).unwrap();
+        std::fs::write(root.path().join(format!("firmware_{NEW}.bin")), new_image).unwrap();
+        let index = ReleaseIndex::build(root.path(), None, &[]).unwrap();
+        Release { root, index }
+    }
+
+    /// The manifest JSON the server would send a meter at `current`.
+    pub fn manifest_json(&self, current: &str) -> Vec<u8> {
+        let current: Version = current.parse().unwrap();
+        let manifest = otavan_server::manifest::build(&self.index, Some(&current), "van.local");
+        serde_json::to_vec(&manifest).unwrap()
+    }
+
+    /// A transport serving this release to meters at [`OLD`].
+    pub fn transport(&self) -> MemoryTransport {
+        let transport = MemoryTransport::new().with_manifest(OLD, self.manifest_json(OLD));
+        for version in [OLD, NEW] {
+            for (path, bytes) in self.tree(version) {
+                transport.set_file(&format!("/{version}/{path}"), bytes);
+            }
+            transport.set_file(&format!("/firmware_{version}.bin"), self.image(version));
+        }
+        transport
+    }
+
+    pub fn tree(&self, version: &str) -> Tree {
+        read_tree(&self.root.path().join(version))
+    }
+
+    pub fn image(&self, version: &str) -> Vec<u8> {
+        std::fs::read(self.root.path().join(format!("firmware_{version}.bin"))).unwrap()
+    }
+
+    /// Bytes a meter at OLD must download.
+    pub fn update_bytes(&self) -> u64 {
+        let manifest: otavan_protocol::Manifest =
+            serde_json::from_slice(&self.manifest_json(OLD)).unwrap();
+        let files: u64 = manifest
+            .new
+            .iter()
+            .chain(&manifest.update)
+            .map(|e| e.size.unwrap())
+            .sum();
+        files + manifest.firmware.map_or(0, |f| f.size.unwrap())
+    }
+}
+
+pub fn write(root: &Path, path: &str, bytes: &[u8]) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Every file under `root` except the client's state, by relative path.
+pub fn read_tree(root: &Path) -> Tree {
+    let storage = DirStorage::new(root).unwrap();
+    walk_files(&storage, None)
+        .unwrap()
+        .into_iter()
+        .filter(|p| !p.as_str().starts_with(".otavan/"))
+        .map(|p| (p.as_str().to_owned(), storage.read(&p).unwrap()))
+        .collect()
+}
+
+/// Every directory under `root` except the client's state.
+pub fn read_dirs(root: &Path) -> Vec<String> {
+    let mut dirs = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() && !path.ends_with(".otavan") {
+                dirs.push(path.strip_prefix(root).unwrap().display().to_string());
+                stack.push(path);
+            }
+        }
+    }
+    dirs.sort();
+    dirs
+}
+
+/// An engine whose storage and slots share one fault-injecting storage.
+pub type FaultyEngine =
+    Engine<FaultStorage<DirStorage>, FileSlots<FaultStorage<DirStorage>>, MemoryTransport>;
+
+/// A meter in a temp dir.
+pub struct TestMeter {
+    /// The meter's root is `dir/meter`; `dir` also holds a sentinel
+    /// outside the root to prove nothing is written there.
+    pub dir: TempDir,
+}
+
+impl TestMeter {
+    /// A meter at `version` of `release` with its firmware booted.
+    pub fn provisioned(release: &Release, version: &str) -> TestMeter {
+        let dir = TempDir::new().unwrap();
+        std::fs::create_dir(dir.path().join("meter")).unwrap();
+        std::fs::write(dir.path().join("outside.txt"), b"sentinel").unwrap();
+        let meter = TestMeter { dir };
+        for (path, bytes) in release.tree(version) {
+            write(&meter.root(), &path, &bytes);
+        }
+        let image = release.image(version);
+        provision(
+            &meter.storage(),
+            &version.parse().unwrap(),
+            Some(&mut image.as_slice()),
+        )
+        .unwrap();
+        meter
+    }
+
+    pub fn root(&self) -> std::path::PathBuf {
+        self.dir.path().join("meter")
+    }
+
+    pub fn storage(&self) -> DirStorage {
+        DirStorage::new(self.root()).unwrap()
+    }
+
+    pub fn meter(&self) -> Meter<DirStorage, FileSlots<DirStorage>> {
+        Meter::new(self.storage(), FileSlots::new(self.storage()))
+    }
+
+    pub fn engine(
+        &self,
+        transport: MemoryTransport,
+    ) -> Engine<DirStorage, FileSlots<DirStorage>, MemoryTransport> {
+        Engine::new(self.meter(), transport, EngineConfig::new("meter-1"))
+    }
+
+    /// An engine whose storage (slots included) loses power at `cut_at`.
+    pub fn faulty_engine(
+        &self,
+        transport: MemoryTransport,
+        cut_at: Option<u64>,
+    ) -> (FaultyEngine, FaultStorage<DirStorage>) {
+        let storage = FaultStorage::new(self.storage(), cut_at);
+        let meter = Meter::new(storage.clone(), FileSlots::new(storage.clone()));
+        (
+            Engine::new(meter, transport, EngineConfig::new("meter-1")),
+            storage,
+        )
+    }
+
+    pub fn tree(&self) -> Tree {
+        read_tree(&self.root())
+    }
+
+    pub fn version(&self) -> String {
+        self.meter().status().unwrap().version.to_string()
+    }
+
+    pub fn booted_image(&self) -> Vec<u8> {
+        let slots = FileSlots::new(self.storage());
+        let boot = slots.state().unwrap().boot;
+        let mut image = Vec::new();
+        std::io::copy(&mut slots.read(boot).unwrap().unwrap(), &mut image).unwrap();
+        image
+    }
+
+    /// Nothing beside the meter's root changed.
+    pub fn assert_outside_untouched(&self) {
+        let names: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let mut names = names;
+        names.sort();
+        assert_eq!(names, ["meter", "outside.txt"]);
+        assert_eq!(
+            std::fs::read(self.dir.path().join("outside.txt")).unwrap(),
+            b"sentinel"
+        );
+    }
+
+    /// Exactly at `version` of `release`: files, version, booted image.
+    pub fn assert_at(&self, release: &Release, version: &str) {
+        assert_eq!(self.version(), version);
+        assert!(
+            self.tree() == release.tree(version),
+            "tree differs from {version}: {:?}",
+            diff(&self.tree(), &release.tree(version))
+        );
+        assert!(
+            self.booted_image() == release.image(version),
+            "booted image is not {version}'s"
+        );
+    }
+}
+
+/// Paths that differ between two trees, for readable failures.
+pub fn diff(a: &Tree, b: &Tree) -> Vec<String> {
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}

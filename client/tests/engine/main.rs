@@ -1,0 +1,10 @@
+//! Engine tests: real files in temp dirs, a real release indexed by the
+//! server's own code, and transports that fail on purpose.
+
+mod harness;
+
+mod crash;
+mod hostile;
+mod pycom;
+mod resume;
+mod update;

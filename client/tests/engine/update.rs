@@ -1,0 +1,142 @@
+//! The happy path, confirm and rollback.
+
+use otavan_client::{EngineError, Outcome};
+use otavan_protocol::UpdateState;
+
+use crate::harness::{NEW, OLD, Release, TestMeter, read_dirs};
+
+#[tokio::test]
+async fn update_installs_exactly_the_new_version_and_reports_each_state() {
+    let release = Release::sample();
+    let meter = TestMeter::provisioned(&release, OLD);
+    let old_dirs = read_dirs(&meter.root());
+    let transport = release.transport();
+    let outcome = meter.engine(transport.clone()).update().await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Updated {
+            from: OLD.parse().unwrap(),
+            to: NEW.parse().unwrap(),
+            bytes: release.update_bytes()
+        }
+    );
+    meter.assert_at(&release, NEW);
+    let status = meter.meter().status().unwrap();
+    assert!(status.pending_confirm);
+    assert_eq!(status.rollback_version.unwrap().as_str(), OLD);
+
+    let states: Vec<UpdateState> = transport.reports().iter().map(|r| r.state).collect();
+    use UpdateState::*;
+    assert_eq!(
+        states,
+        [Downloading, Downloaded, Verified, Updating, Updated]
+    );
+    let last = transport.reports().pop().unwrap();
+    assert_eq!(
+        (
+            last.device_id.as_str(),
+            last.from_version.as_str(),
+            last.to_version.as_str()
+        ),
+        ("meter-1", OLD, NEW)
+    );
+    assert_eq!(last.bytes, Some(release.update_bytes()));
+
+    // Rollback restores the old tree byte for byte, its folders, version and boot slot.
+    assert_eq!(meter.meter().rollback().unwrap().as_str(), OLD);
+    meter.assert_at(&release, OLD);
+    assert_eq!(
+        read_dirs(&meter.root()),
+        old_dirs,
+        "created folders removed again"
+    );
+    assert!(!meter.meter().status().unwrap().pending_confirm);
+    meter.assert_outside_untouched();
+}
+
+#[tokio::test]
+async fn confirm_makes_it_permanent() {
+    let release = Release::sample();
+    let meter = TestMeter::provisioned(&release, OLD);
+    meter.engine(release.transport()).update().await.unwrap();
+    assert_eq!(meter.meter().confirm().unwrap().as_str(), NEW);
+    meter.assert_at(&release, NEW);
+    let status = meter.meter().status().unwrap();
+    assert!(!status.pending_confirm);
+    assert!(matches!(
+        meter.meter().rollback(),
+        Err(EngineError::NothingPending)
+    ));
+    assert!(matches!(
+        meter.meter().confirm(),
+        Err(EngineError::NothingPending)
+    ));
+    // Backups and staging are gone.
+    for dir in ["backup", "staging"] {
+        assert!(
+            !meter.root().join(".otavan").join(dir).exists(),
+            "{dir} left behind"
+        );
+    }
+    meter.assert_at(&release, NEW);
+}
+
+#[tokio::test]
+async fn a_pending_update_blocks_another_until_confirmed() {
+    let release = Release::sample();
+    let meter = TestMeter::provisioned(&release, OLD);
+    let transport = release.transport();
+    meter.engine(transport.clone()).update().await.unwrap();
+    let error = meter.engine(transport.clone()).update().await.unwrap_err();
+    assert!(
+        matches!(error, EngineError::PendingConfirm(ref v) if v.as_str() == NEW),
+        "{error}"
+    );
+    meter.meter().confirm().unwrap();
+    let outcome = meter.engine(transport).update().await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::UpToDate {
+            version: NEW.parse().unwrap()
+        }
+    );
+}
+
+#[tokio::test]
+async fn an_update_without_firmware_keeps_the_boot_slot() {
+    let release = Release::sample();
+    let meter = TestMeter::provisioned(&release, OLD);
+    // Serve a manifest with the firmware entry removed.
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&release.manifest_json(OLD)).unwrap();
+    manifest.as_object_mut().unwrap().remove("firmware");
+    let transport = release.transport();
+    transport.set_manifest(OLD, serde_json::to_vec(&manifest).unwrap());
+    meter.engine(transport).update().await.unwrap();
+    assert_eq!(meter.tree(), release.tree(NEW));
+    assert_eq!(meter.booted_image(), release.image(OLD));
+    meter.meter().rollback().unwrap();
+    meter.assert_at(&release, OLD);
+}
+
+#[tokio::test]
+async fn reports_that_cannot_be_delivered_do_not_fail_the_update() {
+    let release = Release::sample();
+    let meter = TestMeter::provisioned(&release, OLD);
+    let transport = release.transport();
+    transport.fail_reports(true);
+    meter.engine(transport).update().await.unwrap();
+    meter.assert_at(&release, NEW);
+}
+
+#[tokio::test]
+async fn an_unprovisioned_meter_says_so() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let storage = otavan_client::storage::DirStorage::new(dir.path()).unwrap();
+    let meter = otavan_client::Meter::new(
+        storage.clone(),
+        otavan_client::slots::FileSlots::new(storage),
+    );
+    let error = meter.status().unwrap_err();
+    assert!(error.to_string().contains("not provisioned"), "{error}");
+}

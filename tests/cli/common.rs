@@ -1,0 +1,93 @@
+//! Running the `otavan` binary and talking to what it serves.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub fn otavan() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_otavan"))
+}
+
+/// A running `otavan serve` and the address it logged.
+pub struct Served {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Served {
+    pub fn start(root: &Path, db: &Path) -> Served {
+        let mut child = otavan()
+            .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--root"])
+            .arg(root)
+            .arg("--db")
+            .arg(db)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let addr = wait_for(&log, "serving")
+            .split("addr=")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        Served { child, addr, log }
+    }
+
+    pub fn get(&self, path: &str) -> String {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.split_once("\r\n\r\n").unwrap().1.to_owned()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// The first log line containing `needle`, waiting up to 30 s.
+pub fn wait_for(log: &mpsc::Receiver<String>, needle: &str) -> String {
+    loop {
+        let line = log
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+pub fn write(root: &Path, path: &str, content: &str) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // A test that did not stop its server must not leave it running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

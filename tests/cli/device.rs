@@ -1,0 +1,183 @@
+//! `otavan device ...` against a real `otavan serve`: what a Linux meter
+//! (or an operator testing one) runs.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::common::{Served, otavan};
+
+fn sample() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/releases"))
+}
+
+fn run(args: &[&str]) -> Output {
+    otavan().args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let output = run(args);
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Files under `root` except the client's state and editor files.
+fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if name == ".otavan" || name == "pymakr.conf" {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(root).unwrap().display().to_string();
+                files.push((relative, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn status(root: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(&["device", "status", "--root", root, "--json"])).unwrap()
+}
+
+fn sha1_file(path: &Path) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(std::fs::read(path).unwrap()))
+}
+
+#[test]
+fn a_meter_updates_rolls_back_and_confirms_against_the_real_server() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let served = Served::start(sample(), &dir.path().join("van.db"));
+    let server = format!("http://{}", served.addr);
+    let meter = dir.path().join("meter");
+    std::fs::create_dir(&meter).unwrap();
+    copy_tree(&sample().join("1.0.0"), &meter);
+    let root = meter.to_str().unwrap();
+    let old_image = sample().join("firmware_1.0.0.bin");
+    ok(&[
+        "device",
+        "init",
+        "--root",
+        root,
+        "--version",
+        "1.0.0",
+        "--firmware",
+        old_image.to_str().unwrap(),
+    ]);
+
+    let before = status(root);
+    assert_eq!(before["version"], "1.0.0");
+    assert_eq!(before["pending_confirm"], false);
+    assert_eq!(before["boot_slot"], "a");
+    assert_eq!(before["firmware_sha1"], sha1_file(&old_image));
+
+    let out = ok(&[
+        "device",
+        "update",
+        "--root",
+        root,
+        "--server",
+        &server,
+        "--device-id",
+        "meter-7",
+    ]);
+    assert!(out.contains("updated 1.0.0 -> 1.1.0"), "{out}");
+    assert_eq!(tree(&meter), tree(&sample().join("1.1.0")));
+    let after = status(root);
+    assert_eq!(after["version"], "1.1.0");
+    assert_eq!(after["pending_confirm"], true);
+    assert_eq!(after["boot_slot"], "b");
+    assert_eq!(
+        after["firmware_sha1"],
+        sha1_file(&sample().join("firmware_1.1.0.bin"))
+    );
+
+    // A second update while pending is refused with a clear message.
+    let refused = run(&["device", "update", "--root", root, "--server", &server]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("awaits confirm or rollback"));
+
+    ok(&["device", "rollback", "--root", root]);
+    assert_eq!(tree(&meter), tree(&sample().join("1.0.0")));
+    assert_eq!(status(root), before);
+
+    ok(&[
+        "device",
+        "update",
+        "--root",
+        root,
+        "--server",
+        &server,
+        "--device-id",
+        "meter-7",
+    ]);
+    ok(&["device", "confirm", "--root", root]);
+    let confirmed = status(root);
+    assert_eq!(confirmed["pending_confirm"], false);
+    assert_eq!(confirmed["version"], "1.1.0");
+    let out = ok(&["device", "update", "--root", root, "--server", &server]);
+    assert!(out.contains("already current at 1.1.0"), "{out}");
+
+    // The van saw every state of both updates.
+    let csv = served.get("/reports.csv");
+    let updated = csv
+        .lines()
+        .filter(|l| l.contains("meter-7") && l.contains(",UPDATED,"))
+        .count();
+    assert_eq!(updated, 2, "{csv}");
+}
+
+#[test]
+fn failures_exit_non_zero_with_a_clear_message() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let output = run(&["device", "status", "--root", root]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not provisioned"));
+
+    ok(&["device", "init", "--root", root, "--version", "1.0.0"]);
+    let again = run(&["device", "init", "--root", root, "--version", "1.0.0"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already provisioned"));
+
+    // Nobody listens on port 9 of loopback.
+    let output = run(&[
+        "device",
+        "update",
+        "--root",
+        root,
+        "--server",
+        "http://127.0.0.1:9",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("otavan: fetching the manifest"), "{stderr}");
+
+    let output = run(&["device", "confirm", "--root", root]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no update is pending"));
+    assert_eq!(status(root)["firmware_sha1"], serde_json::Value::Null);
+}

@@ -1,0 +1,6 @@
+//! The `otavan` binary as operators and meters run it.
+
+mod common;
+
+mod device;
+mod serve;
