@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use otavan_protocol::Version;
 
@@ -17,6 +18,7 @@ use crate::slots::FileSlots;
 use crate::state::DeviceState;
 use crate::storage::{DirStorage, Storage};
 use crate::transport::{HttpTransport, HttpTransportConfig, TransportError};
+use crate::wifi::{Credentials, HostWifi, SessionError, VanNetwork, update_session};
 
 /// Why a device command failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,9 @@ pub enum DeviceError {
     /// The engine refused or failed; the meter is unchanged.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// Joining the network or the update cycle failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
     /// The server URL is unusable.
     #[error("server: {0}")]
     Server(TransportError),
@@ -119,7 +124,13 @@ impl Device {
         let transport =
             HttpTransport::new(HttpTransportConfig::new(server)).map_err(DeviceError::Server)?;
         let engine = Engine::new(self.meter(), transport, EngineConfig::new(device_id));
-        Ok(engine.update().await?)
+        // A Linux meter is already on its network: joining is immediate.
+        let network = VanNetwork {
+            ssid: "host".into(),
+            credentials: Credentials::Open,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        Ok(update_session(&mut HostWifi, &network, deadline, &engine).await?)
     }
 
     /// The meter's status.

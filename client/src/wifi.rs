@@ -7,6 +7,11 @@
 
 use std::time::Instant;
 
+use crate::engine::{Engine, EngineError, Outcome};
+use crate::slots::FirmwareSlots;
+use crate::storage::Storage;
+use crate::transport::Transport;
+
 /// What a meter needs to join a network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
@@ -59,4 +64,45 @@ impl WifiLink for HostWifi {
     }
 
     async fn leave(&mut self) {}
+}
+
+/// The van's network, as provisioned on the meter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VanNetwork {
+    /// The access point's name.
+    pub ssid: String,
+    /// How to join it.
+    pub credentials: Credentials,
+}
+
+/// Why a WiFi update session failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The radio could not join the van's network; nothing was attempted.
+    #[error(transparent)]
+    Join(#[from] WifiError),
+    /// Joined, but the update cycle failed (the meter is unchanged).
+    #[error(transparent)]
+    Update(#[from] EngineError),
+}
+
+/// One WiFi session: joins `network` (giving up at `deadline`), runs one
+/// update cycle, and always leaves again so the radio is off between vans.
+pub async fn update_session<W, S, F, T>(
+    wifi: &mut W,
+    network: &VanNetwork,
+    deadline: Instant,
+    engine: &Engine<S, F, T>,
+) -> Result<Outcome, SessionError>
+where
+    W: WifiLink,
+    S: Storage,
+    F: FirmwareSlots,
+    T: Transport,
+{
+    wifi.join(&network.ssid, &network.credentials, deadline)
+        .await?;
+    let outcome = engine.update().await;
+    wifi.leave().await;
+    Ok(outcome?)
 }

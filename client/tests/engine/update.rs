@@ -140,3 +140,72 @@ async fn an_unprovisioned_meter_says_so() {
     let error = meter.status().unwrap_err();
     assert!(error.to_string().contains("not provisioned"), "{error}");
 }
+
+/// A radio that records what it was asked and can refuse to join.
+#[derive(Default)]
+struct FakeRadio {
+    joins: Vec<String>,
+    leaves: usize,
+    refuse: bool,
+}
+
+impl otavan_client::wifi::WifiLink for FakeRadio {
+    async fn join(
+        &mut self,
+        ssid: &str,
+        _credentials: &otavan_client::wifi::Credentials,
+        _deadline: std::time::Instant,
+    ) -> Result<(), otavan_client::wifi::WifiError> {
+        self.joins.push(ssid.to_owned());
+        if self.refuse {
+            return Err(otavan_client::wifi::WifiError::Timeout {
+                ssid: ssid.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn leave(&mut self) {
+        self.leaves += 1;
+    }
+}
+
+#[tokio::test]
+async fn a_wifi_session_joins_updates_and_always_leaves() {
+    use otavan_client::wifi::{Credentials, SessionError, VanNetwork, update_session};
+    let release = Release::sample();
+    let network = VanNetwork {
+        ssid: "otavan-van-3".into(),
+        credentials: Credentials::Passphrase("secret".into()),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+
+    let meter = TestMeter::provisioned(&release, OLD);
+    let transport = release.transport();
+    let mut radio = FakeRadio {
+        refuse: true,
+        ..FakeRadio::default()
+    };
+    let engine = meter.engine(transport.clone());
+    let error = update_session(&mut radio, &network, deadline, &engine)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SessionError::Join(_)));
+    assert_eq!(transport.stats().manifests, 0, "no network, no request");
+
+    radio.refuse = false;
+    transport.set_offline(true);
+    let error = update_session(&mut radio, &network, deadline, &engine)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SessionError::Update(_)));
+    assert_eq!(radio.leaves, 1, "left even though the update failed");
+
+    transport.set_offline(false);
+    update_session(&mut radio, &network, deadline, &engine)
+        .await
+        .unwrap();
+    assert_eq!(radio.joins, ["otavan-van-3"; 3]);
+    assert_eq!(radio.leaves, 2);
+    meter.assert_at(&release, NEW);
+}
