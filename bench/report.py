@@ -77,6 +77,7 @@ def main():
     ap.add_argument("--nginx-bin", default="nginx")
     ap.add_argument("--tolerance", type=int, default=10)
     ap.add_argument("--strict-goals", action="store_true")
+    ap.add_argument("--commit", help="otavan commit the binary was built from (default: HEAD now)")
     ap.add_argument("--param", action="append", default=[], help="KEY=VALUE shown in the facts")
     args = ap.parse_args()
     runs = load_runs(args.out)
@@ -117,7 +118,7 @@ def main():
     lines = []
     w = lines.append
     w("| server | manifests/s | × nginx | 1 MiB downloads/s | MiB/s | × nginx "
-      "| RSS before | peak RSS, 500 downloads | VmHWM at end |")
+      "| RSS before the 500-client run | peak RSS, 500 downloads | VmHWM at end |")
     w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for s, label in SERVERS:
         rm, rd = ratio(man, s), ratio(dl, s)
@@ -167,6 +168,13 @@ def main():
       "| p99 latency | errors |")
     w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     noisy = []
+    for (test, s), rs in sorted(runs.items()):
+        for i, r in enumerate(rs, 1):
+            d = r["wrk"]["duration_us"] / 1e6
+            other = (r.get("machine_busy_pct") or 0) * os.cpu_count() - 100 * (
+                r["server_cpu_s"] + (r["wrk_cpu_s"] or 0)) / d
+            if other > 25:
+                noisy.append(f"{test}/{s} round {i} ({other:.0f}%)")
     for test in ("manifest", "download", "rss"):
         for s, label in SERVERS:
             rs = runs.get((test, s), [])
@@ -179,8 +187,6 @@ def main():
             wrk_pct = 100 * (r["wrk_cpu_s"] or 0) / d
             busy = r.get("machine_busy_pct") or 0
             other = max(0.0, busy * os.cpu_count() - server_pct - wrk_pct)
-            if other > 25:
-                noisy.append(f"{test}/{s}")
             w(f"| {test} | {label} | {server_pct:.0f}% | {wrk_pct:.0f}% | {other:.0f}% | {busy:.0f}% "
               f"| {lat['p50'] / 1000:.2f} ms "
               f"| {lat['p99'] / 1000:.2f} ms | {sum(errors(x) for x in rs)} |")
@@ -190,7 +196,8 @@ def main():
     if noisy:
         w("")
         w("**Warning**: something else used the CPU (other > 25% of a core) during: "
-          + ", ".join(noisy) + ". Those figures are disturbed; rerun on a quiet machine.")
+          + ", ".join(noisy) + ". Those runs are disturbed; with ROUNDS=1 rerun on a "
+          "quiet machine (with ROUNDS≥3 the median is usually still sound).")
     w("")
     table = "\n".join(lines)
 
@@ -201,8 +208,11 @@ def main():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    commit = sh(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo)
-    dirty = sh(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo)
+    commit = args.commit
+    if not commit:
+        commit = sh(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo)
+        if sh(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench", ":!docs"], cwd=repo):
+            commit += " (+ uncommitted changes)"
     facts = [
         ("date (UTC)", time.strftime("%Y-%m-%d %H:%M", time.gmtime())),
         ("nproc", str(os.cpu_count())),
@@ -211,7 +221,7 @@ def main():
         ("memory", sh(["sh", "-c", "free -h | awk '/^Mem:/{print $2}'"])),
         ("nginx", sh([args.nginx_bin, "-v"]).replace("nginx version: ", "")),
         ("wrk", sh(["wrk", "-v"]).splitlines()[0] if sh(["wrk", "-v"]) else "?"),
-        ("otavan commit", commit + (" (+ uncommitted changes)" if dirty else "")),
+        ("otavan commit", commit),
         ("otavan binary", sh([args.otavan_bin, "--version"])),
     ] + [tuple(p.split("=", 1)) for p in args.param]
 

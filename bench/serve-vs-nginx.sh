@@ -149,6 +149,10 @@ cargo build --release --quiet
 # Run a private copy: the other engineer may rebuild target/ during the run.
 OTAVAN=$OUT/otavan-bin
 cp target/release/otavan "$OTAVAN"
+OTAVAN_COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git status --porcelain --untracked-files=no -- . ':!bench' ':!docs' 2>/dev/null) ]]; then
+  OTAVAN_COMMIT+=" (+ uncommitted changes)"
+fi
 
 free_ports() { # N distinct free 127.0.0.1 ports
   python3 - "$1" <<'EOF'
@@ -323,6 +327,7 @@ done
 # ---------------------------------------------------------------- 5. report
 log "results"
 report_args=(--otavan-bin "$OTAVAN" --nginx-bin "$NGINX_BIN" --tolerance "$ERR_TOLERANCE"
+  --commit "$OTAVAN_COMMIT"
   --param "tree digest=$TREE_DIGEST"
   --param "manifest body=$(stat -c %s "$MANIFEST") bytes"
   --param "wrk=-t$THREADS -c$CONNS, ${WARMUP}s warm-up + ${DURATION}s per run; RSS run -c$RSS_CONNS ${RSS_DURATION}s"

@@ -1,6 +1,7 @@
 //! The `otavan` command: parses flags and dispatches to the crates.
 
 mod device;
+mod log;
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
@@ -59,12 +60,14 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
+    let (writer, _flush_on_exit) = log::batched_stderr();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_writer(writer)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -92,7 +95,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(64)
+        .max_blocking_threads(8)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {

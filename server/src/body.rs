@@ -2,18 +2,18 @@
 //! in fixed-size chunks so memory stays bounded whatever the file size.
 
 use std::fs::File;
-use std::io;
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
-/// Bytes read from disk per chunk of a streamed file.
-pub const CHUNK: usize = 64 * 1024;
+/// Bytes read from disk per chunk of a streamed file. With hyper's write
+/// buffer capped at the same size (see `server.rs`), a streaming connection
+/// holds at most about two chunks.
+pub const CHUNK: usize = 32 * 1024;
 
 /// A response body.
 #[derive(Debug)]
@@ -43,70 +43,62 @@ impl From<String> for Body {
     }
 }
 
-/// Streams `len` bytes of a file from `offset`.
+/// Streams `len` bytes of a file from its current position. The file moves
+/// into the blocking task that reads a chunk and comes back with it.
 #[derive(Debug)]
 pub struct FileStream {
-    file: Arc<File>,
-    offset: u64,
+    file: Option<File>,
     remaining: u64,
-    pending: Option<JoinHandle<io::Result<Bytes>>>,
+    pending: Option<JoinHandle<(File, io::Result<Vec<u8>>)>>,
 }
 
 impl FileStream {
     /// A stream of `len` bytes of `file` starting at `offset`.
-    pub fn new(file: File, offset: u64, len: u64) -> FileStream {
-        FileStream {
-            file: Arc::new(file),
-            offset,
+    pub fn new(mut file: File, offset: u64, len: u64) -> io::Result<FileStream> {
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(FileStream {
+            file: Some(file),
             remaining: len,
             pending: None,
-        }
+        })
     }
 
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         if self.remaining == 0 {
             return Poll::Ready(None);
         }
-        let pending = self.pending.get_or_insert_with(|| {
-            let file = Arc::clone(&self.file);
-            let (offset, len) = (self.offset, self.remaining.min(CHUNK as u64) as usize);
-            tokio::task::spawn_blocking(move || read_chunk(&file, offset, len))
-        });
-        let result = ready!(Pin::new(pending).poll(cx));
+        if self.pending.is_none() {
+            let Some(file) = self.file.take() else {
+                return Poll::Ready(None);
+            };
+            let len = self.remaining.min(CHUNK as u64);
+            self.pending = Some(tokio::task::spawn_blocking(move || {
+                let mut chunk = Vec::with_capacity(len as usize);
+                let read = (&file).take(len).read_to_end(&mut chunk).map(|_| chunk);
+                (file, read)
+            }));
+        }
+        let joined = ready!(Pin::new(self.pending.as_mut().expect("set above")).poll(cx));
         self.pending = None;
-        let chunk = match result {
-            Ok(Ok(chunk)) if chunk.is_empty() => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shrank while it was being served",
-            )),
-            Ok(Ok(chunk)) => Ok(chunk),
-            Ok(Err(error)) => Err(error),
+        let chunk = match joined {
+            Ok((file, read)) => {
+                self.file = Some(file);
+                match read {
+                    Ok(chunk) if chunk.is_empty() => Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while it was being served",
+                    )),
+                    other => other,
+                }
+            }
             Err(join) => Err(io::Error::other(join)),
         };
-        if let Ok(chunk) = &chunk {
-            self.offset += chunk.len() as u64;
-            self.remaining -= chunk.len() as u64;
-        } else {
-            self.remaining = 0;
+        match &chunk {
+            Ok(chunk) => self.remaining -= chunk.len() as u64,
+            Err(_) => self.remaining = 0,
         }
-        Poll::Ready(Some(chunk))
+        Poll::Ready(Some(chunk.map(Bytes::from)))
     }
-}
-
-/// Reads up to `len` bytes at `offset`; fewer only at end of file.
-fn read_chunk(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
-    let mut buffer = BytesMut::zeroed(len);
-    let mut filled = 0;
-    while filled < len {
-        match file.read_at(&mut buffer[filled..], offset + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    buffer.truncate(filled);
-    Ok(buffer.freeze())
 }
 
 impl http_body::Body for Body {

@@ -69,7 +69,15 @@ pub async fn serve(
         Body::from(content.slice(start as usize..(start + len) as usize))
     } else {
         match open(file).await {
-            Ok(opened) => Body::File(FileStream::new(opened, start, len)),
+            Ok(opened) => match FileStream::new(opened, start, len) {
+                Ok(stream) => Body::File(stream),
+                Err(e) => {
+                    return respond::error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &format!("cannot seek: {e}"),
+                    );
+                }
+            },
             Err(message) => {
                 error!(path = %file.disk_path.display(), %message, "cannot serve indexed file");
                 return respond::error(StatusCode::INTERNAL_SERVER_ERROR, &message);

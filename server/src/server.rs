@@ -20,6 +20,10 @@ use crate::reports::{ReportStore, StoreError};
 use crate::service::{ConnInfo, handle};
 use crate::state::{IndexSettings, Release, Shared};
 
+/// Most bytes queued for one connection's socket (and the longest request
+/// head accepted).
+const WRITE_BUFFER: usize = 32 * 1024;
+
 /// Everything `otavan serve` can be told.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -160,7 +164,11 @@ impl Server {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_timeout)
-            .auto_date_header(false);
+            .auto_date_header(false)
+            // hyper pulls body chunks until this much is queued for a slow
+            // socket; the default (~400 KiB) times 500 streaming meters
+            // would be 200 MiB. Also the longest accepted request head.
+            .max_buf_size(WRITE_BUFFER);
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {

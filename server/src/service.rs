@@ -1,5 +1,6 @@
 //! Request routing, the per-request log line, and the HTTP/1.0 header diet.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -40,7 +41,7 @@ pub async fn handle(
 ) -> Response<Body> {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let uri = request.uri().clone();
     let version = request.version();
     let mut response = route(&shared, conn, request).await;
     finish_headers(&mut response, version);
@@ -50,7 +51,7 @@ pub async fn handle(
     };
     info!(
         %method,
-        path,
+        path = uri.path(),
         status = response.status().as_u16(),
         bytes,
         us = started.elapsed().as_micros() as u64,
@@ -74,48 +75,53 @@ async fn route(shared: &Arc<Shared>, conn: ConnInfo, request: Request<Incoming>)
 }
 
 fn manifest(shared: &Shared, conn: ConnInfo, request: &Request<Incoming>) -> Response<Body> {
-    let current = match current_version(request.uri().query()) {
-        Ok(current) => current,
-        Err(message) => return respond::error(StatusCode::BAD_REQUEST, &message),
-    };
+    let raw = current_ver(request.uri().query());
     let host = match request_host(request, conn) {
         Ok(host) => host,
         Err(message) => return respond::error(StatusCode::BAD_REQUEST, message),
     };
     let release = shared.release.load();
-    let (body, _cached) = release
+    // Only valid versions are ever cached, so a hit needs no parsing.
+    if let Some(body) = release.manifests.cached(&raw, &host) {
+        return respond::content(StatusCode::OK, "application/json", body);
+    }
+    let current = match raw.as_ref() {
+        "" => None,
+        text => match Version::parse(text) {
+            Ok(version) => Some(version),
+            Err(e) => {
+                let message = format!("current_ver is not a version: {e}");
+                return respond::error(StatusCode::BAD_REQUEST, &message);
+            }
+        },
+    };
+    let body = release
         .manifests
-        .get(&release.index, current.as_ref(), &host);
+        .render(&release.index, current.as_ref(), &host);
     respond::content(StatusCode::OK, "application/json", body)
 }
 
-/// `current_ver` from the query string: absent or empty means a full
-/// install; anything else must be a version.
-fn current_version(query: Option<&str>) -> Result<Option<Version>, String> {
-    let raw = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+/// The raw `current_ver` from the query string; empty when absent (a full
+/// install).
+fn current_ver(query: Option<&str>) -> Cow<'_, str> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(key, _)| key == "current_ver")
-        .map(|(_, value)| value.into_owned());
-    match raw.as_deref() {
-        None | Some("") => Ok(None),
-        Some(text) => Version::parse(text)
-            .map(Some)
-            .map_err(|e| format!("current_ver is not a version: {e}")),
-    }
+        .map_or(Cow::Borrowed(""), |(_, value)| value)
 }
 
 /// The authority manifest URLs point at: the Host header, or our own address
 /// for HTTP/1.0 requests that have none. Hosts that could smuggle anything
 /// into a URL are refused.
-fn request_host(request: &Request<Incoming>, conn: ConnInfo) -> Result<String, &'static str> {
+fn request_host(request: &Request<Incoming>, conn: ConnInfo) -> Result<Cow<'_, str>, &'static str> {
     let Some(host) = request.headers().get(HOST) else {
-        return Ok(conn.local.to_string());
+        return Ok(Cow::Owned(conn.local.to_string()));
     };
     let host = host.to_str().map_err(|_| "Host header is not ASCII")?;
     let allowed = |c: char| c.is_ascii_alphanumeric() || ".-:[]_".contains(c);
     if host.is_empty() || host.len() > 255 || !host.chars().all(allowed) {
         return Err("Host header is not a valid host[:port]");
     }
-    Ok(host.to_owned())
+    Ok(Cow::Borrowed(host))
 }
 
 async fn file(shared: &Shared, request: &Request<Incoming>) -> Response<Body> {

@@ -1,0 +1,120 @@
+//! Log output that costs a request almost nothing.
+//!
+//! Every request logs a line, so at tens of thousands of requests a second
+//! how lines reach stderr matters: a `write` per line, or a wake-up of a
+//! writer thread per line, cost the server a fifth of its manifest rate
+//! (docs/benchmarks.md). Here a request only appends its formatted line to
+//! a shared buffer; a background thread writes whatever accumulated every
+//! [`FLUSH_EVERY`], so lines appear within that delay, in order.
+
+use std::io::{self, Write};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Longest a line waits in the buffer.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// Past this many buffered bytes the logging thread writes them itself, so
+/// a stalled stderr slows requests down instead of growing memory.
+const MAX_BUFFERED: usize = 1024 * 1024;
+
+#[derive(Default)]
+struct Shared {
+    buffer: Mutex<Vec<u8>>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn buffer(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn flush(&self) {
+        let pending = std::mem::take(&mut *self.buffer());
+        if !pending.is_empty() {
+            // Nowhere left to report a failing stderr.
+            let _ = io::stderr().lock().write_all(&pending);
+        }
+    }
+}
+
+/// A [`MakeWriter`] appending to the shared buffer.
+#[derive(Clone)]
+pub struct BatchedStderr {
+    shared: Arc<Shared>,
+}
+
+/// Stops the flushing thread and writes what is left when dropped.
+pub struct FlushGuard {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The writer for the subscriber, and the guard `main` keeps until exit.
+pub fn batched_stderr() -> (BatchedStderr, FlushGuard) {
+    let shared = Arc::new(Shared::default());
+    let flusher = Arc::clone(&shared);
+    let thread = std::thread::Builder::new()
+        .name("log-flush".into())
+        .spawn(move || {
+            let mut stop = flusher.stop.lock().unwrap_or_else(PoisonError::into_inner);
+            while !*stop {
+                stop = flusher
+                    .wake
+                    .wait_timeout(stop, FLUSH_EVERY)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                flusher.flush();
+            }
+        })
+        .expect("can start the log thread");
+    let guard = FlushGuard {
+        shared: Arc::clone(&shared),
+        thread: Some(thread),
+    };
+    (BatchedStderr { shared }, guard)
+}
+
+impl Drop for FlushGuard {
+    fn drop(&mut self) {
+        *self
+            .shared
+            .stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.shared.flush();
+    }
+}
+
+impl Write for BatchedStderr {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let full = {
+            let mut buffer = self.shared.buffer();
+            buffer.extend_from_slice(data);
+            buffer.len() > MAX_BUFFERED
+        };
+        if full {
+            self.shared.flush();
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for BatchedStderr {
+    type Writer = BatchedStderr;
+
+    fn make_writer(&'a self) -> BatchedStderr {
+        self.clone()
+    }
+}
