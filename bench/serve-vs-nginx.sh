@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # otavan vs nginx, side by side in one run (issue 2).
 #
-#   bench/serve-vs-nginx.sh            # from the repo root; takes ~3 minutes
+#   bench/serve-vs-nginx.sh            # from the repo root; ~5 minutes a round
 #   DURATION=30 ROUNDS=3 bench/serve-vs-nginx.sh
 #
 # Installs nginx and wrk from Debian if missing, generates a deterministic
 # release tree in bench/out/tree, builds otavan (release), starts two otavan
 # instances (default 32 MiB preload; --preload-mib 0, streaming from disk),
-# a third one (preload 32 MiB, RUST_LOG=warn: what the per-request log line
-# costs) and one nginx on free 127.0.0.1 ports, measures each with wrk, and
-# prints a Markdown table (also written to bench/out/results.md). Every
-# process it starts is stopped on exit, failure included. Only 127.0.0.1 is
-# targeted.
+# a third one (preload 32 MiB, RUST_LOG=warn: no per-request log line) and
+# two nginx on free 127.0.0.1 ports: `nginx` (access_log off) and
+# `nginx-log` (the same plus a buffered access log, one line per request, to
+# bench/out/nginx-log/access.log). It measures each with wrk and prints
+# Markdown tables (also written to bench/out/results.md). Comparisons are
+# like for like: the logging otavans against nginx-log, otavan-quiet against
+# nginx. Every process it starts is stopped on exit, failure included. Only
+# 127.0.0.1 is targeted.
 #
 # Environment (defaults):
 #   DURATION=10       seconds of each measured wrk run
@@ -23,6 +26,9 @@
 #   OTAVAN_LOG=info   RUST_LOG for the first two otavans (info, the shipped
 #                     default, logs one line per request, to bench/out/*.log)
 #   STRICT_GOALS=0    1: exit 4 when a goal fails
+#   OTAVAN_BIN=       a prebuilt otavan to measure instead of building the
+#                     working tree (e.g. a clean build of a commit while the
+#                     working tree is mid-edit); OTAVAN_COMMIT=  its label
 #   QUIET_WAIT=60     before each run, wait up to this many seconds for the
 #                     machine to be idle (< 15% busy), e.g. a build elsewhere
 set -euo pipefail
@@ -33,6 +39,7 @@ OUT=$REPO/bench/out
 TREE=$OUT/tree
 RAW=$OUT/raw
 NGX=$OUT/nginx
+NGXLOG=$OUT/nginx-log
 
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
@@ -75,8 +82,8 @@ cleanup() {
   done
   for pid in "${STARTED[@]}"; do wait "$pid" 2>/dev/null || true; done
   [[ -n $TEMP_POLICY_RC ]] && rm -f "$TEMP_POLICY_RC"
-  # Keep only the tail of otavan's per-request logs: they grow by ~100 MB a run.
-  for f in "$OUT"/otavan-*.log; do
+  # Keep only the tail of the per-request logs: they grow by ~100 MB a run.
+  for f in "$OUT"/otavan-*.log "$NGXLOG/access.log"; do
     [[ -f $f ]] || continue
     tail -n 200 "$f" >"$f.tail" && mv "$f.tail" "$f"
   done
@@ -131,27 +138,34 @@ command -v wrk >/dev/null || die "wrk not found after install"
 command -v python3 >/dev/null || die "python3 is needed"
 command -v curl >/dev/null || die "curl is needed"
 
-# 500 clients + 3 servers need far more than 1024 descriptors.
+# 500 clients + 5 servers need far more than 1024 descriptors.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 (($(ulimit -n) >= 4096)) || die "ulimit -n is $(ulimit -n); need 4096+"
 
 # ---------------------------------------------------------------- 2. tree
 mkdir -p "$OUT"
-rm -rf "$RAW" "$NGX" "$OUT"/otavan-*.db* "$OUT"/otavan-*.log "$OUT/results.md"
-mkdir -p "$RAW" "$NGX"
+rm -rf "$RAW" "$NGX" "$NGXLOG" "$OUT"/otavan-*.db* "$OUT"/otavan-*.log "$OUT/results.md"
+mkdir -p "$RAW" "$NGX" "$NGXLOG"
 log "generating the release tree in $TREE"
 TREE_DIGEST=$(python3 bench/make-tree.py "$TREE")
 echo "tree digest: $TREE_DIGEST"
 
 # ---------------------------------------------------------------- 3. servers
-log "building otavan (release)"
-cargo build --release --quiet
 # Run a private copy: the other engineer may rebuild target/ during the run.
 OTAVAN=$OUT/otavan-bin
-cp target/release/otavan "$OTAVAN"
-OTAVAN_COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git status --porcelain --untracked-files=no -- . ':!bench' ':!docs' 2>/dev/null) ]]; then
-  OTAVAN_COMMIT+=" (+ uncommitted changes)"
+if [[ -n ${OTAVAN_BIN:-} ]]; then
+  log "using the prebuilt $OTAVAN_BIN (${OTAVAN_COMMIT:-commit not given})"
+  [[ -x $OTAVAN_BIN ]] || die "OTAVAN_BIN=$OTAVAN_BIN is not an executable"
+  cp "$OTAVAN_BIN" "$OTAVAN"
+  OTAVAN_COMMIT=${OTAVAN_COMMIT:-"unknown (prebuilt $OTAVAN_BIN)"}
+else
+  log "building otavan (release)"
+  cargo build --release --quiet
+  cp target/release/otavan "$OTAVAN"
+  OTAVAN_COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+  if [[ -n $(git status --porcelain --untracked-files=no -- . ':!bench' ':!docs' 2>/dev/null) ]]; then
+    OTAVAN_COMMIT+=" (+ uncommitted changes)"
+  fi
 fi
 
 free_ports() { # N distinct free 127.0.0.1 ports
@@ -165,7 +179,7 @@ for _ in range(int(sys.argv[1])):
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
-read -r P_OTAVAN P_STREAM P_QUIET P_NGINX <<<"$(free_ports 4)"
+read -r P_OTAVAN P_STREAM P_QUIET P_NGINX P_NGINXLOG <<<"$(free_ports 5)"
 
 wait_http() { # URL PID: wait up to 60 s for a 200, failing if PID dies
   local url=$1 pid=$2 i
@@ -190,8 +204,8 @@ start_otavan otavan-preload "$P_OTAVAN" 32 "$OTAVAN_LOG"
 PID_OTAVAN=$LAST_PID
 start_otavan otavan-stream "$P_STREAM" 0 "$OTAVAN_LOG"
 PID_STREAM=$LAST_PID
-# The same as the first with the per-request log line off, to show its cost
-# (nginx runs with access_log off).
+# The same as the first with the per-request log line off: compared with
+# the nginx that has access_log off.
 start_otavan otavan-quiet "$P_QUIET" 32 warn
 PID_QUIET=$LAST_PID
 wait_http "http://127.0.0.1:$P_OTAVAN/manifest.json" "$PID_OTAVAN"
@@ -203,22 +217,25 @@ MANIFEST=$TREE/manifest-1.0.0.json
 curl -fsS --max-time 10 "http://127.0.0.1:$P_OTAVAN/manifest.json?current_ver=1.0.0" -o "$MANIFEST"
 python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print("manifest: %d bytes, %d new, %d update, %d delete, firmware %s" % (len(open(sys.argv[1],"rb").read()), len(m["new"]), len(m["update"]), len(m["delete"]), (m.get("firmware") or {}).get("URL")))' "$MANIFEST"
 
-log "starting nginx on 127.0.0.1:$P_NGINX"
-mkdir -p "$NGX/tmp"
-cat >"$NGX/nginx.conf" <<EOF
+# nginx_conf DIR PORT ACCESS_LOG_LINES: a static file server tuned as one
+# would; the two instances differ only in their access_log lines.
+nginx_conf() {
+  local dir=$1 port=$2 access=$3
+  mkdir -p "$dir/tmp"
+  cat >"$dir/nginx.conf" <<EOF
 # Generated by bench/serve-vs-nginx.sh: a static file server tuned as one would.
 # reuseport: the kernel spreads connections over the workers evenly, which
 # makes nginx's figures steadier from run to run.
 worker_processes auto;
 worker_rlimit_nofile 65536;
 daemon off;
-pid $NGX/nginx.pid;
-error_log $NGX/error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
 events {
     worker_connections 4096;
 }
 http {
-    access_log off;
+$access
     sendfile on;
     tcp_nopush on;
     tcp_nodelay on;
@@ -229,49 +246,90 @@ http {
     }
     open_file_cache max=2000 inactive=60s;
     open_file_cache_valid 60s;
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
     server {
-        listen 127.0.0.1:$P_NGINX reuseport;
+        listen 127.0.0.1:$port reuseport;
         root $TREE;
         location / { }
     }
 }
 EOF
-NGINX_ARGS=(-p "$NGX/" -c "$NGX/nginx.conf" -e "$NGX/error.log")
-"$NGINX_BIN" -t -q "${NGINX_ARGS[@]}"
-"$NGINX_BIN" "${NGINX_ARGS[@]}" </dev/null &
-PID_NGINX=$!
-STARTED+=("$PID_NGINX")
+}
+
+start_nginx() { # DIR PORT; sets LAST_PID
+  local dir=$1 port=$2 args
+  args=(-p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log")
+  "$NGINX_BIN" -t -q "${args[@]}"
+  "$NGINX_BIN" "${args[@]}" </dev/null &
+  LAST_PID=$!
+  STARTED+=("$LAST_PID")
+}
+
+# The same fields as otavan's per-request line (method, path, status, body
+# bytes, time, peer), buffered per worker as a tuned nginx would log.
+NGINX_LOG_FORMAT='$time_iso8601 $request_method $uri $status $body_bytes_sent $request_time $remote_addr:$remote_port'
+NGINX_ACCESS_LOG="access_log $NGXLOG/access.log otavan buffer=64k flush=1s;"
+nginx_conf "$NGX" "$P_NGINX" "    access_log off;"
+nginx_conf "$NGXLOG" "$P_NGINXLOG" "    log_format otavan '$NGINX_LOG_FORMAT';
+    $NGINX_ACCESS_LOG"
+
+log "starting nginx on 127.0.0.1:$P_NGINX (access_log off) and nginx-log on :$P_NGINXLOG ($NGINX_ACCESS_LOG)"
+start_nginx "$NGX" "$P_NGINX"
+PID_NGINX=$LAST_PID
+start_nginx "$NGXLOG" "$P_NGINXLOG"
+PID_NGINXLOG=$LAST_PID
 wait_http "http://127.0.0.1:$P_NGINX/manifest-1.0.0.json" "$PID_NGINX"
+wait_http "http://127.0.0.1:$P_NGINXLOG/manifest-1.0.0.json" "$PID_NGINXLOG"
 
 # ---------------------------------------------------------------- sanity
 log "checking that every server answers the same bytes"
 sha() { sha256sum | cut -d' ' -f1; }
 FW_SHA=$(sha <"$TREE/firmware_1.1.0.bin")
-for port in "$P_OTAVAN" "$P_STREAM" "$P_QUIET" "$P_NGINX"; do
+for port in "$P_OTAVAN" "$P_STREAM" "$P_QUIET" "$P_NGINX" "$P_NGINXLOG"; do
   got=$(curl -fsS --max-time 10 "http://127.0.0.1:$port/firmware_1.1.0.bin" | sha)
   [[ $got == "$FW_SHA" ]] || die "firmware from port $port differs from the file"
 done
-[[ $(curl -fsS "http://127.0.0.1:$P_NGINX/manifest-1.0.0.json" | sha) == $(sha <"$MANIFEST") ]] ||
-  die "nginx manifest differs from the saved one"
+for port in "$P_NGINX" "$P_NGINXLOG"; do
+  [[ $(curl -fsS "http://127.0.0.1:$port/manifest-1.0.0.json" | sha) == $(sha <"$MANIFEST") ]] ||
+    die "nginx manifest (port $port) differs from the saved one"
+done
 [[ $(curl -fsS "http://127.0.0.1:$P_OTAVAN/manifest.json?current_ver=1.0.0" | sha) == $(sha <"$MANIFEST") ]] ||
   die "otavan manifest is not stable"
-echo "ok: firmware_1.1.0.bin identical from all four servers; manifest bytes identical"
+echo "ok: firmware_1.1.0.bin identical from all five servers; manifest bytes identical"
+# Like for like: each logging server must have written a line for the
+# firmware request above (otavan within 50 ms, nginx-log within its 1 s
+# flush), and otavan-quiet none.
+sleep 1.5
+has_line() { # FILE REGEX WHAT
+  grep -E "$2" "$1" >/dev/null || die "$3: no per-request line matching /$2/ in $1"
+}
+has_line "$NGXLOG/access.log" ' GET /firmware_1\.1\.0\.bin 200 1048576 [0-9.]+ 127\.0\.0\.1:[0-9]+$' nginx-log
+if [[ $OTAVAN_LOG == info ]]; then
+  for name in otavan-preload otavan-stream; do
+    has_line "$OUT/$name.log" 'method=GET path="/firmware_1\.1\.0\.bin" status=200 bytes=1048576 us=[0-9]+ peer=127\.0\.0\.1:' "$name"
+  done
+fi
+! grep 'firmware_1' "$OUT/otavan-quiet.log" >/dev/null || die "otavan-quiet logged a request line"
+echo "ok: one line per request from nginx-log and the logging otavans, none from otavan-quiet, e.g."
+tail -n 1 "$NGXLOG/access.log" | sed 's/^/  nginx-log: /'
+grep -h 'path="/firmware_1' "$OUT/otavan-preload.log" | tail -n 1 | sed 's/^/  otavan:    /' || true
 
 # ---------------------------------------------------------------- 4. load
-declare -A PORT=([nginx]=$P_NGINX [otavan]=$P_OTAVAN [otavan-stream]=$P_STREAM [otavan-quiet]=$P_QUIET)
-declare -A PID=([nginx]=$PID_NGINX [otavan]=$PID_OTAVAN [otavan-stream]=$PID_STREAM [otavan-quiet]=$PID_QUIET)
-SERVERS=(nginx otavan otavan-stream otavan-quiet)
+declare -A PORT=([nginx]=$P_NGINX [nginx-log]=$P_NGINXLOG [otavan]=$P_OTAVAN
+  [otavan-stream]=$P_STREAM [otavan-quiet]=$P_QUIET)
+declare -A PID=([nginx]=$PID_NGINX [nginx-log]=$PID_NGINXLOG [otavan]=$PID_OTAVAN
+  [otavan-stream]=$PID_STREAM [otavan-quiet]=$PID_QUIET)
+SERVERS=(nginx nginx-log otavan otavan-stream otavan-quiet)
 LUA=$REPO/bench/wrk-report.lua
 
 url_for() { # TEST SERVER
   local base="http://127.0.0.1:${PORT[$2]}"
   case $1 in
-  manifest) [[ $2 == nginx ]] && echo "$base/manifest-1.0.0.json" || echo "$base/manifest.json?current_ver=1.0.0" ;;
+  manifest) [[ $2 == nginx* ]] && echo "$base/manifest-1.0.0.json" || echo "$base/manifest.json?current_ver=1.0.0" ;;
   download | rss) echo "$base/firmware_1.1.0.bin" ;;
   esac
 }
@@ -332,7 +390,8 @@ report_args=(--otavan-bin "$OTAVAN" --nginx-bin "$NGINX_BIN" --tolerance "$ERR_T
   --param "manifest body=$(stat -c %s "$MANIFEST") bytes"
   --param "wrk=-t$THREADS -c$CONNS, ${WARMUP}s warm-up + ${DURATION}s per run; RSS run -c$RSS_CONNS ${RSS_DURATION}s"
   --param "rounds=$ROUNDS (medians)"
-  --param "otavan RUST_LOG=$OTAVAN_LOG"
+  --param "otavan RUST_LOG=$OTAVAN_LOG (otavan-quiet: warn)"
+  --param "nginx-log=log_format otavan '$NGINX_LOG_FORMAT'; $NGINX_ACCESS_LOG"
   --param "ulimit -n=$(ulimit -n)")
 [[ $STRICT_GOALS == 1 ]] && report_args+=(--strict-goals)
 python3 bench/report.py "$OUT" "${report_args[@]}"

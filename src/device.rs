@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use otavan_client::device::{Device, init};
+use otavan_client::device::{Device, InitOptions, init};
 use otavan_client::{Outcome, Recovery};
 use otavan_protocol::Version;
 
@@ -21,6 +21,10 @@ pub enum DeviceCommand {
         /// The firmware image the meter runs now.
         #[arg(long)]
         firmware: Option<PathBuf>,
+        /// The release-signing public key (PREFIX.pub): the meter then
+        /// installs only releases signed with its secret half.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
     },
     /// Run one update cycle against a server.
     Update {
@@ -64,8 +68,13 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
             root,
             version,
             firmware,
+            public_key,
         } => {
-            init(&root, &version, firmware.as_deref())?;
+            let options = InitOptions {
+                firmware: firmware.as_deref(),
+                public_key: public_key.as_deref(),
+            };
+            init(&root, &version, &options)?;
             println!("provisioned {} at version {version}", root.display());
         }
         DeviceCommand::Update {

@@ -2,6 +2,7 @@
 
 mod device;
 mod log;
+mod release;
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +30,15 @@ enum Command {
     /// Act as a meter: provision, update, confirm, roll back.
     #[command(subcommand)]
     Device(device::DeviceCommand),
+    /// Create an Ed25519 key pair for signing releases (PREFIX.key, PREFIX.pub).
+    Keygen {
+        /// Path prefix of the two key files.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Release manager tools.
+    #[command(subcommand)]
+    Release(release::ReleaseCommand),
 }
 
 #[derive(clap::Args)]
@@ -73,6 +83,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Device(command) => device::run(command),
+        Command::Keygen { out } => release::keygen(&out),
+        Command::Release(command) => release::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

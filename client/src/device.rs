@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use otavan_protocol::Version;
+use otavan_protocol::descriptor::PublicKey;
 
 use crate::engine::{Engine, EngineConfig, EngineError, Outcome};
 use crate::meter::{Meter, Recovery, Status};
 use crate::path::{MeterPath, STATE_DIR};
 use crate::slots::FileSlots;
-use crate::state::DeviceState;
-use crate::storage::{DirStorage, Storage};
+use crate::state::{DeviceState, trust_file};
+use crate::storage::{DirStorage, Storage, write_atomic};
 use crate::transport::{HttpTransport, HttpTransportConfig, TransportError};
 use crate::wifi::{Credentials, HostWifi, SessionError, VanNetwork, update_session};
 
@@ -55,6 +56,7 @@ pub fn provision<S: Storage + Clone>(
     storage: &S,
     version: &Version,
     image: Option<&mut dyn Read>,
+    trust: Option<&PublicKey>,
 ) -> io::Result<()> {
     let state_dir = MeterPath::parse(STATE_DIR).expect("valid");
     if !storage.exists(&state_dir)? {
@@ -62,29 +64,49 @@ pub fn provision<S: Storage + Clone>(
     }
     let mut empty: &[u8] = &[];
     FileSlots::new(storage.clone()).provision(image.unwrap_or(&mut empty))?;
+    if let Some(key) = trust {
+        write_atomic(storage, &trust_file(), key.to_file().as_bytes())?;
+    }
     DeviceState {
         version: version.clone(),
         update: None,
+        highest_counter: 0,
     }
     .save(storage)
 }
 
+/// What `otavan device init` records.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions<'a> {
+    /// The image the meter runs now (an empty slot without one).
+    pub firmware: Option<&'a Path>,
+    /// The release-signing public key; without one the meter trusts any
+    /// server (Pycom mode).
+    pub public_key: Option<&'a Path>,
+}
+
 /// `otavan device init`: provisions the meter at `root`.
-pub fn init(root: &Path, version: &Version, firmware: Option<&Path>) -> Result<(), DeviceError> {
+pub fn init(root: &Path, version: &Version, options: &InitOptions<'_>) -> Result<(), DeviceError> {
     let storage = DirStorage::new(root).map_err(|source| io_error(root, source))?;
     if root.join(STATE_DIR).join("state.json").exists() {
         return Err(DeviceError::AlreadyProvisioned(root.to_path_buf()));
     }
-    let mut image = match firmware {
+    let trust = match options.public_key {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| io_error(path, source))?;
+            let key = PublicKey::from_text(&text)
+                .map_err(|e| io_error(path, io::Error::new(io::ErrorKind::InvalidData, e)))?;
+            Some(key)
+        }
+        None => None,
+    };
+    let mut image = match options.firmware {
         Some(path) => Some(File::open(path).map_err(|source| io_error(path, source))?),
         None => None,
     };
-    provision(
-        &storage,
-        version,
-        image.as_mut().map(|f| f as &mut dyn Read),
-    )
-    .map_err(|source| io_error(&root.join(STATE_DIR), source))
+    let image = image.as_mut().map(|f| f as &mut dyn Read);
+    provision(&storage, version, image, trust.as_ref())
+        .map_err(|source| io_error(&root.join(STATE_DIR), source))
 }
 
 /// A provisioned meter, locked for this process.

@@ -9,8 +9,10 @@ use crate::download::{DownloadError, stage};
 use crate::meter::Meter;
 use crate::plan::{Limits, PlanError, plan};
 use crate::slots::FirmwareSlots;
+use crate::state::DeviceState;
 use crate::storage::Storage;
 use crate::transport::{Transport, TransportError};
+use crate::trust::{MeterView, fetch_descriptor, vouch};
 
 /// How the engine behaves.
 #[derive(Debug, Clone)]
@@ -82,6 +84,9 @@ pub enum EngineError {
         /// Bytes free.
         available: u64,
     },
+    /// The update is not what the release manager signed.
+    #[error("refused: {0}")]
+    Untrusted(String),
     /// The file system failed.
     #[error("storage: {0}")]
     Storage(#[from] io::Error),
@@ -122,7 +127,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
         if let Some(journal) = &state.update {
             return Err(EngineError::PendingConfirm(journal.to.clone()));
         }
-        let current = state.version;
+        let current = state.version.clone();
         let manifest = self
             .transport
             .fetch_manifest(&current)
@@ -131,7 +136,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
         let Some(manifest) = manifest else {
             return Ok(Outcome::UpToDate { version: current });
         };
-        let result = self.update_to(&current, &manifest).await;
+        let result = self.update_to(&state, &manifest).await;
         if let Err(error) = &result {
             match Version::parse(&manifest.version) {
                 Ok(to) => {
@@ -154,14 +159,25 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
 
     async fn update_to(
         &self,
-        current: &Version,
+        state: &DeviceState,
         manifest: &Manifest,
     ) -> Result<Outcome, EngineError> {
-        let Some(plan) = plan(manifest, current, &self.config.limits)? else {
+        let current = &state.version;
+        let Some(mut plan) = plan(manifest, current, &self.config.limits)? else {
             return Ok(Outcome::UpToDate {
                 version: current.clone(),
             });
         };
+        if let Some(key) = self.meter.trust_key()? {
+            let descriptor = fetch_descriptor(&self.transport, manifest, &key).await?;
+            let view = MeterView {
+                storage: self.meter.storage(),
+                booted_sha256: self.meter.booted_sha256()?,
+                highest_counter: state.highest_counter,
+                now: unix_now(),
+            };
+            vouch(&mut plan, &descriptor, &view)?;
+        }
         let (from, to) = (&plan.from, &plan.to);
         info!(%from, %to, files = plan.files.len(), deletes = plan.deletes.len(), firmware = plan.firmware.is_some(), "updating");
         self.check_space(plan.declared_bytes())?;
@@ -227,4 +243,11 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             warn!(%error, state = %state, "report not delivered");
         }
     }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod slots;
 pub mod state;
 pub mod storage;
+pub mod trust;
 pub mod wifi;
 
 pub use engine::{Engine, EngineConfig, EngineError, Outcome};

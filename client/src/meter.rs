@@ -4,6 +4,7 @@
 use std::io;
 
 use otavan_protocol::Version;
+use otavan_protocol::descriptor::PublicKey;
 use tracing::{info, warn};
 
 use crate::apply::{flash, install, journal, undo};
@@ -12,7 +13,7 @@ use crate::engine::EngineError;
 use crate::path::MeterPath;
 use crate::plan::UpdatePlan;
 use crate::slots::{BootState, FirmwareSlots, Slot};
-use crate::state::{DeviceState, Phase, backup_dir, staging_dir};
+use crate::state::{DeviceState, Phase, backup_dir, staging_dir, trust_file};
 use crate::storage::Storage;
 
 /// What recovery found on start.
@@ -98,11 +99,9 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
             Some(_) => Some(self.slots.state()?),
             None => None,
         };
+        let before = self.state()?;
         let mut journal = journal(&self.storage, plan, firmware_from)?;
-        let applying = DeviceState {
-            version: plan.from.clone(),
-            update: Some(journal.clone()),
-        };
+        let applying = before.with(&plan.from, Some(journal.clone()));
         applying.save(&self.storage)?;
         let installed = install(&self.storage, &journal).map_err(EngineError::from);
         let flashed = installed.and_then(|()| match &plan.firmware {
@@ -117,11 +116,9 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
             return Err(error);
         }
         journal.phase = Phase::Applied;
-        DeviceState {
-            version: plan.to.clone(),
-            update: Some(journal),
-        }
-        .save(&self.storage)?;
+        let mut committed = before.with(&plan.to, Some(journal));
+        committed.highest_counter = committed.highest_counter.max(plan.counter.unwrap_or(0));
+        committed.save(&self.storage)?;
         Ok(())
     }
 
@@ -141,11 +138,7 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
                 })?;
             }
         }
-        DeviceState {
-            version: journal.to.clone(),
-            update: None,
-        }
-        .save(&self.storage)?;
+        state.with(&journal.to, None).save(&self.storage)?;
         self.remove_dir_if_present(&backup_dir())?;
         self.remove_dir_if_present(&staging_dir())?;
         info!(version = %journal.to, "update confirmed");
@@ -161,15 +154,36 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
         };
         let mut rolling = journal.clone();
         rolling.phase = Phase::RollingBack;
-        let state = DeviceState {
-            version: state.version.clone(),
-            update: Some(rolling),
-        };
+        let state = state.with(&state.version, Some(rolling));
         state.save(&self.storage)?;
         self.undo_to_old(&state)?;
         self.remove_dir_if_present(&staging_dir())?;
         info!(version = %journal.from, "rolled back");
         Ok(journal.from.clone())
+    }
+
+    /// The provisioned release-signing key; `None` in Pycom mode.
+    pub fn trust_key(&self) -> Result<Option<PublicKey>, EngineError> {
+        match self.storage.read(&trust_file()) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let key = PublicKey::from_text(&text).map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", trust_file()))
+                })?;
+                Ok(Some(key))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// SHA-256 of the booted image (`None`: empty slot).
+    pub fn booted_sha256(&self) -> Result<Option<String>, EngineError> {
+        let boot = self.slots.state()?;
+        match self.slots.read(boot.boot)? {
+            Some(reader) => Ok(Some(digest(reader)?.sha256)),
+            None => Ok(None),
+        }
     }
 
     /// The meter's status.
@@ -200,11 +214,7 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
         {
             self.slots.set_state(before)?;
         }
-        DeviceState {
-            version: journal.from.clone(),
-            update: None,
-        }
-        .save(&self.storage)?;
+        state.with(&journal.from, None).save(&self.storage)?;
         self.remove_dir_if_present(&backup_dir())?;
         Ok(())
     }

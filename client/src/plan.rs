@@ -122,6 +122,8 @@ pub struct UpdatePlan {
     pub deletes: Vec<MeterPath>,
     /// The firmware image, when there is one.
     pub firmware: Option<PlannedFile>,
+    /// The signed release counter, once a descriptor vouched for the plan.
+    pub counter: Option<u64>,
 }
 
 impl UpdatePlan {
@@ -213,6 +215,7 @@ pub fn plan(
         files,
         deletes,
         firmware,
+        counter: None,
     }))
 }
 

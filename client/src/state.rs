@@ -31,6 +31,11 @@ pub fn backup_dir() -> MeterPath {
     MeterPath::state("backup")
 }
 
+/// The provisioned release-signing public key (absent: Pycom mode).
+pub fn trust_file() -> MeterPath {
+    MeterPath::state("trust.pub")
+}
+
 /// What the meter runs and what it is in the middle of.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceState {
@@ -39,6 +44,14 @@ pub struct DeviceState {
     /// The update being applied, awaiting confirmation, or being undone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<Journal>,
+    /// The highest signed release counter ever installed (0: none). Never
+    /// lowered, not by a rollback either: anti-rollback for signed releases.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub highest_counter: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Where an update is.
@@ -105,6 +118,15 @@ impl DeviceState {
                 format!("corrupt {}: {e}", state_file()),
             )
         })
+    }
+
+    /// This state at `version` with `update`, keeping the rest.
+    pub fn with(&self, version: &Version, update: Option<Journal>) -> DeviceState {
+        DeviceState {
+            version: version.clone(),
+            update,
+            highest_counter: self.highest_counter,
+        }
     }
 
     /// Replaces the state atomically (the commit point of each phase).

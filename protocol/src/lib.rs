@@ -11,6 +11,7 @@
 //! - [`Manifest`]: the Pycom-compatible `manifest.json`, plus otavan's
 //!   optional extensions (`sha256`, `size`, `previous_version`).
 //! - [`Report`]: the status report a meter posts to `/report`.
+//! - [`descriptor`]: offline-signed target descriptors and their keys.
 //!
 //! ```
 //! use otavan_protocol::Version;
@@ -19,6 +20,7 @@
 //! assert!(old < new);
 //! ```
 
+pub mod descriptor;
 pub mod manifest;
 pub mod report;
 pub mod version;

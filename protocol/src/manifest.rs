@@ -34,6 +34,10 @@ pub struct Manifest {
     /// absent for a full install requested without a current version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_version: Option<String>,
+    /// URL of the target's signed descriptor (otavan extension; absent for
+    /// unsigned releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub descriptor: Option<String>,
 }
 
 /// One file to download and install.
@@ -108,6 +112,7 @@ mod tests {
             update: vec![],
             version: "1.0.0".into(),
             previous_version: None,
+            descriptor: None,
         };
         let json = serde_json::to_string(&manifest).unwrap();
         assert_eq!(

@@ -1,7 +1,8 @@
 //! The release index: every file the server may serve, with its hashes.
 //!
 //! A Pycom-style release root holds one folder per version (`1.0.0/flash/...`,
-//! `1.0.0/sd/...`) and firmware images named `firmware_VERSION.bin`. The index
+//! `1.0.0/sd/...`), firmware images named `firmware_VERSION.bin`, and, for
+//! signed releases, descriptors named `target_VERSION.json`. The index
 //! is built once (at start and on SIGHUP) and never changes afterwards, so
 //! request handling reads it without locks. Only files recorded here are ever
 //! served: a request path is looked up as a key, never joined onto the root,
@@ -67,6 +68,7 @@ pub struct ReleaseIndex {
     root: PathBuf,
     versions: BTreeMap<Version, VersionTree>,
     firmware: BTreeMap<Version, Arc<IndexedFile>>,
+    descriptors: BTreeMap<Version, Arc<IndexedFile>>,
     /// URL path (without the leading `/`, not percent-encoded) to file.
     by_url_path: HashMap<String, Arc<IndexedFile>>,
     target: Version,
@@ -111,6 +113,7 @@ impl ReleaseIndex {
             .collect();
         let mut versions = BTreeMap::new();
         let mut firmware = BTreeMap::new();
+        let mut descriptors = BTreeMap::new();
         for entry in std::fs::read_dir(&root).map_err(io_err(&root))? {
             let entry = entry.map_err(io_err(&root))?;
             let path = entry.path();
@@ -130,11 +133,12 @@ impl ReleaseIndex {
                     }
                 }
             } else if file_type.is_file() {
-                match firmware_version(&name) {
-                    Some(version) => {
-                        firmware.insert(version, Arc::new(hash_file(&path)?));
-                    }
-                    None => debug!(file = %name, "ignoring top-level file"),
+                if let Some(version) = firmware_version(&name) {
+                    firmware.insert(version, Arc::new(hash_file(&path)?));
+                } else if let Some(version) = descriptor_version(&name) {
+                    descriptors.insert(version, Arc::new(hash_file(&path)?));
+                } else {
+                    debug!(file = %name, "ignoring top-level file");
                 }
             } else {
                 warn!(path = %path.display(), "skipping symbolic link or special file");
@@ -148,11 +152,12 @@ impl ReleaseIndex {
                 None => return Err(IndexError::NoVersions(root)),
             },
         };
-        let by_url_path = url_paths(&versions, &firmware);
+        let by_url_path = url_paths(&versions, &firmware, &descriptors);
         Ok(ReleaseIndex {
             root,
             versions,
             firmware,
+            descriptors,
             by_url_path,
             target,
         })
@@ -183,6 +188,17 @@ impl ReleaseIndex {
         &self.firmware
     }
 
+    /// Signed target descriptors (`target_VERSION.json`) by version.
+    pub fn descriptors(&self) -> &BTreeMap<Version, Arc<IndexedFile>> {
+        &self.descriptors
+    }
+
+    /// The firmware image a meter at `version` runs: the highest image not
+    /// above it.
+    pub fn firmware_for(&self, version: &Version) -> Option<(&Version, &Arc<IndexedFile>)> {
+        self.firmware.range(..=version).next_back()
+    }
+
     /// The file served at `url_path` (`1.0.0/flash/main.py`,
     /// `firmware_1.0.1.bin`), already percent-decoded and without the
     /// leading `/`.
@@ -206,15 +222,27 @@ pub fn firmware_url_path(version: &Version) -> String {
     format!("firmware_{version}.bin")
 }
 
+/// The URL path (and file name) of a signed target descriptor.
+pub fn descriptor_url_path(version: &Version) -> String {
+    format!("target_{version}.json")
+}
+
 /// The version in a `firmware_VERSION.bin` file name.
 fn firmware_version(name: &str) -> Option<Version> {
     let version = name.strip_prefix("firmware_")?.strip_suffix(".bin")?;
     Version::parse(version).ok()
 }
 
+/// The version in a `target_VERSION.json` file name.
+fn descriptor_version(name: &str) -> Option<Version> {
+    let version = name.strip_prefix("target_")?.strip_suffix(".json")?;
+    Version::parse(version).ok()
+}
+
 fn url_paths(
     versions: &BTreeMap<Version, VersionTree>,
     firmware: &BTreeMap<Version, Arc<IndexedFile>>,
+    descriptors: &BTreeMap<Version, Arc<IndexedFile>>,
 ) -> HashMap<String, Arc<IndexedFile>> {
     let version_files = versions.iter().flat_map(|(version, tree)| {
         tree.iter()
@@ -223,7 +251,10 @@ fn url_paths(
     let images = firmware
         .iter()
         .map(|(version, file)| (firmware_url_path(version), Arc::clone(file)));
-    version_files.chain(images).collect()
+    let signed = descriptors
+        .iter()
+        .map(|(version, file)| (descriptor_url_path(version), Arc::clone(file)));
+    version_files.chain(images).chain(signed).collect()
 }
 
 /// Walks one version folder without following links.

@@ -34,6 +34,7 @@ pub mod reports;
 mod respond;
 pub mod server;
 pub mod service;
+pub mod sign;
 pub mod signals;
 pub mod state;
 

@@ -14,7 +14,9 @@ use bytes::Bytes;
 use otavan_protocol::{FileEntry, FirmwareEntry, Manifest, Version};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
-use crate::index::{IndexedFile, ReleaseIndex, firmware_url_path, version_file_url_path};
+use crate::index::{
+    IndexedFile, ReleaseIndex, descriptor_url_path, firmware_url_path, version_file_url_path,
+};
 
 /// Characters escaped in the path part of manifest URLs: what RFC 3986 does
 /// not allow in a path segment, plus `%` itself.
@@ -84,6 +86,10 @@ pub fn build(index: &ReleaseIndex, current: Option<&Version>, host: &str) -> Opt
         update,
         version: target.to_string(),
         previous_version: current.map(Version::to_string),
+        descriptor: index
+            .descriptors()
+            .contains_key(target)
+            .then(|| url(&descriptor_url_path(target))),
     })
 }
 
@@ -92,7 +98,7 @@ fn newest_firmware<'a>(
     index: &'a ReleaseIndex,
     current: Option<&Version>,
 ) -> Option<(&'a Version, &'a IndexedFile)> {
-    let (version, file) = index.firmware().range(..=index.target()).next_back()?;
+    let (version, file) = index.firmware_for(index.target())?;
     current
         .is_none_or(|c| version > c)
         .then_some((version, file.as_ref()))

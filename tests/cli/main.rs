@@ -4,3 +4,4 @@ mod common;
 
 mod device;
 mod serve;
+mod signing;

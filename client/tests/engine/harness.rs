@@ -11,6 +11,7 @@ use otavan_client::storage::{DirStorage, Storage, walk_files};
 use otavan_client::transport::MemoryTransport;
 use otavan_client::{Engine, EngineConfig, Meter};
 use otavan_protocol::Version;
+use otavan_protocol::descriptor::{KeyPair, PublicKey, SignedDescriptor, TargetDescriptor};
 use otavan_server::index::ReleaseIndex;
 use tempfile::TempDir;
 
@@ -76,6 +77,32 @@ impl Release {
         Release { root, index }
     }
 
+    /// Signs every version with `keys` (as `otavan release sign` does) and
+    /// re-indexes, so manifests name the target's descriptor.
+    pub fn sign(&mut self, keys: &KeyPair, expires: u64) {
+        otavan_server::sign::sign_release(self.root.path(), keys, expires).unwrap();
+        self.reindex();
+    }
+
+    /// Replaces the target's descriptor with `signed` and re-indexes.
+    pub fn put_descriptor(&mut self, version: &str, signed: &SignedDescriptor) {
+        let path = self.root.path().join(format!("target_{version}.json"));
+        std::fs::write(path, serde_json::to_vec(signed).unwrap()).unwrap();
+        self.reindex();
+    }
+
+    /// The descriptor of `version` as signed in the release root.
+    pub fn descriptor(&self, version: &str) -> TargetDescriptor {
+        let path = self.root.path().join(format!("target_{version}.json"));
+        let signed: SignedDescriptor =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        serde_json::from_str(&signed.signed).unwrap()
+    }
+
+    fn reindex(&mut self) {
+        self.index = ReleaseIndex::build(self.root.path(), None, &[]).unwrap();
+    }
+
     /// The manifest JSON the server would send a meter at `current`.
     pub fn manifest_json(&self, current: &str) -> Vec<u8> {
         let current: Version = current.parse().unwrap();
@@ -91,6 +118,10 @@ impl Release {
                 transport.set_file(&format!("/{version}/{path}"), bytes);
             }
             transport.set_file(&format!("/firmware_{version}.bin"), self.image(version));
+            let descriptor = self.root.path().join(format!("target_{version}.json"));
+            if let Ok(bytes) = std::fs::read(descriptor) {
+                transport.set_file(&format!("/target_{version}.json"), bytes);
+            }
         }
         transport
     }
@@ -165,6 +196,15 @@ pub struct TestMeter {
 impl TestMeter {
     /// A meter at `version` of `release` with its firmware booted.
     pub fn provisioned(release: &Release, version: &str) -> TestMeter {
+        TestMeter::provisioned_with(release, version, None)
+    }
+
+    /// Like [`TestMeter::provisioned`], trusting only releases signed for `key`.
+    pub fn provisioned_with(
+        release: &Release,
+        version: &str,
+        key: Option<&PublicKey>,
+    ) -> TestMeter {
         let dir = TempDir::new().unwrap();
         std::fs::create_dir(dir.path().join("meter")).unwrap();
         std::fs::write(dir.path().join("outside.txt"), b"sentinel").unwrap();
@@ -177,6 +217,7 @@ impl TestMeter {
             &meter.storage(),
             &version.parse().unwrap(),
             Some(&mut image.as_slice()),
+            key,
         )
         .unwrap();
         meter

@@ -7,4 +7,5 @@ mod crash;
 mod hostile;
 mod pycom;
 mod resume;
+mod trust;
 mod update;

@@ -258,3 +258,44 @@ async fn non_version_folders_are_skipped_not_fatal() {
     assert_eq!(manifest["new"].as_array().unwrap().len(), 1);
     assert!(manifest.get("firmware").is_none());
 }
+
+#[tokio::test]
+async fn signed_releases_name_and_serve_their_descriptor() {
+    use otavan_protocol::descriptor::{KeyPair, SignedDescriptor};
+    let root = tree(&[
+        ("1.0.0/flash/main.py", b"a"),
+        ("1.1.0/flash/main.py", b"b"),
+        ("firmware_1.1.0.bin", b"image"),
+    ]);
+    let keys = KeyPair::from_seed([3; 32]);
+    let signed = otavan_server::sign::sign_release(root.path(), &keys, 4_000_000_000).unwrap();
+    assert_eq!(signed.iter().map(|s| s.counter).collect::<Vec<_>>(), [1, 2]);
+    let server = TestServer::start(root.path()).await;
+    let manifest = server
+        .get("/manifest.json?current_ver=1.0.0", &[])
+        .await
+        .json();
+    assert_eq!(
+        manifest["descriptor"],
+        "http://van.local:8000/target_1.1.0.json"
+    );
+    let body = server.get("/target_1.1.0.json", &[]).await.body;
+    let descriptor = serde_json::from_slice::<SignedDescriptor>(&body)
+        .unwrap()
+        .verify(&keys.public())
+        .unwrap();
+    assert_eq!(descriptor.version, "1.1.0");
+    assert_eq!(descriptor.files.len(), 1);
+    assert_eq!(descriptor.files[0].path, "flash/main.py");
+    assert_eq!(descriptor.firmware.unwrap().size, 5);
+    // Unsigned releases have no descriptor field at all.
+    let plain = TestServer::start(&crate::harness::sample_root()).await;
+    assert!(
+        plain
+            .get("/manifest.json", &[])
+            .await
+            .json()
+            .get("descriptor")
+            .is_none()
+    );
+}

@@ -1,0 +1,172 @@
+//! Signed releases: a provisioned meter installs only what the release
+//! manager's key vouches for; everything else is refused with a clear
+//! reason, FAILED is reported, and the meter stays as it was.
+
+use otavan_client::EngineError;
+use otavan_protocol::UpdateState;
+use otavan_protocol::descriptor::{KeyPair, SignedDescriptor, TargetDescriptor};
+use serde_json::json;
+
+use crate::harness::{NEW, OLD, Release, TestMeter};
+
+fn keys() -> KeyPair {
+    KeyPair::from_seed([42; 32])
+}
+
+fn far_future() -> u64 {
+    4_000_000_000
+}
+
+fn signed_release() -> Release {
+    let mut release = Release::sample();
+    release.sign(&keys(), far_future());
+    release
+}
+
+/// Runs an update that must be refused; checks the meter did not move and
+/// FAILED carries the reason.
+async fn refused(
+    release: &Release,
+    transport: otavan_client::transport::MemoryTransport,
+    expected: &str,
+) {
+    let meter = TestMeter::provisioned_with(release, OLD, Some(&keys().public()));
+    let error = meter.engine(transport.clone()).update().await.unwrap_err();
+    assert!(matches!(error, EngineError::Untrusted(_)), "{error}");
+    assert!(error.to_string().contains(expected), "{error}");
+    meter.assert_at(release, OLD);
+    meter.assert_outside_untouched();
+    let failed = transport
+        .reports()
+        .into_iter()
+        .find(|r| r.state == UpdateState::Failed)
+        .expect("FAILED reported");
+    assert!(failed.error.unwrap().contains(expected));
+}
+
+#[tokio::test]
+async fn a_signed_release_installs_and_raises_the_counter() {
+    let release = signed_release();
+    let meter = TestMeter::provisioned_with(&release, OLD, Some(&keys().public()));
+    meter.engine(release.transport()).update().await.unwrap();
+    meter.assert_at(&release, NEW);
+    let state = meter.meter().state().unwrap();
+    assert_eq!(state.highest_counter, release.descriptor(NEW).counter);
+    // Rolling back keeps the counter: anti-rollback survives it.
+    meter.meter().rollback().unwrap();
+    meter.assert_at(&release, OLD);
+    assert_eq!(
+        meter.meter().state().unwrap().highest_counter,
+        release.descriptor(NEW).counter
+    );
+}
+
+#[tokio::test]
+async fn an_unsigned_manifest_is_refused() {
+    let release = Release::sample();
+    refused(&release, release.transport(), "unsigned manifest").await;
+}
+
+#[tokio::test]
+async fn a_rogue_server_with_another_key_is_refused() {
+    let mut release = Release::sample();
+    release.sign(&KeyPair::from_seed([66; 32]), far_future());
+    refused(&release, release.transport(), "does not verify").await;
+}
+
+#[tokio::test]
+async fn a_tampered_descriptor_is_refused() {
+    let mut release = signed_release();
+    let descriptor = release.descriptor(NEW);
+    let mut signed = SignedDescriptor::sign(&descriptor, &keys());
+    signed.signed = signed.signed.replace(
+        &format!("\"counter\":{}", descriptor.counter),
+        "\"counter\":999",
+    );
+    release.put_descriptor(NEW, &signed);
+    refused(&release, release.transport(), "does not verify").await;
+}
+
+#[tokio::test]
+async fn an_expired_descriptor_is_refused() {
+    let mut release = Release::sample();
+    release.sign(&keys(), 1_000_000_000);
+    refused(&release, release.transport(), "expired").await;
+}
+
+#[tokio::test]
+async fn a_replayed_older_release_is_refused() {
+    let mut release = signed_release();
+    let meter = TestMeter::provisioned_with(&release, OLD, Some(&keys().public()));
+    // The meter installs counter N, then rolls back (counter stays N).
+    meter.engine(release.transport()).update().await.unwrap();
+    meter.meter().rollback().unwrap();
+    // A replay: the same target re-signed with a lower counter.
+    let mut old: TargetDescriptor = release.descriptor(NEW);
+    old.counter -= 1;
+    release.put_descriptor(NEW, &SignedDescriptor::sign(&old, &keys()));
+    let transport = release.transport();
+    let error = meter.engine(transport.clone()).update().await.unwrap_err();
+    assert!(error.to_string().contains("rollback refused"), "{error}");
+    meter.assert_at(&release, OLD);
+}
+
+#[tokio::test]
+async fn a_manifest_adding_a_file_the_descriptor_lacks_is_refused() {
+    let release = signed_release();
+    let transport = release.transport();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&release.manifest_json(OLD)).unwrap();
+    let mut extra = manifest["new"][0].clone();
+    extra["dst_path"] = json!("/flash/backdoor.py");
+    manifest["new"].as_array_mut().unwrap().push(extra);
+    transport.set_manifest(OLD, serde_json::to_vec(&manifest).unwrap());
+    refused(&release, transport, "does not contain").await;
+}
+
+#[tokio::test]
+async fn a_manifest_that_swaps_content_or_skips_files_is_refused() {
+    let release = signed_release();
+    // Same path, other content: the server swaps the bytes and the hashes.
+    let transport = release.transport();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&release.manifest_json(OLD)).unwrap();
+    manifest["update"][0]["sha256"] = json!("ab".repeat(32));
+    transport.set_manifest(OLD, serde_json::to_vec(&manifest).unwrap());
+    refused(&release, transport, "differs from the signed release").await;
+
+    // Leaving out an update leaves the meter different from the target.
+    let transport = release.transport();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&release.manifest_json(OLD)).unwrap();
+    manifest["update"].as_array_mut().unwrap().remove(0);
+    transport.set_manifest(OLD, serde_json::to_vec(&manifest).unwrap());
+    refused(&release, transport, "different from the signed release").await;
+
+    // Deleting a file the target has.
+    let transport = release.transport();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&release.manifest_json(OLD)).unwrap();
+    manifest["delete"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("flash/boot.py"));
+    transport.set_manifest(OLD, serde_json::to_vec(&manifest).unwrap());
+    refused(&release, transport, "deletes /flash/boot.py").await;
+
+    // Withholding the firmware.
+    let transport = release.transport();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&release.manifest_json(OLD)).unwrap();
+    manifest.as_object_mut().unwrap().remove("firmware");
+    transport.set_manifest(OLD, serde_json::to_vec(&manifest).unwrap());
+    refused(&release, transport, "needs firmware").await;
+}
+
+#[tokio::test]
+async fn unprovisioned_meters_keep_working_in_pycom_mode() {
+    let release = signed_release();
+    let meter = TestMeter::provisioned(&release, OLD);
+    meter.engine(release.transport()).update().await.unwrap();
+    meter.assert_at(&release, NEW);
+}
