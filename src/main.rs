@@ -67,6 +67,12 @@ struct ServeArgs {
     /// MiB of release content kept in memory (target files and firmware).
     #[arg(long, default_value_t = 32)]
     preload_mib: u64,
+    /// Directory where firmware patches are cached between runs.
+    #[arg(long, default_value = "otavan-patches")]
+    patch_cache: PathBuf,
+    /// Serve full firmware images only (no bsdiff patches).
+    #[arg(long)]
+    no_deltas: bool,
 }
 
 fn main() -> ExitCode {
@@ -103,6 +109,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: args.max_connections,
         header_timeout: Duration::from_secs(args.header_timeout),
         preload_bytes: args.preload_mib * 1024 * 1024,
+        patch_cache: (!args.no_deltas).then_some(args.patch_cache),
         ..ServerConfig::new(args.root)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

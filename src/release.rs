@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use otavan_protocol::descriptor::KeyPair;
+use otavan_server::patches::diff;
 use otavan_server::sign::sign_release;
 
 /// `otavan release ...` subcommands.
@@ -25,6 +26,19 @@ pub enum ReleaseCommand {
         /// How long meters accept the descriptors, e.g. 90d, 12h.
         #[arg(long, default_value = "365d", value_parser = humantime::parse_duration)]
         expires: Duration,
+    },
+    /// Write the bsdiff patch from one firmware image to another (what the
+    /// server offers meters).
+    Diff {
+        /// The image meters run now.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new image.
+        #[arg(long)]
+        to: PathBuf,
+        /// Where to write the patch.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -78,6 +92,23 @@ pub fn run(command: ReleaseCommand) -> anyhow::Result<()> {
                     descriptor.path.display()
                 );
             }
+        }
+        ReleaseCommand::Diff { from, to, out } => {
+            let read = |path: &Path| {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+            };
+            let (old, new) = (read(&from)?, read(&to)?);
+            let started = std::time::Instant::now();
+            let patch = diff(&old, &new).context("cannot compute the patch")?;
+            std::fs::write(&out, &patch)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "{} bytes ({:.1}% of {}) in {:.3} s",
+                patch.len(),
+                100.0 * patch.len() as f64 / new.len().max(1) as f64,
+                new.len(),
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     Ok(())

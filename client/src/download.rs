@@ -16,7 +16,7 @@ use sha2::Sha256;
 use tracing::{debug, warn};
 
 use crate::path::MeterPath;
-use crate::plan::{Expected, PlannedFile, UpdatePlan};
+use crate::plan::{Expected, PlannedFile, PlannedPatch, UpdatePlan};
 use crate::state::staging_dir;
 use crate::storage::{Storage, WriteFile, create_parents};
 use crate::transport::{Sink, Transport, TransportError};
@@ -92,10 +92,16 @@ impl Sink for StagingSink<'_> {
 /// Fetches whatever of `plan` is not fully staged yet, then verifies every
 /// staged file, re-fetching a mismatching one once from byte 0. Returns
 /// the bytes received. Staging files from other plans are removed first.
+///
+/// With `patch_source` (the booted image, when the plan's patch applies to
+/// it) the firmware image is rebuilt from the patch instead of downloaded;
+/// if the patch or the rebuilt image does not verify, the full image is
+/// downloaded after all.
 pub async fn stage<T: Transport>(
     storage: &dyn Storage,
     transport: &T,
     plan: &UpdatePlan,
+    patch_source: Option<&[u8]>,
     retries: u32,
 ) -> Result<u64, DownloadError> {
     prepare_staging(storage, plan).map_err(|source| DownloadError::Storage {
@@ -103,8 +109,39 @@ pub async fn stage<T: Transport>(
         source,
     })?;
     let mut received = 0;
-    for file in plan.downloads() {
+    for file in &plan.files {
         received += fetch_resuming(storage, transport, file, retries).await?;
+    }
+    if let Some(image) = &plan.firmware {
+        let patched = match (&plan.patch, patch_source) {
+            (Some(patch), Some(source)) => {
+                match stage_from_patch(
+                    storage,
+                    transport,
+                    patch,
+                    image,
+                    source,
+                    retries,
+                    &mut received,
+                )
+                .await
+                {
+                    Ok(()) => true,
+                    // A cut link fails this pass like any download; the
+                    // partial patch is resumed on the next one.
+                    Err(cut @ DownloadError::Transport { .. }) => return Err(cut),
+                    Err(error) => {
+                        warn!(%error, "firmware patch failed; downloading the full image");
+                        remove_if_present(storage, &image.staged, &image.path)?;
+                        false
+                    }
+                }
+            }
+            _ => false,
+        };
+        if !patched {
+            received += fetch_resuming(storage, transport, image, retries).await?;
+        }
     }
     for file in plan.downloads() {
         if let Err(mismatch) = verify(storage, &file.staged, &file.expect, &file.path) {
@@ -123,13 +160,49 @@ pub async fn stage<T: Transport>(
     Ok(received)
 }
 
+/// Downloads and verifies the patch, then rebuilds the image into its
+/// staging file from `source` and verifies it against the full image's
+/// hashes. The patch is kept staged (a later pass reuses it) until the
+/// plan changes.
+async fn stage_from_patch<T: Transport>(
+    storage: &dyn Storage,
+    transport: &T,
+    patch: &PlannedPatch,
+    image: &PlannedFile,
+    source: &[u8],
+    retries: u32,
+    received: &mut u64,
+) -> Result<(), DownloadError> {
+    let file = &patch.file;
+    *received += fetch_resuming(storage, transport, file, retries).await?;
+    if let Err(mismatch) = verify(storage, &file.staged, &file.expect, &file.path) {
+        remove_if_present(storage, &file.staged, &file.path)?;
+        return Err(mismatch);
+    }
+    let storage_error = |source| DownloadError::Storage {
+        path: image.path.clone(),
+        source,
+    };
+    let patch_bytes = storage.read(&file.staged).map_err(storage_error)?;
+    let mut target = storage.create(&image.staged).map_err(storage_error)?;
+    let patcher = qbsdiff::Bspatch::new(&patch_bytes).map_err(storage_error)?;
+    patcher.apply(source, &mut target).map_err(storage_error)?;
+    drop(target);
+    verify(storage, &image.staged, &image.expect, &image.path)
+}
+
 /// Creates the staging directory and drops staged files that belong to
 /// no download of `plan` (an older target's leftovers).
 fn prepare_staging(storage: &dyn Storage, plan: &UpdatePlan) -> io::Result<()> {
     let dir = staging_dir();
     create_parents(storage, &dir.join("x").expect("valid"))?;
     for entry in storage.list(Some(&dir))? {
-        if !plan.downloads().any(|f| f.staged == entry.path) {
+        let patch = plan.patch.as_ref().map(|p| &p.file);
+        if !plan
+            .downloads()
+            .chain(patch)
+            .any(|f| f.staged == entry.path)
+        {
             if entry.is_dir {
                 storage.remove_dir_all(&entry.path)?;
             } else {

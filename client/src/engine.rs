@@ -92,6 +92,15 @@ pub enum EngineError {
     Storage(#[from] io::Error),
 }
 
+/// Bytes moved by an update, for reports.
+#[derive(Debug, Clone, Copy)]
+struct Transferred {
+    /// Downloaded so far.
+    bytes: u64,
+    /// The declared size of everything, with the full firmware image.
+    full_bytes: u64,
+}
+
 /// A meter plus the link to the van: runs update cycles.
 pub struct Engine<S, F, T> {
     meter: Meter<S, F>,
@@ -181,18 +190,29 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
         let (from, to) = (&plan.from, &plan.to);
         info!(%from, %to, files = plan.files.len(), deletes = plan.deletes.len(), firmware = plan.firmware.is_some(), "updating");
         self.check_space(plan.declared_bytes())?;
-        self.report(from, to, UpdateState::Downloading, None, Some(0))
+        // What the report says was moved, beside what it would have cost
+        // without firmware deltas.
+        let full_bytes = plan.declared_bytes();
+        let moved = |bytes| Transferred { bytes, full_bytes };
+        self.report(from, to, UpdateState::Downloading, None, Some(moved(0)))
             .await;
+        let patch_source = match &plan.patch {
+            Some(patch) => self
+                .meter
+                .booted_image_matching(&patch.source_sha256, self.config.limits.max_patch_source)?,
+            None => None,
+        };
         let bytes = stage(
             self.meter.storage(),
             &self.transport,
             &plan,
+            patch_source.as_deref(),
             self.config.retries,
         )
         .await?;
-        self.report(from, to, UpdateState::Downloaded, None, Some(bytes))
+        self.report(from, to, UpdateState::Downloaded, None, Some(moved(bytes)))
             .await;
-        self.report(from, to, UpdateState::Verified, None, Some(bytes))
+        self.report(from, to, UpdateState::Verified, None, Some(moved(bytes)))
             .await;
         // Files move by rename; only the firmware slot needs new space.
         self.check_space(
@@ -201,10 +221,10 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
                 .and_then(|f| f.expect.size)
                 .unwrap_or(0),
         )?;
-        self.report(from, to, UpdateState::Updating, None, Some(bytes))
+        self.report(from, to, UpdateState::Updating, None, Some(moved(bytes)))
             .await;
         self.meter.apply(&plan)?;
-        self.report(from, to, UpdateState::Updated, None, Some(bytes))
+        self.report(from, to, UpdateState::Updated, None, Some(moved(bytes)))
             .await;
         Ok(Outcome::Updated {
             from: from.clone(),
@@ -229,7 +249,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
         to: &Version,
         state: UpdateState,
         error: Option<String>,
-        bytes: Option<u64>,
+        transferred: Option<Transferred>,
     ) {
         let report = Report {
             device_id: self.config.device_id.clone(),
@@ -237,7 +257,8 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             to_version: to.clone(),
             state,
             error,
-            bytes,
+            bytes: transferred.map(|t| t.bytes),
+            full_bytes: transferred.map(|t| t.full_bytes),
         };
         if let Err(error) = self.transport.send_report(&report).await {
             warn!(%error, state = %state, "report not delivered");

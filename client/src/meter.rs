@@ -1,7 +1,7 @@
 //! What a meter can do without a network: apply a staged plan, confirm,
 //! roll back, recover after a power cut, report its status.
 
-use std::io;
+use std::io::{self, Read};
 
 use otavan_protocol::Version;
 use otavan_protocol::descriptor::PublicKey;
@@ -184,6 +184,26 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
             Some(reader) => Ok(Some(digest(reader)?.sha256)),
             None => Ok(None),
         }
+    }
+
+    /// The booted image in memory, if it has SHA-256 `sha256` and is at
+    /// most `limit` bytes (patches need their source in memory).
+    pub fn booted_image_matching(
+        &self,
+        sha256: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let boot = self.slots.state()?;
+        let Some(reader) = self.slots.read(boot.boot)? else {
+            return Ok(None);
+        };
+        let mut image = Vec::new();
+        let read = reader.take(limit + 1).read_to_end(&mut image)?;
+        if read as u64 > limit {
+            return Ok(None);
+        }
+        let matches = digest(image.as_slice())?.sha256 == sha256;
+        Ok(matches.then_some(image))
     }
 
     /// The meter's status.

@@ -24,6 +24,9 @@ pub struct Limits {
     pub max_entries: usize,
     /// Free space to keep beyond what the update needs.
     pub reserve: u64,
+    /// Largest booted image a firmware patch is applied to: the patch
+    /// needs its source in memory, so bigger images are downloaded whole.
+    pub max_patch_source: u64,
 }
 
 impl Default for Limits {
@@ -33,6 +36,7 @@ impl Default for Limits {
             max_firmware: 1024 * 1024 * 1024,
             max_entries: 20_000,
             reserve: 256 * 1024,
+            max_patch_source: 16 * 1024 * 1024,
         }
     }
 }
@@ -122,8 +126,19 @@ pub struct UpdatePlan {
     pub deletes: Vec<MeterPath>,
     /// The firmware image, when there is one.
     pub firmware: Option<PlannedFile>,
+    /// A patch that rebuilds the firmware image from the booted one.
+    pub patch: Option<PlannedPatch>,
     /// The signed release counter, once a descriptor vouched for the plan.
     pub counter: Option<u64>,
+}
+
+/// A firmware patch on offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedPatch {
+    /// The patch download itself.
+    pub file: PlannedFile,
+    /// Lower-case hex SHA-256 of the image the patch applies to.
+    pub source_sha256: String,
 }
 
 impl UpdatePlan {
@@ -191,6 +206,28 @@ pub fn plan(
         }
         deletes.push(path);
     }
+    let patch = match manifest.firmware.as_ref().and_then(|f| f.patch.as_ref()) {
+        Some(patch) => {
+            let what = "firmware patch";
+            let expect = expected(
+                what,
+                &patch.hash,
+                Some(&patch.sha256),
+                Some(patch.size),
+                limits.max_firmware,
+            )?;
+            Some(PlannedPatch {
+                source_sha256: hex_digest(what, "source_sha256", &patch.source_sha256, 64)?,
+                file: PlannedFile {
+                    path: MeterPath::state("firmware.patch"),
+                    staged: staged_name("firmware.patch", &expect.sha1),
+                    url: checked_url(&patch.url)?,
+                    expect,
+                },
+            })
+        }
+        None => None,
+    };
     let firmware = match &manifest.firmware {
         Some(image) => {
             let expect = expected(
@@ -215,6 +252,7 @@ pub fn plan(
         files,
         deletes,
         firmware,
+        patch,
         counter: None,
     }))
 }

@@ -108,6 +108,7 @@ async fn start_van() -> Van {
     let mut config = ServerConfig::new(root.path());
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.db = db.path().join("reports.db");
+    config.patch_cache = Some(db.path().join("patches"));
     let server = Server::bind(config).await.expect("server starts");
     let addr = server.local_addr();
     let task = tokio::spawn(server.run(std::future::pending()));
@@ -279,6 +280,7 @@ async fn otavan_reports_show_up_in_the_csv() {
         state: UpdateState::Downloading,
         error: None,
         bytes: Some(0),
+        full_bytes: Some(4096),
     };
     http.send_report(&report).await.unwrap();
     report.state = UpdateState::Failed;

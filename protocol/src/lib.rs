@@ -25,6 +25,6 @@ pub mod manifest;
 pub mod report;
 pub mod version;
 
-pub use manifest::{FileEntry, FirmwareEntry, Manifest};
+pub use manifest::{FileEntry, FirmwareEntry, FirmwarePatch, Manifest};
 pub use report::{Report, ReportError, UpdateState};
 pub use version::{Version, VersionError};

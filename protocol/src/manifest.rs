@@ -72,6 +72,26 @@ pub struct FirmwareEntry {
     /// Size of the image in bytes (otavan extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// A bsdiff patch that rebuilds this image from an older one (otavan
+    /// extension): far fewer bytes through the van's short contact window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<FirmwarePatch>,
+}
+
+/// A binary patch from one firmware image to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirmwarePatch {
+    /// Absolute URL of the patch on the server.
+    #[serde(rename = "URL")]
+    pub url: String,
+    /// Lower-case hex SHA-256 of the image the patch applies to.
+    pub source_sha256: String,
+    /// Lower-case hex SHA-1 of the patch file.
+    pub hash: String,
+    /// Lower-case hex SHA-256 of the patch file.
+    pub sha256: String,
+    /// Size of the patch file in bytes.
+    pub size: u64,
 }
 
 #[cfg(test)]

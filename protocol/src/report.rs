@@ -80,6 +80,10 @@ pub struct Report {
     /// Bytes downloaded so far for this update.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// What the update weighs without firmware deltas (full image and
+    /// files), to compare with `bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_bytes: Option<u64>,
 }
 
 /// Why a report is not acceptable.

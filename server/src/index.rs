@@ -69,6 +69,8 @@ pub struct ReleaseIndex {
     versions: BTreeMap<Version, VersionTree>,
     firmware: BTreeMap<Version, Arc<IndexedFile>>,
     descriptors: BTreeMap<Version, Arc<IndexedFile>>,
+    /// Patches to the target's image, by source image SHA-256.
+    patches: BTreeMap<String, Arc<IndexedFile>>,
     /// URL path (without the leading `/`, not percent-encoded) to file.
     by_url_path: HashMap<String, Arc<IndexedFile>>,
     target: Version,
@@ -158,6 +160,7 @@ impl ReleaseIndex {
             versions,
             firmware,
             descriptors,
+            patches: BTreeMap::new(),
             by_url_path,
             target,
         })
@@ -191,6 +194,31 @@ impl ReleaseIndex {
     /// Signed target descriptors (`target_VERSION.json`) by version.
     pub fn descriptors(&self) -> &BTreeMap<Version, Arc<IndexedFile>> {
         &self.descriptors
+    }
+
+    /// Adds firmware patches (from [`crate::patches::build_patches`]) to
+    /// what this index serves.
+    pub fn attach_patches(&mut self, patches: BTreeMap<String, Arc<IndexedFile>>) {
+        if let Some((_, target)) = self.firmware_for(&self.target) {
+            let target = target.sha256.clone();
+            for (source, patch) in &patches {
+                self.by_url_path.insert(
+                    crate::patches::patch_url_path(source, &target),
+                    Arc::clone(patch),
+                );
+            }
+        }
+        self.patches = patches;
+    }
+
+    /// Every patch to the target's image, by source image SHA-256.
+    pub fn patches(&self) -> &BTreeMap<String, Arc<IndexedFile>> {
+        &self.patches
+    }
+
+    /// The patch to the target's image from the image with SHA-256 `source`.
+    pub fn patch_from(&self, source: &str) -> Option<&Arc<IndexedFile>> {
+        self.patches.get(source)
     }
 
     /// The firmware image a meter at `version` runs: the highest image not
@@ -303,7 +331,7 @@ fn relative_url_path(folder: &Path, path: &Path) -> Option<String> {
 }
 
 /// Hashes a file with SHA-1 and SHA-256 in one pass.
-fn hash_file(path: &Path) -> Result<IndexedFile, IndexError> {
+pub(crate) fn hash_file(path: &Path) -> Result<IndexedFile, IndexError> {
     let io_err = |error| IndexError::Io {
         path: path.to_path_buf(),
         error,

@@ -28,6 +28,7 @@ pub mod body;
 pub mod files;
 pub mod index;
 pub mod manifest;
+pub mod patches;
 pub mod preload;
 pub mod range;
 pub mod reports;

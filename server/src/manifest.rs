@@ -11,12 +11,13 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use bytes::Bytes;
-use otavan_protocol::{FileEntry, FirmwareEntry, Manifest, Version};
+use otavan_protocol::{FileEntry, FirmwareEntry, FirmwarePatch, Manifest, Version};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::index::{
     IndexedFile, ReleaseIndex, descriptor_url_path, firmware_url_path, version_file_url_path,
 };
+use crate::patches::patch_url_path;
 
 /// Characters escaped in the path part of manifest URLs: what RFC 3986 does
 /// not allow in a path segment, plus `%` itself.
@@ -78,6 +79,7 @@ pub fn build(index: &ReleaseIndex, current: Option<&Version>, host: &str) -> Opt
         hash: file.sha1.clone(),
         sha256: Some(file.sha256.clone()),
         size: Some(file.size),
+        patch: patch_for(index, current, file, &url),
     });
     Some(Manifest {
         delete,
@@ -102,6 +104,25 @@ fn newest_firmware<'a>(
     current
         .is_none_or(|c| version > c)
         .then_some((version, file.as_ref()))
+}
+
+/// The patch to `image` from the image a meter at `current` runs, if the
+/// server has one.
+fn patch_for(
+    index: &ReleaseIndex,
+    current: Option<&Version>,
+    image: &IndexedFile,
+    url: &impl Fn(&str) -> String,
+) -> Option<FirmwarePatch> {
+    let (_, source) = index.firmware_for(current?)?;
+    let patch = index.patch_from(&source.sha256)?;
+    Some(FirmwarePatch {
+        url: url(&patch_url_path(&source.sha256, &image.sha256)),
+        source_sha256: source.sha256.clone(),
+        hash: patch.sha1.clone(),
+        sha256: patch.sha256.clone(),
+        size: patch.size,
+    })
 }
 
 /// Serialises a manifest answer: the manifest's JSON, or `null`.

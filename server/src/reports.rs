@@ -53,7 +53,8 @@ impl ReportStore {
                 to_version TEXT NOT NULL,
                 state TEXT NOT NULL,
                 error TEXT,
-                bytes INTEGER
+                bytes INTEGER,
+                full_bytes INTEGER
             );",
         )?;
         Ok(ReportStore {
@@ -65,10 +66,10 @@ impl ReportStore {
     pub fn insert(&self, report: &Report, time: SystemTime) -> Result<(), StoreError> {
         let time = humantime::format_rfc3339_millis(time).to_string();
         // SQLite integers are signed; a byte count past i64::MAX is not real.
-        let bytes = report.bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
+        let integer = |n: Option<u64>| n.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
         self.conn().execute(
-            "INSERT INTO reports (time, device_id, from_version, to_version, state, error, bytes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO reports (time, device_id, from_version, to_version, state, error, bytes, full_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 time,
                 report.device_id,
@@ -76,7 +77,8 @@ impl ReportStore {
                 report.to_version.as_str(),
                 report.state.as_str(),
                 report.error,
-                bytes
+                integer(report.bytes),
+                integer(report.full_bytes)
             ],
         )?;
         Ok(())

@@ -45,6 +45,9 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Bytes of release content kept in memory (see [`crate::preload`]).
     pub preload_bytes: u64,
+    /// Where firmware patches are cached (see [`crate::patches`]); `None`
+    /// serves full images only.
+    pub patch_cache: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -59,6 +62,7 @@ impl ServerConfig {
             header_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
             preload_bytes: 32 * 1024 * 1024,
+            patch_cache: Some(PathBuf::from("otavan-patches")),
         }
     }
 }
@@ -111,6 +115,7 @@ impl Server {
             target: config.target.clone(),
             exclude: database_files(&config.db),
             preload_bytes: config.preload_bytes,
+            patch_cache: config.patch_cache.clone(),
         };
         let loaded = {
             let settings = settings.clone();

@@ -9,6 +9,7 @@ use tracing::{error, info};
 
 use crate::index::{IndexError, ReleaseIndex};
 use crate::manifest::ManifestCache;
+use crate::patches::build_patches;
 use crate::preload::preload;
 use crate::reports::ReportStore;
 
@@ -23,6 +24,8 @@ pub struct IndexSettings {
     pub exclude: Vec<PathBuf>,
     /// Bytes of release content to keep in memory.
     pub preload_bytes: u64,
+    /// Where firmware patches are cached; `None` turns deltas off.
+    pub patch_cache: Option<PathBuf>,
 }
 
 /// One indexed release and everything derived from it. Replaced as a whole
@@ -39,8 +42,12 @@ impl Release {
     /// Indexes the release root and preloads its hot files (blocking).
     pub fn load(settings: &IndexSettings) -> Result<Release, IndexError> {
         let started = std::time::Instant::now();
-        let index =
+        let mut index =
             ReleaseIndex::build(&settings.root, settings.target.as_ref(), &settings.exclude)?;
+        if let Some(cache) = &settings.patch_cache {
+            let patches = build_patches(&index, cache)?;
+            index.attach_patches(patches);
+        }
         let preloaded = preload(&index, settings.preload_bytes);
         info!(
             root = %index.root().display(),

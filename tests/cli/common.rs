@@ -25,6 +25,8 @@ impl Served {
             .arg(root)
             .arg("--db")
             .arg(db)
+            .arg("--patch-cache")
+            .arg(db.with_extension("patches"))
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .spawn()

@@ -662,6 +662,7 @@ mod tests {
             state: UpdateState::Downloading,
             error: None,
             bytes: Some(0),
+            full_bytes: None,
         };
         block_on(engine_side.send_report(&report)).unwrap();
         t.fail_reports(true);

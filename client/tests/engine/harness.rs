@@ -103,6 +103,33 @@ impl Release {
         self.index = ReleaseIndex::build(self.root.path(), None, &[]).unwrap();
     }
 
+    /// Computes firmware patches as the server does at index time.
+    pub fn with_patches(mut self) -> Release {
+        let cache = self.root.path().join("patch-cache");
+        let patches = otavan_server::patches::build_patches(&self.index, &cache).unwrap();
+        assert!(
+            !patches.is_empty(),
+            "the images are similar enough to patch"
+        );
+        self.index.attach_patches(patches);
+        self
+    }
+
+    /// The URL path of the patch from `source` to the target image.
+    pub fn patch_path(&self) -> String {
+        let target = &self
+            .index
+            .firmware_for(self.index.target())
+            .unwrap()
+            .1
+            .sha256;
+        let source = self.index.patches().keys().next().unwrap();
+        format!(
+            "/{}",
+            otavan_server::patches::patch_url_path(source, target)
+        )
+    }
+
     /// The manifest JSON the server would send a meter at `current`.
     pub fn manifest_json(&self, current: &str) -> Vec<u8> {
         let current: Version = current.parse().unwrap();
@@ -119,6 +146,20 @@ impl Release {
             }
             transport.set_file(&format!("/firmware_{version}.bin"), self.image(version));
             let descriptor = self.root.path().join(format!("target_{version}.json"));
+            if version == NEW {
+                let target = self
+                    .index
+                    .firmware_for(self.index.target())
+                    .map(|(_, f)| f.sha256.clone());
+                for (source, patch) in self.index.patches() {
+                    let path =
+                        otavan_server::patches::patch_url_path(source, target.as_deref().unwrap());
+                    transport.set_file(
+                        &format!("/{path}"),
+                        std::fs::read(&patch.disk_path).unwrap(),
+                    );
+                }
+            }
             if let Ok(bytes) = std::fs::read(descriptor) {
                 transport.set_file(&format!("/target_{version}.json"), bytes);
             }

@@ -4,6 +4,7 @@
 mod harness;
 
 mod crash;
+mod deltas;
 mod hostile;
 mod pycom;
 mod resume;

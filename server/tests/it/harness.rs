@@ -32,6 +32,7 @@ impl TestServer {
         let mut config = ServerConfig::new(root);
         config.addr = "127.0.0.1:0".parse().unwrap();
         config.db = dir.path().join("reports.db");
+        config.patch_cache = Some(dir.path().join("patches"));
         adjust(&mut config);
         let server = Server::bind(config).await.expect("server starts");
         let addr = server.local_addr();

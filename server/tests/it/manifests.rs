@@ -299,3 +299,95 @@ async fn signed_releases_name_and_serve_their_descriptor() {
             .is_none()
     );
 }
+
+/// Two images like successive builds (shared code, a few edits).
+fn similar_images() -> (Vec<u8>, Vec<u8>) {
+    let old: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 & 0x3f)
+        .collect();
+    let mut new = old.clone();
+    new.splice(500..500, *b"inserted block");
+    new[100_000] ^= 0xff;
+    (old, new)
+}
+
+#[tokio::test]
+async fn firmware_patches_are_offered_served_and_cached() {
+    use sha2::Digest;
+    let (old, new) = similar_images();
+    let root = tree(&[
+        ("1.0.0/flash/main.py", b"a"),
+        ("1.1.0/flash/main.py", b"b"),
+        ("firmware_1.0.0.bin", &old),
+        ("firmware_1.1.0.bin", &new),
+    ]);
+    let cache = tempfile::TempDir::new().unwrap();
+    let start = |deltas: bool| {
+        let cache = cache.path().to_path_buf();
+        TestServer::start_with(root.path(), move |c| {
+            c.patch_cache = deltas.then_some(cache)
+        })
+    };
+    let server = start(true).await;
+    let manifest = server
+        .get("/manifest.json?current_ver=1.0.0", &[])
+        .await
+        .json();
+    let patch = &manifest["firmware"]["patch"];
+    assert_eq!(
+        patch["source_sha256"],
+        hex::encode(sha2::Sha256::digest(&old))
+    );
+    let size = patch["size"].as_u64().unwrap();
+    assert!(
+        size * 10 < new.len() as u64,
+        "patch of {size} bytes for {}",
+        new.len()
+    );
+    let url = patch["URL"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("http://van.local:8000")
+        .unwrap()
+        .to_owned();
+    let body = server.get(&url, &[]).await.body;
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&body)),
+        patch["sha256"].as_str().unwrap()
+    );
+    let mut rebuilt = Vec::new();
+    qbsdiff::Bspatch::new(&body)
+        .unwrap()
+        .apply(&old, &mut rebuilt)
+        .unwrap();
+    assert_eq!(rebuilt, new);
+    // A full install has no image to patch from.
+    assert!(
+        server.get("/manifest.json", &[]).await.json()["firmware"]
+            .get("patch")
+            .is_none()
+    );
+
+    // Restarting reuses the cached patch instead of diffing again.
+    let cached = std::fs::read_dir(cache.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let written = std::fs::metadata(&cached).unwrap().modified().unwrap();
+    server.shutdown().await;
+    let again = start(true).await;
+    assert_eq!(
+        std::fs::metadata(&cached).unwrap().modified().unwrap(),
+        written
+    );
+    assert_eq!(again.get(&url, &[]).await.body, body);
+
+    let plain = start(false).await;
+    let manifest = plain
+        .get("/manifest.json?current_ver=1.0.0", &[])
+        .await
+        .json();
+    assert!(manifest["firmware"].get("patch").is_none());
+}
