@@ -5,23 +5,43 @@
 # `cp` of the same bytes (also `cp` + `sync`, since the client fsyncs).
 #
 # Usage: bench/client-apply.sh        (FILES=1000 IMAGE_MIB=100 RUNS=3)
+#
+# Environment: FILES, IMAGE_MIB, RUNS as above; QUIET_WAIT=60 (before each
+# timed command, wait up to this many seconds for the machine to be < 15%
+# busy, e.g. a build elsewhere); OTAVAN_BIN (a prebuilt otavan to measure
+# instead of building the working tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES=${FILES:-1000}
 IMAGE_MIB=${IMAGE_MIB:-100}
 RUNS=${RUNS:-3}
+QUIET_WAIT=${QUIET_WAIT:-60}
 OUT=bench/out/client
 mkdir -p "$OUT"
 
-cargo build --release --quiet
-BIN=target/release/otavan
+die() {
+  printf 'client-apply: %s\n' "$*" >&2
+  exit 1
+}
+
+# Run a private copy: the working tree may be rebuilt during the run.
+BIN=$OUT/otavan-bin
+if [[ -n ${OTAVAN_BIN:-} ]]; then
+  [[ -x $OTAVAN_BIN ]] || die "OTAVAN_BIN=$OTAVAN_BIN is not an executable"
+  cp "$OTAVAN_BIN" "$BIN"
+else
+  cargo build --release --quiet
+  cp target/release/otavan "$BIN"
+fi
 
 python3 - "$OUT/tree" "$FILES" "$IMAGE_MIB" <<'PY'
-import os, random, sys
+import os, random, shutil, sys
 root, files, image_mib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 marker = os.path.join(root, f".made-{files}-{image_mib}")
 if os.path.exists(marker):
     sys.exit(0)
+# A tree made with other parameters would leave stray files behind.
+shutil.rmtree(root, ignore_errors=True)
 rng = random.Random(3)
 def write(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -43,22 +63,61 @@ PY
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BIN" serve --root "$OUT/tree" --bind 127.0.0.1 --port "$PORT" --db "$OUT/van.db" --preload-mib 0 2>"$OUT/server.log" &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/manifest.json" >/dev/null && break; sleep 0.1; done
+trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
+# Indexing hashes every file (the 100 MiB image included): allow 60 s.
+for i in $(seq 600); do
+  curl -sf "http://127.0.0.1:$PORT/manifest.json" >/dev/null && break
+  kill -0 "$SERVER" 2>/dev/null || die "the server died; see $OUT/server.log"
+  ((i < 600)) || die "the server did not answer in 60 s; see $OUT/server.log"
+  sleep 0.1
+done
 
-BYTES=$(( $(du -sb "$OUT/tree/1.1.0" | cut -f1) + $(stat -c %s "$OUT/tree/firmware_1.1.0.bin") ))
+wait_quiet() { # up to QUIET_WAIT s for the machine to be < 15% busy over 1 s
+  python3 - "$QUIET_WAIT" <<'PY'
+import sys, time
+def cpu():
+    v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(v[:8]) - v[3] - v[4], sum(v[:8])
+deadline = time.monotonic() + float(sys.argv[1])
+while True:
+    a = cpu(); time.sleep(1); b = cpu()
+    busy = 100 * (b[0] - a[0]) / max(1, b[1] - a[1])
+    if busy < 15:
+        break
+    if time.monotonic() > deadline:
+        print(f"  warning: machine still {busy:.0f}% busy; measuring anyway", file=sys.stderr)
+        break
+PY
+}
+
+# The payload: file contents only (du -sb would add the directories' sizes).
+BYTES=$(( $(find "$OUT/tree/1.1.0" -type f -printf '%s\n' | awk '{s += $1} END {print s}') + $(stat -c %s "$OUT/tree/firmware_1.1.0.bin") ))
+FW_SHA1=$(sha1sum <"$OUT/tree/firmware_1.1.0.bin" | cut -d' ' -f1)
 results=()
 for run in $(seq "$RUNS"); do
   rm -rf "$OUT/meter" "$OUT/cp"
   mkdir -p "$OUT/meter/flash" "$OUT/cp"
   cp "$OUT/tree/1.0.0/flash/main.py" "$OUT/meter/flash/"
   "$BIN" device init --root "$OUT/meter" --version 1.0.0 --firmware "$OUT/tree/firmware_1.0.0.bin" >/dev/null
-  update=$(python3 bench/measure.py -- "$BIN" device update --root "$OUT/meter" --server "http://127.0.0.1:$PORT" --device-id bench)
+  wait_quiet
+  update=$(python3 bench/measure.py -- "$BIN" device update --root "$OUT/meter" --server "http://127.0.0.1:$PORT" --device-id bench) || {
+    tail -n 20 "$OUT/server.log" >&2
+    die "run $run: the update failed ($update)"
+  }
+  # The timed update must really have installed 1.1.0: same files, new image booted.
+  status=$("$BIN" device status --root "$OUT/meter" --json)
+  python3 -c 'import json,sys; s=json.loads(sys.argv[1]); sys.exit(s["version"] != "1.1.0" or s["firmware_sha1"] != sys.argv[2])' "$status" "$FW_SHA1" ||
+    die "run $run: the meter is not at 1.1.0 with the new image: $status"
+  diff -r --exclude=.otavan "$OUT/tree/1.1.0" "$OUT/meter" >/dev/null ||
+    die "run $run: the meter's files differ from $OUT/tree/1.1.0"
+  wait_quiet
   cp_plain=$(python3 bench/measure.py -- sh -c "cp -r '$OUT/tree/1.1.0/.' '$OUT/cp/' && cp '$OUT/tree/firmware_1.1.0.bin' '$OUT/cp/'")
   rm -rf "$OUT/cp"; mkdir -p "$OUT/cp"
+  wait_quiet
   cp_sync=$(python3 bench/measure.py -- sh -c "cp -r '$OUT/tree/1.1.0/.' '$OUT/cp/' && cp '$OUT/tree/firmware_1.1.0.bin' '$OUT/cp/' && sync")
   results+=("$update|$cp_plain|$cp_sync")
 done
+rm -rf "$OUT/cp"
 
 python3 - "$BYTES" "$FILES" "$IMAGE_MIB" "${results[@]}" <<'PY'
 import json, statistics, sys
@@ -77,6 +136,9 @@ print("|---|---|---|---|")
 print(f"| otavan device update (HTTP download, verify, apply, flash, read back) | {up:.2f} | {mib/up:.0f} | 1.00 |")
 print(f"| cp of the same bytes | {cp:.2f} | {mib/cp:.0f} | {cp/up:.2f} |")
 print(f"| cp + sync | {cps:.2f} | {mib/cps:.0f} | {cps/up:.2f} |")
+print("\nper run (wall s: update / cp / cp + sync; update peak RSS):")
+for i, (u, c, cs) in enumerate(runs, 1):
+    print(f"  run {i}: {u['wall_s']:.2f} / {c['wall_s']:.2f} / {cs['wall_s']:.2f}; {u['max_rss_kib'] / 1024:.1f} MiB")
 print(f"\nclient peak RSS: {rss:.1f} MiB (goal < 32 MiB: {'PASS' if rss < 32 else 'FAIL'})")
 print(f"throughput vs cp: {cp/up:.2f}x (goal >= 0.5x: {'PASS' if cp/up >= 0.5 else 'FAIL'}); vs cp+sync: {cps/up:.2f}x")
 PY
