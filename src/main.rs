@@ -2,6 +2,7 @@
 
 mod device;
 mod log;
+mod lora;
 mod release;
 
 use std::io::IsTerminal;
@@ -39,6 +40,10 @@ enum Command {
     /// Release manager tools.
     #[command(subcommand)]
     Release(release::ReleaseCommand),
+    /// LoRaWAN payloads: encode the commands that wake meters, decode what
+    /// meters send back.
+    #[command(subcommand)]
+    Lora(lora::LoraCommand),
 }
 
 #[derive(clap::Args)]
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
         Command::Device(command) => device::run(command),
         Command::Keygen { out } => release::keygen(&out),
         Command::Release(command) => release::run(command),
+        Command::Lora(command) => lora::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,8 @@
 //!   optional extensions (`sha256`, `size`, `previous_version`).
 //! - [`Report`]: the status report a meter posts to `/report`.
 //! - [`descriptor`]: offline-signed target descriptors and their keys.
+//! - [`lora`]: the LoRaWAN downlink commands that wake meters and the
+//!   meters' status uplink; [`region`]: regional payload limits.
 //!
 //! ```
 //! use otavan_protocol::Version;
@@ -21,7 +23,9 @@
 //! ```
 
 pub mod descriptor;
+pub mod lora;
 pub mod manifest;
+pub mod region;
 pub mod report;
 pub mod version;
 

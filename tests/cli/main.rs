@@ -3,5 +3,6 @@
 mod common;
 
 mod device;
+mod lora;
 mod serve;
 mod signing;
