@@ -18,6 +18,7 @@ pub mod apply;
 pub mod download;
 pub mod engine;
 pub mod fault;
+pub mod lora;
 pub mod meter;
 pub mod path;
 pub mod plan;

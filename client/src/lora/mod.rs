@@ -1,0 +1,58 @@
+//! The LoRaWAN trigger: the meter's side of "wake up, the van is coming".
+//!
+//! A meter is a class A LoRaWAN device: it talks when it wants (an uplink
+//! every hour), and hears the network only in the two receive windows right
+//! after each uplink. [`LoraTrigger`] drives lorawan-device's async
+//! [`lorawan_device::async_device::Device`] over any radio and timer:
+//!
+//! 1. **Join** by OTAA, retrying with exponential backoff and jitter
+//!    ([`JoinPolicy`]), unless a saved session is restored.
+//! 2. **Uplink** every [`TriggerConfig::uplink_interval`]: a meter reading
+//!    on its own FPort, or a STATUS ([`otavan_protocol::lora::StatusUplink`])
+//!    on the command FPort when one is owed (after a join, a
+//!    STATUS_REQUEST, an update attempt, or every
+//!    [`TriggerConfig::status_every`] readings). Every payload is checked
+//!    against the region's limit at the data rate before it is sent
+//!    (lorawan-device does not check), and EU868's 1 % duty cycle is kept
+//!    ([`DutyCycle`]): after a frame the meter stays silent 99 times its
+//!    time on air before the next uplink or join attempt.
+//! 3. **Downlinks** after an uplink go to the [`Scheduler`], a pure state
+//!    machine: a WAKE schedules a [`WifiSession`] (duplicates, stale
+//!    campaigns and WAKEs for the meter's own version are ignored), a
+//!    CANCEL removes it, a STATUS_REQUEST makes the next uplink a STATUS.
+//! 4. **WiFi session**: when the window opens before the next uplink, the
+//!    trigger sleeps until it opens, joins the van's network (giving up at
+//!    the window's close) and runs one update cycle with the engine
+//!    ([`crate::wifi::update_session`]), always leaving the network again.
+//!    The engine reports to the van's server by HTTP; the trigger records
+//!    the [`otavan_protocol::lora::OtaResult`] ([`ota_result`]) and sends
+//!    it in a STATUS uplink at once.
+//!
+//! The LoRaWAN session (keys and frame counters), the schedule, the seen
+//! campaigns and the last result are saved in the meter's storage
+//! (`.otavan/lora.json`, replaced atomically) after every change, and the
+//! uplink counter is saved ahead of each transmission, so a restart neither
+//! rejoins nor reuses a frame counter.
+//!
+//! Time is tokio time throughout ([`MeterClock`]), so a test drives a
+//! meter through days in a few milliseconds with paused time.
+
+mod clock;
+mod config;
+mod duty;
+mod host;
+mod outcome;
+mod schedule;
+mod store;
+mod trigger;
+
+pub use clock::MeterClock;
+pub use config::{DEFAULT_READING_FPORT, JoinPolicy, TriggerConfig};
+pub use duty::{DutyCycle, data_time_on_air, time_on_air};
+pub use host::{Host, Sensors};
+pub use outcome::ota_result;
+pub use schedule::{
+    Decision, IgnoreReason, SEEN_CAMPAIGNS, Scheduler, SchedulerState, Wakeup, WifiSession,
+};
+pub use store::{Saved, lora_file};
+pub use trigger::{Event, LoraDevice, LoraTrigger, TriggerError, UplinkKind};
