@@ -944,3 +944,93 @@ async fn a_session_saved_for_another_dev_eui_is_not_restored() {
     assert_eq!(event, Event::Joined { attempt: 1 });
     assert!(rig.network.session(other.dev_eui).is_some());
 }
+
+/// The van's real server, in this runtime, serving the release's tree.
+async fn van_server(release: &Release) -> (std::net::SocketAddr, TempDir) {
+    let dir = TempDir::new().unwrap();
+    let mut config = otavan_server::ServerConfig::new(&release.root);
+    config.addr = "127.0.0.1:0".parse().unwrap();
+    config.db = dir.path().join("van.db");
+    config.patch_cache = Some(dir.path().join("patches"));
+    let server = otavan_server::Server::bind(config).await.unwrap();
+    let addr = server.local_addr();
+    tokio::spawn(server.run(std::future::pending()));
+    (addr, dir)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_updates_the_meter_from_the_real_van_server() {
+    use otavan_client::transport::{HttpTransport, HttpTransportConfig};
+    let rig = Rig::new();
+    let release = Release::sample();
+    let (addr, van_dir) = van_server(&release).await;
+    let http = HttpTransport::new(HttpTransportConfig::new(format!("http://{addr}"))).unwrap();
+    let mut host = Host {
+        engine: Engine::new(rig.meter.meter(), http, EngineConfig::new("meter-1")),
+        wifi: rig.wifi.clone(),
+        sensors: reading as fn() -> Vec<u8>,
+    };
+    let mut trigger = rig.trigger(21);
+    let start = Instant::now();
+
+    // Virtual time: join, status, the first hourly reading.
+    trigger
+        .run_until(start + HOUR + MARGIN, &mut host)
+        .await
+        .unwrap();
+    // A WAKE whose window opens five seconds after the meter hears it.
+    rig.enqueue(wake(9, Duration::from_secs(5), 0, Some(NEW)));
+    let scheduled = loop {
+        let event = trigger.step(&mut host).await.unwrap();
+        if let [Decision::Scheduled { session, .. }] = decisions(std::slice::from_ref(&event))[..] {
+            break session;
+        }
+    };
+    // Real time for the WiFi session: the HTTP exchange with the real
+    // server must not race virtual timers.
+    tokio::time::resume();
+    let event = trigger.step(&mut host).await.unwrap();
+    let Event::Session { session, result } = event else {
+        panic!("{event:?}");
+    };
+    assert_eq!((session, result), (scheduled, OtaResult::Updated));
+    let opens = trigger.clock().instant(session.opens_at);
+    let joined = rig.wifi.joins()[0].1;
+    assert!(
+        abs_diff(joined, opens) < Duration::from_secs(1),
+        "{:?}",
+        abs_diff(joined, opens)
+    );
+    assert_eq!(rig.meter.version(), NEW);
+    let booted = rig.meter.meter().status().unwrap().firmware_sha1.unwrap();
+    use sha1::Digest;
+    assert_eq!(booted, hex::encode(sha1::Sha1::digest(release.image(NEW))));
+
+    // Virtual time again: the status uplink after the session.
+    tokio::time::pause();
+    loop {
+        if let Event::Uplink {
+            kind: UplinkKind::Status,
+            ..
+        } = trigger.step(&mut host).await.unwrap()
+        {
+            break;
+        }
+    }
+    let status = *rig.statuses().last().unwrap();
+    assert_eq!(
+        (status.version_tag, status.last_result, status.campaign),
+        (tag(NEW), OtaResult::Updated, 9)
+    );
+
+    // The van's report store saw the update.
+    let store = otavan_server::reports::ReportStore::open(&van_dir.path().join("van.db")).unwrap();
+    let mut csv = Vec::new();
+    store.export_csv(&mut csv).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.contains("meter-1") && l.contains(",UPDATED,")),
+        "{csv}"
+    );
+}
