@@ -24,6 +24,12 @@ const COMPRESSION_LEVEL: u32 = 9;
 /// (docs/benchmarks.md: +13-15% on small firmware changes).
 const SMALL_MATCH: usize = 8;
 
+/// Largest image diffed. bsdiff holds both images and a suffix array of the
+/// source (8 bytes per source byte) in memory, and meters only apply patches
+/// to images up to this size (the client's `max_patch_source`); larger
+/// images are served whole.
+pub const MAX_PATCH_IMAGE: u64 = 16 * 1024 * 1024;
+
 /// The URL path of the patch from the image with `source` SHA-256 to the
 /// one with `target` SHA-256.
 pub fn patch_url_path(source: &str, target: &str) -> String {
@@ -54,6 +60,9 @@ pub fn build_patches(
     let Some((target_version, target)) = index.firmware_for(index.target()) else {
         return Ok(BTreeMap::new());
     };
+    if target.size > MAX_PATCH_IMAGE {
+        return Ok(BTreeMap::new());
+    }
     std::fs::create_dir_all(cache).map_err(|error| IndexError::Io {
         path: cache.to_path_buf(),
         error,
@@ -62,7 +71,7 @@ pub fn build_patches(
         .firmware()
         .range(..target_version)
         .map(|(_, image)| image)
-        .filter(|image| image.sha256 != target.sha256)
+        .filter(|image| image.sha256 != target.sha256 && image.size <= MAX_PATCH_IMAGE)
         .collect();
     let patches: Vec<(String, IndexedFile)> = sources
         .par_iter()

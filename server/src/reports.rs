@@ -30,6 +30,18 @@ pub enum StoreError {
     Csv(#[from] csv::Error),
 }
 
+/// Brings a database made by an older otavan up to the current columns.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let mut statement = conn.prepare("SELECT name FROM pragma_table_info('reports')")?;
+    let columns: Vec<String> = statement
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    if !columns.iter().any(|c| c == "full_bytes") {
+        conn.execute_batch("ALTER TABLE reports ADD COLUMN full_bytes INTEGER;")?;
+    }
+    Ok(())
+}
+
 /// Reports received by this van, in arrival order.
 ///
 /// SQLite calls block, so async callers run them on the blocking pool; one
@@ -57,6 +69,7 @@ impl ReportStore {
                 full_bytes INTEGER
             );",
         )?;
+        migrate(&conn)?;
         Ok(ReportStore {
             conn: Mutex::new(conn),
         })
@@ -122,5 +135,33 @@ impl ReportStore {
         self.conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_from_before_full_bytes_is_migrated() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("old.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE reports (id INTEGER PRIMARY KEY, time TEXT NOT NULL, device_id TEXT NOT NULL,
+                 from_version TEXT NOT NULL, to_version TEXT NOT NULL, state TEXT NOT NULL, error TEXT, bytes INTEGER);
+                 INSERT INTO reports (time, device_id, from_version, to_version, state) VALUES ('t', 'old', '1.0', '1.1', 'UPDATED');",
+            )
+            .unwrap();
+        let store = ReportStore::open(&path).unwrap();
+        let report: Report = serde_json::from_str(
+            r#"{"device_id":"new","from_version":"1.0.0","to_version":"1.1.0","state":"UPDATED","bytes":1,"full_bytes":9}"#,
+        )
+        .unwrap();
+        store.insert(&report, SystemTime::now()).unwrap();
+        assert_eq!(store.count().unwrap(), 2);
+        // Opening again is a no-op.
+        ReportStore::open(&path).unwrap();
     }
 }
