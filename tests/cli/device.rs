@@ -107,6 +107,26 @@ fn a_meter_updates_rolls_back_and_confirms_against_the_real_server() {
         "meter-7",
     ]);
     assert!(out.contains("updated 1.0.0 -> 1.1.0"), "{out}");
+    // The firmware travelled as a patch: fewer bytes than files + full image.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&served.get("/manifest.json?current_ver=1.0.0")).unwrap();
+    let entries = manifest["new"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(manifest["update"].as_array().unwrap());
+    let full: u64 = entries.map(|e| e["size"].as_u64().unwrap()).sum::<u64>()
+        + manifest["firmware"]["size"].as_u64().unwrap();
+    let downloaded: u64 = out
+        .split('(')
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(downloaded < full, "downloaded {downloaded} of {full}");
     assert_eq!(tree(&meter), tree(&sample().join("1.1.0")));
     let after = status(root);
     assert_eq!(after["version"], "1.1.0");
