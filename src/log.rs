@@ -5,7 +5,8 @@
 //! writer thread per line, cost the server a fifth of its manifest rate
 //! (docs/benchmarks.md). Here a request only appends its formatted line to
 //! a shared buffer; a background thread writes whatever accumulated every
-//! [`FLUSH_EVERY`], so lines appear within that delay, in order.
+//! [`FLUSH_EVERY`], so lines appear within that delay, in order. Timestamps
+//! reuse the date part formatted once a second ([`CachedUtc`]).
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -116,5 +117,30 @@ impl<'a> MakeWriter<'a> for BatchedStderr {
 
     fn make_writer(&'a self) -> BatchedStderr {
         self.clone()
+    }
+}
+
+/// RFC 3339 UTC timestamps with microseconds, the date part formatted at
+/// most once a second per thread (the request log stamps every line).
+pub struct CachedUtc;
+
+impl tracing_subscriber::fmt::time::FormatTime for CachedUtc {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        thread_local! {
+            static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+        }
+        let now = std::time::SystemTime::now();
+        let since = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        SECOND.with_borrow_mut(|(second, prefix)| {
+            if *second != since.as_secs() {
+                *second = since.as_secs();
+                // "2026-11-22T18:18:01Z" without the Z: the micros follow.
+                let whole = humantime::format_rfc3339_seconds(now).to_string();
+                *prefix = whole.trim_end_matches('Z').to_owned();
+            }
+            write!(w, "{}.{:06}Z", prefix, since.subsec_micros())
+        })
     }
 }

@@ -88,6 +88,7 @@ fn main() -> ExitCode {
         )
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
+        .with_timer(log::CachedUtc)
         .with_writer(writer)
         .init();
     let cli = Cli::parse();
