@@ -82,14 +82,22 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let (writer, _flush_on_exit) = log::batched_stderr();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+    use tracing_subscriber::prelude::*;
+    let request = |m: &tracing::Metadata<'_>| m.target() == log::REQUEST_TARGET;
+    let general = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .with_timer(log::CachedUtc)
-        .with_writer(writer)
+        .with_writer(writer.clone())
+        .with_filter(tracing_subscriber::filter::filter_fn(move |m| !request(m)));
+    let requests =
+        log::RequestLines::new(writer).with_filter(tracing_subscriber::filter::filter_fn(request));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with(general)
+        .with(requests)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {

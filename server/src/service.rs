@@ -50,6 +50,7 @@ pub async fn handle(
         _ => content_length(&response),
     };
     info!(
+        target: "otavan::request",
         %method,
         path = uri.path(),
         status = response.status().as_u16(),
