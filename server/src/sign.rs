@@ -10,6 +10,7 @@ use otavan_protocol::descriptor::{
 };
 
 use crate::index::{IndexError, ReleaseIndex, descriptor_url_path};
+use crate::patches::write_atomic;
 
 /// Why signing failed.
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +52,11 @@ pub fn sign_release(root: &Path, keys: &KeyPair, expires: u64) -> Result<Vec<Sig
         let descriptor = describe(&index, version, counter, expires);
         let signed = SignedDescriptor::sign(&descriptor, keys);
         let path = index.root().join(descriptor_url_path(version));
-        write_atomic(
-            &path,
-            &serde_json::to_vec_pretty(&signed).expect("serialises"),
-        )?;
+        let json = serde_json::to_vec_pretty(&signed).expect("serialises");
+        write_atomic(&path, &json).map_err(|error| SignError::Write {
+            path: path.clone(),
+            error,
+        })?;
         written.push(Signed {
             version: version.clone(),
             counter,
@@ -109,14 +111,4 @@ fn highest_counter(index: &ReleaseIndex, keys: &KeyPair) -> u64 {
         .map(|descriptor| descriptor.counter)
         .max()
         .unwrap_or(0)
-}
-
-fn write_atomic(path: &Path, content: &[u8]) -> Result<(), SignError> {
-    let error = |error| SignError::Write {
-        path: path.to_path_buf(),
-        error,
-    };
-    let temporary = path.with_extension("json.tmp");
-    std::fs::write(&temporary, content).map_err(error)?;
-    std::fs::rename(&temporary, path).map_err(error)
 }
