@@ -489,9 +489,12 @@ proptest! {
         }
     }
 
+    // Filtered while generating (a local reject, with a budget of 65,536)
+    // rather than with prop_assume! (a global one, budget 1,024): about
+    // half the generated versions are semver, which ran the global budget
+    // dry now and then.
     #[test]
-    fn agrees_with_loose_version_where_python_can_compare(a in valid_version(), b in valid_version()) {
-        prop_assume!(!is_semver(a.as_str()) && !is_semver(b.as_str()));
+    fn agrees_with_loose_version_where_python_can_compare(a in loose_version(), b in loose_version()) {
         if let Some(model) = loose_cmp(a.as_str(), b.as_str()) {
             if model.is_eq() {
                 prop_assert_eq!(a.cmp(&b), a.as_str().cmp(b.as_str()));
@@ -508,4 +511,9 @@ proptest! {
         prop_assert_eq!(back.cmp(&version), Ordering::Equal);
         prop_assert_eq!(back, version);
     }
+}
+
+/// Valid versions that are not semver (compared by the LooseVersion rules).
+fn loose_version() -> impl Strategy<Value = Version> {
+    valid_version().prop_filter("not semver", |v| !is_semver(v.as_str()))
 }
