@@ -1,4 +1,210 @@
 //! Fleet rehearsals: a deterministic discrete-event simulation of an otavan
-//! campaign.
+//! campaign, for `otavan rehearse`.
+//!
+//! Before a van leaves the depot the team wants to know how many drives,
+//! at what speed and with which wake schedule it takes to update a town's
+//! meters, what that costs in airtime and battery, and what happens when
+//! things fail. [`rehearse`] answers for one [`Scenario`] and seed:
+//!
+//! 1. [`Fleet::generate`] places the meters along a street grid and draws
+//!    each one's install kind, WiFi range, uplink interval, version and
+//!    flash speed from its own seeded stream ([`random`]).
+//! 2. [`route::drive`] drives the vans over their routes in shifts;
+//!    [`Contacts::compute`] finds, from geometry and speed, when each
+//!    meter is within WiFi range of a van.
+//! 3. [`Radio`] works out the LoRaWAN links (path loss, spreading factor,
+//!    collisions) and keeps the gateways' duty cycle.
+//! 4. [`Engine`] runs the campaign event by event: the [`planner`] queues
+//!    each meter's WAKE for a pass, the WAKE rides on an uplink (or not),
+//!    the meter opens its WiFi window, downloads through the van's shared
+//!    access point, applies, and is planned again after a miss.
+//! 5. [`fuota::baseline`] computes the same update by LoRaWAN FUOTA and
+//!    [`Report`] sums everything up; [`output::write`] writes
+//!    `report.json`, `meters.csv` and the plots.
+//!
+//! ```
+//! use otavan_sim::{Options, Scenario, rehearse};
+//!
+//! let mut scenario = Scenario::default();
+//! scenario.fleet.meters = 200;
+//! let run = rehearse(&scenario, "doc", &Options::default(), &mut |_| {}).unwrap();
+//! assert_eq!(run.report.meters, 200);
+//! assert!(run.report.updated_fraction > 0.5);
+//! ```
 
+pub mod ap;
+pub mod contacts;
+pub mod engine;
+pub mod fleet;
+pub mod fuota;
+pub mod geometry;
+pub mod output;
+pub mod overrides;
+pub mod planner;
 pub mod plot;
+pub mod radio;
+pub mod random;
+pub mod release;
+pub mod report;
+pub mod route;
+pub mod scenario;
+pub mod time;
+
+use std::path::PathBuf;
+
+pub use contacts::Contacts;
+pub use engine::{Engine, RunResult};
+pub use fleet::Fleet;
+pub use overrides::Override;
+pub use radio::Radio;
+pub use report::Report;
+pub use scenario::{Scenario, ScenarioError};
+
+use otavan_protocol::lora::VersionTag;
+
+use crate::fuota::{FuotaBaseline, Group};
+use crate::planner::PlanConfig;
+use crate::release::UpdateSizes;
+use crate::report::ReportInputs;
+use crate::route::Drives;
+use crate::time::{from_secs_f64, secs};
+
+/// How to run a rehearsal (beyond the scenario).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The seed of every random draw.
+    pub seed: u64,
+    /// Where firmware deltas of a `release_dir` are cached (`None`: no
+    /// deltas).
+    pub patch_cache: Option<PathBuf>,
+    /// Keep every gateway transmission (for checking the duty cycle).
+    pub record_frames: bool,
+}
+
+/// A finished rehearsal.
+pub struct Rehearsal {
+    /// The summary.
+    pub report: Report,
+    /// The meters.
+    pub fleet: Fleet,
+    /// The network (with its recorded frames, if asked).
+    pub radio: Radio,
+    /// The vans' drives.
+    pub drives: Drives,
+    /// Per-meter results and totals.
+    pub run: RunResult,
+    /// The FUOTA baseline.
+    pub fuota: FuotaBaseline,
+}
+
+/// Rehearses `scenario` (named `name` in the report); `progress` gets the
+/// share of virtual time done now and then.
+///
+/// # Errors
+///
+/// [`ScenarioError`] when the release cannot be read or a source version
+/// has no update size.
+pub fn rehearse(
+    scenario: &Scenario,
+    name: &str,
+    options: &Options,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Rehearsal, ScenarioError> {
+    let sizes = release::update_sizes(scenario, options.patch_cache.clone())?;
+    let fleet = Fleet::generate(scenario, options.seed);
+    let needs = fleet
+        .versions
+        .iter()
+        .map(|v| sizes.need(v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut radio = Radio::new(scenario, &fleet);
+    if options.record_frames {
+        radio.record_frames();
+    }
+    let routes = route::routes(scenario, &fleet.streets_y);
+    let drives = route::drive(scenario, routes, from_secs_f64(scenario.campaign.duration_days * 86_400.0));
+    let contacts = Contacts::compute(&fleet, &drives.legs);
+    let plan = plan_config(scenario, &sizes);
+    let run = Engine::new(scenario, plan, &fleet, &contacts, &mut radio, &needs, options.seed)
+        .run(progress);
+    let fuota = fuota_baseline(scenario, &fleet, &radio, &needs);
+    let report = Report::build(&ReportInputs {
+        scenario,
+        name,
+        seed: options.seed,
+        fleet: &fleet,
+        radio: &radio,
+        drives: &drives,
+        run: &run,
+        sizes: &sizes,
+        fuota: &fuota,
+    });
+    Ok(Rehearsal {
+        report,
+        fleet,
+        radio,
+        drives,
+        run,
+        fuota,
+    })
+}
+
+/// The planner's settings for `scenario`.
+pub fn plan_config(scenario: &Scenario, sizes: &UpdateSizes) -> PlanConfig {
+    let c = &scenario.campaign;
+    PlanConfig {
+        policy: c.policy,
+        lead: from_secs_f64(c.window_lead_s),
+        slack: from_secs_f64(c.window_slack_s),
+        min_contact: from_secs_f64(c.min_contact_s),
+        jitter: from_secs_f64(scenario.fleet.uplink_jitter_s),
+        campaign: c.campaign_id,
+        network: 0,
+        version_tag: c.version_tag.then(|| VersionTag::of(&sizes.target)),
+    }
+}
+
+fn fuota_baseline(
+    scenario: &Scenario,
+    fleet: &Fleet,
+    radio: &Radio,
+    needs: &[Option<u64>],
+) -> FuotaBaseline {
+    let mut by_version: Vec<Vec<usize>> = vec![Vec::new(); fleet.versions.len()];
+    for (m, spec) in fleet.meters.iter().enumerate() {
+        by_version[usize::from(spec.version)].push(m);
+    }
+    let already = fleet
+        .meters
+        .iter()
+        .filter(|s| needs[usize::from(s.version)].is_none())
+        .count() as u64;
+    let groups: Vec<Group<'_>> = fleet
+        .versions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| {
+            needs[i].map(|bytes| Group {
+                version: v.to_string(),
+                bytes,
+                meters: &by_version[i],
+            })
+        })
+        .filter(|g| !g.meters.is_empty())
+        .collect();
+    let longest = fleet
+        .meters
+        .iter()
+        .map(|m| m.interval)
+        .max()
+        .unwrap_or(secs(3600));
+    fuota::baseline(
+        scenario,
+        &scenario.fuota,
+        radio,
+        &groups,
+        already,
+        fleet.meters.len() as u64,
+        time::as_secs_f64(longest),
+    )
+}

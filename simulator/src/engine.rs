@@ -1,0 +1,732 @@
+//! The discrete-event core: every meter's campaign, from its planned WAKE
+//! to UPDATED or to the reason it is not.
+//!
+//! Events sit in one heap ordered by (time, sequence number), so ties
+//! resolve in the order the events were scheduled and a run is a pure
+//! function of its inputs. A meter goes through:
+//!
+//! 1. **planned**: [`crate::planner`] picks a pass and the uplink to ride
+//!    on; the meter's [`Event::Uplink`] is scheduled at that uplink's
+//!    actual time (nominal plus jitter).
+//! 2. **uplink**: [`Radio::try_wake`] decides whether the WAKE reaches the
+//!    meter. Lost uplinks and busy gateways leave the WAKE queued for the
+//!    next uplink until it expires; a lost downlink is noticed when the
+//!    meter fails to show up at the van.
+//! 3. **window**: the meter's WiFi is on from the WAKE's delay for its
+//!    window; each time a van comes within range (a [`Contact`]) it
+//!    associates (log-normal time) and downloads, sharing the van's access
+//!    point ([`fair_rates`]), until done, out of range, window closed or
+//!    the link drops. Downloaded bytes are kept (resume on the next pass).
+//! 4. **apply**: `apply_s` later the meter runs the new version, unless a
+//!    power cut hits (it stays at the old version and is planned again).
+//!
+//! Energy counts the campaign's extra cost: WAKE reception, the WiFi
+//! window while waiting for the van, association, download and apply.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use crate::ap::fair_rates;
+use crate::contacts::{Contact, Contacts};
+use crate::fleet::Fleet;
+use crate::planner::{self, PlanConfig, Uplinks};
+use crate::radio::{Radio, WakeAttempt};
+use crate::random::{Purpose, Stream};
+use crate::scenario::Scenario;
+use crate::time::{Time, as_secs_f64, from_secs_f64, secs};
+
+/// Why a meter did not update (or what went wrong on the way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cause {
+    /// No gateway can hear the meter.
+    NoLoraCoverage,
+    /// No van comes within the meter's WiFi range.
+    NeverInRange,
+    /// Every contact is shorter than the planner's minimum.
+    ContactTooShort,
+    /// The WAKE expired in the queue (uplinks lost or gateways busy).
+    WakeNotDelivered,
+    /// The WAKE was sent but the meter did not receive it.
+    WakeLost,
+    /// The window was open but no van came into range during it.
+    WindowMissed,
+    /// The access point had no room for the meter.
+    ApFull,
+    /// The WiFi link dropped during the download.
+    LinkDrop,
+    /// The van left the meter's range before the download finished.
+    ContactEnded,
+    /// The window closed before the download finished.
+    WindowClosed,
+    /// Power failed during the apply.
+    PowerCut,
+    /// The campaign ended before the meter's next chance.
+    CampaignEnded,
+}
+
+impl Cause {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::NoLoraCoverage => "no_lora_coverage",
+            Cause::NeverInRange => "never_in_range",
+            Cause::ContactTooShort => "contact_too_short",
+            Cause::WakeNotDelivered => "wake_not_delivered",
+            Cause::WakeLost => "wake_lost",
+            Cause::WindowMissed => "window_missed",
+            Cause::ApFull => "ap_full",
+            Cause::LinkDrop => "link_drop",
+            Cause::ContactEnded => "contact_ended",
+            Cause::WindowClosed => "window_closed",
+            Cause::PowerCut => "power_cut",
+            Cause::CampaignEnded => "campaign_ended",
+        }
+    }
+}
+
+/// Where a meter ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Already at (or above) the target.
+    AlreadyCurrent,
+    /// Updated at this time.
+    Updated(Time),
+    /// Not updated, for this reason (the last thing that went wrong).
+    Failed(Cause),
+}
+
+/// One meter's result.
+#[derive(Debug, Clone, Copy)]
+pub struct MeterResult {
+    /// Where it ended up.
+    pub outcome: Outcome,
+    /// Bytes it downloaded (including bytes of unfinished attempts).
+    pub bytes: f64,
+    /// WiFi sessions it opened with a van.
+    pub sessions: u16,
+    /// WAKEs sent to it.
+    pub downlinks: u16,
+    /// Energy the campaign cost it, joules.
+    pub energy_j: f64,
+}
+
+/// Totals of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    /// Events processed.
+    pub events: u64,
+    /// WAKEs planned (queued on the network server).
+    pub wakes_planned: u64,
+    /// WAKE downlinks transmitted by gateways.
+    pub downlinks_sent: u64,
+    /// Gateway airtime spent on WAKEs.
+    pub downlink_airtime: Time,
+    /// Everything that went wrong, as often as it did.
+    pub incidents: BTreeMap<Cause, u64>,
+}
+
+/// Everything a run produces.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// Per meter, in meter order.
+    pub meters: Vec<MeterResult>,
+    /// Totals.
+    pub totals: Totals,
+}
+
+/// Something that happens to a meter or van at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    /// The meter sends the uplink its queued WAKE rides on.
+    Uplink(u32),
+    /// Plan the meter again (after a missed pass).
+    Replan(u32),
+    /// The network server drops the meter's queued WAKE.
+    Expired(u32),
+    /// The WAKE's window opens.
+    WindowOpen(u32),
+    /// Association done: the meter joins the van's access point.
+    Connect(u32),
+    /// The session's deadline (out of range, window closed, link drop).
+    SessionEnd(u32, u32),
+    /// The window closes (generation).
+    WindowClose(u32, u32),
+    /// The next download on the van finishes (generation).
+    VanTick(u16, u32),
+    /// The apply finishes.
+    ApplyDone(u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Idle,
+    Queued,
+    Window,
+    Session,
+    Applying,
+    Done,
+}
+
+/// A meter's run-time state.
+struct MeterRun {
+    stage: Stage,
+    /// First contact the planner may still use.
+    cursor: u32,
+    /// The contact of the current plan.
+    planned: u32,
+    uplink: u64,
+    expires_at: Time,
+    delay: Time,
+    window: Time,
+    close: Time,
+    awake_since: Time,
+    /// When the meter entered the van's range for the current session.
+    entered: Time,
+    session_van: u16,
+    session_contact_end: Time,
+    session_cause: Cause,
+    rate: f64,
+    need: f64,
+    done: f64,
+    generation: u32,
+    connected_this_window: bool,
+    result: MeterResult,
+    cause: Option<Cause>,
+    rng: Stream,
+}
+
+/// A van's access point.
+#[derive(Default)]
+struct Van {
+    active: Vec<u32>,
+    last: Time,
+    generation: u32,
+}
+
+/// Constants of a run, derived from the scenario.
+struct Settings {
+    plan: PlanConfig,
+    horizon: Time,
+    jitter: Time,
+    wake_len: usize,
+    rx_delay_extra: Time,
+    overhead: Time,
+    apply: Time,
+    capacity_bps: f64,
+    max_clients: usize,
+    drops_per_s: f64,
+    power_cut: f64,
+    assoc_median: f64,
+    assoc_p99: f64,
+    volts: f64,
+    wait_a: f64,
+    active_a: f64,
+    lora_rx_a: f64,
+}
+
+/// The simulation of one campaign.
+pub struct Engine<'a> {
+    fleet: &'a Fleet,
+    contacts: &'a Contacts,
+    radio: &'a mut Radio,
+    settings: Settings,
+    meters: Vec<MeterRun>,
+    vans: Vec<Van>,
+    queue: BinaryHeap<Reverse<(Time, u64, Event)>>,
+    sequence: u64,
+    now: Time,
+    totals: Totals,
+}
+
+impl<'a> Engine<'a> {
+    /// A run of `scenario` over `fleet`, where meter `m` needs
+    /// `needs[version of m]` bytes (`None`: already current).
+    pub fn new(
+        scenario: &Scenario,
+        plan: PlanConfig,
+        fleet: &'a Fleet,
+        contacts: &'a Contacts,
+        radio: &'a mut Radio,
+        needs: &[Option<u64>],
+        seed: u64,
+    ) -> Engine<'a> {
+        let wifi = &scenario.wifi;
+        let settings = Settings {
+            plan,
+            horizon: from_secs_f64(scenario.campaign.duration_days * 86_400.0),
+            jitter: from_secs_f64(scenario.fleet.uplink_jitter_s),
+            wake_len: if plan.version_tag.is_some() { 11 } else { 7 },
+            rx_delay_extra: secs(1),
+            overhead: from_secs_f64(wifi.session_overhead_s),
+            apply: from_secs_f64(wifi.apply_s),
+            capacity_bps: scenario.van.ap_capacity_mbps * 1e6 / 8.0,
+            max_clients: scenario.van.ap_max_clients as usize,
+            drops_per_s: scenario.faults.link_drops_per_min / 60.0,
+            power_cut: scenario.faults.power_cut_per_apply,
+            assoc_median: wifi.assoc_median_s,
+            assoc_p99: wifi.assoc_p99_s,
+            volts: wifi.supply_v,
+            wait_a: wifi.wait_ma / 1000.0,
+            active_a: wifi.active_ma / 1000.0,
+            lora_rx_a: wifi.lora_rx_ma / 1000.0,
+        };
+        let meters = fleet
+            .meters
+            .iter()
+            .enumerate()
+            .map(|(m, spec)| MeterRun {
+                stage: Stage::Idle,
+                cursor: 0,
+                planned: 0,
+                uplink: 0,
+                expires_at: 0,
+                delay: 0,
+                window: 0,
+                close: 0,
+                awake_since: 0,
+                entered: 0,
+                session_van: 0,
+                session_contact_end: 0,
+                session_cause: Cause::ContactEnded,
+                rate: 0.0,
+                need: needs[usize::from(spec.version)].unwrap_or(0) as f64,
+                done: 0.0,
+                generation: 0,
+                connected_this_window: false,
+                result: MeterResult {
+                    outcome: match needs[usize::from(spec.version)] {
+                        None => Outcome::AlreadyCurrent,
+                        Some(_) => Outcome::Failed(Cause::CampaignEnded),
+                    },
+                    bytes: 0.0,
+                    sessions: 0,
+                    downlinks: 0,
+                    energy_j: 0.0,
+                },
+                cause: None,
+                rng: Stream::new(seed, Purpose::Behaviour, m as u64),
+            })
+            .collect();
+        let vans = scenario.van.vans as usize;
+        Engine {
+            fleet,
+            contacts,
+            radio,
+            settings,
+            meters,
+            vans: (0..vans).map(|_| Van::default()).collect(),
+            queue: BinaryHeap::new(),
+            sequence: 0,
+            now: 0,
+            totals: Totals::default(),
+        }
+    }
+
+    /// Runs the campaign to its end; `progress` is called now and then with
+    /// the share of virtual time done.
+    pub fn run(mut self, progress: &mut dyn FnMut(f64)) -> RunResult {
+        for m in 0..self.meters.len() {
+            if self.meters[m].result.outcome != Outcome::AlreadyCurrent {
+                self.plan(m);
+            }
+        }
+        while let Some(Reverse((time, _, event))) = self.queue.pop() {
+            if time > self.settings.horizon {
+                break;
+            }
+            self.now = time;
+            self.totals.events += 1;
+            if self.totals.events % 65_536 == 0 {
+                progress(as_secs_f64(time) / as_secs_f64(self.settings.horizon));
+            }
+            self.handle(event);
+        }
+        progress(1.0);
+        RunResult {
+            meters: self.meters.into_iter().map(|m| m.result).collect(),
+            totals: self.totals,
+        }
+    }
+
+    fn schedule(&mut self, at: Time, event: Event) {
+        self.sequence += 1;
+        self.queue.push(Reverse((at, self.sequence, event)));
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Uplink(m) => self.uplink(m as usize),
+            Event::Replan(m) => self.plan(m as usize),
+            Event::Expired(m) => self.wake_expired(m as usize),
+            Event::WindowOpen(m) => self.window_open(m as usize),
+            Event::Connect(m) => self.connect(m as usize),
+            Event::SessionEnd(m, generation) => {
+                let run = &self.meters[m as usize];
+                if run.stage == Stage::Session && run.generation == generation {
+                    self.session_end(m as usize);
+                }
+            }
+            Event::WindowClose(m, generation) => {
+                let run = &self.meters[m as usize];
+                if run.stage == Stage::Window && run.generation == generation {
+                    self.window_close(m as usize);
+                }
+            }
+            Event::VanTick(van, generation) => {
+                if self.vans[usize::from(van)].generation == generation {
+                    self.van_tick(usize::from(van));
+                }
+            }
+            Event::ApplyDone(m) => self.apply_done(m as usize),
+        }
+    }
+
+    fn incident(&mut self, m: usize, cause: Cause) {
+        *self.totals.incidents.entry(cause).or_default() += 1;
+        self.meters[m].cause = Some(cause);
+    }
+
+    fn finish(&mut self, m: usize, cause: Cause) {
+        let run = &mut self.meters[m];
+        run.stage = Stage::Done;
+        run.result.outcome = Outcome::Failed(run.cause.unwrap_or(cause));
+    }
+
+    fn energy(&mut self, m: usize, amps: f64, duration: Time) {
+        self.meters[m].result.energy_j += self.settings.volts * amps * as_secs_f64(duration);
+    }
+
+    /// Plans meter `m`'s next WAKE, or ends its campaign.
+    fn plan(&mut self, m: usize) {
+        let Some(sf_airtime) = self.radio.sf(m).map(|_| self.radio.uplink_airtime(m)) else {
+            self.finish(m, Cause::NoLoraCoverage);
+            return;
+        };
+        let contacts = self.contacts.of(m);
+        if contacts.is_empty() {
+            self.finish(m, Cause::NeverInRange);
+            return;
+        }
+        let spec = &self.fleet.meters[m];
+        let uplinks = Uplinks {
+            phase: spec.phase,
+            interval: spec.interval,
+            rx_delay: sf_airtime + self.settings.rx_delay_extra,
+        };
+        let run = &mut self.meters[m];
+        let from = run.cursor as usize;
+        let Some(plan) = planner::plan(contacts, from, self.now, &uplinks, &self.settings.plan)
+        else {
+            let cause = if contacts
+                .iter()
+                .all(|c| c.duration() < self.settings.plan.min_contact)
+            {
+                Cause::ContactTooShort
+            } else {
+                Cause::CampaignEnded
+            };
+            self.finish(m, cause);
+            return;
+        };
+        run.stage = Stage::Queued;
+        run.planned = plan.contact as u32;
+        run.uplink = plan.uplink;
+        run.expires_at = plan.expires_at;
+        run.delay = secs(u64::from(plan.wake.delay.secs()));
+        run.window = secs(u64::from(plan.wake.window.secs()));
+        self.totals.wakes_planned += 1;
+        let at = self.uplink_time(m, plan.uplink);
+        self.schedule(at, Event::Uplink(m as u32));
+    }
+
+    /// The actual time of meter `m`'s uplink `k`: nominal plus jitter.
+    fn uplink_time(&mut self, m: usize, k: u64) -> Time {
+        let nominal = self.fleet.meters[m].nominal_uplink(k);
+        let jitter = as_secs_f64(self.settings.jitter);
+        let shift = self.meters[m].rng.between(-jitter, jitter);
+        let at = (nominal as i64 + (shift * 1e6) as i64).max(0) as Time;
+        at.max(self.now)
+    }
+
+    fn uplink(&mut self, m: usize) {
+        let now = self.now;
+        if now > self.meters[m].expires_at {
+            self.wake_expired(m);
+            return;
+        }
+        let k = self.meters[m].uplink;
+        let attempt = {
+            let run = &mut self.meters[m];
+            self.radio
+                .try_wake(m, k, now, self.settings.wake_len, &mut run.rng)
+        };
+        match attempt {
+            WakeAttempt::Delivered { at, airtime } => {
+                self.sent(m, airtime);
+                let run = &mut self.meters[m];
+                run.stage = Stage::Window;
+                let open = at + run.delay;
+                run.close = open + run.window;
+                self.schedule(open, Event::WindowOpen(m as u32));
+            }
+            WakeAttempt::DownlinkLost { airtime } => {
+                self.sent(m, airtime);
+                self.incident(m, Cause::WakeLost);
+                // The van crew sees the meter missing once the pass is over.
+                let run = &mut self.meters[m];
+                let contact = self.contacts.of(m)[run.planned as usize];
+                run.cursor = run.planned + 1;
+                run.stage = Stage::Idle;
+                self.schedule(contact.end.max(now), Event::Replan(m as u32));
+            }
+            WakeAttempt::UplinkLost | WakeAttempt::GatewayBusy => {
+                let next = self.fleet.meters[m].nominal_uplink(k + 1);
+                if next <= self.meters[m].expires_at {
+                    self.meters[m].uplink = k + 1;
+                    let at = self.uplink_time(m, k + 1);
+                    self.schedule(at, Event::Uplink(m as u32));
+                } else {
+                    let expires = self.meters[m].expires_at;
+                    self.schedule(expires.max(now), Event::Expired(m as u32));
+                }
+            }
+        }
+    }
+
+    fn wake_expired(&mut self, m: usize) {
+        self.incident(m, Cause::WakeNotDelivered);
+        let run = &mut self.meters[m];
+        run.cursor = run.planned + 1;
+        run.stage = Stage::Idle;
+        self.plan(m);
+    }
+
+    fn sent(&mut self, m: usize, airtime: Time) {
+        self.totals.downlinks_sent += 1;
+        self.totals.downlink_airtime += airtime;
+        self.meters[m].result.downlinks += 1;
+        let amps = self.settings.lora_rx_a;
+        self.energy(m, amps, airtime);
+    }
+
+    fn window_open(&mut self, m: usize) {
+        let now = self.now;
+        let run = &mut self.meters[m];
+        run.awake_since = now;
+        run.connected_this_window = false;
+        run.generation += 1;
+        let (close, generation) = (run.close, run.generation);
+        self.schedule(close, Event::WindowClose(m as u32, generation));
+        self.next_contact(m);
+    }
+
+    /// Looks for the next van contact inside the open window and schedules
+    /// the association; otherwise the meter waits for the window to close.
+    fn next_contact(&mut self, m: usize) {
+        let now = self.now;
+        let close = self.meters[m].close;
+        let contacts: &[Contact] = self.contacts.of(m);
+        for c in contacts {
+            if c.end <= now || c.start >= close {
+                continue;
+            }
+            let entered = c.start.max(now);
+            let run = &mut self.meters[m];
+            let assoc = from_secs_f64(
+                run.rng
+                    .log_normal(self.settings.assoc_median, self.settings.assoc_p99),
+            );
+            let ready = entered + assoc + self.settings.overhead;
+            if ready < c.end.min(close) {
+                let waited = entered - run.awake_since;
+                run.entered = entered;
+                run.session_van = c.van;
+                run.session_contact_end = c.end;
+                let wait_a = self.settings.wait_a;
+                self.energy(m, wait_a, waited);
+                self.schedule(ready, Event::Connect(m as u32));
+                return;
+            }
+        }
+    }
+
+    fn connect(&mut self, m: usize) {
+        let now = self.now;
+        let van = usize::from(self.meters[m].session_van);
+        let run = &self.meters[m];
+        let deadline = run.session_contact_end.min(run.close);
+        if run.stage != Stage::Window {
+            return;
+        }
+        if self.vans[van].active.len() >= self.settings.max_clients {
+            *self.totals.incidents.entry(Cause::ApFull).or_default() += 1;
+            let retry = now + secs(5);
+            if retry < deadline {
+                self.schedule(retry, Event::Connect(m as u32));
+            } else {
+                self.meters[m].cause = Some(Cause::ApFull);
+                let active = self.settings.active_a;
+                let entered = self.meters[m].entered;
+                self.energy(m, active, now - entered);
+                self.meters[m].awake_since = now;
+                self.next_contact(m);
+            }
+            return;
+        }
+        self.advance(van);
+        let run = &mut self.meters[m];
+        run.stage = Stage::Session;
+        run.connected_this_window = true;
+        run.result.sessions += 1;
+        run.generation += 1;
+        let mut end = deadline;
+        run.session_cause = if run.session_contact_end <= run.close {
+            Cause::ContactEnded
+        } else {
+            Cause::WindowClosed
+        };
+        if self.settings.drops_per_s > 0.0 {
+            let drop = now + from_secs_f64(run.rng.exponential(1.0 / self.settings.drops_per_s));
+            if drop < end {
+                end = drop;
+                run.session_cause = Cause::LinkDrop;
+            }
+        }
+        let generation = run.generation;
+        self.vans[van].active.push(m as u32);
+        self.schedule(end, Event::SessionEnd(m as u32, generation));
+        self.reschedule(van);
+    }
+
+    fn session_end(&mut self, m: usize) {
+        let van = usize::from(self.meters[m].session_van);
+        self.advance(van);
+        self.vans[van].active.retain(|&x| x as usize != m);
+        self.reschedule(van);
+        let now = self.now;
+        let cause = self.meters[m].session_cause;
+        self.incident(m, cause);
+        let entered = self.meters[m].entered;
+        let active = self.settings.active_a;
+        self.energy(m, active, now - entered);
+        let run = &mut self.meters[m];
+        run.stage = Stage::Window;
+        run.awake_since = now;
+        run.generation += 1;
+        let (close, generation) = (run.close, run.generation);
+        if now < close {
+            self.schedule(close, Event::WindowClose(m as u32, generation));
+            self.next_contact(m);
+        } else {
+            self.window_close(m);
+        }
+    }
+
+    fn window_close(&mut self, m: usize) {
+        let now = self.now;
+        let waited = now.saturating_sub(self.meters[m].awake_since);
+        let wait_a = self.settings.wait_a;
+        self.energy(m, wait_a, waited);
+        if !self.meters[m].connected_this_window {
+            self.incident(m, Cause::WindowMissed);
+        }
+        let contacts = self.contacts.of(m);
+        let run = &mut self.meters[m];
+        run.stage = Stage::Idle;
+        run.cursor = contacts.partition_point(|c| c.start < now) as u32;
+        self.plan(m);
+    }
+
+    /// Moves the downloads on `van` forward to now.
+    fn advance(&mut self, van: usize) {
+        let now = self.now;
+        let v = &mut self.vans[van];
+        let dt = as_secs_f64(now - v.last);
+        v.last = now;
+        if dt <= 0.0 {
+            return;
+        }
+        for &m in &v.active {
+            let run = &mut self.meters[m as usize];
+            let moved = (run.rate * dt).min(run.need - run.done);
+            run.done += moved;
+            run.result.bytes += moved;
+        }
+    }
+
+    /// Shares the van's capacity anew and schedules the next completion.
+    fn reschedule(&mut self, van: usize) {
+        let now = self.now;
+        let v = &mut self.vans[van];
+        v.generation += 1;
+        v.last = now;
+        if v.active.is_empty() {
+            return;
+        }
+        let caps: Vec<f64> = v
+            .active
+            .iter()
+            .map(|&m| self.fleet.meters[m as usize].goodput_bps)
+            .collect();
+        let rates = fair_rates(&caps, self.settings.capacity_bps);
+        let mut next = f64::INFINITY;
+        for (&m, rate) in v.active.iter().zip(rates) {
+            let run = &mut self.meters[m as usize];
+            run.rate = rate;
+            next = next.min((run.need - run.done).max(0.0) / rate);
+        }
+        let generation = v.generation;
+        let at = now + from_secs_f64(next).max(1);
+        self.schedule(at, Event::VanTick(van as u16, generation));
+    }
+
+    fn van_tick(&mut self, van: usize) {
+        self.advance(van);
+        let finished: Vec<u32> = self.vans[van]
+            .active
+            .iter()
+            .copied()
+            .filter(|&m| {
+                let run = &self.meters[m as usize];
+                run.need - run.done <= 1.0
+            })
+            .collect();
+        self.vans[van].active.retain(|m| !finished.contains(m));
+        for m in finished {
+            self.downloaded(m as usize);
+        }
+        self.reschedule(van);
+    }
+
+    fn downloaded(&mut self, m: usize) {
+        let now = self.now;
+        let apply = self.settings.apply;
+        let run = &mut self.meters[m];
+        run.result.bytes += run.need - run.done;
+        run.done = run.need;
+        run.stage = Stage::Applying;
+        run.generation += 1;
+        let entered = run.entered;
+        let active = self.settings.active_a;
+        self.energy(m, active, now - entered + apply);
+        self.schedule(now + apply, Event::ApplyDone(m as u32));
+    }
+
+    fn apply_done(&mut self, m: usize) {
+        let now = self.now;
+        let cut = self.settings.power_cut;
+        let run = &mut self.meters[m];
+        if run.rng.chance(cut) {
+            // The meter reboots at the old version; its download is kept.
+            self.incident(m, Cause::PowerCut);
+            let contacts = self.contacts.of(m);
+            let run = &mut self.meters[m];
+            run.stage = Stage::Idle;
+            run.cursor = contacts.partition_point(|c| c.start < now) as u32;
+            self.plan(m);
+            return;
+        }
+        run.stage = Stage::Done;
+        run.result.outcome = Outcome::Updated(now);
+    }
+}

@@ -1,0 +1,294 @@
+//! Where the vans drive, and when.
+//!
+//! A route is a polyline: the serpentine over a van's share of the
+//! streets (`route = "grid"`: east along one street, up the connector, west
+//! along the next...) or the scenario's waypoints. Each van drives its
+//! route `passes` times, every other pass backwards, only during its
+//! shifts (parked with the access point off at night), stopping for
+//! `stop_s` every `stop_every_m`. The result is a list of [`Leg`]s, each at
+//! most [`MAX_LEG_M`] long, so the contact search can index them.
+
+use serde::Serialize;
+
+use crate::geometry::Point;
+use crate::scenario::{RouteKind, Scenario};
+use crate::time::{DAY, Time, as_secs_f64, from_secs_f64};
+
+/// Longest leg, metres: bounds the area one leg can reach.
+pub const MAX_LEG_M: f64 = 250.0;
+
+/// A piece of a van's drive at constant speed (or parked, `from == to`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Leg {
+    /// The van.
+    pub van: u16,
+    /// The pass over its route, from 0.
+    pub pass: u16,
+    /// Start time.
+    pub t0: Time,
+    /// End time.
+    pub t1: Time,
+    /// Position at `t0`.
+    pub from: Point,
+    /// Position at `t1`.
+    pub to: Point,
+}
+
+/// Every van's drive.
+#[derive(Debug, Clone, Default)]
+pub struct Drives {
+    /// All legs, van by van, each van's in time order.
+    pub legs: Vec<Leg>,
+    /// Each van's route polyline (for the map).
+    pub routes: Vec<Vec<Point>>,
+    /// Passes completed, all vans together.
+    pub passes_completed: u32,
+    /// Kilometres driven, all vans together.
+    pub km: f64,
+}
+
+/// The route polylines of the scenario's vans: the streets split into
+/// contiguous bands, one per van; with waypoints, the same route for every
+/// van (each starting at its share of the way along it, so they spread).
+pub fn routes(scenario: &Scenario, streets_y: &[f64]) -> Vec<Vec<Point>> {
+    let vans = scenario.van.vans as usize;
+    match scenario.van.route {
+        RouteKind::Waypoints => {
+            let route: Vec<Point> = scenario
+                .van
+                .waypoints
+                .iter()
+                .map(|[x, y]| Point::new(*x, *y))
+                .collect();
+            (0..vans)
+                .map(|v| rotate(&route, v as f64 / vans as f64))
+                .collect()
+        }
+        RouteKind::Grid => {
+            let length = scenario.fleet.street_length_m;
+            let n = streets_y.len();
+            (0..vans)
+                .map(|v| {
+                    let (lo, hi) = (v * n / vans, (v + 1) * n / vans);
+                    let mut route = Vec::new();
+                    for (i, y) in streets_y[lo..hi].iter().enumerate() {
+                        let (a, b) = if i % 2 == 0 { (0.0, length) } else { (length, 0.0) };
+                        route.push(Point::new(a, *y));
+                        route.push(Point::new(b, *y));
+                    }
+                    route
+                })
+                .collect()
+        }
+    }
+}
+
+/// `route` started a fraction `share` of the way along (by corners).
+fn rotate(route: &[Point], share: f64) -> Vec<Point> {
+    let start = ((route.len() as f64) * share) as usize;
+    route[start..].iter().chain(&route[..start]).copied().collect()
+}
+
+/// Drives every van over its route until its passes are done or `horizon`.
+pub fn drive(scenario: &Scenario, routes: Vec<Vec<Point>>, horizon: Time) -> Drives {
+    let mut drives = Drives::default();
+    for (van, route) in routes.iter().enumerate() {
+        let mut driver = Driver::new(scenario, van as u16, horizon);
+        for pass in 0..scenario.van.passes {
+            let forward = pass % 2 == 0;
+            let points: Vec<Point> = if forward {
+                route.clone()
+            } else {
+                route.iter().rev().copied().collect()
+            };
+            driver.pass = pass.min(u32::from(u16::MAX)) as u16;
+            for pair in points.windows(2) {
+                driver.segment(pair[0], pair[1], &mut drives.legs);
+            }
+            if driver.out_of_time() {
+                break;
+            }
+            drives.passes_completed += 1;
+        }
+        drives.km += driver.metres / 1000.0;
+    }
+    drives.routes = routes;
+    drives
+}
+
+/// One van's clock and odometer.
+struct Driver {
+    van: u16,
+    pass: u16,
+    speed: f64,
+    now: Time,
+    horizon: Time,
+    shift_start: Time,
+    shift_len: Time,
+    stop_every: f64,
+    stop: Time,
+    to_next_stop: f64,
+    metres: f64,
+}
+
+impl Driver {
+    fn new(scenario: &Scenario, van: u16, horizon: Time) -> Driver {
+        let v = &scenario.van;
+        let shift_start = from_secs_f64(v.shift_start_h * 3600.0);
+        Driver {
+            van,
+            pass: 0,
+            speed: v.speed_kmh / 3.6,
+            now: Time::from(v.first_day) * DAY + shift_start,
+            horizon,
+            shift_start,
+            shift_len: from_secs_f64(v.shift_hours * 3600.0),
+            stop_every: v.stop_every_m,
+            stop: from_secs_f64(v.stop_s),
+            to_next_stop: v.stop_every_m,
+            metres: 0.0,
+        }
+    }
+
+    fn out_of_time(&self) -> bool {
+        self.now >= self.horizon
+    }
+
+    /// The end of the shift `now` is in.
+    fn shift_end(&self) -> Time {
+        self.now / DAY * DAY + self.shift_start + self.shift_len
+    }
+
+    /// Moves `now` to the next shift's start if the shift is over.
+    fn next_shift_if_over(&mut self) {
+        if self.now >= self.shift_end() {
+            self.now = (self.now / DAY + 1) * DAY + self.shift_start;
+        }
+    }
+
+    /// Drives from `a` to `b`, stopping and pausing as needed.
+    fn segment(&mut self, a: Point, b: Point, legs: &mut Vec<Leg>) {
+        let length = a.distance(b);
+        let mut done = 0.0;
+        while done < length && !self.out_of_time() {
+            self.next_shift_if_over();
+            if self.out_of_time() {
+                return;
+            }
+            let mut piece = (length - done).min(MAX_LEG_M);
+            if self.stop_every > 0.0 {
+                piece = piece.min(self.to_next_stop);
+            }
+            let shift_left = as_secs_f64(self.shift_end() - self.now) * self.speed;
+            piece = piece.min(shift_left);
+            let from = a.lerp(b, done / length);
+            let to = a.lerp(b, (done + piece) / length);
+            let t1 = self.now + from_secs_f64(piece / self.speed);
+            legs.push(self.leg(from, to, t1));
+            self.now = t1;
+            done += piece;
+            self.metres += piece;
+            if self.stop_every > 0.0 {
+                self.to_next_stop -= piece;
+                if self.to_next_stop <= 1e-9 {
+                    self.to_next_stop = self.stop_every;
+                    let end = (self.now + self.stop).min(self.shift_end());
+                    if end > self.now {
+                        legs.push(self.leg(to, to, end));
+                        self.now = end;
+                    }
+                }
+            }
+        }
+    }
+
+    fn leg(&self, from: Point, to: Point, t1: Time) -> Leg {
+        Leg {
+            van: self.van,
+            pass: self.pass,
+            t0: self.now,
+            t1: t1.min(self.horizon),
+            from,
+            to,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::secs;
+
+    fn scenario() -> Scenario {
+        let mut s = Scenario::default();
+        s.fleet.streets = 4;
+        s.fleet.street_length_m = 1000.0;
+        s.van.speed_kmh = 36.0; // 10 m/s
+        s.van.passes = 2;
+        s
+    }
+
+    #[test]
+    fn a_grid_serpentine_for_each_van() {
+        let mut s = scenario();
+        s.van.vans = 2;
+        let routes = routes(&s, &[0.0, 100.0, 200.0, 300.0]);
+        assert_eq!(routes.len(), 2);
+        assert_eq!(
+            routes[0],
+            vec![
+                Point::new(0.0, 0.0),
+                Point::new(1000.0, 0.0),
+                Point::new(1000.0, 100.0),
+                Point::new(0.0, 100.0)
+            ]
+        );
+        assert_eq!(routes[1][0], Point::new(0.0, 200.0));
+    }
+
+    #[test]
+    fn drives_in_shifts_at_the_given_speed() {
+        let mut s = scenario();
+        s.van.shift_hours = 0.05; // 180 s: 1.8 km a shift
+        let streets = [0.0, 100.0, 200.0, 300.0];
+        let drives = drive(&s, routes(&s, &streets), 30 * DAY);
+        // 4 x 1 km streets + 3 x 100 m connectors, twice.
+        assert!((drives.km - 2.0 * 4.3).abs() < 1e-6, "{}", drives.km);
+        assert_eq!(drives.passes_completed, 2);
+        let first = drives.legs[0];
+        assert_eq!(first.t0, DAY + secs(8 * 3600));
+        for leg in &drives.legs {
+            let day_start = leg.t0 / DAY * DAY;
+            assert!(leg.t0 >= day_start + secs(8 * 3600));
+            assert!(leg.t1 <= day_start + secs(8 * 3600 + 180));
+            let metres = leg.from.distance(leg.to);
+            assert!(metres <= MAX_LEG_M + 1e-9);
+            let secs = as_secs_f64(leg.t1 - leg.t0);
+            assert!((metres / secs - 10.0).abs() < 1e-3, "{metres} m in {secs} s");
+        }
+        // Legs are continuous in space and ordered in time.
+        for w in drives.legs.windows(2) {
+            assert!(w[0].to.distance(w[1].from) < 1e-6);
+            assert!(w[0].t1 <= w[1].t0);
+        }
+        // The second pass runs backwards.
+        let second = drives.legs.iter().find(|l| l.pass == 1).unwrap();
+        assert_eq!(second.from, drives.legs.iter().rfind(|l| l.pass == 0).unwrap().to);
+    }
+
+    #[test]
+    fn stops_and_the_horizon() {
+        let mut s = scenario();
+        s.van.stop_every_m = 500.0;
+        s.van.stop_s = 30.0;
+        s.van.passes = 1;
+        let drives = drive(&s, routes(&s, &[0.0]), 30 * DAY);
+        let parked: Vec<_> = drives.legs.iter().filter(|l| l.from == l.to).collect();
+        assert_eq!(parked.len(), 2);
+        assert!(parked.iter().all(|l| l.t1 - l.t0 == secs(30)));
+        let horizon = DAY + secs(8 * 3600 + 50);
+        let cut = drive(&s, routes(&s, &[0.0]), horizon);
+        assert!(cut.legs.iter().all(|l| l.t1 <= horizon));
+        assert_eq!(cut.passes_completed, 0);
+    }
+}
