@@ -3,6 +3,7 @@
 mod device;
 mod log;
 mod lora;
+mod rehearse;
 mod release;
 
 use std::io::IsTerminal;
@@ -44,6 +45,8 @@ enum Command {
     /// meters send back.
     #[command(subcommand)]
     Lora(lora::LoraCommand),
+    /// Rehearse a campaign: simulate meters, LoRaWAN wake-ups and vans.
+    Rehearse(rehearse::RehearseArgs),
 }
 
 #[derive(clap::Args)]
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Keygen { out } => release::keygen(&out),
         Command::Release(command) => release::run(command),
         Command::Lora(command) => lora::run(command),
+        Command::Rehearse(args) => rehearse::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -237,7 +237,11 @@ mod tests {
                 assert_eq!(c.len(), 1, "meter {i}");
                 let expected = contact_time_closed_form(80.0, m.pos.y.abs(), speed_kmh / 3.6);
                 let got = as_secs_f64(c[0].duration());
-                assert!((got - expected).abs() < 1e-3, "{speed_kmh} km/h d={}: {got} vs {expected}", m.pos.y);
+                assert!(
+                    (got - expected).abs() < 1e-3,
+                    "{speed_kmh} km/h d={}: {got} vs {expected}",
+                    m.pos.y
+                );
             }
         }
     }
@@ -259,7 +263,10 @@ mod tests {
         let drives = drive(&s, routes(&s, &fleet.streets_y), 30 * DAY);
         let contacts = Contacts::compute(&fleet, &drives.legs);
         assert_eq!(contacts.of(0).len(), 3);
-        assert_eq!(contacts.of(0).iter().map(|c| c.pass).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(
+            contacts.of(0).iter().map(|c| c.pass).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
         assert_eq!(contacts.of(1).len(), 3);
         assert!(contacts.of(2).is_empty());
         assert_eq!(contacts.len(), 6);

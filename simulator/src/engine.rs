@@ -336,7 +336,7 @@ impl<'a> Engine<'a> {
             }
             self.now = time;
             self.totals.events += 1;
-            if self.totals.events % 65_536 == 0 {
+            if self.totals.events.is_multiple_of(65_536) {
                 progress(as_secs_f64(time) / as_secs_f64(self.settings.horizon));
             }
             self.handle(event);

@@ -156,12 +156,22 @@ mod tests {
             assert!(m.phase < m.interval);
         }
         let basement = fleet.installs.iter().position(|n| n == "basement").unwrap();
-        let share = fleet.meters.iter().filter(|m| usize::from(m.install) == basement).count() as f64
+        let share = fleet
+            .meters
+            .iter()
+            .filter(|m| usize::from(m.install) == basement)
+            .count() as f64
             / 20_000.0;
         assert!((share - 0.3).abs() < 0.02, "{share}");
         // Same seed, same fleet; another seed, another one.
         let again = Fleet::generate(&scenario, 5);
-        assert!(fleet.meters.iter().zip(&again.meters).all(|(a, b)| a.pos == b.pos));
+        assert!(
+            fleet
+                .meters
+                .iter()
+                .zip(&again.meters)
+                .all(|(a, b)| a.pos == b.pos)
+        );
         let other = Fleet::generate(&scenario, 6);
         assert!(fleet.meters[0].pos != other.meters[0].pos);
     }

@@ -121,7 +121,9 @@ pub fn baseline(
         Region::Us915 => (settings.sf.clamp(7, 12), 500_000),
     };
     let data_rate = region::data_rate(region, sf, bandwidth_hz, Direction::Downlink).unwrap_or(0);
-    let max_payload = region.max_payload(data_rate, Direction::Downlink).unwrap_or(51);
+    let max_payload = region
+        .max_payload(data_rate, Direction::Downlink)
+        .unwrap_or(51);
     let fragment_bytes = max_payload.saturating_sub(3).max(1);
     let duty = match region::band(region, rx2.frequency) {
         Some(Band::Limited(_, sub)) => f64::from(sub.duty_cycle_divisor),
@@ -139,12 +141,16 @@ pub fn baseline(
     let setup_s = (commands / (per_gateway_per_s * gateways))
         .max(f64::from(settings.setup_downlinks) * longest_interval_s);
 
+    // Setup needs class A unicast, so a meter without uplink coverage
+    // never joins the multicast group.
     let decodes = |m: usize| {
-        radio.best_loss(m).is_some_and(|loss| {
-            let margin = scenario.lora.gateway_tx_power_dbm - loss - sensitivity(sf, bandwidth_hz);
-            let received = normal_cdf(margin / scenario.lora.shadowing_sigma_db.max(1e-9));
-            1.0 - received <= settings.redundancy / (1.0 + settings.redundancy)
-        })
+        radio.sf(m).is_some()
+            && radio.best_loss(m).is_some_and(|loss| {
+                let margin =
+                    scenario.lora.gateway_tx_power_dbm - loss - sensitivity(sf, bandwidth_hz);
+                let received = normal_cdf(margin / scenario.lora.shadowing_sigma_db.max(1e-9));
+                1.0 - received <= settings.redundancy / (1.0 + settings.redundancy)
+            })
     };
     let mut t = setup_s;
     let mut at_target = already_current;
@@ -171,12 +177,7 @@ pub fn baseline(
         at_target += g.meters.iter().filter(|&&m| decodes(m)).count() as u64;
         curve.push((t, at_target as f64 / total_meters as f64));
     }
-    let reach = |share: f64| {
-        curve
-            .iter()
-            .find(|(_, f)| *f >= share)
-            .map(|(t, _)| *t)
-    };
+    let reach = |share: f64| curve.iter().find(|(_, f)| *f >= share).map(|(t, _)| *t);
     FuotaBaseline {
         sf,
         bandwidth_hz,
@@ -188,7 +189,11 @@ pub fn baseline(
         time_to_50_s: reach(0.5),
         time_to_90_s: reach(0.9),
         time_to_99_s: reach(0.99),
-        energy_per_meter_j: if needing == 0 { 0.0 } else { energy / needing as f64 },
+        energy_per_meter_j: if needing == 0 {
+            0.0
+        } else {
+            energy / needing as f64
+        },
         groups: out,
         curve,
     }
@@ -201,9 +206,14 @@ pub fn normal_cdf(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.327_591_1 * z);
     let poly = t
         * (0.254_829_592
-            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     let erf = 1.0 - poly * (-z * z).exp();
-    if x >= 0.0 { 0.5 * (1.0 + erf) } else { 0.5 * (1.0 - erf) }
+    if x >= 0.0 {
+        0.5 * (1.0 + erf)
+    } else {
+        0.5 * (1.0 - erf)
+    }
 }
 
 #[cfg(test)]
@@ -239,7 +249,10 @@ mod tests {
             }];
             let b = baseline(&s, &settings, &radio, &groups, 0, 10, 3600.0);
             let got = b.groups[0].session_s / 3600.0;
-            assert!((got - hours).abs() / hours < 0.1, "SF{sf}: {got} h vs {hours} h");
+            assert!(
+                (got - hours).abs() / hours < 0.1,
+                "SF{sf}: {got} h vs {hours} h"
+            );
             assert!(b.total_s > b.setup_s);
         }
     }

@@ -122,11 +122,23 @@ pub fn rehearse(
         radio.record_frames();
     }
     let routes = route::routes(scenario, &fleet.streets_y);
-    let drives = route::drive(scenario, routes, from_secs_f64(scenario.campaign.duration_days * 86_400.0));
+    let drives = route::drive(
+        scenario,
+        routes,
+        from_secs_f64(scenario.campaign.duration_days * 86_400.0),
+    );
     let contacts = Contacts::compute(&fleet, &drives.legs);
     let plan = plan_config(scenario, &sizes);
-    let run = Engine::new(scenario, plan, &fleet, &contacts, &mut radio, &needs, options.seed)
-        .run(progress);
+    let run = Engine::new(
+        scenario,
+        plan,
+        &fleet,
+        &contacts,
+        &mut radio,
+        &needs,
+        options.seed,
+    )
+    .run(progress);
     let fuota = fuota_baseline(scenario, &fleet, &radio, &needs);
     let report = Report::build(&ReportInputs {
         scenario,

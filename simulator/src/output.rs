@@ -36,7 +36,11 @@ const CURVE_POINTS: usize = 2000;
 /// # Errors
 ///
 /// [`OutputError`] naming the file.
-pub fn write(dir: &Path, scenario: &Scenario, run: &Rehearsal) -> Result<Vec<PathBuf>, OutputError> {
+pub fn write(
+    dir: &Path,
+    scenario: &Scenario,
+    run: &Rehearsal,
+) -> Result<Vec<PathBuf>, OutputError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| OutputError::Io { path, source }
@@ -65,13 +69,17 @@ pub fn write(dir: &Path, scenario: &Scenario, run: &Rehearsal) -> Result<Vec<Pat
     let hours = |curve: &[(f64, f64)]| -> Vec<(f64, f64)> {
         thin(curve).iter().map(|(t, f)| (t / 3600.0, *f)).collect()
     };
-    let van = hours(&progress_curve(&run.run.meters));
-    let fuota = hours(&steps(&run.fuota.curve));
+    let horizon = scenario.campaign.duration_days * 86_400.0;
+    let van = hours(&until(progress_curve(&run.run.meters), horizon));
+    let fuota = hours(&until(steps(&run.fuota.curve), horizon));
     let fuota_label = format!("LoRaWAN FUOTA (SF{}, multicast)", run.fuota.sf);
     let stem = dir.join("progress");
     plot::write_progress(
         &stem,
-        &format!("{}: meters at {}", run.report.scenario, run.report.release.target),
+        &format!(
+            "{}: meters at {}",
+            run.report.scenario, run.report.release.target
+        ),
         &[
             ProgressSeries {
                 label: "otavan van",
@@ -151,6 +159,16 @@ fn thin(curve: &[(f64, f64)]) -> Vec<(f64, f64)> {
         out.push(*last);
     }
     out
+}
+
+/// `curve` held at its last value until `horizon` (if it ends before).
+fn until(mut curve: Vec<(f64, f64)>, horizon: f64) -> Vec<(f64, f64)> {
+    if let Some(&(t, f)) = curve.last()
+        && t < horizon
+    {
+        curve.push((horizon, f));
+    }
+    curve
 }
 
 /// A step function from its jump points: hold each value until the next.

@@ -68,10 +68,7 @@ impl FromStr for Override {
 ///
 /// [`ScenarioError::Override`] when an override would replace a table
 /// with a scalar (`--set fleet=3`).
-pub fn effective(
-    file: &toml::Table,
-    overrides: &[Override],
-) -> Result<toml::Table, ScenarioError> {
+pub fn effective(file: &toml::Table, overrides: &[Override]) -> Result<toml::Table, ScenarioError> {
     let mut table = toml::Table::try_from(Scenario::default())
         .expect("the default scenario serialises to TOML");
     merge(&mut table, file, "", true)
@@ -169,6 +166,9 @@ mod tests {
         let err = scenario("", &[set("van.sped_kmh=3")]).unwrap_err();
         assert!(err.contains("sped_kmh"), "{err}");
         let err = scenario("", &[set("van.speed_kmh=fast")]).unwrap_err();
-        assert!(err.contains("speed_kmh") || err.contains("invalid type"), "{err}");
+        assert!(
+            err.contains("speed_kmh") || err.contains("invalid type"),
+            "{err}"
+        );
     }
 }

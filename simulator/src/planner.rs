@@ -135,7 +135,8 @@ fn wake_for(
     let delay = Delay::from_duration(Duration::from_micros(open - received)).ok()?;
     let opens_at = received + secs(u64::from(delay.secs()));
     let wanted = (c.end + config.slack).saturating_sub(opens_at);
-    let wanted = Duration::from_micros(wanted).min(Duration::from_secs(u64::from(Window::MAX.secs())));
+    let wanted =
+        Duration::from_micros(wanted).min(Duration::from_secs(u64::from(Window::MAX.secs())));
     let window = Window::from_duration(wanted).ok()?;
     let closes_at = opens_at + secs(u64::from(window.secs()));
     // Later deliveries shift the window later by as much.
@@ -213,18 +214,31 @@ mod tests {
 
     #[test]
     fn skips_contacts_too_soon_or_too_short() {
-        let contacts = [contact(200, 40), contact(20_000, 5), contact(30_000, 60)];
+        let contacts = [contact(120, 40), contact(20_000, 5), contact(30_000, 60)];
         let p = plan(&contacts, 0, 0, &HOURLY, &config(Policy::NextPass)).unwrap();
         assert_eq!(p.contact, 2);
         // Nothing left after the last one.
         assert!(plan(&contacts, 3, 0, &HOURLY, &config(Policy::NextPass)).is_none());
         // Too late to catch the uplink before it.
-        assert!(plan(&contacts[2..], 0, secs(29_000), &HOURLY, &config(Policy::NextPass)).is_none());
+        assert!(
+            plan(
+                &contacts[2..],
+                0,
+                secs(29_000),
+                &HOURLY,
+                &config(Policy::NextPass)
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn longest_contact_policy() {
-        let contacts = [contact(10_000, 20), contact(50_000, 90), contact(90_000, 30)];
+        let contacts = [
+            contact(10_000, 20),
+            contact(50_000, 90),
+            contact(90_000, 30),
+        ];
         let next = plan(&contacts, 0, 0, &HOURLY, &config(Policy::NextPass)).unwrap();
         let longest = plan(&contacts, 0, 0, &HOURLY, &config(Policy::LongestContact)).unwrap();
         assert_eq!((next.contact, longest.contact), (0, 1));

@@ -89,7 +89,9 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<f64> = (0..4).map(|_| Stream::new(7, Purpose::Behaviour, 3).uniform()).collect();
+        let a: Vec<f64> = (0..4)
+            .map(|_| Stream::new(7, Purpose::Behaviour, 3).uniform())
+            .collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
         let mut x = Stream::new(7, Purpose::Behaviour, 3);
         let mut y = Stream::new(7, Purpose::Behaviour, 4);
@@ -105,12 +107,18 @@ mod tests {
         let normals: Vec<f64> = (0..n).map(|_| s.normal()).collect();
         let mean = normals.iter().sum::<f64>() / n as f64;
         let var = normals.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.02, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.01 && (var - 1.0).abs() < 0.02,
+            "{mean} {var}"
+        );
         let mut logn: Vec<f64> = (0..n).map(|_| s.log_normal(1.63, 4.9)).collect();
         logn.sort_by(f64::total_cmp);
         let median = logn[n / 2];
         let p99 = logn[n * 99 / 100];
-        assert!((median - 1.63).abs() < 0.03 && (p99 - 4.9).abs() < 0.2, "{median} {p99}");
+        assert!(
+            (median - 1.63).abs() < 0.03 && (p99 - 4.9).abs() < 0.2,
+            "{median} {p99}"
+        );
         let exp_mean = (0..n).map(|_| s.exponential(3.0)).sum::<f64>() / n as f64;
         assert!((exp_mean - 3.0).abs() < 0.05, "{exp_mean}");
         let mut counts = [0; 3];

@@ -177,11 +177,13 @@ impl Report {
             .map(|r| r.energy_j)
             .collect();
         let energy = Spread::of(needing);
-        let battery_j =
-            i.scenario.fleet.battery_mah / 1000.0 * 3600.0 * i.scenario.fleet.battery_v;
+        let battery_j = i.scenario.fleet.battery_mah / 1000.0 * 3600.0 * i.scenario.fleet.battery_v;
         let mut spreading_factors = BTreeMap::new();
         for m in 0..i.fleet.meters.len() {
-            let key = i.radio.sf(m).map_or("none".to_string(), |sf| format!("SF{sf}"));
+            let key = i
+                .radio
+                .sf(m)
+                .map_or("none".to_string(), |sf| format!("SF{sf}"));
             *spreading_factors.entry(key).or_insert(0) += 1;
         }
         Report {
@@ -243,8 +245,10 @@ fn count(meters: &[MeterResult], f: impl Fn(&Outcome) -> bool) -> u64 {
 /// `(seconds, share)`, starting at t = 0 with the already-current ones.
 pub fn progress_curve(meters: &[MeterResult]) -> Vec<(f64, f64)> {
     let total = meters.len() as f64;
-    let mut at_target =
-        meters.iter().filter(|r| r.outcome == Outcome::AlreadyCurrent).count() as f64;
+    let mut at_target = meters
+        .iter()
+        .filter(|r| r.outcome == Outcome::AlreadyCurrent)
+        .count() as f64;
     let mut times: Vec<u64> = meters
         .iter()
         .filter_map(|r| match r.outcome {

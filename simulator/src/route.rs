@@ -72,7 +72,11 @@ pub fn routes(scenario: &Scenario, streets_y: &[f64]) -> Vec<Vec<Point>> {
                     let (lo, hi) = (v * n / vans, (v + 1) * n / vans);
                     let mut route = Vec::new();
                     for (i, y) in streets_y[lo..hi].iter().enumerate() {
-                        let (a, b) = if i % 2 == 0 { (0.0, length) } else { (length, 0.0) };
+                        let (a, b) = if i % 2 == 0 {
+                            (0.0, length)
+                        } else {
+                            (length, 0.0)
+                        };
                         route.push(Point::new(a, *y));
                         route.push(Point::new(b, *y));
                     }
@@ -86,7 +90,11 @@ pub fn routes(scenario: &Scenario, streets_y: &[f64]) -> Vec<Vec<Point>> {
 /// `route` started a fraction `share` of the way along (by corners).
 fn rotate(route: &[Point], share: f64) -> Vec<Point> {
     let start = ((route.len() as f64) * share) as usize;
-    route[start..].iter().chain(&route[..start]).copied().collect()
+    route[start..]
+        .iter()
+        .chain(&route[..start])
+        .copied()
+        .collect()
 }
 
 /// Drives every van over its route until its passes are done or `horizon`.
@@ -264,7 +272,10 @@ mod tests {
             let metres = leg.from.distance(leg.to);
             assert!(metres <= MAX_LEG_M + 1e-9);
             let secs = as_secs_f64(leg.t1 - leg.t0);
-            assert!((metres / secs - 10.0).abs() < 1e-3, "{metres} m in {secs} s");
+            assert!(
+                (metres / secs - 10.0).abs() < 1e-3,
+                "{metres} m in {secs} s"
+            );
         }
         // Legs are continuous in space and ordered in time.
         for w in drives.legs.windows(2) {
@@ -273,7 +284,10 @@ mod tests {
         }
         // The second pass runs backwards.
         let second = drives.legs.iter().find(|l| l.pass == 1).unwrap();
-        assert_eq!(second.from, drives.legs.iter().rfind(|l| l.pass == 0).unwrap().to);
+        assert_eq!(
+            second.from,
+            drives.legs.iter().rfind(|l| l.pass == 0).unwrap().to
+        );
     }
 
     #[test]

@@ -160,8 +160,8 @@ impl Default for Fleet {
     fn default() -> Self {
         let install = [
             ("outdoor", 0.2, 80.0, 150.0, 0.0),
-            ("indoor", 0.5, 30.0, 80.0, 12.1),
-            ("basement", 0.3, 10.0, 40.0, 23.7),
+            ("indoor", 0.5, 30.0, 80.0, 10.5),
+            ("basement", 0.3, 10.0, 40.0, 18.4),
         ]
         .into_iter()
         .map(|(name, share, min, max, loss)| {
@@ -207,7 +207,9 @@ pub struct Install {
     pub wifi_range_min_m: f64,
     /// Longest WiFi range to the van, metres.
     pub wifi_range_max_m: f64,
-    /// Extra LoRa path loss (building entry), dB.
+    /// Extra LoRa path loss (building entry), dB. Defaults: 3GPP TR
+    /// 38.901's low-loss (indoor) and high-loss (basement) building models
+    /// evaluated at 868 MHz.
     pub lora_loss_db: f64,
 }
 
@@ -434,10 +436,7 @@ impl Scenario {
         let mut scenario: Scenario = table
             .try_into()
             .map_err(|e: toml::de::Error| parse_error(e.to_string()))?;
-        scenario.base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        scenario.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         scenario.validate()?;
         Ok(scenario)
     }
@@ -547,7 +546,10 @@ impl Scenario {
             return invalid("wifi.assoc_p99_s", "must not be below the median".into());
         }
         if self.wifi.goodput_max_kb_s < self.wifi.goodput_min_kb_s {
-            return invalid("wifi.goodput_max_kb_s", "must not be below the minimum".into());
+            return invalid(
+                "wifi.goodput_max_kb_s",
+                "must not be below the minimum".into(),
+            );
         }
         if self.van.shift_start_h + self.van.shift_hours > 24.0 {
             return invalid(
@@ -579,7 +581,10 @@ impl Scenario {
                 "route = \"waypoints\" needs at least two waypoints".into(),
             );
         }
-        shares("fleet.install", self.fleet.install.values().map(|i| i.share))?;
+        shares(
+            "fleet.install",
+            self.fleet.install.values().map(|i| i.share),
+        )?;
         for (name, install) in &self.fleet.install {
             if !(install.wifi_range_min_m > 0.0
                 && install.wifi_range_max_m >= install.wifi_range_min_m)
@@ -596,12 +601,17 @@ impl Scenario {
                 _ => {
                     return invalid(
                         "fleet.uplink_intervals",
-                        format!("{key:?} is not an interval of a minute or more (\"30m\", \"2h\", \"1d\")"),
+                        format!(
+                            "{key:?} is not an interval of a minute or more (\"30m\", \"2h\", \"1d\")"
+                        ),
                     );
                 }
             }
         }
-        shares("fleet.uplink_intervals", self.fleet.uplink_intervals.values().copied())?;
+        shares(
+            "fleet.uplink_intervals",
+            self.fleet.uplink_intervals.values().copied(),
+        )?;
         for key in self.fleet.versions.keys() {
             if let Err(reason) = Version::parse(key) {
                 return invalid("fleet.versions", format!("{key:?}: {reason}"));
@@ -610,7 +620,10 @@ impl Scenario {
         shares("fleet.versions", self.fleet.versions.values().copied())?;
         if self.release.release_dir.is_none() {
             if let Err(reason) = Version::parse(&self.release.target) {
-                return invalid("release.target", format!("{:?}: {reason}", self.release.target));
+                return invalid(
+                    "release.target",
+                    format!("{:?}: {reason}", self.release.target),
+                );
             }
             for key in self.release.sizes.keys() {
                 if let Err(reason) = Version::parse(key) {

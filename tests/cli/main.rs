@@ -4,5 +4,6 @@ mod common;
 
 mod device;
 mod lora;
+mod rehearse;
 mod serve;
 mod signing;

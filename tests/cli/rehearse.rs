@@ -1,0 +1,152 @@
+//! `otavan rehearse` on the example scenarios.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::otavan;
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+/// Runs the town example, shrunk, into `out`; returns stdout.
+fn rehearse_town(out: &Path, seed: &str, extra: &[&str]) -> String {
+    let output = otavan()
+        .arg("rehearse")
+        .arg(example("town.toml"))
+        .args([
+            "--seed",
+            seed,
+            "--set",
+            "fleet.meters=400",
+            "--set",
+            "van.passes=2",
+        ])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .arg("--patch-cache")
+        .arg(out.join("patches"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("events/s"), "{stderr}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn writes_the_report_table_and_plots_reproducibly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    let stdout = rehearse_town(&a, "9", &[]);
+    assert!(stdout.contains("% of 400 meters at 1.1.0"), "{stdout}");
+    rehearse_town(&b, "9", &[]);
+    rehearse_town(&c, "10", &[]);
+    let read = |dir: &Path, name: &str| std::fs::read(dir.join(name)).unwrap();
+    for name in [
+        "report.json",
+        "meters.csv",
+        "progress.svg",
+        "progress.png",
+        "map.svg",
+        "map.png",
+    ] {
+        assert_eq!(
+            read(&a, name),
+            read(&b, name),
+            "{name} differs between runs"
+        );
+    }
+    assert_ne!(read(&a, "report.json"), read(&c, "report.json"));
+    assert!(read(&a, "progress.png").starts_with(b"\x89PNG\r\n\x1a\n"));
+
+    let report: serde_json::Value = serde_json::from_slice(&read(&a, "report.json")).unwrap();
+    for field in [
+        "meters",
+        "updated",
+        "updated_fraction",
+        "time_to_50_s",
+        "time_to_90_s",
+        "time_to_99_s",
+        "van_passes",
+        "van_km",
+        "downlinks_sent",
+        "bytes_transferred",
+        "energy_per_meter_j",
+        "failures",
+        "fuota_baseline",
+    ] {
+        assert!(report.get(field).is_some(), "report.json has no {field}");
+    }
+    assert_eq!(report["meters"], 400);
+    assert_eq!(report["van_passes"], 2);
+    // The sample release: 1.0.0 and 1.0.1 update to 1.1.0.
+    assert_eq!(report["release"]["target"], "1.1.0");
+
+    let csv = String::from_utf8(read(&a, "meters.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("meter,x_m,y_m,install,"));
+    assert_eq!(lines.count(), 400);
+    let updated = csv.lines().filter(|l| l.contains(",updated,")).count();
+    assert_eq!(report["updated"], updated);
+    // The effective scenario records the overrides.
+    let scenario = String::from_utf8(read(&a, "scenario.toml")).unwrap();
+    assert!(scenario.contains("meters = 400"), "{scenario}");
+}
+
+#[test]
+fn overrides_change_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    rehearse_town(&dir.path().join("slow"), "1", &["--set", "van.speed_kmh=5"]);
+    rehearse_town(
+        &dir.path().join("fast"),
+        "1",
+        &["--set", "van.speed_kmh=60"],
+    );
+    let updated = |name: &str| {
+        let text = std::fs::read(dir.path().join(name).join("report.json")).unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        report["updated"].as_u64().unwrap()
+    };
+    assert!(updated("slow") > updated("fast"));
+}
+
+#[test]
+fn bad_scenarios_and_options_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = otavan()
+            .arg("rehearse")
+            .args(args)
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let town = example("town.toml");
+    let town = town.to_str().unwrap();
+    let err = run(&[town, "--set", "van.sped_kmh=3"]);
+    assert!(err.contains("sped_kmh"), "{err}");
+    let err = run(&[town, "--set", "van.speed_kmh=-3"]);
+    assert!(err.contains("van.speed_kmh"), "{err}");
+    let err = run(&[town, "--set", "nonsense"]);
+    assert!(err.contains("KEY=VALUE"), "{err}");
+    let err = run(&["/nonexistent/scenario.toml"]);
+    assert!(
+        err.contains("cannot read /nonexistent/scenario.toml"),
+        "{err}"
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[fleet]\nmeters = \"many\"\n").unwrap();
+    let err = run(&[bad.to_str().unwrap()]);
+    assert!(err.contains("bad.toml") && err.contains("meters"), "{err}");
+    assert!(!dir.path().join("out").exists());
+}
