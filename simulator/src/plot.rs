@@ -10,8 +10,9 @@
 //!
 //! Text is drawn with DejaVu Sans, embedded in the binary
 //! (`simulator/assets/DejaVuSans.ttf`, licence beside it): no system font is
-//! looked up or needed. The SVG names the family `DejaVu Sans, sans-serif`
-//! for its viewer; the PNG is rasterised here.
+//! looked up or needed. The PNG is rasterised here; the SVG carries the
+//! font as an `@font-face` data URL (about 1 MB), so every viewer draws
+//! the same glyphs.
 //!
 //! Output is deterministic: the same inputs give byte-identical files.
 //!
@@ -238,6 +239,7 @@ fn write_both(stem: &Path, size: (u32, u32), chart: &impl Chart) -> Result<(), P
             .and_then(|()| root.present())
             .map_err(|e| draw_error(&svg_path, e))?;
     }
+    let svg = embed_font(&svg);
     std::fs::write(&svg_path, svg).map_err(|source| PlotError::Io {
         path: svg_path.clone(),
         source,
@@ -250,6 +252,25 @@ fn write_both(stem: &Path, size: (u32, u32), chart: &impl Chart) -> Result<(), P
         .and_then(|()| root.present())
         .map_err(|e| draw_error(&png_path, e))?;
     Ok(())
+}
+
+/// `svg` with the embedded font as an `@font-face` data URL right after
+/// the opening `<svg>` tag, so viewers draw the text with the same font as
+/// the PNG instead of whatever fonts their system has.
+fn embed_font(svg: &str) -> String {
+    use base64::Engine as _;
+    let Some(open_end) = svg
+        .find("<svg")
+        .and_then(|at| svg[at..].find('>').map(|e| at + e + 1))
+    else {
+        return svg.to_string();
+    };
+    let data = base64::engine::general_purpose::STANDARD.encode(FONT_BYTES);
+    format!(
+        "{}\n<defs><style>@font-face {{ font-family: \"{FAMILY}\"; src: url(data:font/ttf;base64,{data}) format(\"truetype\"); }}</style></defs>{}",
+        &svg[..open_end],
+        &svg[open_end..]
+    )
 }
 
 fn font(size: f64) -> TextStyle<'static> {
@@ -929,6 +950,13 @@ mod tests {
     #[test]
     fn embedded_font_loads() {
         ensure_font().unwrap();
+        let svg = embed_font("<?xml version=\"1.0\"?>\n<svg width=\"1\"><text/></svg>");
+        assert!(
+            svg.contains("<svg width=\"1\">\n<defs><style>@font-face"),
+            "{}",
+            &svg[..80]
+        );
+        assert!(svg.ends_with("</style></defs><text/></svg>"));
     }
 
     #[test]
