@@ -23,8 +23,8 @@ nproc_now=$(nproc)
 results=()
 for scenario in town city; do
   for run in $(seq "$RUNS"); do
-    measured=$(python3 bench/measure.py -- "$BIN" rehearse "examples/$scenario.toml" \
-      --out "$OUT/$scenario" --patch-cache "$OUT/patches" 2>"$OUT/$scenario.stderr" >/dev/null)
+    measured=$(python3 bench/measure.py -- sh -c '"$0" rehearse "$1" --out "$2" --patch-cache "$3" >"$2.stdout" 2>"$2.stderr"' \
+      "$BIN" "examples/$scenario.toml" "$OUT/$scenario" "$OUT/patches")
     events=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["events"])' "$OUT/$scenario/report.json")
     results+=("$scenario|$measured|$events")
   done
