@@ -7,7 +7,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_RANGE, DATE, HOST, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version as HttpVersion};
 use otavan_protocol::{Report, Version};
@@ -33,11 +32,20 @@ pub struct ConnInfo {
     pub local: SocketAddr,
 }
 
+/// Request bodies the service accepts: hyper's `Incoming` from a socket, or
+/// any body built in-process (rehearsals call [`handle`] directly).
+pub trait RequestBody: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send {}
+
+impl<B> RequestBody for B where B: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send {}
+
+/// The error type request bodies convert into.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Handles one request and logs it.
-pub async fn handle(
+pub async fn handle<B: RequestBody>(
     shared: Arc<Shared>,
     conn: ConnInfo,
-    request: Request<Incoming>,
+    request: Request<B>,
 ) -> Response<Body> {
     let started = Instant::now();
     let method = request.method().clone();
@@ -62,7 +70,11 @@ pub async fn handle(
     response
 }
 
-async fn route(shared: &Arc<Shared>, conn: ConnInfo, request: Request<Incoming>) -> Response<Body> {
+async fn route<B: RequestBody>(
+    shared: &Arc<Shared>,
+    conn: ConnInfo,
+    request: Request<B>,
+) -> Response<Body> {
     let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
     match request.uri().path() {
         "/manifest.json" if read_only => manifest(shared, conn, &request),
@@ -75,7 +87,7 @@ async fn route(shared: &Arc<Shared>, conn: ConnInfo, request: Request<Incoming>)
     }
 }
 
-fn manifest(shared: &Shared, conn: ConnInfo, request: &Request<Incoming>) -> Response<Body> {
+fn manifest<B>(shared: &Shared, conn: ConnInfo, request: &Request<B>) -> Response<Body> {
     let raw = current_ver(request.uri().query());
     let host = match request_host(request, conn) {
         Ok(host) => host,
@@ -113,7 +125,7 @@ fn current_ver(query: Option<&str>) -> Cow<'_, str> {
 /// The authority manifest URLs point at: the Host header, or our own address
 /// for HTTP/1.0 requests that have none. Hosts that could smuggle anything
 /// into a URL are refused.
-fn request_host(request: &Request<Incoming>, conn: ConnInfo) -> Result<Cow<'_, str>, &'static str> {
+fn request_host<B>(request: &Request<B>, conn: ConnInfo) -> Result<Cow<'_, str>, &'static str> {
     let Some(host) = request.headers().get(HOST) else {
         return Ok(Cow::Owned(conn.local.to_string()));
     };
@@ -125,7 +137,7 @@ fn request_host(request: &Request<Incoming>, conn: ConnInfo) -> Result<Cow<'_, s
     Ok(Cow::Borrowed(host))
 }
 
-async fn file(shared: &Shared, request: &Request<Incoming>) -> Response<Body> {
+async fn file<B>(shared: &Shared, request: &Request<B>) -> Response<Body> {
     let Some(url_path) = decode_path(request.uri().path()) else {
         return respond::error(StatusCode::NOT_FOUND, "not found");
     };
@@ -151,7 +163,7 @@ fn decode_path(path: &str) -> Option<String> {
     Some(decoded.strip_prefix('/')?.to_owned())
 }
 
-async fn report(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+async fn report<B: RequestBody>(shared: &Shared, request: Request<B>) -> Response<Body> {
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)

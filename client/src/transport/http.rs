@@ -15,6 +15,10 @@ use otavan_protocol::{Manifest, Report, Version};
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::{StatusCode, Url};
 
+use super::response::{
+    RangedBody, manifest_too_large, parse_manifest_body, request_target, status_error,
+};
+
 use super::{Fetched, Sink, Transport, TransportError};
 
 /// Largest manifest body accepted by default (4 MiB).
@@ -156,69 +160,22 @@ impl Transport for HttpTransport {
         }
         let mut response = self.send(&what, request).await?;
 
-        // How many body bytes to expect, when the server says so.
-        let (start, expected) = match response.status() {
-            StatusCode::PARTIAL_CONTENT => {
-                let header = response.headers().get(CONTENT_RANGE).ok_or_else(|| {
-                    TransportError::BadResponse(format!("{what}: 206 without Content-Range"))
-                })?;
-                let text = header.to_str().map_err(|_| {
-                    TransportError::BadResponse(format!("{what}: Content-Range is not ASCII"))
-                })?;
-                let range = ContentRange::parse(text).ok_or_else(|| {
-                    TransportError::BadResponse(format!("{what}: malformed Content-Range {text:?}"))
-                })?;
-                if range.start != from {
-                    return Err(wrong_range_start(&what, from, range.start));
-                }
-                if range.total.is_some_and(|total| range.end + 1 != total) {
-                    return Err(TransportError::BadResponse(format!(
-                        "{what}: asked for bytes {from}- but got only {text:?}"
-                    )));
-                }
-                (from, Some(range.end - range.start + 1))
-            }
-            StatusCode::OK => {
-                sink.restart()?;
-                (0, response.content_length())
-            }
-            status => return Err(status_error(status, what)),
-        };
-
-        let mut received: u64 = 0;
+        let mut body = RangedBody::begin(
+            what,
+            from,
+            response.status().as_u16(),
+            response.headers().get(CONTENT_RANGE).map(|v| v.as_bytes()),
+            response.content_length(),
+            sink,
+        )?;
         loop {
             match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let len = chunk.len() as u64;
-                    if expected.is_some_and(|expected| received + len > expected) {
-                        return Err(TransportError::BadResponse(format!(
-                            "{what}: more bytes than the announced {}",
-                            expected.unwrap_or_default()
-                        )));
-                    }
-                    sink.write(&chunk)?;
-                    received += len;
-                }
+                Ok(Some(chunk)) => body.write(&chunk, sink)?,
                 Ok(None) => break,
-                Err(e) => {
-                    return Err(TransportError::Connection(format!(
-                        "{what}: connection cut after {received} bytes ({})",
-                        describe(&e, &self.base)
-                    )));
-                }
+                Err(e) => return Err(body.cut(&describe(&e, &self.base))),
             }
         }
-        if let Some(expected) = expected
-            && received < expected
-        {
-            return Err(TransportError::Connection(format!(
-                "{what}: connection cut after {received} bytes of {expected}"
-            )));
-        }
-        Ok(Fetched {
-            from: start,
-            received,
-        })
+        body.finish()
     }
 
     async fn send_report(&self, report: &Report) -> Result<(), TransportError> {
@@ -237,58 +194,6 @@ impl Transport for HttpTransport {
             Err(status_error(response.status(), what.to_owned()))
         }
     }
-}
-
-/// Parses a `GET /manifest.json` body: the JSON literal `null` (surrounding
-/// whitespace allowed) means "up to date", anything else must be a
-/// [`Manifest`]. Shared by every transport so that test doubles report the
-/// same errors as HTTP.
-pub(crate) fn parse_manifest_body(body: &[u8]) -> Result<Option<Manifest>, TransportError> {
-    if body.trim_ascii() == b"null" {
-        return Ok(None);
-    }
-    serde_json::from_slice::<Manifest>(body)
-        .map(Some)
-        .map_err(|e| TransportError::BadResponse(format!("manifest is not valid: {e}")))
-}
-
-/// The error for a manifest body larger than `limit` bytes.
-pub(crate) fn manifest_too_large(limit: usize) -> TransportError {
-    TransportError::BadResponse(format!("manifest is larger than {limit} bytes"))
-}
-
-/// The error for a 206 answer that does not start where it was asked to.
-pub(crate) fn wrong_range_start(what: &str, asked: u64, got: u64) -> TransportError {
-    TransportError::BadResponse(format!(
-        "{what}: asked for bytes from {asked}, server sent bytes from {got}"
-    ))
-}
-
-/// The error for an unexpected HTTP status.
-pub(crate) fn status_error(status: StatusCode, what: String) -> TransportError {
-    TransportError::Status {
-        status: status.as_u16(),
-        what,
-    }
-}
-
-/// The request target (path and query, everything after the authority) of
-/// an absolute `http://` URL, as the Pycom device library requests it.
-pub(crate) fn request_target(url: &str) -> Result<String, TransportError> {
-    let bad = |why: &str| TransportError::BadResponse(format!("file URL {url:?} {why}"));
-    let parsed = Url::parse(url).map_err(|e| bad(&format!("is not an absolute URL: {e}")))?;
-    if parsed.scheme() != "http" {
-        return Err(bad("is not an http:// URL"));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(bad("has no host"));
-    }
-    let mut target = parsed.path().to_owned();
-    if let Some(query) = parsed.query() {
-        target.push('?');
-        target.push_str(query);
-    }
-    Ok(target)
 }
 
 /// Checks a server base URL; returns it as `http://host[:port]`.
@@ -324,38 +229,6 @@ fn percent_encode(value: &str) -> String {
         }
     }
     out
-}
-
-/// A parsed `Content-Range: bytes START-END/TOTAL` (TOTAL may be `*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ContentRange {
-    start: u64,
-    end: u64,
-    total: Option<u64>,
-}
-
-impl ContentRange {
-    fn parse(text: &str) -> Option<ContentRange> {
-        let rest = text.trim().strip_prefix("bytes ")?;
-        let (range, total) = rest.split_once('/')?;
-        let (start, end) = range.split_once('-')?;
-        let number = |s: &str| -> Option<u64> {
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            s.parse().ok()
-        };
-        let start = number(start)?;
-        let end = number(end)?;
-        let total = match total {
-            "*" => None,
-            total => Some(number(total)?),
-        };
-        if start > end || total.is_some_and(|total| end >= total) {
-            return None;
-        }
-        Some(ContentRange { start, end, total })
-    }
 }
 
 /// What went wrong with a request, without the full URL (the caller names
@@ -429,66 +302,10 @@ mod tests {
     }
 
     #[test]
-    fn request_targets_keep_path_and_query_only() {
-        assert_eq!(
-            request_target("http://10.0.0.1:8000/1.1.0/flash/main.py").unwrap(),
-            "/1.1.0/flash/main.py"
-        );
-        assert_eq!(
-            request_target("http://other.host/firmware_1.1.0.bin?x=1#f").unwrap(),
-            "/firmware_1.1.0.bin?x=1"
-        );
-        assert_eq!(request_target("http://h").unwrap(), "/");
-        for bad in [
-            "/1.1.0/flash/main.py",
-            "https://h/a",
-            "file:///etc/passwd",
-            "not a url",
-        ] {
-            assert!(
-                matches!(request_target(bad), Err(TransportError::BadResponse(_))),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
     fn versions_are_percent_encoded() {
         assert_eq!(percent_encode("1.2.0-rc.1"), "1.2.0-rc.1");
         assert_eq!(percent_encode("1.2.0+build&x=y"), "1.2.0%2Bbuild%26x%3Dy");
         assert_eq!(percent_encode("1.0é"), "1.0%C3%A9");
-    }
-
-    #[test]
-    fn content_ranges() {
-        assert_eq!(
-            ContentRange::parse("bytes 100-999/1000"),
-            Some(ContentRange {
-                start: 100,
-                end: 999,
-                total: Some(1000)
-            })
-        );
-        assert_eq!(
-            ContentRange::parse("bytes 0-0/*"),
-            Some(ContentRange {
-                start: 0,
-                end: 0,
-                total: None
-            })
-        );
-        for bad in [
-            "bytes 5-4/10",
-            "bytes 0-10/10",
-            "bytes -5/10",
-            "bytes 1-+5/10",
-            "bytes */10",
-            "items 0-1/2",
-            "bytes 0-1",
-            "",
-        ] {
-            assert_eq!(ContentRange::parse(bad), None, "{bad}");
-        }
     }
 
     #[test]

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use otavan_protocol::{Manifest, Report, Version};
 use reqwest::StatusCode;
 
-use super::http::{
-    DEFAULT_MAX_MANIFEST_BYTES, manifest_too_large, parse_manifest_body, request_target,
-    status_error, wrong_range_start,
+use super::http::DEFAULT_MAX_MANIFEST_BYTES;
+use super::response::{
+    manifest_too_large, parse_manifest_body, request_target, status_error, wrong_range_start,
 };
 use super::{Fetched, Sink, Transport, TransportError};
 

@@ -7,6 +7,7 @@
 
 mod http;
 mod memory;
+pub mod response;
 
 use std::io;
 
