@@ -84,6 +84,13 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A rehearsal's meters and servers log like real ones; thousands of
+    // them would drown its own output, so it shows warnings only.
+    let default_filter = match cli.command {
+        Command::Rehearse(_) => "warn,otavan_client=error,otavan_server=error",
+        _ => "info",
+    };
     let (writer, _flush_on_exit) = log::batched_stderr();
     use tracing_subscriber::prelude::*;
     let request = |m: &tracing::Metadata<'_>| m.target() == log::REQUEST_TARGET;
@@ -97,12 +104,12 @@ fn main() -> ExitCode {
         log::RequestLines::new(writer).with_filter(tracing_subscriber::filter::filter_fn(request));
     tracing_subscriber::registry()
         .with(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with(general)
         .with(requests)
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Device(command) => device::run(command),

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use otavan_sim::live::{LiveOptions, rehearse_live};
 use otavan_sim::{Options, Override, Scenario, output, rehearse};
 
 /// Arguments of `otavan rehearse`.
@@ -26,6 +27,24 @@ pub struct RehearseArgs {
     /// Where firmware deltas of a release_dir are cached.
     #[arg(long, default_value = "otavan-patches")]
     patch_cache: PathBuf,
+    /// Run the real client, LoRaWAN stack and server request handling for
+    /// every meter, in virtual time (needs [release] release_dir).
+    #[arg(long)]
+    live: bool,
+    /// Live meters (default: the scenario's fleet.meters).
+    #[arg(long, value_name = "N", requires = "live")]
+    meters: Option<u32>,
+    /// Write every LoRaWAN frame as JSON lines (PHYPayload hex and the
+    /// session keys) for standard decoders.
+    #[arg(long, value_name = "FILE", requires = "live")]
+    lora_log: Option<PathBuf>,
+    /// Where the live meters' directories go (default: under /dev/shm or
+    /// the temporary folder; removed at the end).
+    #[arg(long, value_name = "DIR", requires = "live")]
+    meters_dir: Option<PathBuf>,
+    /// Also run the analytic mode and put both in report.json.
+    #[arg(long, requires = "live")]
+    compare: bool,
 }
 
 /// Runs the rehearsal.
@@ -46,7 +65,19 @@ pub fn run(args: RehearseArgs) -> anyhow::Result<()> {
         record_frames: false,
     };
     let bar = LateBar::new(started);
-    let rehearsal = rehearse(&scenario, &name, &options, &mut |share| bar.set(share))?;
+    let rehearsal = if args.live {
+        let live = LiveOptions {
+            base: options,
+            meters: args.meters,
+            meters_dir: args.meters_dir,
+            out_dir: out.clone(),
+            lora_log: args.lora_log,
+            compare: args.compare,
+        };
+        rehearse_live(&scenario, &name, &live, &mut |share| bar.set(share))?
+    } else {
+        rehearse(&scenario, &name, &options, &mut |share| bar.set(share))?
+    };
     bar.finish();
     let files = output::write(&out, &scenario, &rehearsal)
         .with_context(|| format!("writing the results into {}", out.display()))?;
@@ -73,8 +104,40 @@ pub fn run(args: RehearseArgs) -> anyhow::Result<()> {
         100.0 * r.fuota_baseline.updated_fraction,
         hours(r.fuota_baseline.time_to_99_s),
     );
+    if let Some(live) = &r.live {
+        let c = &live.checks;
+        println!(
+            "live: {} meters ran the real client; {} exactly at the target, {} exactly at their source, {} in neither; report store agrees for {} of {}",
+            live.meters,
+            c.exactly_target,
+            c.exactly_source,
+            c.mismatched.len(),
+            c.store_agrees,
+            c.meters_checked
+        );
+        if let Some(a) = &r.analytic {
+            println!(
+                "analytic on the same scenario: {:.1} % at the target (live {:.1} %)",
+                100.0 * a.updated_fraction,
+                100.0 * r.updated_fraction
+            );
+        }
+    }
     for file in files {
         println!("wrote {}", file.display());
+    }
+    if let Some(live) = &r.live
+        && !live.checks.passed()
+    {
+        anyhow::bail!(
+            "live checks failed: {:?} {:?}",
+            live.checks.mismatched.iter().take(5).collect::<Vec<_>>(),
+            live.checks
+                .store_disagrees
+                .iter()
+                .take(5)
+                .collect::<Vec<_>>()
+        );
     }
     Ok(())
 }

@@ -16,13 +16,26 @@ use crate::path::MeterPath;
 use crate::storage::{DirEntry, Storage, WriteFile};
 
 /// Shared counters of a [`FaultStorage`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Faults {
     ops: AtomicU64,
-    cut_at: Option<u64>,
+    /// The operation that loses power (`u64::MAX`: none).
+    cut_at: AtomicU64,
     dead: AtomicBool,
     written: AtomicU64,
     capacity: Option<u64>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            ops: AtomicU64::new(0),
+            cut_at: AtomicU64::new(u64::MAX),
+            dead: AtomicBool::new(false),
+            written: AtomicU64::new(0),
+            capacity: None,
+        }
+    }
 }
 
 impl Faults {
@@ -32,7 +45,7 @@ impl Faults {
             return Err(power_cut());
         }
         let n = self.ops.fetch_add(1, Ordering::SeqCst);
-        if self.cut_at == Some(n) {
+        if self.cut_at.load(Ordering::SeqCst) == n {
             self.dead.store(true, Ordering::SeqCst);
             return Err(power_cut());
         }
@@ -66,7 +79,7 @@ impl<S: Storage> FaultStorage<S> {
         FaultStorage {
             inner,
             faults: Arc::new(Faults {
-                cut_at,
+                cut_at: AtomicU64::new(cut_at.unwrap_or(u64::MAX)),
                 ..Faults::default()
             }),
         }
@@ -82,6 +95,13 @@ impl<S: Storage> FaultStorage<S> {
                 ..Faults::default()
             }),
         }
+    }
+
+    /// Loses power `after` operations from now (0: at the next one),
+    /// replacing any cut not yet reached.
+    pub fn arm(&self, after: u64) {
+        let at = self.ops().saturating_add(after);
+        self.faults.cut_at.store(at, Ordering::SeqCst);
     }
 
     /// Operations counted so far.
@@ -103,7 +123,7 @@ struct FaultFile<'a> {
 impl Write for FaultFile<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if let Err(cut) = self.faults.step() {
-            if self.faults.cut_at.is_some() && !buf.is_empty() {
+            if self.faults.cut_at.load(Ordering::SeqCst) != u64::MAX && !buf.is_empty() {
                 // A torn write: part of the buffer reaches the disk.
                 let _ = self.inner.write(&buf[..buf.len() / 2]);
             }

@@ -192,8 +192,11 @@ async fn report<B: RequestBody>(shared: &Shared, request: Request<B>) -> Respons
         return respond::error(StatusCode::BAD_REQUEST, &format!("invalid report: {e}"));
     }
     let store = Arc::clone(&shared.reports);
-    let stored =
-        tokio::task::spawn_blocking(move || store.insert(&report, SystemTime::now())).await;
+    let stored = if shared.inline_store {
+        Ok(store.insert(&report, SystemTime::now()))
+    } else {
+        tokio::task::spawn_blocking(move || store.insert(&report, SystemTime::now())).await
+    };
     match stored {
         Ok(Ok(())) => respond::empty(StatusCode::NO_CONTENT),
         Ok(Err(e)) => {

@@ -76,6 +76,9 @@ pub struct Shared {
     pub settings: IndexSettings,
     /// Serialises reloads so two SIGHUPs do not index twice at once.
     reload_lock: tokio::sync::Mutex<()>,
+    /// Store reports on the request's own task instead of the blocking
+    /// pool (see [`Shared::with_inline_store`]).
+    pub inline_store: bool,
 }
 
 impl Shared {
@@ -86,7 +89,17 @@ impl Shared {
             reports: Arc::new(reports),
             settings,
             reload_lock: tokio::sync::Mutex::new(()),
+            inline_store: false,
         }
+    }
+
+    /// Stores reports inline, blocking the request's task for the SQLite
+    /// write. Only for in-process use under virtual time (rehearsals):
+    /// work on the blocking pool finishes in real-time order, which would
+    /// make a rehearsal's event order depend on the machine.
+    pub fn with_inline_store(mut self) -> Shared {
+        self.inline_store = true;
+        self
     }
 
     /// Re-indexes on the blocking pool and swaps the new release in. On

@@ -38,6 +38,7 @@ pub mod engine;
 pub mod fleet;
 pub mod fuota;
 pub mod geometry;
+pub mod live;
 pub mod output;
 pub mod overrides;
 pub mod planner;
@@ -176,7 +177,7 @@ pub fn plan_config(scenario: &Scenario, sizes: &UpdateSizes) -> PlanConfig {
     }
 }
 
-fn fuota_baseline(
+pub(crate) fn fuota_baseline(
     scenario: &Scenario,
     fleet: &Fleet,
     radio: &Radio,

@@ -115,8 +115,14 @@ pub struct Report {
     pub lora: LoraSummary,
     /// The same update by LoRaWAN FUOTA.
     pub fuota_baseline: FuotaBaseline,
-    /// Simulation events processed.
+    /// Simulation events processed (live: trigger steps).
     pub events: u64,
+    /// A live rehearsal's own figures and end-of-run checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<crate::live::LiveSummary>,
+    /// The analytic mode on the same scenario (live runs with `--compare`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analytic: Option<crate::live::AnalyticSummary>,
 }
 
 /// The release as the campaign saw it.
@@ -229,6 +235,8 @@ impl Report {
             },
             fuota_baseline: i.fuota.clone(),
             events: i.run.totals.events,
+            live: None,
+            analytic: None,
         }
     }
 }

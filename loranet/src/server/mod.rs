@@ -158,6 +158,16 @@ impl NetworkServer {
         Ok(entry.queue.len())
     }
 
+    /// Drops every downlink waiting for the device, as an operator does
+    /// when a command is no longer useful (ChirpStack's "flush queue").
+    /// Returns how many were dropped.
+    pub fn flush_queue(&self, dev_eui: DevEui) -> usize {
+        self.lock()
+            .devices
+            .get_mut(&eui_key(&dev_eui))
+            .map_or(0, |e| std::mem::take(&mut e.queue).len())
+    }
+
     /// How many downlinks wait for the device (0 for unknown devices).
     pub fn queued(&self, dev_eui: DevEui) -> usize {
         self.lock()

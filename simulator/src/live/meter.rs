@@ -1,0 +1,241 @@
+//! One live meter: its own file system and A/B slots in a directory,
+//! provisioned at its source version from the release tree, the real
+//! client engine, and the real LoRaWAN stack (`LoraTrigger` over
+//! lorawan-device and the simulated network). Power cuts go through the
+//! fault-injecting storage; after one the meter reboots and recovers like
+//! a real one.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use otavan_client::engine::{Engine, EngineConfig};
+use otavan_client::fault::FaultStorage;
+use otavan_client::lora::{Event, Host, LoraTrigger, MeterClock, TriggerConfig};
+use otavan_client::meter::Meter;
+use otavan_client::slots::FileSlots;
+use otavan_client::storage::DirStorage;
+use otavan_client::wifi::{Credentials, VanNetwork};
+use otavan_loranet::{DeviceKeys, NetworkServer, SimRadio, SimTimer};
+use otavan_protocol::Version;
+use otavan_protocol::lora::{DEFAULT_FPORT, OtaResult};
+use otavan_protocol::region::Region;
+use tokio::time::sleep_until;
+
+use super::van::{VanServer, VanTransport};
+use super::wifi::VanWifi;
+use super::world::World;
+use crate::engine::Cause;
+use crate::random::{Purpose, Stream};
+use crate::time::{Time, secs};
+
+/// The storage of a live meter.
+pub type LiveStorage = FaultStorage<DirStorage>;
+
+/// The wall-clock time of the campaign's t = 0 on the meters' clocks
+/// (2026-01-01T00:00:00Z; any fixed instant works).
+const WALL_EPOCH: Duration = Duration::from_secs(1_767_225_600);
+
+/// What the trigger drives on a live meter.
+type LiveHost = Host<VanWifi, LiveStorage, FileSlots<LiveStorage>, VanTransport, fn() -> Vec<u8>>;
+
+/// How long a meter takes to boot again after a power cut.
+const REBOOT: Time = secs(30);
+
+/// What a live meter is built from.
+#[derive(Clone)]
+pub struct MeterSetup {
+    /// The meter's number.
+    pub m: usize,
+    /// Its directory.
+    pub root: PathBuf,
+    /// Its LoRaWAN identity.
+    pub keys: DeviceKeys,
+    /// The region.
+    pub region: Region,
+    /// Its uplink data rate.
+    pub data_rate: u8,
+    /// Time between its uplinks.
+    pub uplink_interval: Duration,
+    /// The version it should end at.
+    pub target: Version,
+    /// Probability that an apply is cut by a power failure.
+    pub power_cut: f64,
+    /// The campaign's end.
+    pub end: Time,
+    /// When the meter powers up (spreads the joins).
+    pub starts_at: Time,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+/// The meter's id in reports: its DevEUI.
+pub fn device_id(keys: &DeviceKeys) -> String {
+    otavan_loranet::keys::eui_hex(&keys.dev_eui)
+}
+
+/// Provisions `root` at `version`: the version's files from the release
+/// tree (`source`, its folder) and `image` as the booted firmware.
+///
+/// # Errors
+///
+/// The I/O error of the file that could not be copied or written.
+pub fn provision(
+    root: &Path,
+    source: &Path,
+    version: &Version,
+    image: Option<&Path>,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(root)?;
+    copy_tree(source, root)?;
+    let storage = DirStorage::new(root)?;
+    let mut file = image.map(std::fs::File::open).transpose()?;
+    let reader = file.as_mut().map(|f| f as &mut dyn std::io::Read);
+    otavan_client::device::provision(&storage, version, reader, None)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if !from.exists() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs meter `setup.m` until the campaign ends.
+pub async fn run(setup: MeterSetup, world: Rc<World>, network: NetworkServer, server: VanServer) {
+    let m = setup.m;
+    sleep_until(world.instant(setup.starts_at)).await;
+    let mut rng = Stream::new(setup.seed, Purpose::Behaviour, m as u64);
+    let dir = DirStorage::new(&setup.root).expect("the meter's directory exists");
+    let mut boot_seed = setup.seed ^ (m as u64).wrapping_mul(0x9E37_79B9);
+    loop {
+        let storage = FaultStorage::new(dir.clone(), None);
+        let meter = Meter::new(storage.clone(), FileSlots::new(storage.clone()));
+        if meter.recover().is_err() {
+            world.incident(m, Cause::PowerCut);
+            return;
+        }
+        if meter.state().is_ok_and(|s| s.version == setup.target) {
+            // The power failed after the apply had committed: the meter
+            // boots the new version, which passes its self-test.
+            let _ = meter.confirm();
+            let mut log = world.logs[m].borrow_mut();
+            log.updated_at = Some(world.now());
+            log.updated_unreported = log.power_cuts > 0;
+            return;
+        }
+        let transport = VanTransport::new(Rc::clone(&world), server.clone(), m);
+        if rng.chance(setup.power_cut) {
+            transport.cut_power_during_apply(storage.clone(), rng.uniform());
+        }
+        let host = Host {
+            engine: Engine::new(meter, transport, EngineConfig::new(device_id(&setup.keys))),
+            wifi: VanWifi::new(Rc::clone(&world), m, rng.clone()),
+            sensors: reading as fn() -> Vec<u8>,
+        };
+        boot_seed = boot_seed.wrapping_add(1);
+        let cut = drive(&setup, &world, &network, host, &storage, boot_seed).await;
+        if !cut {
+            return;
+        }
+        // Power failed: the meter is off for a while, then boots and
+        // recovers from whatever the cut left on its storage.
+        world.incident(m, Cause::PowerCut);
+        world.logs[m].borrow_mut().power_cuts += 1;
+        let back = world.now() + REBOOT;
+        if back >= setup.end {
+            return;
+        }
+        sleep_until(world.instant(back)).await;
+        rng = Stream::new(setup.seed ^ back, Purpose::Behaviour, m as u64);
+    }
+}
+
+/// Steps the trigger until the campaign ends (`false`) or the power fails
+/// (`true`).
+async fn drive(
+    setup: &MeterSetup,
+    world: &World,
+    network: &NetworkServer,
+    mut host: LiveHost,
+    storage: &LiveStorage,
+    seed: u64,
+) -> bool {
+    let m = setup.m;
+    let config = trigger_config(setup);
+    let clock = MeterClock::starting_at(WALL_EPOCH + Duration::from_micros(world.now()));
+    let trigger = LoraTrigger::new(
+        config,
+        SimRadio::new(network.clone()),
+        SimTimer::new(),
+        seed,
+        storage,
+    );
+    let Ok(trigger) = trigger else {
+        return storage.is_cut();
+    };
+    let mut trigger = trigger.with_clock(clock);
+    let end = world.instant(setup.end);
+    while clock.instant(trigger.next_action_at()) < end {
+        let event = trigger.step(&mut host).await;
+        world.steps.set(world.steps.get() + 1);
+        if storage.is_cut() {
+            return true;
+        }
+        match event {
+            Ok(Event::Uplink {
+                downlink: Some(otavan_client::lora::Decision::Scheduled { .. }),
+                ..
+            }) => world.logs[m].borrow_mut().downlinks += 1,
+            Ok(Event::Session {
+                result: OtaResult::Updated,
+                ..
+            }) => {
+                let meter = host.engine.meter();
+                if meter.state().is_ok_and(|s| s.version == setup.target) {
+                    // The new image boots and passes its self-test.
+                    let _ = meter.confirm();
+                    world.logs[m].borrow_mut().updated_at = Some(world.now());
+                }
+            }
+            _ => {}
+        }
+        if world.logs[m].borrow().updated_at.is_some() {
+            // Nothing left to do for the campaign.
+            return false;
+        }
+    }
+    false
+}
+
+fn trigger_config(setup: &MeterSetup) -> TriggerConfig {
+    let van = VanNetwork {
+        ssid: "otavan-van".into(),
+        credentials: Credentials::Passphrase("drive-by".into()),
+    };
+    let mut config = TriggerConfig::new(
+        setup.keys.dev_eui,
+        setup.keys.app_eui,
+        setup.keys.app_key,
+        setup.region,
+        vec![van],
+    );
+    config.command_fport = DEFAULT_FPORT;
+    config.data_rate = setup.data_rate;
+    config.uplink_interval = setup.uplink_interval;
+    config
+}
+
+fn reading() -> Vec<u8> {
+    vec![0x01, 0x02, 0x03, 0x04]
+}

@@ -1,0 +1,439 @@
+//! Live rehearsals (`otavan rehearse --live`): the simulator drives the
+//! code that ships.
+//!
+//! The analytic mode's world (meters, vans, contacts, link budgets) stays;
+//! what runs on it is real:
+//! - every meter is the real client ([`otavan_client::Engine`] over its
+//!   own directory with A/B slots, behind the fault-injecting storage)
+//!   provisioned at its source version from the scenario's release tree,
+//!   and the real LoRaWAN stack (`LoraTrigger`, lorawan-device) joining and
+//!   sending uplinks through the simulated network server
+//!   ([`otavan_loranet::NetworkServer`], real frames, keys and MICs);
+//! - the operator's planner ([`plan`]) queues each WAKE on that network
+//!   server, from the uplinks it has seen;
+//! - the van is the real otavan server's request handling and SQLite
+//!   report store, called in-process ([`van`]); a meter can reach it only
+//!   while the simulator says a van is in range ([`wifi`]), at its share of
+//!   the access point, until the van leaves or the link drops.
+//!
+//! Everything runs on one thread in tokio's paused time, so days of
+//! campaign take minutes. At the end [`check`] verifies every meter's
+//! files and firmware and the report store.
+//!
+//! How one meter's data flows from WAKE to UPDATED: the planner queues the
+//! WAKE -> the meter's next uplink (lorawan-device, SimRadio) reaches the
+//! network server, which answers in RX1/RX2 with the WAKE -> the trigger's
+//! scheduler opens a WiFi session at the WAKE's delay -> [`wifi::VanWifi`]
+//! joins when a van is in range -> the engine fetches the manifest and
+//! files through [`van::VanTransport`] from the server's `handle` ->
+//! verifies, applies (maybe cut by a power failure), reports UPDATED to
+//! the server's store -> the meter confirms its new image.
+
+pub mod check;
+pub mod meter;
+pub mod plan;
+pub mod van;
+pub mod wifi;
+pub mod world;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use otavan_loranet::{DeviceKeys, NetworkConfig, NetworkServer};
+use otavan_protocol::region::Region;
+use otavan_server::reports::ReportStore;
+use otavan_server::state::{IndexSettings, Release, Shared};
+use serde::Serialize;
+
+use crate::contacts::Contacts;
+use crate::engine::{MeterResult, Outcome, RunResult, Totals};
+use crate::fleet::Fleet;
+use crate::radio::Radio;
+use crate::report::{Report, ReportInputs};
+use crate::scenario::{Scenario, ScenarioError};
+use crate::time::{Time, secs};
+use crate::{Options, Rehearsal, plan_config, rehearse};
+
+pub use check::Checks;
+
+/// How to run a live rehearsal (beyond the scenario).
+#[derive(Debug, Clone, Default)]
+pub struct LiveOptions {
+    /// The analytic options (seed, patch cache).
+    pub base: Options,
+    /// Live meters (default: the scenario's `fleet.meters`).
+    pub meters: Option<u32>,
+    /// Where the meters' directories go (default: a fresh folder under
+    /// `/dev/shm` when it exists, else the system's temporary folder);
+    /// removed at the end.
+    pub meters_dir: Option<PathBuf>,
+    /// Where the van's report database goes (`van.db`).
+    pub out_dir: PathBuf,
+    /// Write every LoRaWAN frame here (JSON lines with session keys).
+    pub lora_log: Option<PathBuf>,
+    /// Also run the analytic mode on the same scenario and put both in the
+    /// report.
+    pub compare: bool,
+}
+
+/// Why a live rehearsal could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The scenario is not usable.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// Live meters need a real release tree.
+    #[error(
+        "a live rehearsal needs [release] release_dir: meters are provisioned from its version folders"
+    )]
+    NoReleaseTree,
+    /// A meter's source version has no folder in the release tree.
+    #[error("fleet version {0} has no folder in the release tree")]
+    UnknownSource(String),
+    /// Setting up files failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The van server could not start.
+    #[error("the van server: {0}")]
+    Server(String),
+}
+
+/// The live part of `report.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveSummary {
+    /// Meters that ran the real code.
+    pub meters: u64,
+    /// Trigger steps (joins, uplinks, WiFi sessions), all meters.
+    pub trigger_steps: u64,
+    /// LoRaWAN uplinks the network server accepted.
+    pub uplinks: u64,
+    /// Joins it accepted.
+    pub joins: u64,
+    /// Power cuts the meters went through.
+    pub power_cuts: u64,
+    /// The end-of-run checks.
+    pub checks: Checks,
+}
+
+/// The analytic mode's figures on the same scenario, for comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalyticSummary {
+    /// Its `updated_fraction`.
+    pub updated_fraction: f64,
+    /// Its `time_to_90_s`.
+    pub time_to_90_s: Option<f64>,
+    /// Its `failures`.
+    pub failures: BTreeMap<String, u64>,
+}
+
+/// Runs `scenario` live; the report has the analytic mode's shape plus a
+/// `live` section (and `analytic`, when asked).
+///
+/// # Errors
+///
+/// [`LiveError`] when the scenario, release tree or file system is not
+/// usable. What goes wrong during the run is in the report.
+pub fn rehearse_live(
+    scenario: &Scenario,
+    name: &str,
+    options: &LiveOptions,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Rehearsal, LiveError> {
+    let mut scenario = scenario.clone();
+    if let Some(meters) = options.meters {
+        scenario.fleet.meters = meters;
+    }
+    let Some(release_dir) = scenario.release.release_dir.clone() else {
+        return Err(LiveError::NoReleaseTree);
+    };
+    let release_root = scenario.base_dir.join(release_dir);
+    let seed = options.base.seed;
+    let sizes = crate::release::update_sizes(&scenario, options.base.patch_cache.clone())?;
+    let fleet = Fleet::generate(&scenario, seed);
+    let needs = fleet
+        .versions
+        .iter()
+        .map(|v| sizes.need(v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let radio = Radio::new(&scenario, &fleet);
+    let horizon = crate::time::from_secs_f64(scenario.campaign.duration_days * 86_400.0);
+    let routes = crate::route::routes(&scenario, &fleet.streets_y);
+    let drives = crate::route::drive(&scenario, routes, horizon);
+    let contacts = Contacts::compute(&fleet, &drives.legs);
+
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| LiveError::Io { path, source }
+    };
+    std::fs::create_dir_all(&options.out_dir).map_err(io(&options.out_dir))?;
+    let db = options.out_dir.join("van.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let settings = IndexSettings {
+        root: release_root.clone(),
+        target: Some(sizes.target.clone()),
+        exclude: vec![db.clone()],
+        // Everything in memory: no file reads on the blocking pool.
+        preload_bytes: u64::MAX,
+        patch_cache: options
+            .base
+            .patch_cache
+            .clone()
+            .filter(|_| scenario.release.deltas),
+    };
+    let release = Release::load(&settings).map_err(|e| LiveError::Server(e.to_string()))?;
+    let store = ReportStore::open(&db).map_err(|e| LiveError::Server(e.to_string()))?;
+    let shared = Arc::new(Shared::new(release, store, settings).with_inline_store());
+
+    let meters_dir = Workspace::new(options.meters_dir.clone()).map_err(io(Path::new("meters")))?;
+    let mut setups = Vec::new();
+    for (m, spec) in fleet.meters.iter().enumerate() {
+        let version = &fleet.versions[usize::from(spec.version)];
+        if needs[usize::from(spec.version)].is_none() {
+            continue;
+        }
+        let source = release_root.join(version.as_str());
+        if !source.is_dir() {
+            return Err(LiveError::UnknownSource(version.to_string()));
+        }
+        let root = meters_dir.path.join(format!("meter-{m:07}"));
+        let image = shared
+            .release
+            .load()
+            .index
+            .firmware_for(version)
+            .map(|(_, f)| f.disk_path.clone());
+        meter::provision(&root, &source, version, image.as_deref()).map_err(io(&root))?;
+        let keys = DeviceKeys::simulated(m as u64 + 1);
+        setups.push(meter::MeterSetup {
+            m,
+            root,
+            keys,
+            region: scenario.region(),
+            data_rate: data_rate(scenario.region(), radio.sf(m)),
+            uplink_interval: Duration::from_micros(spec.interval),
+            target: sizes.target.clone(),
+            power_cut: scenario.faults.power_cut_per_apply,
+            end: horizon,
+            starts_at: secs(m as u64 * 7 % 21_600),
+            seed,
+        });
+    }
+
+    let plan = plan_config(&scenario, &sizes);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .map_err(io(Path::new("tokio runtime")))?;
+    let local = tokio::task::LocalSet::new();
+    let (world, network_stats, wakes_planned) = local.block_on(&runtime, async {
+        // Created inside the runtime: t = 0 is the paused clock's start, so
+        // every deadline falls on the same timer tick in every run.
+        let world = Rc::new(world::World::new(
+            &scenario,
+            fleet.clone(),
+            contacts,
+            scenario.van.vans as usize,
+        ));
+        let network = NetworkServer::new(match scenario.region() {
+            Region::Eu868 => NetworkConfig::eu868(seed),
+            Region::Us915 => NetworkConfig::us915(seed),
+        });
+        if let Some(path) = &options.lora_log
+            && let Ok(file) = std::fs::File::create(path)
+        {
+            network.set_frame_log_writer(std::io::BufWriter::new(file));
+        }
+        let last: plan::LastUplinks = Rc::new(RefCell::new(vec![None; fleet.meters.len()]));
+        let mut index = HashMap::new();
+        for setup in &setups {
+            network.register(setup.keys);
+            index.insert(plan::eui_key(&setup.keys.dev_eui), setup.m);
+        }
+        tokio::task::spawn_local(plan::record_uplinks(
+            Rc::clone(&world),
+            network.clone(),
+            Rc::clone(&last),
+            index,
+        ));
+        let server = van::VanServer::new(Arc::clone(&shared));
+        let mut meters = Vec::new();
+        let mut planners = Vec::new();
+        for setup in setups.iter() {
+            let interval = setup.uplink_interval.as_micros() as Time;
+            let rx_delay = radio.uplink_airtime(setup.m) + secs(1);
+            planners.push(tokio::task::spawn_local(plan::plan_meter(
+                plan::PlannedMeter {
+                    m: setup.m,
+                    dev_eui: setup.keys.dev_eui,
+                    interval,
+                    rx_delay,
+                },
+                Rc::clone(&world),
+                network.clone(),
+                Rc::clone(&last),
+                plan,
+                horizon,
+            )));
+            meters.push(tokio::task::spawn_local(meter::run(
+                setup.clone(),
+                Rc::clone(&world),
+                network.clone(),
+                server.clone(),
+            )));
+        }
+        let mut at = 0;
+        while at < horizon {
+            at = (at + secs(3600)).min(horizon);
+            tokio::time::sleep_until(world.instant(at)).await;
+            progress(crate::time::as_secs_f64(at) / crate::time::as_secs_f64(horizon));
+        }
+        for handle in meters {
+            let _ = handle.await;
+        }
+        let mut wakes = 0;
+        for handle in planners {
+            wakes += handle.await.unwrap_or(0);
+        }
+        network.clear_frame_log_writer();
+        (world, network.stats(), wakes)
+    });
+    drop(local);
+    drop(runtime);
+
+    let world = Rc::try_unwrap(world).unwrap_or_else(|_| panic!("every meter task has ended"));
+    let checked: Vec<check::Checked<'_>> = setups
+        .iter()
+        .map(|s| check::Checked {
+            root: &s.root,
+            device_id: meter::device_id(&s.keys),
+            source: &fleet.versions[usize::from(fleet.meters[s.m].version)],
+            updated_unreported: world.logs[s.m].borrow().updated_unreported,
+        })
+        .collect();
+    let checks = check::check(&shared.release.load().index, &shared.reports, &checked);
+    let meters: Vec<MeterResult> = fleet
+        .meters
+        .iter()
+        .enumerate()
+        .map(|(m, spec)| {
+            let log = world.logs[m].borrow();
+            let outcome = if needs[usize::from(spec.version)].is_none() {
+                Outcome::AlreadyCurrent
+            } else if let Some(t) = log.updated_at {
+                Outcome::Updated(t)
+            } else if radio.sf(m).is_none() {
+                Outcome::Failed(crate::engine::Cause::NoLoraCoverage)
+            } else {
+                Outcome::Failed(log.cause.unwrap_or(crate::engine::Cause::CampaignEnded))
+            };
+            MeterResult {
+                outcome,
+                bytes: log.bytes,
+                sessions: log.sessions,
+                downlinks: log.downlinks,
+                energy_j: log.energy_j,
+            }
+        })
+        .collect();
+    let run = RunResult {
+        meters,
+        totals: Totals {
+            events: world.steps.get(),
+            wakes_planned,
+            downlinks_sent: network_stats.downlinks_sent,
+            downlink_airtime: 0,
+            incidents: world.incidents.borrow().clone(),
+        },
+    };
+    let fuota = crate::fuota_baseline(&scenario, &fleet, &radio, &needs);
+    let mut report = Report::build(&ReportInputs {
+        scenario: &scenario,
+        name,
+        seed,
+        fleet: &fleet,
+        radio: &radio,
+        drives: &drives,
+        run: &run,
+        sizes: &sizes,
+        fuota: &fuota,
+    });
+    report.live = Some(LiveSummary {
+        meters: setups.len() as u64,
+        trigger_steps: world.steps.get(),
+        uplinks: network_stats.uplinks_received,
+        joins: network_stats.joins_accepted,
+        power_cuts: world
+            .logs
+            .iter()
+            .map(|l| u64::from(l.borrow().power_cuts))
+            .sum(),
+        checks,
+    });
+    if options.compare {
+        let analytic = rehearse(&scenario, name, &options.base, &mut |_| {})?;
+        report.analytic = Some(AnalyticSummary {
+            updated_fraction: analytic.report.updated_fraction,
+            time_to_90_s: analytic.report.time_to_90_s,
+            failures: analytic.report.failures,
+        });
+    }
+    Ok(Rehearsal {
+        report,
+        fleet,
+        radio,
+        drives,
+        run,
+        fuota,
+    })
+}
+
+/// The uplink data rate for spreading factor `sf` (DR0 without coverage).
+fn data_rate(region: Region, sf: Option<u8>) -> u8 {
+    match (region, sf) {
+        (Region::Eu868, Some(sf)) => 12 - sf,
+        (Region::Us915, Some(sf)) => 10u8.saturating_sub(sf),
+        (_, None) => 0,
+    }
+}
+
+/// The folder the meters live in, removed on drop.
+struct Workspace {
+    path: PathBuf,
+}
+
+impl Workspace {
+    fn new(given: Option<PathBuf>) -> std::io::Result<Workspace> {
+        let base = given.unwrap_or_else(|| {
+            let shm = Path::new("/dev/shm");
+            if shm.is_dir() {
+                shm.to_path_buf()
+            } else {
+                std::env::temp_dir()
+            }
+        });
+        std::fs::create_dir_all(&base)?;
+        let path = tempfile::Builder::new()
+            .prefix("otavan-live-")
+            .tempdir_in(&base)?
+            .keep();
+        Ok(Workspace { path })
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
