@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Rehearsal benchmark (issue 6): wall time, peak RSS and events/s of
-# `otavan rehearse` on examples/town.toml and examples/city.toml.
+# Rehearsal benchmark (issues 6 and 7): wall time, peak RSS and events/s of
+# `otavan rehearse` on examples/town.toml and examples/city.toml, and of a
+# live rehearsal of 2,000 real meters through the town.
 #
 # Usage: bench/rehearse.sh            (RUNS=3)
 #
 # Environment: RUNS (3); OTAVAN_BIN (a prebuilt otavan instead of building
 # the working tree). Goals: city <= 60 s wall and <= 2 GiB peak RSS on 2
-# cores; town in a few seconds.
+# cores; town in a few seconds; 2,000 live meters <= 120 s wall.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -21,14 +22,19 @@ else
 fi
 nproc_now=$(nproc)
 results=()
-for scenario in town city; do
+run() { # NAME SCENARIO [ARGS...]
+  local name=$1 scenario=$2
+  shift 2
   for run in $(seq "$RUNS"); do
-    measured=$(python3 bench/measure.py -- sh -c '"$0" rehearse "$1" --out "$2" --patch-cache "$3" >"$2.stdout" 2>"$2.stderr"' \
-      "$BIN" "examples/$scenario.toml" "$OUT/$scenario" "$OUT/patches")
-    events=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["events"])' "$OUT/$scenario/report.json")
-    results+=("$scenario|$measured|$events")
+    measured=$(python3 bench/measure.py -- sh -c 'b=$0 s=$1 o=$2 p=$3; shift 3; "$b" rehearse "$s" --out "$o" --patch-cache "$p" "$@" >"$o.stdout" 2>"$o.stderr"' \
+      "$BIN" "examples/$scenario.toml" "$OUT/$name" "$OUT/patches" "$@")
+    events=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["events"])' "$OUT/$name/report.json")
+    results+=("$name|$measured|$events")
   done
-done
+}
+run town town
+run city city
+run town-live-2000 town --live --meters 2000
 python3 - "$nproc_now" "${results[@]}" <<'PY'
 import json, statistics, sys
 cores = sys.argv[1]
@@ -47,6 +53,10 @@ for name, rs in runs.items():
     events = rs[0][2]
     assert all(e == events for _, _, e in rs), "event counts differ between runs"
     print(f"| {name} | {events:,} | {wall:.2f} | {events / wall:,.0f} | {rss:.0f} |")
+live = runs.get("town-live-2000")
+if live:
+    wall = statistics.median(w for w, _, _ in live)
+    print(f"\n2,000 live meters: {wall:.1f} s (goal <= 120 s: {'PASS' if wall <= 120 else 'FAIL'})")
 city = runs.get("city")
 if city:
     wall = statistics.median(w for w, _, _ in city)

@@ -150,3 +150,55 @@ fn bad_scenarios_and_options_are_named() {
     assert!(err.contains("bad.toml") && err.contains("meters"), "{err}");
     assert!(!dir.path().join("out").exists());
 }
+
+#[test]
+fn live_mode_runs_the_real_code_and_checks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("live");
+    let frames = dir.path().join("frames.jsonl");
+    let output = otavan()
+        .arg("rehearse")
+        .arg(example("town.toml"))
+        .args(["--live", "--meters", "20", "--compare"])
+        .arg("--lora-log")
+        .arg(&frames)
+        .arg("--out")
+        .arg(&out)
+        .arg("--patch-cache")
+        .arg(dir.path().join("patches"))
+        .arg("--meters-dir")
+        .arg(dir.path().join("meters"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("live: 20 meters ran the real client"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("analytic on the same scenario"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["live"]["checks"]["mismatched"],
+        serde_json::json!([])
+    );
+    assert_eq!(report["live"]["meters"], 20);
+    assert!(report["analytic"]["updated_fraction"].is_number());
+    // The van's real report store, and every frame for a decoder.
+    assert!(out.join("van.db").exists());
+    assert!(std::fs::read_to_string(&frames).unwrap().lines().count() > 40);
+
+    // --meters without --live is refused.
+    let refused = otavan()
+        .arg("rehearse")
+        .arg(example("town.toml"))
+        .args(["--meters", "20"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}

@@ -33,9 +33,10 @@ pub struct Checks {
     pub store_agrees: u64,
     /// Meters where it does not, by device id.
     pub store_disagrees: Vec<String>,
-    /// Updated meters whose last report says FAILED because the power cut
-    /// came after the apply had committed (the van learns at the meter's
-    /// next contact); not a disagreement.
+    /// Updated meters whose UPDATED report never reached the van (the link
+    /// ended or the power failed after the apply had committed, so the
+    /// store's last word is an earlier state or FAILED); the van learns at
+    /// the meter's next contact. Not a disagreement.
     pub store_behind: Vec<String>,
 }
 
@@ -54,8 +55,7 @@ pub struct Checked<'a> {
     pub device_id: String,
     /// The version it started at.
     pub source: &'a Version,
-    /// It reached the target through a power cut after the commit, so its
-    /// last report may say FAILED.
+    /// It reached the target but its UPDATED report never reached the van.
     pub updated_unreported: bool,
 }
 
@@ -99,7 +99,7 @@ pub fn check(index: &ReleaseIndex, store: &ReportStore, meters: &[Checked<'_>]) 
         let stored = last_states.get(&meter.device_id).map(String::as_str);
         if (stored == Some("UPDATED")) == at_target {
             checks.store_agrees += 1;
-        } else if at_target && meter.updated_unreported && stored == Some("FAILED") {
+        } else if at_target && meter.updated_unreported {
             checks.store_behind.push(meter.device_id.clone());
         } else {
             checks.store_disagrees.push(meter.device_id.clone());

@@ -131,7 +131,7 @@ pub async fn run(setup: MeterSetup, world: Rc<World>, network: NetworkServer, se
             let _ = meter.confirm();
             let mut log = world.logs[m].borrow_mut();
             log.updated_at = Some(world.now());
-            log.updated_unreported = log.power_cuts > 0;
+            log.updated_unreported = true;
             return;
         }
         let transport = VanTransport::new(Rc::clone(&world), server.clone(), m);

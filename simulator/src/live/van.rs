@@ -148,6 +148,29 @@ impl VanTransport {
     }
 }
 
+impl VanTransport {
+    async fn post_report(&self, report: &Report) -> Result<(), TransportError> {
+        let json = serde_json::to_vec(report).expect("a report serialises");
+        self.carry(json.len() + 200).await?;
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/report")
+            .header(HOST, VAN_ADDR.to_string())
+            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_LENGTH, json.len())
+            .body(Full::new(Bytes::from(json)))
+            .expect("a valid request");
+        let response = self.server.call(self.m, request).await;
+        let status = response.status();
+        self.small_body(response).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(status_error(status, "POST /report".into()))
+        }
+    }
+}
+
 impl Transport for VanTransport {
     async fn fetch_manifest(&self, current: &Version) -> Result<Option<Manifest>, TransportError> {
         self.carry(200).await?;
@@ -220,23 +243,12 @@ impl Transport for VanTransport {
             let estimate = 4 * self.files.get() + 16;
             storage.arm((at * estimate as f64) as u64);
         }
-        let json = serde_json::to_vec(report).expect("a report serialises");
-        self.carry(json.len() + 200).await?;
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri("/report")
-            .header(HOST, VAN_ADDR.to_string())
-            .header(CONTENT_TYPE, "application/json")
-            .header(CONTENT_LENGTH, json.len())
-            .body(Full::new(Bytes::from(json)))
-            .expect("a valid request");
-        let response = self.server.call(self.m, request).await;
-        let status = response.status();
-        self.small_body(response).await?;
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(status_error(status, "POST /report".into()))
+        let sent = self.post_report(report).await;
+        if sent.is_err() && report.state == UpdateState::Updated {
+            // The van left (or the link dropped) between the apply and its
+            // report: the meter runs the new version, the van does not know.
+            self.world.logs[self.m].borrow_mut().updated_unreported = true;
         }
+        sent
     }
 }

@@ -43,9 +43,9 @@ pub struct MeterLog {
     pub cause: Option<Cause>,
     /// Power cuts it went through.
     pub power_cuts: u16,
-    /// It reached the target through a power cut after the apply had
-    /// committed: its last report to the van says FAILED, and the van
-    /// hears otherwise only at the meter's next contact.
+    /// It reached the target but its UPDATED report never reached the van
+    /// (the link ended, or the power failed, after the apply had
+    /// committed): the van hears of it only at the meter's next contact.
     pub updated_unreported: bool,
 }
 
