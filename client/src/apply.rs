@@ -8,7 +8,8 @@
 use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 
-use crate::download::{BUFFER, DownloadError, digest};
+use crate::digest::{BUFFER, digest};
+use crate::download::DownloadError;
 use crate::path::MeterPath;
 use crate::plan::{PlannedFile, UpdatePlan};
 use crate::slots::{BootState, FirmwareSlots};

@@ -9,21 +9,16 @@
 //! file-system sync makes the verified files durable before they are
 //! installed.
 
-use std::io::{self, Read};
+use std::io;
 
-use sha1::{Digest, Sha1};
-use sha2::Sha256;
 use tracing::{debug, warn};
 
+use crate::digest::{Mismatch, digest};
 use crate::path::MeterPath;
 use crate::plan::{Expected, PlannedFile, PlannedPatch, UpdatePlan};
 use crate::state::staging_dir;
 use crate::storage::{Storage, WriteFile, create_parents};
 use crate::transport::{Sink, Transport, TransportError};
-
-/// Read buffer for hashing and copying: memory stays bounded whatever the
-/// file sizes.
-pub const BUFFER: usize = 64 * 1024;
 
 /// Why staging failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,17 +32,8 @@ pub enum DownloadError {
         source: TransportError,
     },
     /// The content does not match the manifest, even after a fresh download.
-    #[error("{path}: {what} mismatch (expected {expected}, got {actual})")]
-    Mismatch {
-        /// The file.
-        path: MeterPath,
-        /// `sha1`, `sha256` or `size`.
-        what: &'static str,
-        /// What the manifest says.
-        expected: String,
-        /// What arrived.
-        actual: String,
-    },
+    #[error(transparent)]
+    Mismatch(#[from] Mismatch),
     /// Writing to staging failed.
     #[error("staging {path}: {source}")]
     Storage {
@@ -309,66 +295,6 @@ pub fn verify(
         path: path.clone(),
         source,
     })?;
-    digest.check(expect, path)
-}
-
-/// SHA-1, SHA-256 and length of a stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Digest3 {
-    /// Lower-case hex SHA-1.
-    pub sha1: String,
-    /// Lower-case hex SHA-256.
-    pub sha256: String,
-    /// Bytes read.
-    pub size: u64,
-}
-
-impl Digest3 {
-    /// Compares with what the manifest promised.
-    pub fn check(&self, expect: &Expected, path: &MeterPath) -> Result<(), DownloadError> {
-        let mismatch = |what, expected: String, actual: String| DownloadError::Mismatch {
-            path: path.clone(),
-            what,
-            expected,
-            actual,
-        };
-        if let Some(size) = expect.size
-            && size != self.size
-        {
-            return Err(mismatch("size", size.to_string(), self.size.to_string()));
-        }
-        if expect.sha1 != self.sha1 {
-            return Err(mismatch("sha1", expect.sha1.clone(), self.sha1.clone()));
-        }
-        if let Some(sha256) = &expect.sha256
-            && *sha256 != self.sha256
-        {
-            return Err(mismatch("sha256", sha256.clone(), self.sha256.clone()));
-        }
-        Ok(())
-    }
-}
-
-/// Hashes a stream with a fixed buffer.
-pub fn digest(mut reader: impl Read) -> io::Result<Digest3> {
-    let mut sha1 = Sha1::new();
-    let mut sha256 = Sha256::new();
-    let mut buffer = vec![0u8; BUFFER];
-    let mut size = 0u64;
-    loop {
-        let n = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        sha1.update(&buffer[..n]);
-        sha256.update(&buffer[..n]);
-        size += n as u64;
-    }
-    Ok(Digest3 {
-        sha1: hex::encode(sha1.finalize()),
-        sha256: hex::encode(sha256.finalize()),
-        size,
-    })
+    digest.check(expect, path)?;
+    Ok(())
 }

@@ -15,6 +15,7 @@
 pub mod transport;
 
 pub mod apply;
+pub mod digest;
 pub mod download;
 pub mod engine;
 pub mod fault;

@@ -8,7 +8,7 @@ use otavan_protocol::descriptor::PublicKey;
 use tracing::{info, warn};
 
 use crate::apply::{flash, install, journal, undo};
-use crate::download::digest;
+use crate::digest::digest;
 use crate::engine::EngineError;
 use crate::path::MeterPath;
 use crate::plan::UpdatePlan;
