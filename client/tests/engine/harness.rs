@@ -9,7 +9,7 @@ use otavan_client::fault::FaultStorage;
 use otavan_client::slots::{FileSlots, FirmwareSlots};
 use otavan_client::storage::{DirStorage, Storage, walk_files};
 use otavan_client::transport::MemoryTransport;
-use otavan_client::{Engine, EngineConfig, Meter};
+use otavan_client::{Engine, EngineConfig, EngineError, Meter};
 use otavan_protocol::Version;
 use otavan_protocol::descriptor::{KeyPair, PublicKey, SignedDescriptor, TargetDescriptor};
 use otavan_server::index::ReleaseIndex;
@@ -221,6 +221,16 @@ pub fn read_dirs(root: &Path) -> Vec<String> {
     }
     dirs.sort();
     dirs
+}
+
+/// One van pass: an update cycle without retries inside it.
+pub async fn pass(meter: &TestMeter, transport: &MemoryTransport) -> Result<(), EngineError> {
+    let mut config = EngineConfig::new("meter-1");
+    config.retries = 0;
+    Engine::new(meter.meter(), transport.clone(), config)
+        .update()
+        .await
+        .map(drop)
 }
 
 /// An engine whose storage and slots share one fault-injecting storage.
