@@ -1,7 +1,8 @@
-//! Downloading a plan into staging, resumable across cut connections and
-//! van passes, with every staged byte verified.
+//! Downloading a plan, resumable across cut connections and van passes,
+//! with every byte verified: files into staging (here), the firmware image
+//! straight into the inactive slot ([`crate::firmware`]).
 //!
-//! Progress is the staging files themselves: a partial file's length is
+//! Progress is what is already there: a partial staging file's length is
 //! where the next fetch resumes (`Range: bytes=len-`). Files are hashed
 //! (SHA-1 and SHA-256) as their bytes are written, so verifying one needs
 //! no second read; a file resumed from bytes staged earlier has that prefix
@@ -17,9 +18,11 @@ use std::io::{self, Read};
 
 use tracing::{debug, warn};
 
-use crate::digest::{Digest3, Hashes, Mismatch, digest};
+use crate::digest::{Digest3, Hashes, Mismatch};
+use crate::firmware::stage_image;
 use crate::path::MeterPath;
-use crate::plan::{PlannedFile, PlannedPatch, UpdatePlan};
+use crate::plan::{PlannedFile, UpdatePlan};
+use crate::slots::{FirmwareSlots, Slot};
 use crate::state::staging_dir;
 use crate::storage::{Storage, WriteFile, create_parents};
 use crate::transport::{Sink, Transport, TransportError};
@@ -38,7 +41,7 @@ pub enum DownloadError {
     /// The content does not match the manifest, even after a fresh download.
     #[error(transparent)]
     Mismatch(#[from] Mismatch),
-    /// Writing to staging failed.
+    /// Writing to staging or the firmware slot failed.
     #[error("staging {path}: {source}")]
     Storage {
         /// The file.
@@ -58,101 +61,87 @@ impl DownloadError {
     }
 }
 
-/// Fetches whatever of `plan` is not fully staged yet, verifying each
+/// A plan whose downloads are staged, verified and durable, with the
+/// firmware image (if any) verified in the inactive slot: what
+/// [`Meter::apply`](crate::Meter::apply) installs. Only [`stage`] makes one.
+#[derive(Debug)]
+pub struct Staged<'a> {
+    plan: &'a UpdatePlan,
+    image_slot: Option<Slot>,
+    received: u64,
+}
+
+impl<'a> Staged<'a> {
+    /// The plan.
+    pub fn plan(&self) -> &'a UpdatePlan {
+        self.plan
+    }
+
+    /// The slot holding the verified firmware image, when the plan has one.
+    pub fn image_slot(&self) -> Option<Slot> {
+        self.image_slot
+    }
+
+    /// Bytes received while staging.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+}
+
+/// Fetches whatever of `plan` is not there yet (files into staging, the
+/// firmware image into the slot `slots` does not boot), verifying each
 /// file as it completes and re-fetching a mismatching one once from byte
-/// 0. Returns the bytes received. Staging files from other plans are
-/// removed first.
+/// 0. Staging files from other plans are removed first.
 ///
 /// With `patch_source` (the booted image, when the plan's patch applies to
 /// it) the firmware image is rebuilt from the patch instead of downloaded;
 /// if the patch or the rebuilt image does not verify, the full image is
 /// downloaded after all.
-pub async fn stage<T: Transport>(
+pub async fn stage<'a, T: Transport>(
     storage: &dyn Storage,
+    slots: &dyn FirmwareSlots,
     transport: &T,
-    plan: &UpdatePlan,
+    plan: &'a UpdatePlan,
     patch_source: Option<&[u8]>,
     retries: u32,
-) -> Result<u64, DownloadError> {
+) -> Result<Staged<'a>, DownloadError> {
     let staging = staging_dir();
     prepare_staging(storage, plan).map_err(DownloadError::storage(&staging))?;
-    let mut received = 0;
-    for file in &plan.files {
-        received += stage_file(storage, transport, file, retries).await?;
-    }
-    if let Some(image) = &plan.firmware {
-        let patched = match (&plan.patch, patch_source) {
-            (Some(patch), Some(source)) => {
-                match stage_from_patch(
-                    storage,
-                    transport,
-                    patch,
-                    image,
-                    source,
-                    retries,
-                    &mut received,
-                )
-                .await
-                {
-                    Ok(()) => true,
-                    // A cut link fails this pass like any download; the
-                    // partial patch is resumed on the next one.
-                    Err(cut @ DownloadError::Transport { .. }) => return Err(cut),
-                    Err(error) => {
-                        warn!(%error, "firmware patch failed; downloading the full image");
-                        StagingFile::new(storage, image)
-                            .discard()
-                            .map_err(DownloadError::storage(&image.path))?;
-                        false
-                    }
-                }
-            }
-            _ => false,
-        };
-        if !patched {
-            received += stage_file(storage, transport, image, retries).await?;
+    let mut received = stage_files(storage, transport, &plan.files, retries).await?;
+    debug!(files = plan.files.len(), "files staged and verified");
+    let image_slot = match &plan.firmware {
+        Some(image) => {
+            let patch = plan.patch.as_ref().zip(patch_source);
+            let (slot, bytes) =
+                stage_image(storage, slots, transport, image, patch, retries).await?;
+            received += bytes;
+            Some(slot)
         }
-    }
+        None => None,
+    };
     storage
         .sync_all()
         .map_err(DownloadError::storage(&staging))?;
-    Ok(received)
+    debug!("staging synced");
+    Ok(Staged {
+        plan,
+        image_slot,
+        received,
+    })
 }
 
-/// Downloads and verifies the patch, then rebuilds the image into its
-/// staging file from `source` and verifies it against the full image's
-/// hashes. The patch is kept staged (a later pass reuses it) until the
-/// plan changes.
-async fn stage_from_patch<T: Transport>(
+/// Stages `files` one after another. Returns the bytes received.
+async fn stage_files<T: Transport>(
     storage: &dyn Storage,
     transport: &T,
-    patch: &PlannedPatch,
-    image: &PlannedFile,
-    source: &[u8],
+    files: &[PlannedFile],
     retries: u32,
-    received: &mut u64,
-) -> Result<(), DownloadError> {
-    let file = &patch.file;
-    let mut staged = StagingFile::new(storage, file);
-    if let Err(error) = staged.fetch_checked(transport, retries, received).await {
-        if matches!(error, DownloadError::Mismatch(_)) {
-            staged
-                .discard()
-                .map_err(DownloadError::storage(&file.path))?;
-        }
-        return Err(error);
+) -> Result<u64, DownloadError> {
+    let mut received = 0;
+    for file in files {
+        received += stage_file(storage, transport, file, retries).await?;
     }
-    let storage_error = DownloadError::storage(&image.path);
-    let patch_bytes = storage.read(&file.staged).map_err(&storage_error)?;
-    let mut target = storage.create(&image.staged).map_err(&storage_error)?;
-    let patcher = qbsdiff::Bspatch::new(&patch_bytes).map_err(&storage_error)?;
-    patcher.apply(source, &mut target).map_err(&storage_error)?;
-    drop(target);
-    let rebuilt = storage.open(&image.staged).map_err(&storage_error)?;
-    digest(rebuilt)
-        .map_err(&storage_error)?
-        .check(&image.expect, &image.path)?;
-    Ok(())
+    Ok(received)
 }
 
 /// Brings one file fully into staging and verifies it; a mismatching file
@@ -205,11 +194,22 @@ fn prepare_staging(storage: &dyn Storage, plan: &UpdatePlan) -> io::Result<()> {
     Ok(())
 }
 
+/// Where a download accumulates across attempts and passes: a staging
+/// file or the inactive firmware slot.
+pub(crate) trait Partial: Sink {
+    /// Bytes already there: where the next fetch resumes.
+    fn len(&mut self) -> io::Result<u64>;
+    /// Called before a fetch that appends after the first `have` bytes.
+    fn resume_after(&mut self, have: u64) -> io::Result<()>;
+    /// Drops what is there; the next fetch starts from byte 0.
+    fn discard(&mut self) -> io::Result<()>;
+}
+
 /// Brings `target` to `file`'s full length, resuming from what is there.
 /// Cut connections are retried (resuming) up to `retries` times. Adds the
 /// bytes received to `received`, those of cut fetches included.
-async fn fetch_resuming<T: Transport>(
-    target: &mut StagingFile<'_>,
+pub(crate) async fn fetch_resuming<T: Transport>(
+    target: &mut dyn Partial,
     transport: &T,
     file: &PlannedFile,
     retries: u32,
@@ -261,7 +261,7 @@ async fn fetch_resuming<T: Transport>(
 }
 
 /// A file's staging file, hashed as it is written.
-struct StagingFile<'a> {
+pub(crate) struct StagingFile<'a> {
     storage: &'a dyn Storage,
     file: &'a PlannedFile,
     writer: Option<Box<dyn WriteFile + 'a>>,
@@ -271,7 +271,7 @@ struct StagingFile<'a> {
 
 impl<'a> StagingFile<'a> {
     /// `file`'s staging file, as it is.
-    fn new(storage: &'a dyn Storage, file: &'a PlannedFile) -> StagingFile<'a> {
+    pub(crate) fn new(storage: &'a dyn Storage, file: &'a PlannedFile) -> StagingFile<'a> {
         StagingFile {
             storage,
             file,
@@ -282,7 +282,7 @@ impl<'a> StagingFile<'a> {
 
     /// Fetches what is missing and checks the whole staged file against
     /// the manifest. Adds the bytes received to `received`.
-    async fn fetch_checked<T: Transport>(
+    pub(crate) async fn fetch_checked<T: Transport>(
         &mut self,
         transport: &T,
         retries: u32,
@@ -323,14 +323,11 @@ impl Sink for StagingFile<'_> {
     }
 }
 
-impl StagingFile<'_> {
-    /// Bytes already staged: where the next fetch resumes.
+impl Partial for StagingFile<'_> {
     fn len(&mut self) -> io::Result<u64> {
         Ok(self.storage.size(&self.file.staged)?.unwrap_or(0))
     }
 
-    /// Called before a fetch that appends after the first `have` bytes:
-    /// makes the hashes cover them.
     fn resume_after(&mut self, have: u64) -> io::Result<()> {
         if self.hashes.len() == have {
             return Ok(());
@@ -347,7 +344,6 @@ impl StagingFile<'_> {
         Ok(())
     }
 
-    /// Drops what is staged; the next fetch starts from byte 0.
     fn discard(&mut self) -> io::Result<()> {
         self.writer = None;
         self.hashes = Hashes::new();

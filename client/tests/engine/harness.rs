@@ -175,6 +175,12 @@ impl Release {
         std::fs::read(self.root.path().join(format!("firmware_{version}.bin"))).unwrap()
     }
 
+    /// Bytes of the files (not the image) a meter at OLD must download:
+    /// they are staged before the image.
+    pub fn file_bytes(&self) -> u64 {
+        self.update_bytes() - self.image(NEW).len() as u64
+    }
+
     /// Bytes a meter at OLD must download.
     pub fn update_bytes(&self) -> u64 {
         let manifest: otavan_protocol::Manifest =
@@ -313,6 +319,15 @@ impl TestMeter {
 
     pub fn version(&self) -> String {
         self.meter().status().unwrap().version.to_string()
+    }
+
+    /// The image file of the slot that is not booted (slot A boots after
+    /// provisioning).
+    pub fn inactive_slot(&self) -> std::path::PathBuf {
+        let slots = FileSlots::new(self.storage());
+        let inactive = slots.state().unwrap().boot.other();
+        self.root()
+            .join(format!(".otavan/slots/{}.bin", inactive.name()))
     }
 
     pub fn booted_image(&self) -> Vec<u8> {

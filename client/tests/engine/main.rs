@@ -8,5 +8,6 @@ mod deltas;
 mod hostile;
 mod pycom;
 mod resume;
+mod slot;
 mod trust;
 mod update;
