@@ -6,6 +6,7 @@ mod harness;
 mod crash;
 mod deltas;
 mod hostile;
+mod http;
 mod pycom;
 mod resume;
 mod slot;
