@@ -2,7 +2,11 @@
 # Client apply benchmark (issue 3): a meter updates to a release of 1,000
 # files plus a 100 MiB firmware image from a real `otavan serve` on
 # loopback. Reports the client's peak RSS and its throughput against plain
-# `cp` of the same bytes (also `cp` + `sync`, since the client fsyncs).
+# `cp` of the same bytes (also `cp` + `sync`, since the client fsyncs), and
+# against like-for-like pipelines of standard tools: the same bytes copied
+# (or downloaded with curl from the same server, four requests in flight
+# like the client), made durable with `sync` and read back through SHA-1
+# and SHA-256 (the two side by side, like the client).
 #
 # Usage: bench/client-apply.sh        (FILES=1000 IMAGE_MIB=100 RUNS=3)
 #
@@ -95,6 +99,26 @@ while True:
 PY
 }
 
+# The reference pipelines' hashing: OpenSSL (SHA-NI, like the client's
+# hashes) when installed, else coreutils.
+if command -v openssl >/dev/null; then
+  SHA1="openssl dgst -sha1" SHA256="openssl dgst -sha256" HASHER=openssl
+else
+  SHA1=sha1sum SHA256=sha256sum HASHER=coreutils
+fi
+# SHA-1 and SHA-256 of every file under a directory, the two side by side.
+read_back() {
+  printf "{ find '%s' -type f -print0 | xargs -0 %s >/dev/null & find '%s' -type f -print0 | xargs -0 %s >/dev/null; s=\$?; wait \$! && [ \$s = 0 ]; }" "$1" "$SHA1" "$1" "$SHA256"
+}
+# curl fetches the release's 1,001 URLs, as the client does.
+{
+  (cd "$OUT/tree/1.1.0" && find . -type f | sed 's|^\./||' | sort) | while read -r rel; do
+    printf 'url = "http://127.0.0.1:%s/1.1.0/%s"\noutput = "%s/dl/%s"\n' "$PORT" "$rel" "$OUT" "$rel"
+  done
+  printf 'url = "http://127.0.0.1:%s/firmware_1.1.0.bin"\noutput = "%s/dl/firmware_1.1.0.bin"\n' "$PORT" "$OUT"
+} >"$OUT/curl.cfg"
+CURL="curl -sf --create-dirs --parallel --parallel-max 4 -K '$OUT/curl.cfg'"
+
 # The payload: file contents only (du -sb would add the directories' sizes).
 BYTES=$(( $(find "$OUT/tree/1.1.0" -type f -printf '%s\n' | awk '{s += $1} END {print s}') + $(stat -c %s "$OUT/tree/firmware_1.1.0.bin") ))
 FW_SHA1=$(sha1sum <"$OUT/tree/firmware_1.1.0.bin" | cut -d' ' -f1)
@@ -120,31 +144,56 @@ for run in $(seq "$RUNS"); do
   rm -rf "$OUT/cp"; mkdir -p "$OUT/cp"
   wait_quiet
   cp_sync=$(python3 bench/measure.py -- sh -c "cp -r '$OUT/tree/1.1.0/.' '$OUT/cp/' && cp '$OUT/tree/firmware_1.1.0.bin' '$OUT/cp/' && sync")
-  results+=("$update|$cp_plain|$cp_sync")
+  rm -rf "$OUT/cp"; mkdir -p "$OUT/cp"
+  wait_quiet
+  cp_hash=$(python3 bench/measure.py -- sh -c "cp -r '$OUT/tree/1.1.0/.' '$OUT/cp/' && cp '$OUT/tree/firmware_1.1.0.bin' '$OUT/cp/' && sync && $(read_back "$OUT/cp")")
+  rm -rf "$OUT/dl"
+  wait_quiet
+  curl_plain=$(python3 bench/measure.py -- sh -c "$CURL 2>/dev/null")
+  rm -rf "$OUT/dl"
+  wait_quiet
+  curl_hash=$(python3 bench/measure.py -- sh -c "$CURL 2>/dev/null && sync && $(read_back "$OUT/dl")")
+  # The references must have moved the same bytes.
+  cmp -s "$OUT/dl/firmware_1.1.0.bin" "$OUT/tree/firmware_1.1.0.bin" &&
+    diff -r "$OUT/tree/1.1.0" "$OUT/dl" --exclude=firmware_1.1.0.bin >/dev/null ||
+    die "run $run: curl did not download the release (see $OUT/curl.cfg)"
+  results+=("$update|$cp_plain|$cp_sync|$cp_hash|$curl_plain|$curl_hash")
 done
-rm -rf "$OUT/cp"
+rm -rf "$OUT/cp" "$OUT/dl"
 
-python3 - "$BYTES" "$FILES" "$IMAGE_MIB" "${results[@]}" <<'PY'
+python3 - "$BYTES" "$FILES" "$IMAGE_MIB" "$HASHER" "${results[@]}" <<'PY'
 import json, statistics, sys
-nbytes, files, image_mib = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-runs = [[json.loads(part) for part in r.split("|")] for r in sys.argv[4:]]
-for update, _, _ in runs:
-    assert update["exit"] == 0, "the update failed; see bench/out/client/server.log"
-def median(i, key):
-    return statistics.median(r[i][key] for r in runs)
+nbytes, files, image_mib, hasher = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+runs = [[json.loads(part) for part in r.split("|")] for r in sys.argv[5:]]
+for run in runs:
+    assert all(m["exit"] == 0 for m in run), f"a timed command failed: {run}"
+def median(i):
+    return statistics.median(r[i]["wall_s"] for r in runs)
 mib = nbytes / 2**20
-up, cp, cps = median(0, "wall_s"), median(1, "wall_s"), median(2, "wall_s")
+rows = [
+    "otavan device update (HTTP download, verify, apply, flash, read back)",
+    "cp of the same bytes",
+    "cp + sync",
+    f"cp + sync + SHA-1 and SHA-256 of the copies ({hasher}, side by side)",
+    "curl of the same 1,001 URLs from the same server, 4 in flight",
+    f"curl + sync + SHA-1 and SHA-256 of the downloads ({hasher}, side by side)",
+]
+up = median(0)
 rss = max(r[0]["max_rss_kib"] for r in runs) / 1024
 print(f"## Client apply: {files} files + {image_mib} MiB image ({mib:.1f} MiB), median of {len(runs)} runs\n")
 print("| what | wall s | MiB/s | client / it |")
 print("|---|---|---|---|")
-print(f"| otavan device update (HTTP download, verify, apply, flash, read back) | {up:.2f} | {mib/up:.0f} | 1.00 |")
-print(f"| cp of the same bytes | {cp:.2f} | {mib/cp:.0f} | {cp/up:.2f} |")
-print(f"| cp + sync | {cps:.2f} | {mib/cps:.0f} | {cps/up:.2f} |")
-print("\nper run (wall s: update / cp / cp + sync; update peak RSS):")
-for i, (u, c, cs) in enumerate(runs, 1):
-    print(f"  run {i}: {u['wall_s']:.2f} / {c['wall_s']:.2f} / {cs['wall_s']:.2f}; "
-          f"{u['max_rss_kib'] / 1024:.1f} MiB ({u.get('rss_source', 'rusage')})")
+for i, label in enumerate(rows):
+    t = median(i)
+    ratio = "1.00" if i == 0 else f"{t/up:.2f}"
+    print(f"| {label} | {t:.2f} | {mib/t:.0f} | {ratio} |")
+print("\nper run (wall s: update / cp / cp + sync / cp + sync + hashes / curl / curl + sync + hashes; update peak RSS):")
+for i, run in enumerate(runs, 1):
+    walls = " / ".join(f"{m['wall_s']:.2f}" for m in run)
+    u = run[0]
+    print(f"  run {i}: {walls}; {u['max_rss_kib'] / 1024:.1f} MiB ({u.get('rss_source', 'rusage')})")
+cp, cps, cph, curl, curlh = (median(i) for i in range(1, 6))
 print(f"\nclient peak RSS: {rss:.1f} MiB (goal < 32 MiB: {'PASS' if rss < 32 else 'FAIL'})")
 print(f"throughput vs cp: {cp/up:.2f}x (goal >= 0.5x: {'PASS' if cp/up >= 0.5 else 'FAIL'}); vs cp+sync: {cps/up:.2f}x")
+print(f"like for like: vs cp+sync+hashes {cph/up:.2f}x; vs curl alone {curl/up:.2f}x; vs curl+sync+hashes {curlh/up:.2f}x")
 PY

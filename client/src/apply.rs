@@ -6,12 +6,11 @@
 //! a power cut at any instant put the meter back exactly as it was.
 
 use std::collections::BTreeSet;
-use std::io::{self, Read, Write};
+use std::io;
 
-use crate::download::{BUFFER, DownloadError, digest};
 use crate::path::MeterPath;
-use crate::plan::{PlannedFile, UpdatePlan};
-use crate::slots::{BootState, FirmwareSlots};
+use crate::plan::UpdatePlan;
+use crate::slots::{BootState, FirmwareSlots, Slot};
 use crate::state::{Journal, Op, Phase, backup_dir};
 use crate::storage::{Storage, create_parents};
 
@@ -124,45 +123,43 @@ pub fn undo(storage: &dyn Storage, journal: &Journal) -> io::Result<()> {
     storage.sync_all()
 }
 
-/// Writes the staged image into the inactive slot, reads it back and
-/// verifies it, then boots it pending confirmation.
-pub fn flash(
-    storage: &dyn Storage,
-    slots: &dyn FirmwareSlots,
-    image: &PlannedFile,
-) -> Result<(), DownloadError> {
-    let storage_error = |source| DownloadError::Storage {
-        path: image.path.clone(),
-        source,
-    };
-    let before = slots.state().map_err(storage_error)?;
-    let target = before.boot.other();
-    {
-        let mut writer = slots.begin().map_err(storage_error)?;
-        let mut reader = storage.open(&image.staged).map_err(storage_error)?;
-        let mut buffer = vec![0u8; BUFFER];
-        loop {
-            let n = match reader.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(storage_error(e)),
-            };
-            writer.write_all(&buffer[..n]).map_err(storage_error)?;
-        }
-        writer.sync().map_err(storage_error)?;
+/// Boots `slot`, which holds the verified new image, pending
+/// confirmation. The slot must still be the one not booted: nothing but
+/// staging writes it, and staging verified the image there.
+pub fn boot(slots: &dyn FirmwareSlots, slot: Slot) -> io::Result<()> {
+    if slots.state()?.boot.other() != slot {
+        return Err(io::Error::other(format!(
+            "slot {} holds the new image but is not the inactive slot",
+            slot.name()
+        )));
     }
-    let written = slots
-        .read(target)
-        .map_err(storage_error)?
-        .ok_or_else(|| storage_error(io::Error::other("slot is empty after writing")))?;
-    digest(written)
-        .map_err(storage_error)?
-        .check(&image.expect, &image.path)?;
-    slots
-        .set_state(BootState {
-            boot: target,
-            pending: true,
-        })
-        .map_err(storage_error)
+    slots.set_state(BootState {
+        boot: slot,
+        pending: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slots::FileSlots;
+    use crate::storage::DirStorage;
+
+    #[test]
+    fn boot_selects_only_the_inactive_slot() {
+        let root = tempfile::TempDir::new().unwrap();
+        let storage = DirStorage::new(root.path()).unwrap();
+        let state_dir = MeterPath::parse(crate::path::STATE_DIR).unwrap();
+        storage.create_dir(&state_dir).unwrap();
+        let slots = FileSlots::new(storage);
+        slots.provision(&mut &b"old image"[..]).unwrap();
+        let error = boot(&slots, Slot::A).unwrap_err();
+        assert!(
+            error.to_string().contains("not the inactive slot"),
+            "{error}"
+        );
+        boot(&slots, Slot::B).unwrap();
+        let state = slots.state().unwrap();
+        assert_eq!((state.boot, state.pending), (Slot::B, true));
+    }
 }

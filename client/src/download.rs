@@ -1,29 +1,36 @@
-//! Downloading a plan into staging, resumable across cut connections and
-//! van passes, and verifying every staged byte.
+//! Downloading a plan, resumable across cut connections and van passes,
+//! with every byte verified: files into staging (here), the firmware image
+//! straight into the inactive slot ([`crate::firmware`]).
 //!
-//! Progress is the staging files themselves: a partial file's length is
-//! where the next fetch resumes (`Range: bytes=len-`). Staging is not
-//! fsynced file by file (a thousand fsyncs would dominate an update);
-//! instead every staged byte is verified before use, so a prefix that a
-//! power cut tore costs one re-download, never a bad install, and one
+//! Progress is what is already there: a partial staging file's length is
+//! where the next fetch resumes (`Range: bytes=len-`). Files are hashed
+//! (SHA-1 and SHA-256) as their bytes are written, so verifying one needs
+//! no second read; a file resumed from bytes staged earlier has that prefix
+//! hashed again from disk first, so what is verified is always the whole
+//! staged file, never only the bytes of this pass. Staging is not fsynced
+//! file by file (a thousand fsyncs would dominate an update); one
 //! file-system sync makes the verified files durable before they are
-//! installed.
+//! installed. A power cut before it may tear a staged prefix: the next pass
+//! hashes that prefix again, so a torn file costs one re-download, never a
+//! bad install.
+//!
+//! Small files dominate an update's request count, so four are fetched at
+//! once (one staging file and one response buffer each: memory stays
+//! bounded).
 
+use std::cell::Cell;
 use std::io::{self, Read};
 
-use sha1::{Digest, Sha1};
-use sha2::Sha256;
 use tracing::{debug, warn};
 
+use crate::digest::{Digest3, Hashes, Mismatch};
+use crate::firmware::stage_image;
 use crate::path::MeterPath;
-use crate::plan::{Expected, PlannedFile, PlannedPatch, UpdatePlan};
+use crate::plan::{PlannedFile, UpdatePlan};
+use crate::slots::{FirmwareSlots, Slot};
 use crate::state::staging_dir;
 use crate::storage::{Storage, WriteFile, create_parents};
 use crate::transport::{Sink, Transport, TransportError};
-
-/// Read buffer for hashing and copying: memory stays bounded whatever the
-/// file sizes.
-pub const BUFFER: usize = 64 * 1024;
 
 /// Why staging failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,18 +44,9 @@ pub enum DownloadError {
         source: TransportError,
     },
     /// The content does not match the manifest, even after a fresh download.
-    #[error("{path}: {what} mismatch (expected {expected}, got {actual})")]
-    Mismatch {
-        /// The file.
-        path: MeterPath,
-        /// `sha1`, `sha256` or `size`.
-        what: &'static str,
-        /// What the manifest says.
-        expected: String,
-        /// What arrived.
-        actual: String,
-    },
-    /// Writing to staging failed.
+    #[error(transparent)]
+    Mismatch(#[from] Mismatch),
+    /// Writing to staging or the firmware slot failed.
     #[error("staging {path}: {source}")]
     Storage {
         /// The file.
@@ -58,137 +56,151 @@ pub enum DownloadError {
     },
 }
 
-/// Appends downloads to a staging file.
-struct StagingSink<'a> {
-    storage: &'a dyn Storage,
-    path: &'a MeterPath,
-    file: Option<Box<dyn WriteFile + 'a>>,
-}
-
-impl<'a> StagingSink<'a> {
-    fn new(storage: &'a dyn Storage, path: &'a MeterPath) -> StagingSink<'a> {
-        StagingSink {
-            storage,
-            path,
-            file: None,
+impl DownloadError {
+    /// A storage error about `path`.
+    pub(crate) fn storage(path: &MeterPath) -> impl Fn(io::Error) -> DownloadError + '_ {
+        move |source| DownloadError::Storage {
+            path: path.clone(),
+            source,
         }
     }
 }
 
-impl Sink for StagingSink<'_> {
-    fn restart(&mut self) -> io::Result<()> {
-        self.file = Some(self.storage.create(self.path)?);
-        Ok(())
+/// A plan whose downloads are staged, verified and durable, with the
+/// firmware image (if any) verified in the inactive slot: what
+/// [`Meter::apply`](crate::Meter::apply) installs. Only [`stage`] makes one.
+#[derive(Debug)]
+pub struct Staged<'a> {
+    plan: &'a UpdatePlan,
+    image_slot: Option<Slot>,
+    received: u64,
+}
+
+impl<'a> Staged<'a> {
+    /// The plan.
+    pub fn plan(&self) -> &'a UpdatePlan {
+        self.plan
     }
 
-    fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.file.is_none() {
-            self.file = Some(self.storage.append(self.path)?);
-        }
-        self.file.as_mut().expect("opened above").write_all(data)
+    /// The slot holding the verified firmware image, when the plan has one.
+    pub fn image_slot(&self) -> Option<Slot> {
+        self.image_slot
+    }
+
+    /// Bytes received while staging.
+    pub fn received(&self) -> u64 {
+        self.received
     }
 }
 
-/// Fetches whatever of `plan` is not fully staged yet, then verifies every
-/// staged file, re-fetching a mismatching one once from byte 0. Returns
-/// the bytes received. Staging files from other plans are removed first.
+/// Fetches whatever of `plan` is not there yet (files into staging, the
+/// firmware image into the slot `slots` does not boot), verifying each
+/// file as it completes and re-fetching a mismatching one once from byte
+/// 0. Staging files from other plans are removed first.
 ///
 /// With `patch_source` (the booted image, when the plan's patch applies to
 /// it) the firmware image is rebuilt from the patch instead of downloaded;
 /// if the patch or the rebuilt image does not verify, the full image is
 /// downloaded after all.
-pub async fn stage<T: Transport>(
+pub async fn stage<'a, T: Transport>(
     storage: &dyn Storage,
+    slots: &dyn FirmwareSlots,
     transport: &T,
-    plan: &UpdatePlan,
+    plan: &'a UpdatePlan,
     patch_source: Option<&[u8]>,
     retries: u32,
-) -> Result<u64, DownloadError> {
-    prepare_staging(storage, plan).map_err(|source| DownloadError::Storage {
-        path: staging_dir(),
-        source,
-    })?;
-    let mut received = 0;
-    for file in &plan.files {
-        received += fetch_resuming(storage, transport, file, retries).await?;
-    }
-    if let Some(image) = &plan.firmware {
-        let patched = match (&plan.patch, patch_source) {
-            (Some(patch), Some(source)) => {
-                match stage_from_patch(
-                    storage,
-                    transport,
-                    patch,
-                    image,
-                    source,
-                    retries,
-                    &mut received,
-                )
-                .await
-                {
-                    Ok(()) => true,
-                    // A cut link fails this pass like any download; the
-                    // partial patch is resumed on the next one.
-                    Err(cut @ DownloadError::Transport { .. }) => return Err(cut),
-                    Err(error) => {
-                        warn!(%error, "firmware patch failed; downloading the full image");
-                        remove_if_present(storage, &image.staged, &image.path)?;
-                        false
-                    }
-                }
-            }
-            _ => false,
-        };
-        if !patched {
-            received += fetch_resuming(storage, transport, image, retries).await?;
+) -> Result<Staged<'a>, DownloadError> {
+    let staging = staging_dir();
+    prepare_staging(storage, plan).map_err(DownloadError::storage(&staging))?;
+    let mut received = stage_files(storage, transport, &plan.files, retries).await?;
+    debug!(files = plan.files.len(), "files staged and verified");
+    let image_slot = match &plan.firmware {
+        Some(image) => {
+            let patch = plan.patch.as_ref().zip(patch_source);
+            let (slot, bytes) =
+                stage_image(storage, slots, transport, image, patch, retries).await?;
+            received += bytes;
+            Some(slot)
         }
-    }
-    for file in plan.downloads() {
-        if let Err(mismatch) = verify(storage, &file.staged, &file.expect, &file.path) {
-            warn!(error = %mismatch, "staged file does not verify; fetching it again from the start");
-            remove_if_present(storage, &file.staged, &file.path)?;
-            received += fetch_resuming(storage, transport, file, retries).await?;
-            verify(storage, &file.staged, &file.expect, &file.path)?;
-        }
-    }
+        None => None,
+    };
     storage
         .sync_all()
-        .map_err(|source| DownloadError::Storage {
-            path: staging_dir(),
-            source,
-        })?;
-    Ok(received)
+        .map_err(DownloadError::storage(&staging))?;
+    debug!("staging synced");
+    Ok(Staged {
+        plan,
+        image_slot,
+        received,
+    })
 }
 
-/// Downloads and verifies the patch, then rebuilds the image into its
-/// staging file from `source` and verifies it against the full image's
-/// hashes. The patch is kept staged (a later pass reuses it) until the
-/// plan changes.
-async fn stage_from_patch<T: Transport>(
+/// Files not yet taken by a worker, and the bytes received so far.
+struct Queue<'a> {
+    files: &'a [PlannedFile],
+    next: Cell<usize>,
+    received: Cell<u64>,
+}
+
+impl<'a> Queue<'a> {
+    fn take(&self) -> Option<&'a PlannedFile> {
+        let file = self.files.get(self.next.get())?;
+        self.next.set(self.next.get() + 1);
+        Some(file)
+    }
+}
+
+/// Stages `files` with four fetches in flight. The first error ends the
+/// others; what they received so far stays staged for the next pass.
+async fn stage_files<T: Transport>(
     storage: &dyn Storage,
     transport: &T,
-    patch: &PlannedPatch,
-    image: &PlannedFile,
-    source: &[u8],
+    files: &[PlannedFile],
     retries: u32,
-    received: &mut u64,
-) -> Result<(), DownloadError> {
-    let file = &patch.file;
-    *received += fetch_resuming(storage, transport, file, retries).await?;
-    if let Err(mismatch) = verify(storage, &file.staged, &file.expect, &file.path) {
-        remove_if_present(storage, &file.staged, &file.path)?;
-        return Err(mismatch);
-    }
-    let storage_error = |source| DownloadError::Storage {
-        path: image.path.clone(),
-        source,
+) -> Result<u64, DownloadError> {
+    let queue = Queue {
+        files,
+        next: Cell::new(0),
+        received: Cell::new(0),
     };
-    let patch_bytes = storage.read(&file.staged).map_err(storage_error)?;
-    let mut target = storage.create(&image.staged).map_err(storage_error)?;
-    let patcher = qbsdiff::Bspatch::new(&patch_bytes).map_err(storage_error)?;
-    patcher.apply(source, &mut target).map_err(storage_error)?;
-    drop(target);
-    verify(storage, &image.staged, &image.expect, &image.path)
+    let queue = &queue;
+    let worker = || async move {
+        while let Some(file) = queue.take() {
+            let received = stage_file(storage, transport, file, retries).await?;
+            queue.received.set(queue.received.get() + received);
+        }
+        Ok::<(), DownloadError>(())
+    };
+    tokio::try_join!(worker(), worker(), worker(), worker())?;
+    Ok(queue.received.get())
+}
+
+/// Brings one file fully into staging and verifies it; a mismatching file
+/// is fetched once more from byte 0. Returns the bytes received.
+async fn stage_file<T: Transport>(
+    storage: &dyn Storage,
+    transport: &T,
+    file: &PlannedFile,
+    retries: u32,
+) -> Result<u64, DownloadError> {
+    let mut staged = StagingFile::new(storage, file);
+    let mut received = 0;
+    match staged
+        .fetch_checked(transport, retries, &mut received)
+        .await
+    {
+        Err(DownloadError::Mismatch(mismatch)) => {
+            warn!(error = %mismatch, "staged file does not verify; fetching it again from the start");
+            staged
+                .discard()
+                .map_err(DownloadError::storage(&file.path))?;
+            staged
+                .fetch_checked(transport, retries, &mut received)
+                .await?;
+        }
+        other => other?,
+    }
+    Ok(received)
 }
 
 /// Creates the staging directory and drops staged files that belong to
@@ -213,41 +225,46 @@ fn prepare_staging(storage: &dyn Storage, plan: &UpdatePlan) -> io::Result<()> {
     Ok(())
 }
 
-/// Brings one staged file to its full length, resuming from what is
-/// there. Cut connections are retried (resuming) up to `retries` times.
-async fn fetch_resuming<T: Transport>(
-    storage: &dyn Storage,
+/// Where a download accumulates across attempts and passes: a staging
+/// file or the inactive firmware slot.
+pub(crate) trait Partial: Sink {
+    /// Bytes already there: where the next fetch resumes.
+    fn len(&mut self) -> io::Result<u64>;
+    /// Called before a fetch that appends after the first `have` bytes.
+    fn resume_after(&mut self, have: u64) -> io::Result<()>;
+    /// Drops what is there; the next fetch starts from byte 0.
+    fn discard(&mut self) -> io::Result<()>;
+}
+
+/// Brings `target` to `file`'s full length, resuming from what is there.
+/// Cut connections are retried (resuming) up to `retries` times. Adds the
+/// bytes received to `received`, those of cut fetches included.
+pub(crate) async fn fetch_resuming<T: Transport>(
+    target: &mut dyn Partial,
     transport: &T,
     file: &PlannedFile,
     retries: u32,
-) -> Result<u64, DownloadError> {
-    let storage_error = |source| DownloadError::Storage {
-        path: file.path.clone(),
-        source,
-    };
-    let mut received = 0;
+    received: &mut u64,
+) -> Result<(), DownloadError> {
+    let storage_error = DownloadError::storage(&file.path);
     let mut attempt = 0;
     loop {
-        let have = storage
-            .size(&file.staged)
-            .map_err(storage_error)?
-            .unwrap_or(0);
+        let have = target.len().map_err(&storage_error)?;
         match file.expect.size {
-            Some(size) if have == size => return Ok(received),
+            Some(size) if have == size => return Ok(()),
             Some(size) if have > size => {
-                remove_if_present(storage, &file.staged, &file.path)?;
+                target.discard().map_err(&storage_error)?;
                 continue;
             }
             _ => {}
         }
-        let mut sink = StagingSink::new(storage, &file.staged);
+        target.resume_after(have).map_err(&storage_error)?;
         // Whatever arrives is progress, even from a cut fetch.
-        let result = transport.fetch(&file.url, have, &mut sink).await;
-        drop(sink);
-        match result {
+        match transport.fetch(&file.url, have, &mut *target).await {
             Ok(fetched) => {
                 debug!(path = %file.path, from = fetched.from, bytes = fetched.received, "fetched");
-                return Ok(received + fetched.received);
+                *received += fetched.received;
+                return Ok(());
             }
             Err(TransportError::Sink(source)) => return Err(storage_error(source)),
             Err(error) if attempt < retries => {
@@ -258,14 +275,11 @@ async fn fetch_resuming<T: Transport>(
                     TransportError::BadResponse(_) | TransportError::Status { status: 416, .. }
                 ) {
                     // The server cannot resume this file: start it over.
-                    remove_if_present(storage, &file.staged, &file.path)?;
+                    target.discard().map_err(&storage_error)?;
                 }
-                // Bytes of a cut fetch are counted by the staged length.
-                let now = storage
-                    .size(&file.staged)
-                    .map_err(storage_error)?
-                    .unwrap_or(0);
-                received += now.saturating_sub(have);
+                // Bytes of a cut fetch are counted by the length now there.
+                let now = target.len().map_err(&storage_error)?;
+                *received += now.saturating_sub(have);
             }
             Err(source) => {
                 return Err(DownloadError::Transport {
@@ -277,98 +291,96 @@ async fn fetch_resuming<T: Transport>(
     }
 }
 
-fn remove_if_present(
-    storage: &dyn Storage,
-    staged: &MeterPath,
-    path: &MeterPath,
-) -> Result<(), DownloadError> {
-    match storage.remove_file(staged) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(DownloadError::Storage {
-            path: path.clone(),
-            source,
-        }),
+/// A file's staging file, hashed as it is written.
+pub(crate) struct StagingFile<'a> {
+    storage: &'a dyn Storage,
+    file: &'a PlannedFile,
+    writer: Option<Box<dyn WriteFile + 'a>>,
+    /// Hashes of the staging file's first `hashes.len()` bytes.
+    hashes: Hashes,
+}
+
+impl<'a> StagingFile<'a> {
+    /// `file`'s staging file, as it is.
+    pub(crate) fn new(storage: &'a dyn Storage, file: &'a PlannedFile) -> StagingFile<'a> {
+        StagingFile {
+            storage,
+            file,
+            writer: None,
+            hashes: Hashes::new(),
+        }
+    }
+
+    /// Fetches what is missing and checks the whole staged file against
+    /// the manifest. Adds the bytes received to `received`.
+    pub(crate) async fn fetch_checked<T: Transport>(
+        &mut self,
+        transport: &T,
+        retries: u32,
+        received: &mut u64,
+    ) -> Result<(), DownloadError> {
+        let file = self.file;
+        fetch_resuming(self, transport, file, retries, received).await?;
+        self.digest()
+            .map_err(DownloadError::storage(&file.path))?
+            .check(&file.expect, &file.path)?;
+        Ok(())
+    }
+
+    /// The digest of the whole staging file: the hashes kept while
+    /// writing, after hashing again whatever they do not cover.
+    fn digest(&mut self) -> io::Result<Digest3> {
+        let have = self.len()?;
+        self.resume_after(have)?;
+        Ok(std::mem::take(&mut self.hashes).finish())
     }
 }
 
-/// Hashes `staged` and compares it with `expect`.
-pub fn verify(
-    storage: &dyn Storage,
-    staged: &MeterPath,
-    expect: &Expected,
-    path: &MeterPath,
-) -> Result<(), DownloadError> {
-    let reader = storage
-        .open(staged)
-        .map_err(|source| DownloadError::Storage {
-            path: path.clone(),
-            source,
-        })?;
-    let digest = digest(reader).map_err(|source| DownloadError::Storage {
-        path: path.clone(),
-        source,
-    })?;
-    digest.check(expect, path)
-}
+impl Sink for StagingFile<'_> {
+    fn restart(&mut self) -> io::Result<()> {
+        self.writer = Some(self.storage.create(&self.file.staged)?);
+        self.hashes = Hashes::new();
+        Ok(())
+    }
 
-/// SHA-1, SHA-256 and length of a stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Digest3 {
-    /// Lower-case hex SHA-1.
-    pub sha1: String,
-    /// Lower-case hex SHA-256.
-    pub sha256: String,
-    /// Bytes read.
-    pub size: u64,
-}
-
-impl Digest3 {
-    /// Compares with what the manifest promised.
-    pub fn check(&self, expect: &Expected, path: &MeterPath) -> Result<(), DownloadError> {
-        let mismatch = |what, expected: String, actual: String| DownloadError::Mismatch {
-            path: path.clone(),
-            what,
-            expected,
-            actual,
-        };
-        if let Some(size) = expect.size
-            && size != self.size
-        {
-            return Err(mismatch("size", size.to_string(), self.size.to_string()));
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.writer.is_none() {
+            self.writer = Some(self.storage.append(&self.file.staged)?);
         }
-        if expect.sha1 != self.sha1 {
-            return Err(mismatch("sha1", expect.sha1.clone(), self.sha1.clone()));
-        }
-        if let Some(sha256) = &expect.sha256
-            && *sha256 != self.sha256
-        {
-            return Err(mismatch("sha256", sha256.clone(), self.sha256.clone()));
-        }
+        let writer = self.writer.as_mut().expect("opened above");
+        writer.write_all(data)?;
+        self.hashes.update(data);
         Ok(())
     }
 }
 
-/// Hashes a stream with a fixed buffer.
-pub fn digest(mut reader: impl Read) -> io::Result<Digest3> {
-    let mut sha1 = Sha1::new();
-    let mut sha256 = Sha256::new();
-    let mut buffer = vec![0u8; BUFFER];
-    let mut size = 0u64;
-    loop {
-        let n = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        sha1.update(&buffer[..n]);
-        sha256.update(&buffer[..n]);
-        size += n as u64;
+impl Partial for StagingFile<'_> {
+    fn len(&mut self) -> io::Result<u64> {
+        Ok(self.storage.size(&self.file.staged)?.unwrap_or(0))
     }
-    Ok(Digest3 {
-        sha1: hex::encode(sha1.finalize()),
-        sha256: hex::encode(sha256.finalize()),
-        size,
-    })
+
+    fn resume_after(&mut self, have: u64) -> io::Result<()> {
+        if self.hashes.len() == have {
+            return Ok(());
+        }
+        // Bytes staged by an earlier pass (or torn): hash them from disk.
+        let mut hashes = Hashes::new();
+        if have > 0 {
+            hashes.update_from(self.storage.open(&self.file.staged)?.take(have))?;
+        }
+        if hashes.len() != have {
+            return Err(io::Error::other("the staging file shrank while being read"));
+        }
+        self.hashes = hashes;
+        Ok(())
+    }
+
+    fn discard(&mut self) -> io::Result<()> {
+        self.writer = None;
+        self.hashes = Hashes::new();
+        match self.storage.remove_file(&self.file.staged) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use std::io;
 
 use otavan_protocol::{Manifest, Report, UpdateState, Version};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::download::{DownloadError, stage};
 use crate::meter::Meter;
@@ -202,28 +202,26 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
                 .booted_image_matching(&patch.source_sha256, self.config.limits.max_patch_source)?,
             None => None,
         };
-        let bytes = stage(
+        let staged = stage(
             self.meter.storage(),
+            self.meter.slots(),
             &self.transport,
             &plan,
             patch_source.as_deref(),
             self.config.retries,
         )
         .await?;
+        let bytes = staged.received();
         self.report(from, to, UpdateState::Downloaded, None, Some(moved(bytes)))
             .await;
         self.report(from, to, UpdateState::Verified, None, Some(moved(bytes)))
             .await;
-        // Files move by rename; only the firmware slot needs new space.
-        self.check_space(
-            plan.firmware
-                .as_ref()
-                .and_then(|f| f.expect.size)
-                .unwrap_or(0),
-        )?;
+        // Files move by rename and the image is already in its slot: the
+        // install needs no new space.
         self.report(from, to, UpdateState::Updating, None, Some(moved(bytes)))
             .await;
-        self.meter.apply(&plan)?;
+        self.meter.apply(&staged)?;
+        debug!("installed and committed");
         self.report(from, to, UpdateState::Updated, None, Some(moved(bytes)))
             .await;
         Ok(Outcome::Updated {

@@ -1,11 +1,13 @@
 //! The meter side of otavan.
 //!
 //! An update cycle fetches the manifest for the meter's version, downloads
-//! everything into staging (resuming cut downloads with `Range`), verifies
-//! every byte, journals its intent, backs up what it will replace, installs
-//! by rename, writes firmware into the inactive A/B slot and records the new
-//! version as pending until it is confirmed or rolled back. A power cut at
-//! any point leaves the meter exactly at the old or the new version.
+//! the files into staging and the firmware image straight into the
+//! inactive A/B slot (resuming cut downloads with `Range`), verifies every
+//! byte (files as they arrive, the image by reading the slot back),
+//! journals its intent, backs up what it will replace, installs by rename,
+//! boots the new image and records the new version as pending until it is
+//! confirmed or rolled back. A power cut at any point leaves the meter
+//! exactly at the old or the new version.
 //!
 //! The engine runs over three small traits, so a meter's drivers plug in
 //! and tests inject faults: [`transport::Transport`] (how bytes arrive),
@@ -15,9 +17,11 @@
 pub mod transport;
 
 pub mod apply;
+pub mod digest;
 pub mod download;
 pub mod engine;
 pub mod fault;
+mod firmware;
 pub mod lora;
 pub mod meter;
 pub mod path;

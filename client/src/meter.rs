@@ -7,11 +7,11 @@ use otavan_protocol::Version;
 use otavan_protocol::descriptor::PublicKey;
 use tracing::{info, warn};
 
-use crate::apply::{flash, install, journal, undo};
-use crate::download::digest;
+use crate::apply::{boot, install, journal, undo};
+use crate::digest::digest;
+use crate::download::Staged;
 use crate::engine::EngineError;
 use crate::path::MeterPath;
-use crate::plan::UpdatePlan;
 use crate::slots::{BootState, FirmwareSlots, Slot};
 use crate::state::{DeviceState, Phase, backup_dir, staging_dir, trust_file};
 use crate::storage::Storage;
@@ -61,6 +61,11 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
         &self.storage
     }
 
+    /// The meter's firmware slots.
+    pub fn slots(&self) -> &F {
+        &self.slots
+    }
+
     /// The persisted state; [`EngineError::NotProvisioned`] without one.
     pub fn state(&self) -> Result<DeviceState, EngineError> {
         match DeviceState::load(&self.storage) {
@@ -91,11 +96,13 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
         }
     }
 
-    /// Journals, installs and flashes a staged, verified plan, then commits
-    /// the new version as pending confirmation. A failure is undone before
+    /// Journals and installs a staged, verified plan, boots the new image
+    /// (already verified in the inactive slot), then commits the new
+    /// version as pending confirmation. A failure is undone before
     /// returning, so the meter stays at the old version.
-    pub fn apply(&self, plan: &UpdatePlan) -> Result<(), EngineError> {
-        let firmware_from = match &plan.firmware {
+    pub fn apply(&self, staged: &Staged<'_>) -> Result<(), EngineError> {
+        let plan = staged.plan();
+        let firmware_from = match staged.image_slot() {
             Some(_) => Some(self.slots.state()?),
             None => None,
         };
@@ -103,17 +110,17 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
         let mut journal = journal(&self.storage, plan, firmware_from)?;
         let applying = before.with(&plan.from, Some(journal.clone()));
         applying.save(&self.storage)?;
-        let installed = install(&self.storage, &journal).map_err(EngineError::from);
-        let flashed = installed.and_then(|()| match &plan.firmware {
-            Some(image) => flash(&self.storage, &self.slots, image).map_err(EngineError::from),
+        let installed = install(&self.storage, &journal);
+        let booted = installed.and_then(|()| match staged.image_slot() {
+            Some(slot) => boot(&self.slots, slot),
             None => Ok(()),
         });
-        if let Err(error) = flashed {
+        if let Err(error) = booted {
             warn!(%error, "apply failed; restoring the old version");
             if let Err(undo_error) = self.undo_to_old(&applying) {
                 warn!(error = %undo_error, "undo failed; it is finished on the next start");
             }
-            return Err(error);
+            return Err(error.into());
         }
         journal.phase = Phase::Applied;
         let mut committed = before.with(&plan.to, Some(journal));

@@ -59,6 +59,16 @@ pub trait FirmwareSlots {
     fn state(&self) -> io::Result<BootState>;
     /// Erases the slot that is not booted and opens it for writing.
     fn begin(&self) -> io::Result<Box<dyn WriteFile + '_>>;
+    /// Bytes written into the slot that is not booted since it was last
+    /// erased by [`begin`](Self::begin): where an interrupted write
+    /// resumes. Only meaningful for a slot the caller began writing (a
+    /// slot never begun may report an older image's length).
+    fn written(&self) -> io::Result<u64>;
+    /// Opens the slot that is not booted for writing after its
+    /// [`written`](Self::written) bytes, without erasing it (ESP-IDF's
+    /// `esp_ota_resume`). Syncing the returned writer makes everything
+    /// written into the slot durable.
+    fn resume(&self) -> io::Result<Box<dyn WriteFile + '_>>;
     /// Reads back a slot's image (`None` when the slot is empty or erased).
     fn read(&self, slot: Slot) -> io::Result<Option<Box<dyn Read + '_>>>;
     /// Persists a new boot state (set boot partition, confirm, roll back).
@@ -113,6 +123,16 @@ impl<S: Storage> FirmwareSlots for FileSlots<S> {
     fn begin(&self) -> io::Result<Box<dyn WriteFile + '_>> {
         let inactive = self.state()?.boot.other();
         self.storage.create(&image_path(inactive))
+    }
+
+    fn written(&self) -> io::Result<u64> {
+        let inactive = self.state()?.boot.other();
+        Ok(self.storage.size(&image_path(inactive))?.unwrap_or(0))
+    }
+
+    fn resume(&self) -> io::Result<Box<dyn WriteFile + '_>> {
+        let inactive = self.state()?.boot.other();
+        self.storage.append(&image_path(inactive))
     }
 
     fn read(&self, slot: Slot) -> io::Result<Option<Box<dyn Read + '_>>> {

@@ -159,20 +159,63 @@ impl DirStorage {
     }
 }
 
-struct DirFile(File);
+/// Bytes a file accumulates before their write-back is started.
+const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
+
+/// A file being written. Every [`WRITEBACK_EVERY`] bytes it asks the
+/// kernel to start writing them back, so a large file's final fsync (a
+/// firmware image's) finds little left to do, and dirty memory stays
+/// bounded.
+struct DirFile {
+    file: File,
+    /// Bytes written whose write-back was not started yet.
+    pending: u64,
+}
+
+impl DirFile {
+    fn new(file: File) -> DirFile {
+        DirFile { file, pending: 0 }
+    }
+
+    /// Starts write-back of the pending bytes without waiting for it. Only
+    /// a hint: durability still comes from [`WriteFile::sync`], so a
+    /// failure here changes nothing and is ignored.
+    fn start_writeback(&mut self) {
+        use std::io::Seek;
+        let pending = std::mem::take(&mut self.pending);
+        // In append mode too, the position is the end of the last write.
+        let Ok(end) = self.file.stream_position() else {
+            return;
+        };
+        let start = end.saturating_sub(pending);
+        // POSIX_FADV_DONTNEED starts write-back of the range's dirty pages
+        // (WB_SYNC_NONE); pages still dirty or under write-back stay cached.
+        let _ = rustix::fs::fadvise(
+            &self.file,
+            start,
+            std::num::NonZeroU64::new(end - start),
+            rustix::fs::Advice::DontNeed,
+        );
+    }
+}
 
 impl Write for DirFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
+        let n = self.file.write(buf)?;
+        self.pending += n as u64;
+        if self.pending >= WRITEBACK_EVERY {
+            self.start_writeback();
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+        self.file.flush()
     }
 }
 
 impl WriteFile for DirFile {
     fn sync(&mut self) -> io::Result<()> {
-        self.0.sync_all()
+        self.file.sync_all()
     }
 }
 
@@ -186,7 +229,7 @@ impl Storage for DirStorage {
     }
 
     fn create(&self, path: &MeterPath) -> io::Result<Box<dyn WriteFile + '_>> {
-        Ok(Box::new(DirFile(File::create(self.checked(path)?)?)))
+        Ok(Box::new(DirFile::new(File::create(self.checked(path)?)?)))
     }
 
     fn append(&self, path: &MeterPath) -> io::Result<Box<dyn WriteFile + '_>> {
@@ -194,7 +237,7 @@ impl Storage for DirStorage {
             .create(true)
             .append(true)
             .open(self.checked(path)?)?;
-        Ok(Box::new(DirFile(file)))
+        Ok(Box::new(DirFile::new(file)))
     }
 
     fn size(&self, path: &MeterPath) -> io::Result<Option<u64>> {
@@ -299,5 +342,30 @@ mod tests {
         assert_eq!(storage.read(&path).unwrap(), b"two");
         assert_eq!(walk_files(&storage, None).unwrap(), vec![path]);
         assert!(storage.free_space().unwrap() > 0);
+    }
+
+    #[test]
+    fn large_files_start_write_back_and_keep_every_byte() {
+        let root = tempfile::TempDir::new().unwrap();
+        let storage = DirStorage::new(root.path()).unwrap();
+        let path = MeterPath::parse("image.bin").unwrap();
+        let chunk: Vec<u8> = (0..1_000_003u32).map(|i| (i % 251) as u8).collect();
+        let mut expected = Vec::new();
+        let mut file = storage.create(&path).unwrap();
+        for _ in 0..9 {
+            file.write_all(&chunk).unwrap();
+            expected.extend_from_slice(&chunk);
+        }
+        drop(file);
+        // Appending crosses the write-back threshold again.
+        let mut file = storage.append(&path).unwrap();
+        for _ in 0..9 {
+            file.write_all(&chunk).unwrap();
+            expected.extend_from_slice(&chunk);
+        }
+        file.sync().unwrap();
+        drop(file);
+        assert!(expected.len() as u64 > 2 * WRITEBACK_EVERY);
+        assert!(storage.read(&path).unwrap() == expected);
     }
 }

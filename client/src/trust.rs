@@ -13,7 +13,7 @@ use std::io;
 use otavan_protocol::Manifest;
 use otavan_protocol::descriptor::{PublicKey, SignedDescriptor, TargetDescriptor};
 
-use crate::download::digest;
+use crate::digest::digest;
 use crate::engine::EngineError;
 use crate::plan::UpdatePlan;
 use crate::storage::Storage;

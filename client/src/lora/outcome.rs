@@ -38,7 +38,7 @@ fn engine_result(error: &EngineError) -> OtaResult {
         | EngineError::Untrusted(_) => OtaResult::Refused,
         EngineError::Manifest(error) => transport_result(error),
         EngineError::Download(DownloadError::Transport { source, .. }) => transport_result(source),
-        EngineError::Download(DownloadError::Mismatch { .. }) => OtaResult::VerificationFailed,
+        EngineError::Download(DownloadError::Mismatch(_)) => OtaResult::VerificationFailed,
         EngineError::Download(DownloadError::Storage { source, .. }) => io_result(source),
         EngineError::NoSpace { .. } => OtaResult::NoSpace,
         EngineError::Storage(error) => io_result(error),
@@ -65,6 +65,7 @@ fn io_result(error: &io::Error) -> OtaResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::Mismatch;
     use crate::path::MeterPath;
     use crate::wifi::WifiError;
 
@@ -118,12 +119,12 @@ mod tests {
             OtaResult::DownloadFailed
         );
         assert_eq!(
-            update(EngineError::Download(DownloadError::Mismatch {
+            update(EngineError::Download(DownloadError::Mismatch(Mismatch {
                 path: path.clone(),
                 what: "sha1",
                 expected: "a".into(),
                 actual: "b".into(),
-            })),
+            }))),
             OtaResult::VerificationFailed
         );
         assert_eq!(

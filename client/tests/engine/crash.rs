@@ -4,7 +4,7 @@
 
 use otavan_client::Recovery;
 
-use crate::harness::{NEW, OLD, Release, TestMeter};
+use crate::harness::{NEW, OLD, Release, TestMeter, pass};
 
 /// Operations a clean update takes, counted by a fault storage that never cuts.
 async fn count_update_ops(release: &Release) -> u64 {
@@ -54,6 +54,28 @@ async fn a_power_cut_at_any_operation_of_an_update_leaves_old_or_new() {
         ended_old > 0 && ended_new > 0,
         "old {ended_old}, new {ended_new}"
     );
+}
+
+#[tokio::test]
+async fn after_a_power_cut_anywhere_the_next_pass_fetches_only_what_is_missing() {
+    let release = Release::sample();
+    let needed = release.update_bytes();
+    let total = count_update_ops(&release).await;
+    for cut in 0..total {
+        let meter = TestMeter::provisioned(&release, OLD);
+        let transport = release.transport();
+        let (engine, _) = meter.faulty_engine(transport.clone(), Some(cut));
+        assert!(engine.update().await.is_err(), "cut {cut}");
+        meter.meter().recover().unwrap();
+        if meter.version() == OLD {
+            pass(&meter, &transport).await.unwrap();
+        }
+        meter.assert_at(&release, NEW);
+        // Staged files and the image's prefix in its slot survive the cut
+        // (a write it tore kept its first half), so no byte comes twice.
+        let moved = transport.stats().bytes;
+        assert!(moved <= needed, "cut {cut}: moved {moved} for {needed}");
+    }
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use otavan_client::fault::FaultStorage;
 use otavan_client::slots::{FileSlots, FirmwareSlots};
 use otavan_client::storage::{DirStorage, Storage, walk_files};
 use otavan_client::transport::MemoryTransport;
-use otavan_client::{Engine, EngineConfig, Meter};
+use otavan_client::{Engine, EngineConfig, EngineError, Meter};
 use otavan_protocol::Version;
 use otavan_protocol::descriptor::{KeyPair, PublicKey, SignedDescriptor, TargetDescriptor};
 use otavan_server::index::ReleaseIndex;
@@ -175,6 +175,12 @@ impl Release {
         std::fs::read(self.root.path().join(format!("firmware_{version}.bin"))).unwrap()
     }
 
+    /// Bytes of the files (not the image) a meter at OLD must download:
+    /// they are staged before the image.
+    pub fn file_bytes(&self) -> u64 {
+        self.update_bytes() - self.image(NEW).len() as u64
+    }
+
     /// Bytes a meter at OLD must download.
     pub fn update_bytes(&self) -> u64 {
         let manifest: otavan_protocol::Manifest =
@@ -221,6 +227,16 @@ pub fn read_dirs(root: &Path) -> Vec<String> {
     }
     dirs.sort();
     dirs
+}
+
+/// One van pass: an update cycle without retries inside it.
+pub async fn pass(meter: &TestMeter, transport: &MemoryTransport) -> Result<(), EngineError> {
+    let mut config = EngineConfig::new("meter-1");
+    config.retries = 0;
+    Engine::new(meter.meter(), transport.clone(), config)
+        .update()
+        .await
+        .map(drop)
 }
 
 /// An engine whose storage and slots share one fault-injecting storage.
@@ -303,6 +319,15 @@ impl TestMeter {
 
     pub fn version(&self) -> String {
         self.meter().status().unwrap().version.to_string()
+    }
+
+    /// The image file of the slot that is not booted (slot A boots after
+    /// provisioning).
+    pub fn inactive_slot(&self) -> std::path::PathBuf {
+        let slots = FileSlots::new(self.storage());
+        let inactive = slots.state().unwrap().boot.other();
+        self.root()
+            .join(format!(".otavan/slots/{}.bin", inactive.name()))
     }
 
     pub fn booted_image(&self) -> Vec<u8> {

@@ -1,20 +1,7 @@
 //! Cut connections: every pass keeps what arrived and the next resumes
 //! with Range, so the bytes moved stay close to what the update needs.
 
-use otavan_client::transport::MemoryTransport;
-use otavan_client::{Engine, EngineConfig, EngineError};
-
-use crate::harness::{NEW, OLD, Release, TestMeter};
-
-/// One van pass per call: no retries inside a pass.
-async fn pass(meter: &TestMeter, transport: &MemoryTransport) -> Result<(), EngineError> {
-    let mut config = EngineConfig::new("meter-1");
-    config.retries = 0;
-    Engine::new(meter.meter(), transport.clone(), config)
-        .update()
-        .await
-        .map(drop)
-}
+use crate::harness::{NEW, OLD, Release, TestMeter, pass};
 
 #[tokio::test]
 async fn a_cut_at_any_offset_resumes_on_the_next_pass() {
@@ -102,4 +89,38 @@ async fn retries_within_a_pass_ride_out_short_drops() {
     meter.engine(transport.clone()).update().await.unwrap();
     meter.assert_at(&release, NEW);
     assert_eq!(transport.stats().bytes, release.update_bytes());
+}
+
+#[tokio::test]
+async fn a_corrupted_prefix_staged_in_an_earlier_pass_is_fetched_again() {
+    let release = Release::sample();
+    let meter = TestMeter::provisioned(&release, OLD);
+    let transport = release.transport();
+    transport.cut_after(100);
+    assert!(pass(&meter, &transport).await.is_err());
+    // The first file's 100 bytes are staged; one of them goes bad, as a
+    // power cut before the staging sync can leave it.
+    let staging = meter.root().join(".otavan/staging");
+    let staged: Vec<_> = std::fs::read_dir(&staging)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    let mut bytes = std::fs::read(&staged[0]).unwrap();
+    assert_eq!(bytes.len(), 100);
+    bytes[10] ^= 0xFF;
+    std::fs::write(&staged[0], bytes).unwrap();
+
+    pass(&meter, &transport).await.unwrap();
+    meter.assert_at(&release, NEW);
+    // Resumed after the staged prefix, which was hashed again with the
+    // new bytes: the mismatch sends the file again from its start.
+    let log = transport.fetch_log();
+    let first = &log[0].0;
+    let offsets: Vec<u64> = log
+        .iter()
+        .filter(|(path, _)| path == first)
+        .map(|&(_, from)| from)
+        .collect();
+    assert_eq!(offsets, [0, 100, 0], "{first}");
 }
