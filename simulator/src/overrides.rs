@@ -15,7 +15,7 @@ use std::str::FromStr;
 use crate::scenario::{Scenario, ScenarioError};
 
 /// Tables and arrays a scenario file replaces as a whole.
-const REPLACED: [&str; 7] = [
+const REPLACED: [&str; 8] = [
     "fleet.install",
     "fleet.uplink_intervals",
     "fleet.versions",
@@ -23,6 +23,7 @@ const REPLACED: [&str; 7] = [
     "lora.gateway_positions",
     "van.waypoints",
     "release.release_dir",
+    "release.signing_key",
 ];
 
 /// One `--set KEY=VALUE`.

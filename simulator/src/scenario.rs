@@ -381,6 +381,10 @@ pub struct Release {
     pub target: String,
     /// Bytes per source version, when no `release_dir` is given.
     pub sizes: BTreeMap<String, u64>,
+    /// A release-signing key (`otavan keygen`'s `.key` file, relative to
+    /// the scenario): live rehearsals sign a copy of the release tree with
+    /// it and provision the meters to trust its public key.
+    pub signing_key: Option<PathBuf>,
 }
 
 impl Default for Release {
@@ -390,6 +394,7 @@ impl Default for Release {
             deltas: true,
             target: "2.0.0".into(),
             sizes: [("1.0.0".to_string(), 300_000)].into_iter().collect(),
+            signing_key: None,
         }
     }
 }

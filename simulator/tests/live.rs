@@ -45,6 +45,7 @@ fn live_meters_update_and_every_check_passes() {
     assert!(r.report.updated >= 30, "{:?}", r.report.failures);
     assert!(checks.reports_stored >= r.report.updated * 5);
     assert_eq!(live.joins, 40);
+    assert_eq!(checks.verified_signed_release, 0);
     // The analytic mode on the same meters agrees within a few meters.
     let analytic = r.report.analytic.as_ref().unwrap();
     assert!(
@@ -130,4 +131,21 @@ fn live_mode_needs_a_release_tree() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("release_dir"), "{err}");
+}
+
+#[test]
+fn a_signed_release_is_verified_by_every_meter() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("release.key");
+    let keys = otavan_protocol::descriptor::KeyPair::from_seed([7; 32]);
+    std::fs::write(&key, keys.to_file()).unwrap();
+    let mut s = town(20);
+    s.release.signing_key = Some(key);
+    let r = rehearse_live(&s, "town", &options(&dir.path().join("run"), 3), &mut |_| {}).unwrap();
+    let live = r.report.live.as_ref().unwrap();
+    assert!(live.checks.passed(), "{:?}", live.checks);
+    assert!(r.report.updated > 10, "{:?}", r.report.failures);
+    // Every updated meter verified the target's signed descriptor (and
+    // recorded its counter); unsigned runs record none.
+    assert_eq!(live.checks.verified_signed_release, r.report.updated);
 }

@@ -24,6 +24,9 @@ pub struct Checks {
     pub exactly_target: u64,
     /// Meters at their source version with exactly its files and firmware.
     pub exactly_source: u64,
+    /// Meters that recorded a signed release's counter: they verified its
+    /// descriptor (0 when the release is not signed).
+    pub verified_signed_release: u64,
     /// Meters in neither state (should be 0), with what differs.
     pub mismatched: Vec<String>,
     /// Reports in the van server's store.
@@ -75,7 +78,10 @@ pub fn check(index: &ReleaseIndex, store: &ReportStore, meters: &[Checked<'_>]) 
         };
         let device = Meter::new(storage.clone(), FileSlots::new(storage));
         let version = match device.state() {
-            Ok(state) => state.version,
+            Ok(state) => {
+                checks.verified_signed_release += u64::from(state.highest_counter > 0);
+                state.version
+            }
             Err(e) => {
                 checks
                     .mismatched

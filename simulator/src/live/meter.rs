@@ -18,6 +18,7 @@ use otavan_client::storage::DirStorage;
 use otavan_client::wifi::{Credentials, VanNetwork};
 use otavan_loranet::{DeviceKeys, NetworkServer, SimRadio, SimTimer};
 use otavan_protocol::Version;
+use otavan_protocol::descriptor::PublicKey;
 use otavan_protocol::lora::{DEFAULT_FPORT, OtaResult};
 use otavan_protocol::region::Region;
 use tokio::time::sleep_until;
@@ -85,16 +86,22 @@ pub fn provision(
     source: &Path,
     version: &Version,
     image: Option<&Path>,
+    trust: Option<&PublicKey>,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(root)?;
     copy_tree(source, root)?;
     let storage = DirStorage::new(root)?;
     let mut file = image.map(std::fs::File::open).transpose()?;
     let reader = file.as_mut().map(|f| f as &mut dyn std::io::Read);
-    otavan_client::device::provision(&storage, version, reader, None)
+    otavan_client::device::provision(&storage, version, reader, trust)
 }
 
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Copies the files and folders under `from` into `to`.
+///
+/// # Errors
+///
+/// The first I/O error.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     if !from.exists() {
         return Ok(());
     }

@@ -44,6 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use otavan_loranet::{DeviceKeys, NetworkConfig, NetworkServer};
+use otavan_protocol::descriptor::{KeyPair, PublicKey};
 use otavan_protocol::region::Region;
 use otavan_server::reports::ReportStore;
 use otavan_server::state::{IndexSettings, Release, Shared};
@@ -155,7 +156,20 @@ pub fn rehearse_live(
     let Some(release_dir) = scenario.release.release_dir.clone() else {
         return Err(LiveError::NoReleaseTree);
     };
-    let release_root = scenario.base_dir.join(release_dir);
+    let meters_dir = Workspace::new(options.meters_dir.clone()).map_err(|source| LiveError::Io {
+        path: options.meters_dir.clone().unwrap_or_else(|| "meters".into()),
+        source,
+    })?;
+    let (release_root, trust) = match &scenario.release.signing_key {
+        None => (scenario.base_dir.join(release_dir), None),
+        Some(key) => signed_copy(
+            &scenario.base_dir.join(release_dir),
+            &scenario.base_dir.join(key),
+            &meters_dir.path.join("release"),
+        )?,
+    };
+    let mut scenario = scenario;
+    scenario.release.release_dir = Some(release_root.clone());
     let seed = options.base.seed;
     let sizes = crate::release::update_sizes(&scenario, options.base.patch_cache.clone())?;
     let fleet = Fleet::generate(&scenario, seed);
@@ -195,7 +209,6 @@ pub fn rehearse_live(
     let store = ReportStore::open(&db).map_err(|e| LiveError::Server(e.to_string()))?;
     let shared = Arc::new(Shared::new(release, store, settings).with_inline_store());
 
-    let meters_dir = Workspace::new(options.meters_dir.clone()).map_err(io(Path::new("meters")))?;
     let mut setups = Vec::new();
     for (m, spec) in fleet.meters.iter().enumerate() {
         let version = &fleet.versions[usize::from(spec.version)];
@@ -213,7 +226,8 @@ pub fn rehearse_live(
             .index
             .firmware_for(version)
             .map(|(_, f)| f.disk_path.clone());
-        meter::provision(&root, &source, version, image.as_deref()).map_err(io(&root))?;
+        meter::provision(&root, &source, version, image.as_deref(), trust.as_ref())
+            .map_err(io(&root))?;
         let keys = DeviceKeys::simulated(m as u64 + 1);
         setups.push(meter::MeterSetup {
             m,
@@ -397,6 +411,30 @@ pub fn rehearse_live(
         run,
         fuota,
     })
+}
+
+/// Signs a copy of the release tree at `release` into `copy` with the key
+/// in `key_file`; returns the copy and the public key meters trust.
+fn signed_copy(
+    release: &Path,
+    key_file: &Path,
+    copy: &Path,
+) -> Result<(PathBuf, Option<PublicKey>), LiveError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| LiveError::Io { path, source }
+    };
+    let text = std::fs::read_to_string(key_file).map_err(io(key_file))?;
+    let keys = KeyPair::from_text(&text).map_err(|e| LiveError::Io {
+        path: key_file.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })?;
+    std::fs::create_dir_all(copy).map_err(io(copy))?;
+    meter::copy_tree(release, copy).map_err(io(copy))?;
+    // Valid until 2100: the meters' clocks start at the campaign's epoch.
+    otavan_server::sign::sign_release(copy, &keys, 4_102_444_800)
+        .map_err(|e| LiveError::Server(format!("signing the release: {e}")))?;
+    Ok((copy.to_path_buf(), Some(keys.public())))
 }
 
 /// The uplink data rate for spreading factor `sf` (DR0 without coverage).
