@@ -185,6 +185,22 @@ impl Radio {
         self.links(m).first().map(|(_, loss)| f64::from(*loss))
     }
 
+    /// The probability that at least one gateway hears one of meter `m`'s
+    /// uplinks (shadowing and collisions, as [`Self::try_wake`] draws them).
+    pub fn uplink_success(&self, m: usize) -> f64 {
+        let Some(sf) = self.sf(m) else { return 0.0 };
+        let missed: f64 = self
+            .links(m)
+            .iter()
+            .map(|&(g, loss)| {
+                let margin = self.tx_dbm - f64::from(loss) - sensitivity(sf, 125_000);
+                let heard = crate::fuota::normal_cdf(margin / self.sigma.max(1e-9));
+                1.0 - heard * self.survive[g as usize][usize::from(sf - 7)]
+            })
+            .product();
+        1.0 - missed
+    }
+
     /// Time on air of meter `m`'s periodic uplink.
     pub fn uplink_airtime(&self, m: usize) -> Time {
         micros(lorawan_uplink_airtime(

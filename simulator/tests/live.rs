@@ -141,7 +141,13 @@ fn a_signed_release_is_verified_by_every_meter() {
     std::fs::write(&key, keys.to_file()).unwrap();
     let mut s = town(20);
     s.release.signing_key = Some(key);
-    let r = rehearse_live(&s, "town", &options(&dir.path().join("run"), 3), &mut |_| {}).unwrap();
+    let r = rehearse_live(
+        &s,
+        "town",
+        &options(&dir.path().join("run"), 3),
+        &mut |_| {},
+    )
+    .unwrap();
     let live = r.report.live.as_ref().unwrap();
     assert!(live.checks.passed(), "{:?}", live.checks);
     assert!(r.report.updated > 10, "{:?}", r.report.failures);

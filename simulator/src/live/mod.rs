@@ -156,19 +156,27 @@ pub fn rehearse_live(
     let Some(release_dir) = scenario.release.release_dir.clone() else {
         return Err(LiveError::NoReleaseTree);
     };
-    let meters_dir = Workspace::new(options.meters_dir.clone()).map_err(|source| LiveError::Io {
-        path: options.meters_dir.clone().unwrap_or_else(|| "meters".into()),
+    let meters_dir =
+        Workspace::new(options.meters_dir.clone()).map_err(|source| LiveError::Io {
+            path: options
+                .meters_dir
+                .clone()
+                .unwrap_or_else(|| "meters".into()),
+            source,
+        })?;
+    let given = scenario.base_dir.join(release_dir);
+    let given = std::fs::canonicalize(&given).map_err(|source| LiveError::Io {
+        path: given.clone(),
         source,
     })?;
     let (release_root, trust) = match &scenario.release.signing_key {
-        None => (scenario.base_dir.join(release_dir), None),
+        None => (given, None),
         Some(key) => signed_copy(
-            &scenario.base_dir.join(release_dir),
+            &given,
             &scenario.base_dir.join(key),
             &meters_dir.path.join("release"),
         )?,
     };
-    let mut scenario = scenario;
     scenario.release.release_dir = Some(release_root.clone());
     let seed = options.base.seed;
     let sizes = crate::release::update_sizes(&scenario, options.base.patch_cache.clone())?;
@@ -269,6 +277,18 @@ pub fn rehearse_live(
         {
             network.set_frame_log_writer(std::io::BufWriter::new(file));
         }
+        // Uplinks reach the network as often as the link budget says.
+        let success: HashMap<[u8; 8], f64> = setups
+            .iter()
+            .map(|s| (plan::eui_key(&s.keys.dev_eui), radio.uplink_success(s.m)))
+            .collect();
+        let mut draws = otavan_loranet::rng::SimRng::new(seed ^ 0x6c6f_7373);
+        network.set_uplink_filter(move |info| match &info.dev_eui {
+            Some(eui) => {
+                draws.next_f64() < success.get(&plan::eui_key(eui)).copied().unwrap_or(1.0)
+            }
+            None => true,
+        });
         let last: plan::LastUplinks = Rc::new(RefCell::new(vec![None; fleet.meters.len()]));
         let mut index = HashMap::new();
         for setup in &setups {
