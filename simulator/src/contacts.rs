@@ -37,7 +37,7 @@ impl Contact {
 
 /// Every meter's contacts, in time order (compressed rows: meter `m`'s are
 /// `all[offsets[m]..offsets[m + 1]]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Contacts {
     offsets: Vec<u32>,
     all: Vec<Contact>,

@@ -113,55 +113,95 @@ pub fn rehearse(
     options: &Options,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Rehearsal, ScenarioError> {
-    let sizes = release::update_sizes(scenario, options.patch_cache.clone())?;
-    let fleet = Fleet::generate(scenario, options.seed);
-    let needs = fleet
-        .versions
-        .iter()
-        .map(|v| sizes.need(v))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut radio = Radio::new(scenario, &fleet);
+    let mut world = World::prepare(scenario, options)?;
     if options.record_frames {
-        radio.record_frames();
+        world.radio.record_frames();
     }
-    let routes = route::routes(scenario, &fleet.streets_y);
-    let drives = route::drive(
-        scenario,
-        routes,
-        from_secs_f64(scenario.campaign.duration_days * 86_400.0),
-    );
-    let contacts = Contacts::compute(&fleet, &drives.legs);
-    let plan = plan_config(scenario, &sizes);
+    let plan = plan_config(scenario, &world.sizes);
     let run = Engine::new(
         scenario,
         plan,
-        &fleet,
-        &contacts,
-        &mut radio,
-        &needs,
+        &world.fleet,
+        &world.contacts,
+        &mut world.radio,
+        &world.needs,
         options.seed,
     )
     .run(progress);
-    let fuota = fuota_baseline(scenario, &fleet, &radio, &needs);
-    let report = Report::build(&ReportInputs {
-        scenario,
-        name,
-        seed: options.seed,
-        fleet: &fleet,
-        radio: &radio,
-        drives: &drives,
-        run: &run,
-        sizes: &sizes,
-        fuota: &fuota,
-    });
-    Ok(Rehearsal {
-        report,
-        fleet,
-        radio,
-        drives,
-        run,
-        fuota,
-    })
+    Ok(world.finish(scenario, name, options.seed, run))
+}
+
+/// Everything a run happens in, before anything happens: the release's
+/// sizes, the meters, the network, the vans' drives and the contacts.
+/// Shared by the analytic and the live mode.
+pub(crate) struct World {
+    pub(crate) sizes: UpdateSizes,
+    pub(crate) fleet: Fleet,
+    /// Bytes each source version needs (`None`: already current).
+    pub(crate) needs: Vec<Option<u64>>,
+    pub(crate) radio: Radio,
+    pub(crate) drives: Drives,
+    pub(crate) contacts: Contacts,
+}
+
+impl World {
+    /// Builds the world of `scenario` for `options.seed`.
+    pub(crate) fn prepare(scenario: &Scenario, options: &Options) -> Result<World, ScenarioError> {
+        let sizes = release::update_sizes(scenario, options.patch_cache.clone())?;
+        let fleet = Fleet::generate(scenario, options.seed);
+        let needs = fleet
+            .versions
+            .iter()
+            .map(|v| sizes.need(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let radio = Radio::new(scenario, &fleet);
+        let routes = route::routes(scenario, &fleet.streets_y);
+        let drives = route::drive(scenario, routes, horizon(scenario));
+        let contacts = Contacts::compute(&fleet, &drives.legs);
+        Ok(World {
+            sizes,
+            fleet,
+            needs,
+            radio,
+            drives,
+            contacts,
+        })
+    }
+
+    /// Sums up `run` in this world: the FUOTA baseline and the report.
+    pub(crate) fn finish(
+        self,
+        scenario: &Scenario,
+        name: &str,
+        seed: u64,
+        run: RunResult,
+    ) -> Rehearsal {
+        let fuota = fuota_baseline(scenario, &self.fleet, &self.radio, &self.needs);
+        let report = Report::build(&ReportInputs {
+            scenario,
+            name,
+            seed,
+            fleet: &self.fleet,
+            radio: &self.radio,
+            drives: &self.drives,
+            run: &run,
+            sizes: &self.sizes,
+            fuota: &fuota,
+        });
+        Rehearsal {
+            report,
+            fleet: self.fleet,
+            radio: self.radio,
+            drives: self.drives,
+            run,
+            fuota,
+        }
+    }
+}
+
+/// The campaign's end, in virtual time.
+pub fn horizon(scenario: &Scenario) -> time::Time {
+    from_secs_f64(scenario.campaign.duration_days * 86_400.0)
 }
 
 /// The planner's settings for `scenario`.

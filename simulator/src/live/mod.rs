@@ -52,9 +52,6 @@ use serde::Serialize;
 
 use crate::contacts::Contacts;
 use crate::engine::{MeterResult, Outcome, RunResult, Totals};
-use crate::fleet::Fleet;
-use crate::radio::Radio;
-use crate::report::{Report, ReportInputs};
 use crate::scenario::{Scenario, ScenarioError};
 use crate::time::{Time, secs};
 use crate::{Options, Rehearsal, plan_config, rehearse};
@@ -179,18 +176,15 @@ pub fn rehearse_live(
     };
     scenario.release.release_dir = Some(release_root.clone());
     let seed = options.base.seed;
-    let sizes = crate::release::update_sizes(&scenario, options.base.patch_cache.clone())?;
-    let fleet = Fleet::generate(&scenario, seed);
-    let needs = fleet
-        .versions
-        .iter()
-        .map(|v| sizes.need(v))
-        .collect::<Result<Vec<_>, _>>()?;
-    let radio = Radio::new(&scenario, &fleet);
-    let horizon = crate::time::from_secs_f64(scenario.campaign.duration_days * 86_400.0);
-    let routes = crate::route::routes(&scenario, &fleet.streets_y);
-    let drives = crate::route::drive(&scenario, routes, horizon);
-    let contacts = Contacts::compute(&fleet, &drives.legs);
+    let crate::World {
+        sizes,
+        fleet,
+        needs,
+        radio,
+        drives,
+        contacts,
+    } = crate::World::prepare(&scenario, &options.base)?;
+    let horizon = crate::horizon(&scenario);
 
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -391,18 +385,16 @@ pub fn rehearse_live(
             incidents: world.incidents.borrow().clone(),
         },
     };
-    let fuota = crate::fuota_baseline(&scenario, &fleet, &radio, &needs);
-    let mut report = Report::build(&ReportInputs {
-        scenario: &scenario,
-        name,
-        seed,
-        fleet: &fleet,
-        radio: &radio,
-        drives: &drives,
-        run: &run,
-        sizes: &sizes,
-        fuota: &fuota,
-    });
+    let mut rehearsal = crate::World {
+        sizes,
+        fleet,
+        needs,
+        radio,
+        drives,
+        contacts: Contacts::default(),
+    }
+    .finish(&scenario, name, seed, run);
+    let report = &mut rehearsal.report;
     report.live = Some(LiveSummary {
         meters: setups.len() as u64,
         trigger_steps: world.steps.get(),
@@ -423,14 +415,7 @@ pub fn rehearse_live(
             failures: analytic.report.failures,
         });
     }
-    Ok(Rehearsal {
-        report,
-        fleet,
-        radio,
-        drives,
-        run,
-        fuota,
-    })
+    Ok(rehearsal)
 }
 
 /// Signs a copy of the release tree at `release` into `copy` with the key
