@@ -127,7 +127,7 @@ async fn malformed_reports_get_4xx_and_store_nothing() {
     );
     let csv = server.get("/reports.csv", &[]).await.text();
     assert_eq!(
-        csv, "time,device_id,from_version,to_version,state,error\n",
+        csv, "time,device_id,from_version,to_version,state,error,source\n",
         "nothing stored"
     );
 }
