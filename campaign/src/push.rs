@@ -122,7 +122,7 @@ pub async fn push(
     rows: &[PlanRow],
     progress: &mut Progress,
     config: &PushConfig,
-    events: &mut dyn FnMut(PushEvent),
+    events: &mut (dyn FnMut(PushEvent) + Send),
 ) -> Result<PushSummary, PushError> {
     let mut pending: Vec<&PlanRow> = rows
         .iter()
@@ -150,7 +150,12 @@ pub async fn push(
                 until: row.enqueue_at,
                 left: pending.len() - i,
             });
-            idle(&mut link, row.enqueue_at).await;
+            if let Err(error) = idle(&mut link, row.enqueue_at).await {
+                events(PushEvent::Disconnected {
+                    error: error.to_string(),
+                    retry_in: Duration::ZERO,
+                });
+            }
         }
         let topic = config.server.downlink_topic(row.dev_eui);
         let message = config
@@ -214,22 +219,24 @@ pub async fn push(
     Ok(summary)
 }
 
-/// Keeps the connection alive until `until`; a connection that drops
-/// meanwhile is left closed (the next publish reconnects).
-async fn idle(link: &mut Option<Link>, until: OffsetDateTime) {
+/// Keeps the connection alive until `until`. A connection that drops
+/// meanwhile is closed (the next publish reconnects) and its error
+/// returned once the time has come.
+async fn idle(link: &mut Option<Link>, until: OffsetDateTime) -> Result<(), LinkError> {
     let wait = sleep_until(until);
     tokio::pin!(wait);
-    loop {
-        match link.as_mut() {
-            Some(l) => {
-                tokio::select! {
-                    () = &mut wait => return,
-                    event = l.next() => if event.is_err() { *link = None },
-                }
-            }
-            None => return wait.await,
+    while let Some(l) = link.as_mut() {
+        tokio::select! {
+            () = &mut wait => return Ok(()),
+            event = l.next() => if let Err(error) = event {
+                *link = None;
+                wait.await;
+                return Err(error);
+            },
         }
     }
+    wait.await;
+    Ok(())
 }
 
 fn sleep_until(t: OffsetDateTime) -> impl Future<Output = ()> {

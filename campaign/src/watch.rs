@@ -105,7 +105,7 @@ pub async fn watch(
     config: &WatchConfig,
     store: &ReportStore,
     shutdown: impl Future<Output = ()>,
-    events: &mut dyn FnMut(WatchEvent),
+    events: &mut (dyn FnMut(WatchEvent) + Send),
 ) -> Result<WatchSummary, WatchError> {
     let names: HashMap<VersionTag, &Version> = config
         .versions
