@@ -133,6 +133,9 @@ pub async fn push(
         already_sent: rows.len() - pending.len(),
         ..PushSummary::default()
     };
+    if pending.is_empty() {
+        return Ok(summary);
+    }
     let connect_error = |error| PushError::Connect {
         broker: config.broker.to_string(),
         error,

@@ -40,10 +40,10 @@ async fn watch_while(
         stop.send(()).unwrap();
     });
     let summary = watch(&config, store, async { stopped.await.unwrap() }, &mut |e| {
-        if let otavan_campaign::watch::WatchEvent::Subscribed(_) = e {
-            if let Some(tx) = subscribed.take() {
-                tx.send(()).unwrap();
-            }
+        if matches!(e, otavan_campaign::watch::WatchEvent::Subscribed(_))
+            && let Some(tx) = subscribed.take()
+        {
+            tx.send(()).unwrap();
         }
     })
     .await
