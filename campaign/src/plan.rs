@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use otavan_loranet::airtime::{lorawan_downlink_airtime, lorawan_uplink_airtime};
 use otavan_protocol::Version;
-use otavan_protocol::lora::{DEFAULT_FPORT, VersionTag, Wake, Window};
+use otavan_protocol::lora::{DEFAULT_FPORT, Delay, VersionTag, Wake, Window};
 use otavan_protocol::region::Region;
 use otavan_sim::contacts::{Contact, Contacts};
 use otavan_sim::fleet::{Fleet, MeterSpec};
@@ -252,7 +252,7 @@ pub fn plan(
     }
     rows.sort_by_key(|r| (r.enqueue_at, r.dev_eui));
     let count = |o: Outcome| outcomes.iter().filter(|(_, x)| *x == o).count();
-    let wake_bytes = planner.wake_bytes();
+    let wake_bytes = planner.wake_bytes;
     let capacity = capacity::gateway_downlinks_per_hour(settings.region, wake_bytes);
     let peak_hour = load.peak();
     let summary = Summary {
@@ -313,6 +313,8 @@ struct Planned {
 struct Planner {
     config: PlanConfig,
     rx_delay: Time,
+    /// The WAKE's length, bytes.
+    wake_bytes: usize,
     jitter: Time,
     min_contact: Time,
 }
@@ -332,7 +334,14 @@ impl Planner {
         };
         // The slowest case: a status-sized uplink at SF12, RX1 one second
         // after it, the WAKE at SF12.
-        let wake_bytes = if config.version_tag.is_some() { 11 } else { 7 };
+        let wake_bytes = Wake {
+            campaign: 0,
+            delay: Delay::ZERO,
+            window: Window::ZERO,
+            network: 0,
+            version_tag: config.version_tag,
+        }
+        .buffer_len();
         let airtime = |d: Duration| d.as_micros() as Time;
         let rx_delay = airtime(lorawan_uplink_airtime(10, 12, 125_000))
             + secs(1)
@@ -340,16 +349,9 @@ impl Planner {
         Planner {
             config,
             rx_delay,
+            wake_bytes,
             jitter: config.jitter,
             min_contact: config.min_contact,
-        }
-    }
-
-    fn wake_bytes(&self) -> usize {
-        if self.config.version_tag.is_some() {
-            11
-        } else {
-            7
         }
     }
 
