@@ -375,6 +375,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             status.last_result, status.campaign, status.battery
         ),
         WatchEvent::Malformed { topic, error } => eprintln!("otavan: skipped {topic}: {error}"),
+        WatchEvent::OtherPort { .. } => {}
     })
     .await?;
     println!(

@@ -59,6 +59,13 @@ pub enum WatchEvent {
         /// The version it runs (name, or tag).
         version: String,
     },
+    /// An uplink on another port (a meter reading), skipped.
+    OtherPort {
+        /// The meter.
+        dev_eui: DevEui,
+        /// Its port.
+        fport: Option<u8>,
+    },
     /// An uplink could not be read.
     Malformed {
         /// The topic.
@@ -141,7 +148,13 @@ pub async fn watch(
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 match config.server.parse_uplink(&publish.payload) {
-                    Ok(up) if up.fport != Some(config.fport) => summary.other_port += 1,
+                    Ok(up) if up.fport != Some(config.fport) => {
+                        summary.other_port += 1;
+                        events(WatchEvent::OtherPort {
+                            dev_eui: up.dev_eui,
+                            fport: up.fport,
+                        });
+                    }
                     Ok(up) => match StatusUplink::decode(&up.payload) {
                         Ok(status) => {
                             let version = match names.get(&status.version_tag) {

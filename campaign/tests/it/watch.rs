@@ -1,10 +1,12 @@
 //! `campaign watch` against mosquitto: status uplinks become `lora` rows
 //! of the van's report store.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use otavan_campaign::mqtt::{DeviceIds, NetworkServer};
-use otavan_campaign::watch::{WatchConfig, WatchSummary, watch};
+use otavan_campaign::watch::{WatchConfig, WatchEvent, WatchSummary, watch};
 use otavan_server::reports::ReportStore;
 
 use crate::broker::{Mosquitto, publish};
@@ -14,6 +16,7 @@ async fn watch_while(
     server: NetworkServer,
     store: &ReportStore,
     messages: &[(&str, String)],
+    expected: usize,
 ) -> WatchSummary {
     let config = WatchConfig {
         broker: broker.url().parse().unwrap(),
@@ -30,22 +33,41 @@ async fn watch_while(
         .iter()
         .map(|(t, m)| ((*t).to_owned(), m.clone()))
         .collect();
+    // Every message of the watched application gives one event once
+    // handled; stop when `expected` have (or after 20 s).
+    let handled = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&handled);
     let publisher = tokio::spawn(async move {
         ready.await.unwrap();
         for (topic, message) in &messages {
             publish(port, topic, message).await;
         }
-        // Let the watcher store the last one.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while seen.load(Ordering::SeqCst) < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A message too many would show up in the summary.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         stop.send(()).unwrap();
     });
-    let summary = watch(&config, store, async { stopped.await.unwrap() }, &mut |e| {
-        if matches!(e, otavan_campaign::watch::WatchEvent::Subscribed(_))
-            && let Some(tx) = subscribed.take()
-        {
-            tx.send(()).unwrap();
-        }
-    })
+    let summary = watch(
+        &config,
+        store,
+        async { stopped.await.unwrap() },
+        &mut |e| match e {
+            WatchEvent::Subscribed(_) => {
+                if let Some(tx) = subscribed.take() {
+                    tx.send(()).unwrap();
+                }
+            }
+            WatchEvent::Stored { .. }
+            | WatchEvent::OtherPort { .. }
+            | WatchEvent::Malformed { .. } => {
+                handled.fetch_add(1, Ordering::SeqCst);
+            }
+            WatchEvent::Disconnected { .. } => {}
+        },
+    )
     .await
     .unwrap();
     publisher.await.unwrap();
@@ -99,6 +121,7 @@ async fn chirpstack_status_uplinks_are_stored_as_lora_rows() {
                 status("70b3d57ed0000005", &updated),
             ),
         ],
+        4, // the other application's is never seen
     )
     .await;
     assert_eq!(
@@ -133,6 +156,7 @@ async fn tts_status_uplinks_are_stored_as_lora_rows() {
             "v3/meters@acme/devices/eui-70b3d57ed0000009/up",
             message.to_owned(),
         )],
+        1,
     )
     .await;
     assert_eq!(summary.stored, 1);
