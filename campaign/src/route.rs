@@ -111,6 +111,8 @@ pub fn legs(
         };
         if let Some((from, t0)) = previous {
             let metres = from.distance(here);
+            // Infinite or NaN when no time passes: the branches before catch it.
+            let kmh = metres / (at.saturating_sub(t0) as f64 / 1e6) * 3.6;
             if at < t0 {
                 problems.add(w.line, "time is earlier than the previous waypoint's");
             } else if at == t0 && metres > 0.0 {
@@ -118,11 +120,12 @@ pub fn legs(
                     w.line,
                     format!("the van cannot be {metres:.0} m away at the same time"),
                 );
-            } else if metres / ((at - t0) as f64 / 1e6) * 3.6 > MAX_SPEED_KMH {
-                let kmh = metres / ((at - t0) as f64 / 1e6) * 3.6;
+            } else if kmh > MAX_SPEED_KMH {
                 problems.add(
                     w.line,
-                    format!("reaching it takes {kmh:.0} km/h (more than {MAX_SPEED_KMH}): check the time and the position"),
+                    format!(
+                        "reaching it takes {kmh:.0} km/h (more than {MAX_SPEED_KMH}): check the time and the position"
+                    ),
                 );
             } else {
                 split(from, here, t0, at, &mut legs);
