@@ -1,5 +1,6 @@
 //! The `otavan` command: parses flags and dispatches to the crates.
 
+mod campaign;
 mod device;
 mod log;
 mod lora;
@@ -47,6 +48,10 @@ enum Command {
     Lora(lora::LoraCommand),
     /// Rehearse a campaign: simulate meters, LoRaWAN wake-ups and vans.
     Rehearse(rehearse::RehearseArgs),
+    /// Run a campaign: plan WAKEs from an inventory and a route, push them
+    /// to the network server, watch the meters' status uplinks.
+    #[command(subcommand)]
+    Campaign(campaign::CampaignCommand),
 }
 
 #[derive(clap::Args)]
@@ -117,6 +122,7 @@ fn main() -> ExitCode {
         Command::Release(command) => release::run(command),
         Command::Lora(command) => lora::run(command),
         Command::Rehearse(args) => rehearse::run(args),
+        Command::Campaign(command) => campaign::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

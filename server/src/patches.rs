@@ -123,7 +123,7 @@ fn cached_patch(
 
 /// Replaces `path` with `content` via a temporary file and a rename, so
 /// readers (and a crash) see the old or the new file, never half of one.
-pub(crate) fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
+pub fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
     let temporary = PathBuf::from(format!("{}.tmp", path.display()));
     std::fs::write(&temporary, content)?;
     std::fs::rename(&temporary, path)

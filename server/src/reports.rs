@@ -1,5 +1,10 @@
 //! The van's report store: meters' status reports in an embedded SQLite
 //! database, exported as CSV for the office.
+//!
+//! One table, `reports`, holds what the van heard (`source` `van`: the
+//! meters' `POST /report`) and what the LoRaWAN network server heard
+//! (`source` `lora`: status uplinks stored by `otavan campaign watch`), so
+//! one query shows a campaign's progress from both sides.
 
 use std::io::Write;
 use std::path::Path;
@@ -7,17 +12,42 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use otavan_protocol::Report;
+use otavan_protocol::lora::StatusUplink;
 use rusqlite::{Connection, params};
 
 /// Columns of `GET /reports.csv`, in order.
-pub const CSV_HEADER: [&str; 6] = [
+pub const CSV_HEADER: [&str; 7] = [
     "time",
     "device_id",
     "from_version",
     "to_version",
     "state",
     "error",
+    "source",
 ];
+
+/// A meter's status as its LoRaWAN STATUS uplink tells it.
+#[derive(Debug, Clone, Copy)]
+pub struct LoraStatus<'a> {
+    /// The meter (its DevEUI, upper-case hex).
+    pub device_id: &'a str,
+    /// The version it runs: a name when its tag is known, else the tag.
+    pub version: &'a str,
+    /// The decoded uplink.
+    pub status: &'a StatusUplink,
+}
+
+impl LoraStatus<'_> {
+    /// The row's `state`: the last result's name in upper case
+    /// (`UPDATED`, `WIFI_JOIN_FAILED`, `NONE` before any attempt, `CODE_n`
+    /// for a code this build does not know).
+    pub fn state(&self) -> String {
+        match self.status.last_result.name() {
+            Some(name) => name.to_ascii_uppercase(),
+            None => format!("CODE_{}", self.status.last_result.code()),
+        }
+    }
+}
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +66,17 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let columns: Vec<String> = statement
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
-    if !columns.iter().any(|c| c == "full_bytes") {
-        conn.execute_batch("ALTER TABLE reports ADD COLUMN full_bytes INTEGER;")?;
+    let added = [
+        ("full_bytes", "full_bytes INTEGER"),
+        ("source", "source TEXT NOT NULL DEFAULT 'van'"),
+        ("campaign", "campaign INTEGER"),
+        ("battery", "battery INTEGER"),
+        ("pending_confirm", "pending_confirm INTEGER"),
+    ];
+    for (name, definition) in added {
+        if !columns.iter().any(|c| c == name) {
+            conn.execute_batch(&format!("ALTER TABLE reports ADD COLUMN {definition};"))?;
+        }
     }
     Ok(())
 }
@@ -66,7 +105,11 @@ impl ReportStore {
                 state TEXT NOT NULL,
                 error TEXT,
                 bytes INTEGER,
-                full_bytes INTEGER
+                full_bytes INTEGER,
+                source TEXT NOT NULL DEFAULT 'van',
+                campaign INTEGER,
+                battery INTEGER,
+                pending_confirm INTEGER
             );",
         )?;
         migrate(&conn)?;
@@ -97,6 +140,29 @@ impl ReportStore {
         Ok(())
     }
 
+    /// Stores a meter's status uplink received at `time` (source `lora`):
+    /// `from_version` and `to_version` are both the version it runs,
+    /// `state` is [`LoraStatus::state`], and the campaign, battery and
+    /// pending-confirmation flag get their own columns.
+    pub fn insert_lora(&self, row: &LoraStatus<'_>, time: SystemTime) -> Result<(), StoreError> {
+        let time = humantime::format_rfc3339_millis(time).to_string();
+        self.conn().execute(
+            "INSERT INTO reports (time, device_id, from_version, to_version, state, source,
+                                  campaign, battery, pending_confirm)
+             VALUES (?1, ?2, ?3, ?3, ?4, 'lora', ?5, ?6, ?7)",
+            params![
+                time,
+                row.device_id,
+                row.version,
+                row.state(),
+                row.status.campaign,
+                row.status.battery,
+                row.status.pending_confirm
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Number of stored reports.
     pub fn count(&self) -> Result<u64, StoreError> {
         let n: i64 = self
@@ -111,18 +177,19 @@ impl ReportStore {
         writer.write_record(CSV_HEADER)?;
         let conn = self.conn();
         let mut statement = conn.prepare(
-            "SELECT time, device_id, from_version, to_version, state, COALESCE(error, '')
+            "SELECT time, device_id, from_version, to_version, state, COALESCE(error, ''), source
              FROM reports ORDER BY id",
         )?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
-            let fields: [String; 6] = [
+            let fields: [String; 7] = [
                 row.get(0)?,
                 row.get(1)?,
                 row.get(2)?,
                 row.get(3)?,
                 row.get(4)?,
                 row.get(5)?,
+                row.get(6)?,
             ];
             writer.write_record(&fields)?;
         }
@@ -163,5 +230,54 @@ mod tests {
         assert_eq!(store.count().unwrap(), 2);
         // Opening again is a no-op.
         ReportStore::open(&path).unwrap();
+        let mut csv = Vec::new();
+        store.export_csv(&mut csv).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        assert!(csv.lines().skip(1).all(|l| l.ends_with(",van")), "{csv}");
+    }
+
+    #[test]
+    fn lora_status_rows_sit_beside_van_reports() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = ReportStore::open(&dir.path().join("van.db")).unwrap();
+        let report: Report = serde_json::from_str(
+            r#"{"device_id":"70B3D57ED0001234","from_version":"1.0.0","to_version":"1.1.0","state":"UPDATED"}"#,
+        )
+        .unwrap();
+        store.insert(&report, SystemTime::UNIX_EPOCH).unwrap();
+        let status = StatusUplink::decode(&hex::decode("18deadbeef0108c80007").unwrap()).unwrap();
+        let row = LoraStatus {
+            device_id: "70B3D57ED0001234",
+            version: "1.0.0",
+            status: &status,
+        };
+        store.insert_lora(&row, SystemTime::UNIX_EPOCH).unwrap();
+        let mut unknown = status;
+        unknown.last_result = otavan_protocol::lora::OtaResult::Other(42);
+        assert_eq!(
+            LoraStatus {
+                status: &unknown,
+                ..row
+            }
+            .state(),
+            "CODE_42"
+        );
+        let mut csv = Vec::new();
+        store.export_csv(&mut csv).unwrap();
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "time,device_id,from_version,to_version,state,error,source\n\
+             1970-01-01T00:00:00.000Z,70B3D57ED0001234,1.0.0,1.1.0,UPDATED,,van\n\
+             1970-01-01T00:00:00.000Z,70B3D57ED0001234,1.0.0,1.0.0,WIFI_JOIN_FAILED,,lora\n"
+        );
+        let conn = store.conn();
+        let (campaign, battery, pending): (i64, i64, bool) = conn
+            .query_row(
+                "SELECT campaign, battery, pending_confirm FROM reports WHERE source = 'lora'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((campaign, battery, pending), (7, 200, true));
     }
 }

@@ -105,6 +105,35 @@ impl Fleet {
         }
     }
 
+    /// A fleet of meters given one by one (campaign operations plan from a
+    /// real inventory rather than a generated town). `installs` names the
+    /// kinds the meters' `install` indices refer to and `versions` the
+    /// versions their `version` indices do; there is no street grid, and
+    /// the area is the meters' bounding box.
+    pub fn from_meters(
+        meters: Vec<MeterSpec>,
+        installs: Vec<String>,
+        versions: Vec<Version>,
+    ) -> Fleet {
+        let (mut min, mut max) = match meters.first() {
+            Some(m) => (m.pos, m.pos),
+            None => (Point::default(), Point::default()),
+        };
+        for m in &meters {
+            min = Point::new(min.x.min(m.pos.x), min.y.min(m.pos.y));
+            max = Point::new(max.x.max(m.pos.x), max.y.max(m.pos.y));
+        }
+        Fleet {
+            meters,
+            install_loss_db: vec![0.0; installs.len()],
+            installs,
+            versions,
+            streets_y: Vec::new(),
+            min,
+            max,
+        }
+    }
+
     /// The longest WiFi range of any meter (the spatial index's cell size).
     pub fn max_wifi_range(&self) -> f64 {
         self.meters
@@ -174,6 +203,32 @@ mod tests {
         );
         let other = Fleet::generate(&scenario, 6);
         assert!(fleet.meters[0].pos != other.meters[0].pos);
+    }
+
+    #[test]
+    fn a_fleet_from_given_meters_spans_their_bounding_box() {
+        let meter = |x, y| MeterSpec {
+            pos: Point::new(x, y),
+            install: 0,
+            wifi_range_m: 30.0,
+            version: 0,
+            interval: 100,
+            phase: 0,
+            goodput_bps: 1.0,
+        };
+        let fleet = Fleet::from_meters(
+            vec![meter(-5.0, 20.0), meter(40.0, -3.0), meter(10.0, 7.0)],
+            vec!["indoor".into()],
+            Vec::new(),
+        );
+        assert_eq!(fleet.meters.len(), 3);
+        assert_eq!(
+            (fleet.min, fleet.max),
+            (Point::new(-5.0, -3.0), Point::new(40.0, 20.0))
+        );
+        assert_eq!(fleet.install_loss_db, [0.0]);
+        let empty = Fleet::from_meters(Vec::new(), Vec::new(), Vec::new());
+        assert_eq!((empty.min, empty.max), (Point::default(), Point::default()));
     }
 
     #[test]

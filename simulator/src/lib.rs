@@ -27,6 +27,12 @@
 //!
 //! let mut scenario = Scenario::default();
 //! scenario.fleet.meters = 200;
+//! // Rooftop gateways (the examples' path-loss fit): with the street-level
+//! // default most indoor meters have no LoRa coverage.
+//! scenario.lora.path_loss_d0_m = 1000.0;
+//! scenario.lora.path_loss_d0_db = 128.95;
+//! scenario.lora.path_loss_exponent = 2.32;
+//! scenario.lora.shadowing_sigma_db = 7.8;
 //! let run = rehearse(&scenario, "doc", &Options::default(), &mut |_| {}).unwrap();
 //! assert_eq!(run.report.meters, 200);
 //! // Every meter is updated, was already current, or failed for a reason.

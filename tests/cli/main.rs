@@ -2,6 +2,8 @@
 
 mod common;
 
+mod campaign;
+
 mod device;
 mod lora;
 mod rehearse;

@@ -37,7 +37,8 @@ async fn valid_reports_are_stored_and_exported() {
             "from_version",
             "to_version",
             "state",
-            "error"
+            "error",
+            "source"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -50,6 +51,7 @@ async fn valid_reports_are_stored_and_exported() {
     assert_eq!(&rows[0][1], "70B3D57ED0001234");
     assert_eq!(&rows[0][4], "UPDATED");
     assert_eq!(&rows[0][5], "");
+    assert_eq!(&rows[0][6], "van");
     assert_eq!(&rows[1][1], "meter,\"7\"");
     assert_eq!(&rows[1][4], "FAILED");
     assert_eq!(&rows[1][5], "sha1 mismatch for /flash/main.py");
@@ -127,7 +129,7 @@ async fn malformed_reports_get_4xx_and_store_nothing() {
     );
     let csv = server.get("/reports.csv", &[]).await.text();
     assert_eq!(
-        csv, "time,device_id,from_version,to_version,state,error\n",
+        csv, "time,device_id,from_version,to_version,state,error,source\n",
         "nothing stored"
     );
 }

@@ -1,0 +1,287 @@
+//! METERS.csv: the meter inventory a campaign is planned from.
+//!
+//! Columns `dev_eui,lat,lon,install,uplink_interval_s` and optionally
+//! `version` (what the meter runs; meters already at the campaign's
+//! target are not woken) and `last_uplink` (RFC 3339: when the network
+//! server last heard the meter, which gives the phase of its uplinks).
+//! Every row is checked and every bad one reported with its line number.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use otavan_protocol::Version;
+use otavan_sim::Scenario;
+use time::OffsetDateTime;
+
+use crate::clock;
+use crate::deveui::DevEui;
+use crate::table::{Field, InputError, Problems, Table};
+
+/// Shortest uplink interval accepted, seconds (as the rehearsal's).
+pub const MIN_UPLINK_INTERVAL_S: u64 = 60;
+/// Longest uplink interval accepted, seconds (a week).
+pub const MAX_UPLINK_INTERVAL_S: u64 = 7 * 86_400;
+
+/// One meter of the inventory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meter {
+    /// The line of METERS.csv it came from.
+    pub line: u64,
+    /// Its DevEUI.
+    pub dev_eui: DevEui,
+    /// Latitude, degrees.
+    pub lat: f64,
+    /// Longitude, degrees.
+    pub lon: f64,
+    /// Install kind, one of [`WifiRanges`].
+    pub install: String,
+    /// Seconds between its uplinks.
+    pub uplink_interval_s: u64,
+    /// The version it runs, if known.
+    pub version: Option<Version>,
+    /// When it was last heard, if known.
+    pub last_uplink: Option<OffsetDateTime>,
+}
+
+/// The WiFi range to the van assumed for each install kind, metres.
+///
+/// The defaults are the rehearsal scenario's install kinds
+/// (`Scenario::default().fleet.install`) at the *low* end of their range:
+/// the predicted contact is then inside the real one, so a window that
+/// covers the prediction covers the van.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WifiRanges(pub BTreeMap<String, f64>);
+
+impl Default for WifiRanges {
+    fn default() -> WifiRanges {
+        WifiRanges(
+            Scenario::default()
+                .fleet
+                .install
+                .into_iter()
+                .map(|(name, install)| (name, install.wifi_range_min_m))
+                .collect(),
+        )
+    }
+}
+
+impl WifiRanges {
+    /// Sets (or adds) the range of install kind `name`.
+    ///
+    /// # Errors
+    ///
+    /// When `metres` is not a positive number.
+    pub fn set(&mut self, name: &str, metres: f64) -> Result<(), String> {
+        if !(metres.is_finite() && metres > 0.0) {
+            return Err(format!(
+                "the WiFi range of {name:?} must be positive, not {metres}"
+            ));
+        }
+        self.0.insert(name.to_owned(), metres);
+        Ok(())
+    }
+
+    /// The range of install kind `name`.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.0.get(name).copied()
+    }
+
+    /// The install kinds, in name order.
+    pub fn names(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+}
+
+/// The columns of METERS.csv.
+const REQUIRED: [&str; 5] = ["dev_eui", "lat", "lon", "install", "uplink_interval_s"];
+const OPTIONAL: [&str; 2] = ["version", "last_uplink"];
+
+/// Reads and checks METERS.csv.
+///
+/// # Errors
+///
+/// [`InputError`] listing every bad row: malformed or duplicate DevEUI,
+/// coordinates out of range, an install kind not in `ranges`, an uplink
+/// interval outside 60 s to a week, a bad version or time. An inventory
+/// without meters is an error too.
+pub fn read(path: &Path, ranges: &WifiRanges) -> Result<Vec<Meter>, InputError> {
+    let table = Table::read(path, &REQUIRED, &OPTIONAL)?;
+    let mut problems = Problems::default();
+    let mut meters = Vec::with_capacity(table.len());
+    let mut seen: HashMap<DevEui, u64> = HashMap::new();
+    for (line, field) in table.rows() {
+        match meter(line, field, ranges) {
+            Ok(meter) => match seen.get(&meter.dev_eui) {
+                Some(first) => problems.add(
+                    line,
+                    format!("DevEUI {} is already on line {first}", meter.dev_eui),
+                ),
+                None => {
+                    seen.insert(meter.dev_eui, line);
+                    meters.push(meter);
+                }
+            },
+            Err(message) => problems.add(line, message),
+        }
+    }
+    if table.is_empty() {
+        problems.add(1, "no meters");
+    }
+    problems.check(path)?;
+    Ok(meters)
+}
+
+/// One row, or what is wrong with it (every problem, separated by `; `).
+fn meter(line: u64, field: Field<'_>, ranges: &WifiRanges) -> Result<Meter, String> {
+    let mut wrong = Vec::new();
+    let dev_eui = field
+        .require("dev_eui")
+        .and_then(str::parse)
+        .map_err(|e| wrong.push(e))
+        .ok();
+    let lat = coordinate(field, "lat", 90.0)
+        .map_err(|e| wrong.push(e))
+        .ok();
+    let lon = coordinate(field, "lon", 180.0)
+        .map_err(|e| wrong.push(e))
+        .ok();
+    let install = field
+        .require("install")
+        .and_then(|name| match ranges.get(name) {
+            Some(_) => Ok(name.to_owned()),
+            None => Err(format!(
+                "install {name:?} is not one of {} (--wifi-range KIND=METRES adds one)",
+                ranges.names().join(", ")
+            )),
+        })
+        .map_err(|e| wrong.push(e))
+        .ok();
+    let interval = field
+        .require("uplink_interval_s")
+        .and_then(|text| match text.parse::<u64>() {
+            Ok(s) if (MIN_UPLINK_INTERVAL_S..=MAX_UPLINK_INTERVAL_S).contains(&s) => Ok(s),
+            _ => Err(format!(
+                "uplink_interval_s {text:?} is not a whole number of seconds from \
+                 {MIN_UPLINK_INTERVAL_S} to {MAX_UPLINK_INTERVAL_S}"
+            )),
+        })
+        .map_err(|e| wrong.push(e))
+        .ok();
+    let version = field
+        .get("version")
+        .map(|text| Version::parse(text).map_err(|e| format!("version {text:?}: {e}")))
+        .transpose()
+        .map_err(|e| wrong.push(e))
+        .ok()
+        .flatten();
+    let last_uplink = field
+        .get("last_uplink")
+        .map(|text| clock::parse(text).map_err(|e| format!("last_uplink: {e}")))
+        .transpose()
+        .map_err(|e| wrong.push(e))
+        .ok()
+        .flatten();
+    match (dev_eui, lat, lon, install, interval) {
+        (Some(dev_eui), Some(lat), Some(lon), Some(install), Some(uplink_interval_s))
+            if wrong.is_empty() =>
+        {
+            Ok(Meter {
+                line,
+                dev_eui,
+                lat,
+                lon,
+                install,
+                uplink_interval_s,
+                version,
+                last_uplink,
+            })
+        }
+        _ => Err(wrong.join("; ")),
+    }
+}
+
+/// A latitude or longitude within `±limit` degrees.
+pub(crate) fn coordinate(field: Field<'_>, name: &str, limit: f64) -> Result<f64, String> {
+    let value = field.number(name)?;
+    if value.abs() <= limit {
+        Ok(value)
+    } else {
+        Err(format!("{name} {value} is outside -{limit}..{limit}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_text(text: &str) -> Result<Vec<Meter>, InputError> {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("METERS.csv");
+        std::fs::write(&path, text).unwrap();
+        read(&path, &WifiRanges::default())
+    }
+
+    #[test]
+    fn a_good_inventory() {
+        let meters = read_text(
+            "dev_eui,lat,lon,install,uplink_interval_s,version,last_uplink\n\
+             70b3d57ed0000001,52.52,13.40,indoor,3600,1.0.0,2025-06-02T07:12:00Z\n\
+             70B3D57ED0000002,52.521,13.401,basement,86400,,\n",
+        )
+        .unwrap();
+        assert_eq!(meters.len(), 2);
+        assert_eq!(meters[0].dev_eui.to_string(), "70B3D57ED0000001");
+        assert_eq!(meters[0].version.as_ref().unwrap().as_str(), "1.0.0");
+        assert!(meters[0].last_uplink.is_some());
+        assert_eq!((meters[1].line, meters[1].uplink_interval_s), (3, 86_400));
+        assert!(meters[1].version.is_none() && meters[1].last_uplink.is_none());
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_with_its_line() {
+        let error = read_text(
+            "dev_eui,lat,lon,install,uplink_interval_s\n\
+             70b3d57ed0000001,52.52,13.40,indoor,3600\n\
+             nope,95,13.40,attic,10\n\
+             70b3d57ed0000001,52.52,13.40,indoor,3600\n\
+             70b3d57ed0000003,52.52,east,indoor,1.5h\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("3 problems"), "{error}");
+        assert!(
+            error.contains("line 3: \"nope\" is not a DevEUI"),
+            "{error}"
+        );
+        assert!(error.contains("lat 95 is outside"), "{error}");
+        assert!(
+            error.contains("install \"attic\" is not one of basement, indoor, outdoor"),
+            "{error}"
+        );
+        assert!(error.contains("uplink_interval_s \"10\""), "{error}");
+        assert!(
+            error.contains("line 4: DevEUI 70B3D57ED0000001 is already on line 2"),
+            "{error}"
+        );
+        assert!(
+            error.contains("line 5: lon \"east\" is not a number"),
+            "{error}"
+        );
+        assert!(
+            read_text("dev_eui,lat,lon,install,uplink_interval_s\n")
+                .unwrap_err()
+                .to_string()
+                .contains("no meters")
+        );
+    }
+
+    #[test]
+    fn ranges_default_to_the_low_end_of_the_scenario_and_can_be_overridden() {
+        let mut ranges = WifiRanges::default();
+        assert_eq!(ranges.get("basement"), Some(10.0));
+        assert_eq!(ranges.get("outdoor"), Some(80.0));
+        ranges.set("attic", 25.0).unwrap();
+        assert_eq!(ranges.get("attic"), Some(25.0));
+        assert!(ranges.set("attic", -1.0).is_err());
+    }
+}

@@ -1,0 +1,703 @@
+//! `campaign plan`: a WAKE for every meter the van will pass, from the
+//! inventory and the route, with the simulator's contact model and
+//! planner.
+//!
+//! 1. Meters and waypoints are projected to local metres around the
+//!    route's centroid ([`Projection`]); each meter's WiFi range is its
+//!    install kind's ([`WifiRanges`]).
+//! 2. The route becomes timed legs ([`crate::route::legs`]) and
+//!    [`Contacts::compute`] finds when the van is within each meter's
+//!    range.
+//! 3. [`otavan_sim::planner::plan`] picks each meter's pass and the WAKE:
+//!    the uplink it rides on, when to queue it, and the delay and window,
+//!    rounded as the codec rounds them.
+//!
+//! # The uplink phase
+//!
+//! A class A meter hears a WAKE only after its next uplink, so the plan
+//! depends on when the meter's uplinks fall:
+//!
+//! - With `last_uplink`, uplinks are predicted at `last_uplink + k *
+//!   interval` (± the scenario's 30 s jitter) and the planner rides the
+//!   WAKE on the last uplink before the window, as in a rehearsal.
+//! - Without it, the WAKE is delivered at the first uplink after it is
+//!   queued: any time in one interval (plus jitter). The plan is then
+//!   made for the latest delivery (the planner sees an uplink every
+//!   second, so the latest delivery lands right before the window, and a
+//!   contact extended by the interval plus jitter, so the window opened by
+//!   the earliest delivery still lasts past the real contact). The window
+//!   is about one interval longer: more energy, and possible only while
+//!   the interval plus the margins fits the longest window a WAKE carries
+//!   (127 min): 30 min and 1 h meters, and 2 h meters for short contacts.
+//!   Longer intervals are counted in the summary as
+//!   `interval_too_long`, not planned.
+
+use std::time::Duration;
+
+use otavan_loranet::airtime::{lorawan_downlink_airtime, lorawan_uplink_airtime};
+use otavan_protocol::Version;
+use otavan_protocol::lora::{DEFAULT_FPORT, Delay, VersionTag, Wake, Window};
+use otavan_protocol::region::Region;
+use otavan_sim::contacts::{Contact, Contacts};
+use otavan_sim::fleet::{Fleet, MeterSpec};
+use otavan_sim::planner::{self, PlanConfig, Uplinks, WakePlan};
+use otavan_sim::scenario::{Policy, Scenario};
+use otavan_sim::time::{Time, as_secs_f64, from_secs_f64, secs};
+use time::OffsetDateTime;
+
+use crate::capacity::{self, HourlyLoad};
+use crate::clock::Clock;
+use crate::deveui::DevEui;
+use crate::geo::Projection;
+use crate::inventory::{Meter, WifiRanges};
+use crate::plan_csv::PlanRow;
+use crate::route::{self, Waypoint};
+use crate::table::Problems;
+
+/// What a plan is made with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// No WAKE is queued before this; route times count from it.
+    pub start: OffsetDateTime,
+    /// The van's speed between waypoints without times, km/h.
+    pub speed_kmh: f64,
+    /// The campaign number the WAKEs carry.
+    pub campaign: u16,
+    /// The van network slot the meters join.
+    pub network: u8,
+    /// The target version: WAKEs carry its tag, and meters the inventory
+    /// says are at it are not woken.
+    pub target: Option<Version>,
+    /// The application port of the WAKEs.
+    pub fport: u8,
+    /// WiFi range per install kind.
+    pub wifi_ranges: WifiRanges,
+    /// The region, for the gateway capacity.
+    pub region: Region,
+    /// Timing margins and the shortest useful contact.
+    pub margins: Margins,
+}
+
+/// The planner's margins; the defaults are the rehearsal's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Margins {
+    /// The window opens this long before the predicted contact, seconds.
+    pub lead_s: f64,
+    /// It closes this long after, seconds.
+    pub slack_s: f64,
+    /// Contacts shorter than this are not planned, seconds.
+    pub min_contact_s: f64,
+    /// Uplinks fall up to this long either side of their nominal time.
+    pub jitter_s: f64,
+}
+
+impl Default for Margins {
+    fn default() -> Margins {
+        let scenario = Scenario::default();
+        Margins {
+            lead_s: scenario.campaign.window_lead_s,
+            slack_s: scenario.campaign.window_slack_s,
+            min_contact_s: scenario.campaign.min_contact_s,
+            jitter_s: scenario.fleet.uplink_jitter_s,
+        }
+    }
+}
+
+impl Settings {
+    /// The defaults for a campaign starting at `start`: 20 km/h (the
+    /// rehearsal's), campaign 1, network 0, no target, FPort 200, EU868.
+    pub fn new(start: OffsetDateTime) -> Settings {
+        Settings {
+            start,
+            speed_kmh: Scenario::default().van.speed_kmh,
+            campaign: 1,
+            network: 0,
+            target: None,
+            fport: DEFAULT_FPORT,
+            wifi_ranges: WifiRanges::default(),
+            region: Region::Eu868,
+            margins: Margins::default(),
+        }
+    }
+}
+
+/// Why a plan cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The route cannot be driven as given (ROUTE.csv lines).
+    #[error("ROUTE.csv: {0}")]
+    Route(Problems),
+    /// A setting is out of range.
+    #[error("{0}")]
+    Setting(String),
+}
+
+/// What happened to each meter of the inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A WAKE is planned.
+    Planned,
+    /// The inventory says it already runs the target.
+    AlreadyAtTarget,
+    /// The van never comes within its WiFi range.
+    NeverInRange,
+    /// The van passes, but never for `min_contact_s`.
+    ContactTooShort,
+    /// Its uplink phase is unknown and its interval too long for one
+    /// WAKE's window to cover it (give `last_uplink`).
+    IntervalTooLong,
+    /// No uplink is left between the start and its contacts to carry a
+    /// WAKE (start earlier, or drive later).
+    TooSoon,
+}
+
+/// The plan's numbers, for the summary on stdout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Meters in the inventory.
+    pub meters: usize,
+    /// Meters with a WAKE.
+    pub planned: usize,
+    /// Of those, planned with a known uplink phase (`last_uplink`).
+    pub phase_known: usize,
+    /// Meters the inventory says are at the target.
+    pub already_at_target: usize,
+    /// Meters never within range.
+    pub never_in_range: usize,
+    /// Meters whose contacts are all too short.
+    pub contact_too_short: usize,
+    /// Meters of unknown phase whose interval is too long.
+    pub interval_too_long: usize,
+    /// Meters whose contacts come too soon after the start.
+    pub too_soon: usize,
+    /// The busiest hour of WAKE deliveries (Unix seconds) and its count.
+    pub peak_hour: Option<(i64, u32)>,
+    /// One gateway's RX2 WAKEs per hour.
+    pub gateway_capacity_per_hour: u32,
+    /// Gateways the peak hour needs.
+    pub gateways_needed: u32,
+    /// The WAKE's application payload, bytes.
+    pub wake_bytes: usize,
+    /// The region the capacity is for.
+    pub region: Region,
+    /// The longest window planned, seconds.
+    pub longest_window_s: u32,
+}
+
+/// A finished plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// One row per planned meter, by enqueue time.
+    pub rows: Vec<PlanRow>,
+    /// Each inventory meter's outcome, in inventory order.
+    pub outcomes: Vec<(DevEui, Outcome)>,
+    /// The numbers.
+    pub summary: Summary,
+}
+
+/// Plans the campaign.
+///
+/// # Errors
+///
+/// [`PlanError::Route`] when the route cannot be driven,
+/// [`PlanError::Setting`] for a bad speed.
+pub fn plan(
+    meters: &[Meter],
+    waypoints: &[Waypoint],
+    settings: &Settings,
+) -> Result<Plan, PlanError> {
+    if !(settings.speed_kmh.is_finite() && settings.speed_kmh > 0.0) {
+        return Err(PlanError::Setting(format!(
+            "--speed-kmh must be positive, not {}",
+            settings.speed_kmh
+        )));
+    }
+    let clock = Clock::new(settings.start);
+    let projection = Projection::around(waypoints.iter().map(|w| (w.lat, w.lon)));
+    let legs = route::legs(waypoints, &projection, settings.speed_kmh, &clock)
+        .map_err(PlanError::Route)?;
+    let fleet = fleet(meters, &projection, &settings.wifi_ranges);
+    let contacts = Contacts::compute(&fleet, &legs);
+    let planner = Planner::new(settings);
+    let mut rows = Vec::new();
+    let mut outcomes = Vec::with_capacity(meters.len());
+    let mut load = HourlyLoad::default();
+    let mut longest_window_s = 0;
+    for (m, meter) in meters.iter().enumerate() {
+        let at_target = matches!((&meter.version, &settings.target), (Some(v), Some(t)) if v == t);
+        let outcome = if at_target {
+            Outcome::AlreadyAtTarget
+        } else {
+            match planner.meter(meter, &clock, contacts.of(m)) {
+                Ok(planned) => {
+                    load.add(
+                        unix(clock.at(planned.delivery.0)),
+                        unix(clock.at(planned.delivery.1)),
+                    );
+                    longest_window_s = longest_window_s.max(planned.wake.window.secs());
+                    rows.push(PlanRow {
+                        dev_eui: meter.dev_eui,
+                        enqueue_at: whole_second_up(clock.at(planned.enqueue_at)),
+                        wake: planned.wake,
+                        expected_contact_at: whole_second(clock.at(planned.contact.start)),
+                        expected_contact_s: as_secs_f64(planned.contact.duration()),
+                        fport: settings.fport,
+                    });
+                    Outcome::Planned
+                }
+                Err(outcome) => outcome,
+            }
+        };
+        outcomes.push((meter.dev_eui, outcome));
+    }
+    rows.sort_by_key(|r| (r.enqueue_at, r.dev_eui));
+    let count = |o: Outcome| outcomes.iter().filter(|(_, x)| *x == o).count();
+    let wake_bytes = planner.wake_bytes;
+    let capacity = capacity::gateway_downlinks_per_hour(settings.region, wake_bytes);
+    let peak_hour = load.peak();
+    let summary = Summary {
+        meters: meters.len(),
+        planned: rows.len(),
+        phase_known: meters
+            .iter()
+            .zip(&outcomes)
+            .filter(|(m, (_, o))| *o == Outcome::Planned && m.last_uplink.is_some())
+            .count(),
+        already_at_target: count(Outcome::AlreadyAtTarget),
+        never_in_range: count(Outcome::NeverInRange),
+        contact_too_short: count(Outcome::ContactTooShort),
+        interval_too_long: count(Outcome::IntervalTooLong),
+        too_soon: count(Outcome::TooSoon),
+        peak_hour,
+        gateway_capacity_per_hour: capacity,
+        gateways_needed: capacity::gateways_needed(peak_hour.map_or(0, |p| p.1), capacity),
+        wake_bytes,
+        region: settings.region,
+        longest_window_s,
+    };
+    Ok(Plan {
+        rows,
+        outcomes,
+        summary,
+    })
+}
+
+/// The simulator's fleet for the inventory.
+fn fleet(meters: &[Meter], projection: &Projection, ranges: &WifiRanges) -> Fleet {
+    let installs = ranges.names();
+    let specs = meters
+        .iter()
+        .map(|m| MeterSpec {
+            pos: projection.point(m.lat, m.lon),
+            install: installs.iter().position(|n| *n == m.install).unwrap_or(0) as u8,
+            wifi_range_m: ranges.get(&m.install).unwrap_or(0.0) as f32,
+            version: 0,
+            interval: secs(m.uplink_interval_s),
+            phase: 0,
+            goodput_bps: 0.0,
+        })
+        .collect();
+    Fleet::from_meters(specs, installs, Vec::new())
+}
+
+/// One meter's WAKE.
+struct Planned {
+    wake: Wake,
+    enqueue_at: Time,
+    /// The earliest and latest time the network server sends it.
+    delivery: (Time, Time),
+    contact: Contact,
+}
+
+/// The planner's settings, shared by every meter.
+struct Planner {
+    config: PlanConfig,
+    rx_delay: Time,
+    /// The WAKE's length, bytes.
+    wake_bytes: usize,
+    jitter: Time,
+    min_contact: Time,
+}
+
+impl Planner {
+    fn new(settings: &Settings) -> Planner {
+        let m = &settings.margins;
+        let config = PlanConfig {
+            policy: Policy::NextPass,
+            lead: from_secs_f64(m.lead_s),
+            slack: from_secs_f64(m.slack_s),
+            min_contact: from_secs_f64(m.min_contact_s),
+            jitter: from_secs_f64(m.jitter_s),
+            campaign: settings.campaign,
+            network: settings.network,
+            version_tag: settings.target.as_ref().map(VersionTag::of),
+        };
+        // The slowest case: a status-sized uplink at SF12, RX1 one second
+        // after it, the WAKE at SF12.
+        let wake_bytes = Wake {
+            campaign: 0,
+            delay: Delay::ZERO,
+            window: Window::ZERO,
+            network: 0,
+            version_tag: config.version_tag,
+        }
+        .buffer_len();
+        let airtime = |d: Duration| d.as_micros() as Time;
+        let rx_delay = airtime(lorawan_uplink_airtime(10, 12, 125_000))
+            + secs(1)
+            + airtime(lorawan_downlink_airtime(wake_bytes, 12, 125_000));
+        Planner {
+            config,
+            rx_delay,
+            wake_bytes,
+            jitter: config.jitter,
+            min_contact: config.min_contact,
+        }
+    }
+
+    /// Plans one meter, or says why not.
+    fn meter(
+        &self,
+        meter: &Meter,
+        clock: &Clock,
+        contacts: &[Contact],
+    ) -> Result<Planned, Outcome> {
+        if contacts.is_empty() {
+            return Err(Outcome::NeverInRange);
+        }
+        if contacts.iter().all(|c| c.duration() < self.min_contact) {
+            return Err(Outcome::ContactTooShort);
+        }
+        let interval = secs(meter.uplink_interval_s);
+        match meter.last_uplink {
+            Some(last) => self.known_phase(interval, clock.offset_of(last), contacts),
+            None => self.unknown_phase(interval, contacts),
+        }
+    }
+
+    /// Rides on the last predicted uplink before the window.
+    fn known_phase(
+        &self,
+        interval: Time,
+        last_uplink: i128,
+        contacts: &[Contact],
+    ) -> Result<Planned, Outcome> {
+        let phase = last_uplink.rem_euclid(i128::from(interval)) as Time;
+        let uplinks = Uplinks {
+            phase,
+            interval,
+            rx_delay: self.rx_delay,
+        };
+        let p = planner::plan(contacts, 0, 0, &uplinks, &self.config).ok_or(Outcome::TooSoon)?;
+        let at = uplinks.nominal(p.uplink);
+        Ok(Planned {
+            wake: p.wake,
+            enqueue_at: p.enqueue_at,
+            delivery: (at, at),
+            contact: contacts[p.contact],
+        })
+    }
+
+    /// Plans for delivery anywhere in one interval (plus jitter) after the
+    /// WAKE is queued: see the module documentation.
+    fn unknown_phase(&self, interval: Time, contacts: &[Contact]) -> Result<Planned, Outcome> {
+        let spread = interval + self.jitter;
+        let margins = self.config.lead + self.config.slack + self.min_contact;
+        if spread + margins > secs(u64::from(Window::MAX.secs())) {
+            return Err(Outcome::IntervalTooLong);
+        }
+        // Only contacts long enough in reality; extended so the window
+        // opened by the earliest delivery still covers them.
+        let usable: Vec<(usize, Contact)> = contacts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.duration() >= self.min_contact)
+            .map(|(i, c)| {
+                (
+                    i,
+                    Contact {
+                        end: c.end + spread,
+                        ..*c
+                    },
+                )
+            })
+            .collect();
+        let extended: Vec<Contact> = usable.iter().map(|(_, c)| *c).collect();
+        // The latest delivery rides on an "uplink" of a one-second grid.
+        let latest = Uplinks {
+            phase: 0,
+            interval: secs(1),
+            rx_delay: self.rx_delay,
+        };
+        let mut from = 0;
+        let mut too_long = false;
+        while let Some(p) = planner::plan(&extended, from, spread, &latest, &self.config) {
+            let original = contacts[usable[p.contact].0];
+            if self.covers(&p, spread, &original) {
+                let last = latest.nominal(p.uplink);
+                let enqueue_at = last - spread;
+                return Ok(Planned {
+                    wake: p.wake,
+                    enqueue_at,
+                    delivery: (enqueue_at, last + self.jitter),
+                    contact: original,
+                });
+            }
+            too_long = true;
+            from = p.contact + 1;
+        }
+        Err(if too_long {
+            Outcome::IntervalTooLong
+        } else {
+            Outcome::TooSoon
+        })
+    }
+
+    /// Whether the window of `p`, opened by the earliest delivery
+    /// (`spread` before the latest), still lasts to the end of `contact`.
+    fn covers(&self, p: &WakePlan, spread: Time, contact: &Contact) -> bool {
+        let window = secs(u64::from(p.wake.window.secs()));
+        p.opens_at - spread + window >= contact.end
+    }
+}
+
+fn unix(t: OffsetDateTime) -> f64 {
+    t.unix_timestamp() as f64 + f64::from(t.nanosecond()) / 1e9
+}
+
+/// `t` rounded up to a whole second.
+fn whole_second_up(t: OffsetDateTime) -> OffsetDateTime {
+    let down = t.replace_nanosecond(0).unwrap_or(t);
+    if down == t {
+        t
+    } else {
+        down + time::Duration::SECOND
+    }
+}
+
+/// `t` rounded to the nearest whole second.
+fn whole_second(t: OffsetDateTime) -> OffsetDateTime {
+    whole_second_up(t - time::Duration::milliseconds(500))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock;
+    use otavan_sim::geometry::contact_time_closed_form;
+
+    /// Metres per degree of latitude (the projection's).
+    const M_PER_DEG: f64 = 6_371_008.8 * std::f64::consts::PI / 180.0;
+
+    fn start() -> OffsetDateTime {
+        clock::parse("2025-06-02T06:00:00Z").unwrap()
+    }
+
+    /// An east-west street along latitude 0 from longitude 0 to 0.02
+    /// (2226 m), driven from 09:00 at 18 km/h (5 m/s).
+    fn street() -> Vec<Waypoint> {
+        vec![
+            Waypoint {
+                line: 2,
+                lat: 0.0,
+                lon: 0.0,
+                time: Some(clock::parse("2025-06-02T09:00:00Z").unwrap()),
+            },
+            Waypoint {
+                line: 3,
+                lat: 0.0,
+                lon: 0.02,
+                time: None,
+            },
+        ]
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            speed_kmh: 18.0,
+            ..Settings::new(start())
+        }
+    }
+
+    fn meter(n: u8, x_m: f64, y_m: f64, install: &str, interval_s: u64) -> Meter {
+        Meter {
+            line: u64::from(n) + 1,
+            dev_eui: DevEui([0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, n]),
+            lat: y_m / M_PER_DEG,
+            lon: x_m / M_PER_DEG,
+            install: install.into(),
+            uplink_interval_s: interval_s,
+            version: None,
+            last_uplink: None,
+        }
+    }
+
+    #[test]
+    fn a_known_phase_rides_on_the_last_uplink_before_the_contact() {
+        // Outdoor (80 m) meter 30 m off the street, 1000 m along it: the
+        // van is within range from about 9:03:05 for 29.7 s.
+        let mut m = meter(1, 1000.0, 30.0, "outdoor", 3600);
+        m.last_uplink = Some(clock::parse("2025-06-01T22:20:00Z").unwrap());
+        let plan = plan(&[m], &street(), &settings()).unwrap();
+        assert_eq!(plan.outcomes[0].1, Outcome::Planned);
+        let row = &plan.rows[0];
+        let expected = contact_time_closed_form(80.0, 30.0, 5.0);
+        assert!(
+            (row.expected_contact_s - expected).abs() < 0.05,
+            "{}",
+            row.expected_contact_s
+        );
+        // Uplinks at hh:20; the window opens 60 s before the contact, so
+        // the WAKE rides the 08:20 uplink and is queued after 07:20's.
+        let contact = clock::parse("2025-06-02T09:00:00Z").unwrap()
+            + time::Duration::seconds_f64((1000.0 - (80f64.powi(2) - 900.0).sqrt()) / 5.0);
+        assert!((row.expected_contact_at - contact).abs() <= time::Duration::SECOND);
+        // 07:20 + 30 s jitter + the SF12 receive delay + 1 s, to the second.
+        assert_eq!(
+            row.enqueue_at,
+            clock::parse("2025-06-02T07:20:35Z").unwrap()
+        );
+        let received = clock::parse("2025-06-02T08:20:00Z").unwrap()
+            + time::Duration::microseconds(Planner::new(&settings()).rx_delay as i64);
+        let opens = received + time::Duration::seconds(i64::from(row.wake.delay.secs()));
+        assert!((opens - (contact - time::Duration::seconds(60))).abs() <= time::Duration::SECOND);
+        let closes = opens + time::Duration::seconds(i64::from(row.wake.window.secs()));
+        assert!(closes >= contact + time::Duration::seconds_f64(expected + 115.0));
+        assert_eq!(row.wake.campaign, 1);
+        assert_eq!(row.fport, 200);
+        assert_eq!(plan.summary.phase_known, 1);
+    }
+
+    #[test]
+    fn an_unknown_phase_gets_a_window_covering_one_interval() {
+        let m = meter(1, 1000.0, 30.0, "outdoor", 1800);
+        let plan = plan(&[m], &street(), &settings()).unwrap();
+        let row = &plan.rows[0];
+        let contact_end =
+            row.expected_contact_at + time::Duration::seconds_f64(row.expected_contact_s);
+        // Delivered right when queued: the window must last past the contact.
+        let rx = time::Duration::microseconds(Planner::new(&settings()).rx_delay as i64);
+        let earliest_open =
+            row.enqueue_at + rx + time::Duration::seconds(i64::from(row.wake.delay.secs()));
+        let window = time::Duration::seconds(i64::from(row.wake.window.secs()));
+        assert!(earliest_open + window >= contact_end);
+        // Delivered one interval plus jitter later: open before the van.
+        let latest_open = earliest_open + time::Duration::seconds(1830);
+        assert!(latest_open <= row.expected_contact_at - time::Duration::seconds(59));
+        assert!(row.wake.delay.secs() <= 1, "{}", row.wake.delay.secs());
+        assert!(row.wake.window.secs() >= 1800);
+        assert_eq!(plan.summary.phase_known, 0);
+        assert_eq!(plan.summary.longest_window_s, row.wake.window.secs());
+    }
+
+    #[test]
+    fn every_meter_not_planned_is_counted_with_its_reason() {
+        let mut at_target = meter(1, 500.0, 10.0, "indoor", 3600);
+        at_target.version = Some("2.0.0".parse().unwrap());
+        let mut daily_known = meter(2, 1500.0, 10.0, "indoor", 86_400);
+        // Daily at 07:00: the 07:00 uplink after the start carries it.
+        daily_known.last_uplink = Some(clock::parse("2025-06-01T07:00:00Z").unwrap());
+        let meters = [
+            at_target,
+            meter(3, 1000.0, 500.0, "outdoor", 3600), // never in range
+            meter(4, 1000.0, 8.0, "basement", 3600),  // 10 m range: 2.4 s
+            meter(5, 1000.0, 10.0, "indoor", 86_400), // daily, phase unknown
+            meter(6, 1000.0, 10.0, "indoor", 7200),   // 2 h still fits
+            daily_known,
+        ];
+        let mut s = settings();
+        s.target = Some("2.0.0".parse().unwrap());
+        let plan = plan(&meters, &street(), &s).unwrap();
+        let outcomes: Vec<Outcome> = plan.outcomes.iter().map(|(_, o)| *o).collect();
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::AlreadyAtTarget,
+                Outcome::NeverInRange,
+                Outcome::ContactTooShort,
+                Outcome::IntervalTooLong,
+                Outcome::Planned,
+                Outcome::Planned,
+            ]
+        );
+        let summary = &plan.summary;
+        assert_eq!(
+            (summary.meters, summary.planned, summary.phase_known),
+            (6, 2, 1)
+        );
+        assert_eq!(
+            (
+                summary.already_at_target,
+                summary.never_in_range,
+                summary.contact_too_short,
+                summary.interval_too_long,
+                summary.too_soon
+            ),
+            (1, 1, 1, 1, 0)
+        );
+        // Tagged WAKEs: 11 bytes, and the plan's rows carry the tag.
+        assert_eq!(summary.wake_bytes, 11);
+        assert!(plan.rows.iter().all(|r| r.wake.version_tag.is_some()));
+        assert!(
+            plan.rows
+                .windows(2)
+                .all(|w| w[0].enqueue_at <= w[1].enqueue_at)
+        );
+    }
+
+    #[test]
+    fn a_van_leaving_at_the_start_is_too_soon_for_meters_near_it() {
+        let mut route = street();
+        route[0].time = None; // leaves at --start
+        let plan = plan(
+            &[meter(1, 100.0, 10.0, "indoor", 3600)],
+            &route,
+            &settings(),
+        )
+        .unwrap();
+        assert_eq!(plan.outcomes[0].1, Outcome::TooSoon);
+        assert_eq!(plan.summary.too_soon, 1);
+        assert!(plan.rows.is_empty() && plan.summary.peak_hour.is_none());
+    }
+
+    #[test]
+    fn the_peak_hour_is_checked_against_gateway_capacity() {
+        // 400 half-hourly meters along the street, phases known, all woken
+        // for the same drive: their WAKEs go out within one hour.
+        let meters: Vec<Meter> = (0..400)
+            .map(|i| {
+                let mut m = meter(0, 200.0 + 4.0 * f64::from(i), 20.0, "outdoor", 1800);
+                m.dev_eui = DevEui([0, 0, 0, 0, 0, 0, (i >> 8) as u8, i as u8]);
+                m.last_uplink = Some(start() + time::Duration::seconds(i64::from(i) * 4));
+                m
+            })
+            .collect();
+        let plan = plan(&meters, &street(), &settings()).unwrap();
+        let s = &plan.summary;
+        assert_eq!(s.planned, 400);
+        let (_, peak) = s.peak_hour.unwrap();
+        assert!(peak > s.gateway_capacity_per_hour, "{s:?}");
+        assert_eq!(
+            s.gateways_needed,
+            peak.div_ceil(s.gateway_capacity_per_hour)
+        );
+        assert_eq!(
+            s.gateway_capacity_per_hour,
+            capacity::gateway_downlinks_per_hour(Region::Eu868, 7)
+        );
+    }
+
+    #[test]
+    fn a_bad_route_or_speed_is_an_error() {
+        let mut route = street();
+        route[1].time = Some(clock::parse("2025-06-02T08:00:00Z").unwrap());
+        let error = plan(&[meter(1, 10.0, 10.0, "indoor", 3600)], &route, &settings()).unwrap_err();
+        assert!(
+            error.to_string().contains("line 3: time is earlier"),
+            "{error}"
+        );
+        let mut s = settings();
+        s.speed_kmh = 0.0;
+        assert!(plan(&[], &street(), &s).is_err());
+    }
+}

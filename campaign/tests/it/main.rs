@@ -1,0 +1,5 @@
+//! otavan-campaign against a real mosquitto broker.
+
+mod broker;
+mod push;
+mod watch;

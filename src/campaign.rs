@@ -1,0 +1,386 @@
+//! `otavan campaign plan|push|watch`: flags onto the otavan-campaign
+//! crate, and its results onto stdout.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use otavan_campaign::inventory::{self, WifiRanges};
+use otavan_campaign::mqtt::{Broker, DeviceIds, NetworkServer};
+use otavan_campaign::plan::{self, Settings, Summary};
+use otavan_campaign::push::{self, PushConfig, PushEvent};
+use otavan_campaign::watch::{self, WatchConfig, WatchEvent};
+use otavan_campaign::{capacity, clock, plan_csv, progress, route};
+use otavan_protocol::Version;
+use otavan_protocol::lora::{APP_FPORTS, DEFAULT_FPORT};
+use otavan_protocol::region::Region;
+use otavan_server::reports::ReportStore;
+use time::OffsetDateTime;
+
+/// The environment variable a broker password may come from.
+const PASSWORD_ENV: &str = "OTAVAN_MQTT_PASSWORD";
+
+/// `otavan campaign ...` subcommands.
+#[derive(clap::Subcommand)]
+pub enum CampaignCommand {
+    /// Plan a WAKE for every meter the van will pass (writes PLAN.csv).
+    Plan(PlanArgs),
+    /// Queue the plan's WAKEs on the network server over MQTT, each at its
+    /// enqueue_at.
+    Push(PushArgs),
+    /// Store the meters' status uplinks in the van's report database.
+    Watch(WatchArgs),
+}
+
+/// `campaign plan`.
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    /// The inventory: dev_eui,lat,lon,install,uplink_interval_s[,version][,last_uplink].
+    #[arg(long)]
+    meters: PathBuf,
+    /// The van's waypoints: lat,lon[,time].
+    #[arg(long)]
+    route: PathBuf,
+    /// When the campaign starts (RFC 3339): no WAKE is queued earlier, and
+    /// a route whose first waypoint has no time leaves then.
+    #[arg(long, value_parser = parse_time)]
+    start: OffsetDateTime,
+    /// The van's speed between waypoints without times, km/h.
+    #[arg(long, default_value_t = 20.0)]
+    speed_kmh: f64,
+    /// Campaign number the WAKEs carry (1-65535).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    campaign: u16,
+    /// The plan to write (atomically).
+    #[arg(long)]
+    out: PathBuf,
+    /// The van network slot the meters join (0-255).
+    #[arg(long, default_value_t = 0)]
+    network: u8,
+    /// The campaign's target version: WAKEs carry its tag, and meters the
+    /// inventory lists at it are not woken.
+    #[arg(long)]
+    target: Option<Version>,
+    /// The WAKEs' application port (1-223).
+    #[arg(long, default_value_t = DEFAULT_FPORT,
+          value_parser = clap::value_parser!(u8).range(i64::from(*APP_FPORTS.start())..=i64::from(*APP_FPORTS.end())))]
+    fport: u8,
+    /// WiFi range of an install kind, e.g. basement=15 (repeatable;
+    /// defaults: outdoor 80, indoor 30, basement 10 metres).
+    #[arg(long = "wifi-range", value_name = "KIND=METRES", value_parser = parse_range)]
+    wifi_ranges: Vec<(String, f64)>,
+    /// The LoRaWAN region, for the gateway capacity (EU868, US915).
+    #[arg(long, default_value = "EU868")]
+    region: Region,
+}
+
+/// Which network server, and how to reach its MQTT integration.
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// The broker: mqtt://[user[:password]@]host[:port]. A password may
+    /// instead come from $OTAVAN_MQTT_PASSWORD.
+    #[arg(long = "mqtt", value_name = "URL")]
+    mqtt: Option<Broker>,
+    /// ChirpStack v4 application ID.
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with = "tts_app",
+        required_unless_present = "tts_app"
+    )]
+    chirpstack_app: Option<String>,
+    /// The Things Stack application, ID@TENANT (ttn on The Things Network).
+    #[arg(long, value_name = "ID@TENANT")]
+    tts_app: Option<String>,
+    /// The Things Stack device ID of a meter, from its DevEUI: {dev_eui}
+    /// (lower case) or {DEV_EUI} (upper case).
+    #[arg(long, value_name = "PATTERN", default_value = "eui-{dev_eui}")]
+    tts_device_id: DeviceIds,
+    /// MQTT client ID (default: otavan-push-PID or otavan-watch-APP).
+    #[arg(long)]
+    client_id: Option<String>,
+}
+
+impl ServerArgs {
+    fn server(&self) -> anyhow::Result<NetworkServer> {
+        let server = match (&self.chirpstack_app, &self.tts_app) {
+            (Some(id), None) => NetworkServer::chirpstack(id),
+            (None, Some(app)) => NetworkServer::tts(app, self.tts_device_id.clone()),
+            _ => bail!("give one of --chirpstack-app and --tts-app"),
+        };
+        server.map_err(anyhow::Error::msg)
+    }
+
+    fn broker(&self) -> anyhow::Result<Broker> {
+        let mut broker = self.mqtt.clone().context("--mqtt URL is needed")?;
+        if broker.username.is_some() && broker.password.is_none() {
+            broker.password = std::env::var(PASSWORD_ENV).ok();
+        }
+        Ok(broker)
+    }
+}
+
+/// `campaign push`.
+#[derive(clap::Args)]
+pub struct PushArgs {
+    /// The plan (from `campaign plan`); progress is kept in PLAN.csv.progress.
+    plan: PathBuf,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Print what would be published (and what was already sent), send
+    /// nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Skip a WAKE that cannot be queued this long after its enqueue_at.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    max_late: Duration,
+}
+
+/// `campaign watch`.
+#[derive(clap::Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The report database (the one `otavan serve --db` uses).
+    #[arg(long, default_value = "otavan.db")]
+    db: PathBuf,
+    /// A version the meters may run, to name it from its tag (repeatable).
+    #[arg(long = "version")]
+    versions: Vec<Version>,
+    /// The status uplinks' application port.
+    #[arg(long, default_value_t = DEFAULT_FPORT)]
+    fport: u8,
+    /// Stop after this long (default: run until interrupted).
+    #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    run_for: Option<Duration>,
+}
+
+fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
+    clock::parse(text)
+}
+
+fn parse_range(text: &str) -> Result<(String, f64), String> {
+    let (kind, metres) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KIND=METRES"))?;
+    let metres: f64 = metres
+        .parse()
+        .map_err(|_| format!("{metres:?} is not a number of metres"))?;
+    Ok((kind.to_owned(), metres))
+}
+
+/// Runs a campaign subcommand.
+pub fn run(command: CampaignCommand) -> anyhow::Result<()> {
+    match command {
+        CampaignCommand::Plan(args) => plan(args),
+        CampaignCommand::Push(args) => runtime()?.block_on(push(args)),
+        CampaignCommand::Watch(args) => runtime()?.block_on(watch(args)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn plan(args: PlanArgs) -> anyhow::Result<()> {
+    let mut ranges = WifiRanges::default();
+    for (kind, metres) in &args.wifi_ranges {
+        ranges.set(kind, *metres).map_err(anyhow::Error::msg)?;
+    }
+    let meters = inventory::read(&args.meters, &ranges)?;
+    let waypoints = route::read(&args.route)?;
+    let settings = Settings {
+        speed_kmh: args.speed_kmh,
+        campaign: args.campaign,
+        network: args.network,
+        target: args.target,
+        fport: args.fport,
+        wifi_ranges: ranges,
+        region: args.region,
+        ..Settings::new(args.start)
+    };
+    let plan = plan::plan(&meters, &waypoints, &settings)?;
+    plan_csv::write(&args.out, &plan.rows)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    print_summary(&plan.summary, &args.out);
+    Ok(())
+}
+
+fn print_summary(s: &Summary, out: &Path) {
+    let phase = if s.planned > 0 {
+        format!(
+            " (uplink phase known for {}; longest window {})",
+            s.phase_known,
+            humantime::format_duration(Duration::from_secs(s.longest_window_s.into()))
+        )
+    } else {
+        String::new()
+    };
+    println!("meters covered: {} of {}{phase}", s.planned, s.meters);
+    println!(
+        "contact too short (under the 10 s minimum): {}",
+        s.contact_too_short
+    );
+    println!("never within WiFi range of the route: {}", s.never_in_range);
+    println!(
+        "uplink interval too long for one window, phase unknown (add last_uplink): {}",
+        s.interval_too_long
+    );
+    println!(
+        "no uplink left to carry the WAKE before the van passes: {}",
+        s.too_soon
+    );
+    println!("already at the target: {}", s.already_at_target);
+    let airtime = capacity::rx2_airtime(s.region, s.wake_bytes);
+    let channel = match s.region {
+        Region::Eu868 => "RX2 SF12/125 kHz, 10 % duty cycle",
+        Region::Us915 => "RX2 DR8 SF12/500 kHz",
+    };
+    match s.peak_hour {
+        Some((hour, count)) => {
+            let hour = OffsetDateTime::from_unix_timestamp(hour)
+                .map(clock::format)
+                .unwrap_or_default();
+            println!(
+                "downlinks per hour: peak {count} in the hour from {hour}; one gateway sends {} \
+                 {}-byte WAKEs an hour ({} {channel}, {:.2} s on air): {} gateway(s) needed",
+                s.gateway_capacity_per_hour,
+                s.wake_bytes,
+                s.region,
+                airtime.as_secs_f64(),
+                s.gateways_needed
+            );
+        }
+        None => println!("downlinks per hour: none planned"),
+    }
+    println!("wrote {}", out.display());
+}
+
+async fn push(args: PushArgs) -> anyhow::Result<()> {
+    let server = args.server.server()?;
+    let bytes = std::fs::read(&args.plan)
+        .with_context(|| format!("cannot read {}", args.plan.display()))?;
+    let rows = plan_csv::read(&args.plan)?;
+    let digest = progress::digest(&bytes);
+    let progress_path = progress::path_for(&args.plan);
+    if args.dry_run {
+        let acked = progress::read(&progress_path, &digest)?;
+        for line in push::dry_run(&rows, &acked, &server) {
+            println!("{line}");
+        }
+        println!(
+            "{} WAKEs, {} already sent (dry run: nothing published)",
+            rows.len(),
+            acked.len()
+        );
+        return Ok(());
+    }
+    let config = PushConfig {
+        broker: args.server.broker()?,
+        server,
+        client_id: args
+            .server
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("otavan-push-{}", std::process::id())),
+        max_late: args.max_late,
+        ack_timeout: Duration::from_secs(10),
+    };
+    let mut progress = progress::Progress::open(&progress_path, &digest)?;
+    let summary = push::push(&rows, &mut progress, &config, &mut |event| match event {
+        PushEvent::Connected => eprintln!("otavan: connected to {}", config.broker),
+        PushEvent::Disconnected { error, retry_in } => {
+            eprintln!("otavan: connection lost ({error}); retrying in {retry_in:?}");
+        }
+        PushEvent::Waiting { until, left } => {
+            eprintln!(
+                "otavan: {left} WAKE(s) to send; next at {}",
+                clock::format(until)
+            );
+        }
+        PushEvent::Sent {
+            dev_eui,
+            topic,
+            late,
+        } => {
+            println!("sent {dev_eui} {topic} (late {:.1} s)", late.as_secs_f64());
+        }
+        PushEvent::Skipped { dev_eui, late } => println!(
+            "skipped {dev_eui}: {} past its enqueue_at",
+            humantime::format_duration(Duration::from_secs(late.as_secs()))
+        ),
+    })
+    .await?;
+    println!(
+        "{} sent, {} already sent before, {} skipped",
+        summary.sent,
+        summary.already_sent,
+        summary.skipped.len()
+    );
+    if !summary.skipped.is_empty() {
+        bail!(
+            "{} WAKE(s) were too late to send (more than --max-late {}): plan them again",
+            summary.skipped.len(),
+            humantime::format_duration(args.max_late)
+        );
+    }
+    Ok(())
+}
+
+async fn watch(args: WatchArgs) -> anyhow::Result<()> {
+    let server = args.server.server()?;
+    let client_id = args
+        .server
+        .client_id
+        .clone()
+        .unwrap_or_else(|| match &server {
+            NetworkServer::ChirpStack { application } => format!("otavan-watch-{application}"),
+            NetworkServer::Tts {
+                application,
+                tenant,
+                ..
+            } => format!("otavan-watch-{application}-{tenant}"),
+        });
+    let config = WatchConfig {
+        broker: args.server.broker()?,
+        server,
+        client_id,
+        fport: args.fport,
+        versions: args.versions,
+    };
+    let store = ReportStore::open(&args.db)
+        .with_context(|| format!("cannot open {}", args.db.display()))?;
+    let shutdown = async {
+        match args.run_for {
+            Some(d) => tokio::time::sleep(d).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    let summary = watch::watch(&config, &store, shutdown, &mut |event| match event {
+        WatchEvent::Subscribed(filter) => eprintln!("otavan: subscribed to {filter}"),
+        WatchEvent::Disconnected { error, retry_in } => {
+            eprintln!("otavan: connection lost ({error}); retrying in {retry_in:?}");
+        }
+        WatchEvent::Stored {
+            dev_eui,
+            status,
+            version,
+        } => println!(
+            "{dev_eui} {version} {} campaign {} battery {}",
+            status.last_result, status.campaign, status.battery
+        ),
+        WatchEvent::Malformed { topic, error } => eprintln!("otavan: skipped {topic}: {error}"),
+        WatchEvent::OtherPort { .. } => {}
+    })
+    .await?;
+    println!(
+        "{} status uplinks stored, {} uplinks on other ports, {} unreadable",
+        summary.stored, summary.other_port, summary.malformed
+    );
+    Ok(())
+}

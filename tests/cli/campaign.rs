@@ -1,0 +1,146 @@
+//! `otavan campaign plan` and `push --dry-run` from the example inventory.
+
+use std::path::Path;
+
+use crate::common::otavan;
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/campaign")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn plan(out: &Path, meters: &str) -> std::process::Output {
+    otavan()
+        .args(["campaign", "plan", "--meters", meters, "--route"])
+        .arg(example("ROUTE.csv"))
+        .args([
+            "--start",
+            "2025-06-03T06:00:00Z",
+            "--campaign",
+            "7",
+            "--target",
+            "1.1.0",
+            "--out",
+        ])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn campaign_plan_writes_a_row_per_covered_meter_and_a_summary() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = dir.path().join("PLAN.csv");
+    let output = plan(&out, &example("METERS.csv"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let covered: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("meters covered: "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(covered > 0, "{stdout}");
+    for line in [
+        "contact too short",
+        "never within WiFi range",
+        "downlinks per hour: peak",
+        "gateway(s) needed",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+    let plan = std::fs::read_to_string(&out).unwrap();
+    let mut lines = plan.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "dev_eui,enqueue_at,wake_delay_s,window_s,expected_contact_at,expected_contact_s,fport,payload_hex"
+        )
+    );
+    assert_eq!(lines.count(), covered);
+    // Every WAKE carries 1.1.0's tag and campaign 7, on port 200.
+    assert!(
+        plan.lines()
+            .skip(1)
+            .all(|l| l.contains(",200,110007") && l.ends_with("7fbd210e")),
+        "{plan}"
+    );
+}
+
+#[test]
+fn bad_inventory_rows_are_reported_by_line_and_the_old_plan_stays() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = dir.path().join("PLAN.csv");
+    std::fs::write(&out, "the previous plan\n").unwrap();
+    let meters = dir.path().join("METERS.csv");
+    let mut text = std::fs::read_to_string(example("METERS.csv")).unwrap();
+    text.push_str(
+        "70B3D57ED0000001,52.37,9.73,indoor,3600,1.0.0,\nnot-an-eui,52.37,9.73,garage,3600,,\n",
+    );
+    std::fs::write(&meters, text).unwrap();
+    let output = plan(&out, meters.to_str().unwrap());
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("2 problems"), "{stderr}");
+    assert!(
+        stderr.contains("line 62: DevEUI 70B3D57ED0000001 is already on line 3"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 63: \"not-an-eui\" is not a DevEUI"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("install \"garage\""), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "the previous plan\n"
+    );
+}
+
+#[test]
+fn push_dry_run_prints_every_message_and_sends_nothing() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = dir.path().join("PLAN.csv");
+    assert!(plan(&out, &example("METERS.csv")).status.success());
+    let rows = std::fs::read_to_string(&out).unwrap().lines().count() - 1;
+    let output = otavan()
+        .args(["campaign", "push"])
+        .arg(&out)
+        .args(["--tts-app", "meters@acme", "--dry-run"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let todo: Vec<&str> = stdout.lines().filter(|l| l.starts_with("todo ")).collect();
+    assert_eq!(todo.len(), rows);
+    assert!(
+        todo[0].contains(" v3/meters@acme/devices/eui-70b3d57ed"),
+        "{}",
+        todo[0]
+    );
+    assert!(
+        todo[0].contains(r#"{"downlinks":[{"f_port":200,"frm_payload":"EQAH"#),
+        "{}",
+        todo[0]
+    );
+    assert!(stdout.contains(&format!(
+        "{rows} WAKEs, 0 already sent (dry run: nothing published)"
+    )));
+    assert!(!dir.path().join("PLAN.csv.progress").exists());
+    // One network server, not both.
+    let both = otavan()
+        .args(["campaign", "push"])
+        .arg(&out)
+        .args(["--tts-app", "a@b", "--chirpstack-app", "c", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(!both.status.success());
+}
