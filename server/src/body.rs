@@ -10,6 +10,8 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
+use crate::metrics::DownloadGuard;
+
 /// Bytes read from disk per chunk of a streamed file. With hyper's write
 /// buffer capped at the same size (see `server.rs`), a streaming connection
 /// holds at most about two chunks.
@@ -22,6 +24,64 @@ pub enum Body {
     Bytes(Option<Bytes>),
     /// A byte range of a file, read chunk by chunk on the blocking pool.
     File(FileStream),
+    /// A file download, counted as it is sent and listed among the
+    /// active downloads until the body is dropped.
+    Download(Download),
+}
+
+/// Largest frame an in-memory download is cut into, so its progress can be
+/// seen (hyper asks for the next frame once the previous one is nearly
+/// written). Slicing `Bytes` copies nothing.
+pub const MEMORY_FRAME: usize = 256 * 1024;
+
+/// A download's content and its registration.
+#[derive(Debug)]
+pub struct Download {
+    source: Source,
+    guard: DownloadGuard,
+}
+
+#[derive(Debug)]
+enum Source {
+    Memory(Bytes),
+    File(FileStream),
+}
+
+impl Download {
+    /// Sends in-memory `content` in frames of at most [`MEMORY_FRAME`].
+    pub fn memory(content: Bytes, guard: DownloadGuard) -> Download {
+        Download {
+            source: Source::Memory(content),
+            guard,
+        }
+    }
+
+    /// Streams a file.
+    pub fn file(stream: FileStream, guard: DownloadGuard) -> Download {
+        Download {
+            source: Source::File(stream),
+            guard,
+        }
+    }
+
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        let chunk = match &mut self.source {
+            Source::Memory(rest) if rest.is_empty() => None,
+            Source::Memory(rest) => Some(Ok(rest.split_to(rest.len().min(MEMORY_FRAME)))),
+            Source::File(stream) => ready!(stream.poll_chunk(cx)),
+        };
+        if let Some(Ok(chunk)) = &chunk {
+            self.guard.sent(chunk.len() as u64);
+        }
+        Poll::Ready(chunk)
+    }
+
+    fn remaining(&self) -> u64 {
+        match &self.source {
+            Source::Memory(rest) => rest.len() as u64,
+            Source::File(stream) => stream.remaining,
+        }
+    }
 }
 
 impl Body {
@@ -112,6 +172,9 @@ impl http_body::Body for Body {
         match self.get_mut() {
             Body::Bytes(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Body::File(stream) => stream.poll_chunk(cx).map(|c| c.map(|r| r.map(Frame::data))),
+            Body::Download(download) => download
+                .poll_chunk(cx)
+                .map(|c| c.map(|r| r.map(Frame::data))),
         }
     }
 
@@ -119,6 +182,7 @@ impl http_body::Body for Body {
         match self {
             Body::Bytes(bytes) => bytes.is_none(),
             Body::File(stream) => stream.remaining == 0,
+            Body::Download(download) => download.remaining() == 0,
         }
     }
 
@@ -128,6 +192,7 @@ impl http_body::Body for Body {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             Body::File(stream) => SizeHint::with_exact(stream.remaining),
+            Body::Download(download) => SizeHint::with_exact(download.remaining()),
         }
     }
 }
