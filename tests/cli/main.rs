@@ -1,8 +1,11 @@
 //! The `otavan` binary as operators and meters run it.
 
 mod common;
+mod pg;
 
+mod dashboard;
 mod device;
+mod fleet;
 mod lora;
 mod rehearse;
 mod serve;
