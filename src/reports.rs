@@ -19,8 +19,9 @@ pub enum ReportsCommand {
         /// The van's SQLite file (`otavan serve --db`).
         #[arg(long)]
         from: PathBuf,
-        /// The fleet database, postgres://user@host:port/dbname.
-        #[arg(long)]
+        /// The fleet database, postgres://user[:password]@host:port/dbname
+        /// (from $OTAVAN_FLEET_DB when not given).
+        #[arg(long, env = "OTAVAN_FLEET_DB", hide_env_values = true)]
         to: String,
         /// Van id for rows stored before otavan recorded one (default: the
         /// host name).
