@@ -72,7 +72,12 @@ struct ServeArgs {
     /// Where device reports go: a SQLite file, or postgres://user@host:port/dbname
     /// for a fleet database shared by many vans (from $OTAVAN_DB when not
     /// given, so a password need not appear in the process list).
-    #[arg(long, env = "OTAVAN_DB", default_value = "otavan.db", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "OTAVAN_DB",
+        default_value = "otavan.db",
+        hide_env_values = true
+    )]
     db: String,
     /// This van's name, stored with every report (default: the host name).
     #[arg(long)]

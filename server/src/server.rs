@@ -19,7 +19,7 @@ use crate::index::IndexError;
 use crate::reports::{ReportStore, StoreError};
 use crate::service::{ConnInfo, handle};
 use crate::state::{IndexSettings, Release, Shared};
-use crate::store::postgres::{BadUrl, PgStore, parse_url};
+use crate::store::postgres::{BadUrl, PgStore, describe, parse_url};
 use crate::store::{ReportBackend, SqliteBackend, VanId};
 
 /// Most bytes queued for one connection's socket (and the longest request
@@ -87,6 +87,14 @@ pub enum StartError {
     /// The `postgres://` address is not valid.
     #[error(transparent)]
     BadUrl(#[from] BadUrl),
+    /// The fleet database could not be reached or prepared.
+    #[error("cannot use the fleet database {db}: {error}")]
+    Fleet {
+        /// The address, without its password.
+        db: String,
+        /// Why not.
+        error: StoreError,
+    },
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -243,7 +251,11 @@ fn conn_info(stream: &TcpStream, peer: SocketAddr) -> Option<ConnInfo> {
 async fn open_store(config: &ServerConfig) -> Result<Arc<dyn ReportBackend>, StartError> {
     let van = config.van_id.clone();
     if let Some(url) = &config.postgres {
-        let pg = PgStore::connect(parse_url(url)?, van).await?;
+        let config = parse_url(url)?;
+        let db = describe(&config);
+        let pg = PgStore::connect(config, van)
+            .await
+            .map_err(|error| StartError::Fleet { db, error })?;
         return Ok(Arc::new(pg));
     }
     let db = config.db.clone();

@@ -351,6 +351,24 @@ fn bad_fleet_addresses_are_clear_errors() {
         assert!(!stderr.contains("hunter2"), "{stderr}");
     }
     let output = otavan()
+        .args(["serve", "--port", "0", "--root"])
+        .arg(sample())
+        .args([
+            "--no-deltas",
+            "--db",
+            "postgres://otavan:hunter2@127.0.0.1:1/fleet",
+        ])
+        .args(["--van-id", "v"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot use the fleet database postgres://otavan@127.0.0.1:1/fleet"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    let output = otavan()
         .args(["serve", "--root", ".", "--van-id", "van 7"])
         .output()
         .unwrap();

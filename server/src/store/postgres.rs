@@ -310,8 +310,18 @@ impl ReportBackend for PgStore {
             let mut writer = csv::Writer::from_writer(Vec::new());
             writer.write_record(CSV_HEADER)?;
             for row in rows {
-                let fields: [String; 6] = std::array::from_fn(|i| row.get(i));
-                writer.write_record(&fields)?;
+                // By name, so the export follows CSV_HEADER; a column the
+                // fleet table does not have is empty.
+                let fields = CSV_HEADER.iter().map(|name| match *name {
+                    "time" => row.get::<_, String>(0),
+                    "device_id" => row.get(1),
+                    "from_version" => row.get(2),
+                    "to_version" => row.get(3),
+                    "state" => row.get(4),
+                    "error" => row.get(5),
+                    _ => String::new(),
+                });
+                writer.write_record(fields)?;
             }
             writer
                 .into_inner()
