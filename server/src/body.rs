@@ -29,9 +29,10 @@ pub enum Body {
     Download(Download),
 }
 
-/// Largest frame an in-memory download is cut into, so its progress can be
-/// seen (hyper asks for the next frame once the previous one is nearly
-/// written). Slicing `Bytes` copies nothing.
+/// Largest frame an in-memory download is cut into when its socket does
+/// not count its progress (in-process callers): hyper asks for the next
+/// frame once the previous one is nearly written, so progress shows.
+/// Slicing `Bytes` copies nothing.
 pub const MEMORY_FRAME: usize = 256 * 1024;
 
 /// A download's content and its registration.
@@ -43,15 +44,29 @@ pub struct Download {
 
 #[derive(Debug)]
 enum Source {
-    Memory(Bytes),
+    /// What is left to hand out, in frames of at most `frame` bytes;
+    /// `hold` keeps the body open for one more poll after the last frame.
+    Memory {
+        rest: Bytes,
+        frame: usize,
+        hold: bool,
+    },
     File(FileStream),
 }
 
 impl Download {
-    /// Sends in-memory `content` in frames of at most [`MEMORY_FRAME`].
+    /// Sends in-memory `content`. When the socket counts the progress it
+    /// goes to hyper as one frame (cheapest), and the body stays open
+    /// until hyper has written nearly all of it, so the download stays
+    /// listed while it runs; otherwise in frames of [`MEMORY_FRAME`].
     pub fn memory(content: Bytes, guard: DownloadGuard) -> Download {
+        let tapped = guard.tapped();
         Download {
-            source: Source::Memory(content),
+            source: Source::Memory {
+                rest: content,
+                frame: if tapped { usize::MAX } else { MEMORY_FRAME },
+                hold: tapped,
+            },
             guard,
         }
     }
@@ -66,8 +81,15 @@ impl Download {
 
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         let chunk = match &mut self.source {
-            Source::Memory(rest) if rest.is_empty() => None,
-            Source::Memory(rest) => Some(Ok(rest.split_to(rest.len().min(MEMORY_FRAME)))),
+            Source::Memory { rest, hold, .. } if rest.is_empty() => {
+                // hyper polls again once the last frame is (nearly) written.
+                *hold = false;
+                None
+            }
+            Source::Memory { rest, frame, .. } => {
+                let n = rest.len().min(*frame);
+                Some(Ok(rest.split_to(n)))
+            }
             Source::File(stream) => ready!(stream.poll_chunk(cx)),
         };
         if let Some(Ok(chunk)) = &chunk {
@@ -78,8 +100,15 @@ impl Download {
 
     fn remaining(&self) -> u64 {
         match &self.source {
-            Source::Memory(rest) => rest.len() as u64,
+            Source::Memory { rest, .. } => rest.len() as u64,
             Source::File(stream) => stream.remaining,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.source {
+            Source::Memory { rest, hold, .. } => rest.is_empty() && !hold,
+            Source::File(stream) => stream.remaining == 0,
         }
     }
 }
@@ -182,7 +211,7 @@ impl http_body::Body for Body {
         match self {
             Body::Bytes(bytes) => bytes.is_none(),
             Body::File(stream) => stream.remaining == 0,
-            Body::Download(download) => download.remaining() == 0,
+            Body::Download(download) => download.is_end_stream(),
         }
     }
 

@@ -12,7 +12,7 @@ use tracing::error;
 
 use crate::body::{Body, Download, FileStream};
 use crate::index::IndexedFile;
-use crate::metrics::Downloads;
+use crate::metrics::{ConnTap, Downloads};
 use crate::range::RangeRequest;
 use crate::respond;
 
@@ -26,13 +26,24 @@ pub struct ServeOptions {
     pub ranges: bool,
 }
 
-/// Builds the response for `file`. With `downloads`, a body that sends
-/// content is registered there (see [`crate::metrics::downloads`]).
+/// Where a download is registered (see [`crate::metrics::downloads`]).
+#[derive(Clone, Copy)]
+pub struct Tracking<'a> {
+    /// The server's downloads in flight.
+    pub downloads: &'a Arc<Downloads>,
+    /// The client.
+    pub peer: SocketAddr,
+    /// The connection's byte counter, when served from a socket.
+    pub tap: Option<&'a Arc<ConnTap>>,
+}
+
+/// Builds the response for `file`. With `tracking`, a body that sends
+/// content is registered as a download.
 pub async fn serve(
     file: &Arc<IndexedFile>,
     request: &HeaderMap,
     options: ServeOptions,
-    downloads: Option<(&Arc<Downloads>, SocketAddr)>,
+    tracking: Option<Tracking<'_>>,
 ) -> Response<Body> {
     let etag = format!("\"{}\"", file.sha1);
     if header_str(request, IF_NONE_MATCH).is_some_and(|tags| etag_matches(tags, &etag)) {
@@ -67,7 +78,7 @@ pub async fn serve(
         let end = start + len - 1;
         builder = builder.header(CONTENT_RANGE, format!("bytes {start}-{end}/{}", file.size));
     }
-    let register = || downloads.map(|(downloads, peer)| downloads.start(file, peer, len));
+    let register = || tracking.map(|t| t.downloads.start(file, t.peer, len, t.tap));
     let body = if options.head {
         Body::empty()
     } else if let Some(content) = file.cached() {

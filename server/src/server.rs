@@ -16,8 +16,9 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::index::IndexError;
+use crate::metrics::{ConnTap, TappedStream};
 use crate::reports::{ReportStore, StoreError};
-use crate::service::{ConnInfo, handle};
+use crate::service::{ConnInfo, handle_tapped};
 use crate::state::{IndexSettings, Release, Shared};
 use crate::store::postgres::{BadUrl, PgStore, describe, parse_url};
 use crate::store::{ReportBackend, SqliteBackend, VanId};
@@ -212,10 +213,18 @@ impl Server {
             let Some(conn) = conn_info(&stream, peer) else {
                 continue;
             };
+            // Counts the bytes each download on this connection writes.
+            let tap = Arc::new(ConnTap::default());
+            let downloads = Arc::clone(&shared.metrics.downloads);
+            let stream = TappedStream::new(stream, Arc::clone(&tap), downloads);
             let shared = Arc::clone(&shared);
             let service = service_fn(move |request| {
                 let shared = Arc::clone(&shared);
-                async move { Ok::<_, std::convert::Infallible>(handle(shared, conn, request).await) }
+                let tap = Some(Arc::clone(&tap));
+                async move {
+                    let response = handle_tapped(shared, conn, tap, request).await;
+                    Ok::<_, std::convert::Infallible>(response)
+                }
             });
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             let connection = graceful.watch(connection);

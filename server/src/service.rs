@@ -15,8 +15,8 @@ use percent_encoding::percent_decode_str;
 use tracing::{error, info};
 
 use crate::body::Body;
-use crate::files::{self, ServeOptions};
-use crate::metrics::Route;
+use crate::files::{self, ServeOptions, Tracking};
+use crate::metrics::{ConnTap, Route};
 use crate::pages;
 use crate::respond;
 use crate::state::Shared;
@@ -45,17 +45,29 @@ impl<B> RequestBody for B where B: hyper::body::Body<Data = Bytes, Error: Into<B
 /// The error type request bodies convert into.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Handles one request, counts it and logs it.
+/// Handles one request, counts it and logs it (in-process callers:
+/// downloads' progress is counted as their frames are handed out).
 pub async fn handle<B: RequestBody>(
     shared: Arc<Shared>,
     conn: ConnInfo,
+    request: Request<B>,
+) -> Response<Body> {
+    handle_tapped(shared, conn, None, request).await
+}
+
+/// [`handle`] for a request read from a socket whose writes `tap` counts
+/// (see [`crate::metrics::tap`]).
+pub async fn handle_tapped<B: RequestBody>(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    tap: Option<Arc<ConnTap>>,
     request: Request<B>,
 ) -> Response<Body> {
     let started = Instant::now();
     let method = request.method().clone();
     let uri = request.uri().clone();
     let version = request.version();
-    let (route, mut response) = route(&shared, conn, request).await;
+    let (route, mut response) = route(&shared, conn, tap.as_ref(), request).await;
     finish_headers(&mut response, version);
     let bytes = match method {
         Method::HEAD => 0,
@@ -83,6 +95,7 @@ pub async fn handle<B: RequestBody>(
 async fn route<B: RequestBody>(
     shared: &Arc<Shared>,
     conn: ConnInfo,
+    tap: Option<&Arc<ConnTap>>,
     request: Request<B>,
 ) -> (Route, Response<Body>) {
     let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
@@ -103,7 +116,7 @@ async fn route<B: RequestBody>(
             true => (Route::Device, pages::device(shared, path).await),
             false => (Route::Other, method_not_allowed("GET, HEAD")),
         },
-        _ if read_only => (Route::File, file(shared, conn, &request).await),
+        _ if read_only => (Route::File, file(shared, conn, tap, &request).await),
         _ => (Route::Other, method_not_allowed("GET, HEAD")),
     }
 }
@@ -160,7 +173,12 @@ fn request_host<B>(request: &Request<B>, conn: ConnInfo) -> Result<Cow<'_, str>,
     Ok(Cow::Borrowed(host))
 }
 
-async fn file<B>(shared: &Shared, conn: ConnInfo, request: &Request<B>) -> Response<Body> {
+async fn file<B>(
+    shared: &Shared,
+    conn: ConnInfo,
+    tap: Option<&Arc<ConnTap>>,
+    request: &Request<B>,
+) -> Response<Body> {
     let Some(url_path) = decode_path(request.uri().path()) else {
         return respond::error(StatusCode::NOT_FOUND, "not found");
     };
@@ -173,8 +191,12 @@ async fn file<B>(shared: &Shared, conn: ConnInfo, request: &Request<B>) -> Respo
                 head: request.method() == Method::HEAD,
                 ranges: request.version() != HttpVersion::HTTP_10,
             };
-            let downloads = (&shared.metrics.downloads, conn.peer);
-            files::serve(&file, request.headers(), options, Some(downloads)).await
+            let tracking = Tracking {
+                downloads: &shared.metrics.downloads,
+                peer: conn.peer,
+                tap,
+            };
+            files::serve(&file, request.headers(), options, Some(tracking)).await
         }
         None => respond::error(StatusCode::NOT_FOUND, "not found"),
     }

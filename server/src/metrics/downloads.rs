@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 
 use super::counter::{Counter, SHARDS, shard};
+use super::tap::ConnTap;
 use crate::index::IndexedFile;
 
 /// Downloads listed at once.
@@ -76,12 +77,15 @@ impl ActiveDownload {
 }
 
 impl Downloads {
-    /// Registers a download of `total` bytes of `file` to `peer`.
+    /// Registers a download of `total` bytes of `file` to `peer`. With a
+    /// `tap` (see [`super::tap`]) its progress is counted at the socket,
+    /// else as the body hands out frames.
     pub fn start(
         self: &Arc<Self>,
         file: &Arc<IndexedFile>,
         peer: SocketAddr,
         total: u64,
+        tap: Option<&Arc<ConnTap>>,
     ) -> DownloadGuard {
         self.active.inc();
         let first = shard() * (SLOTS / SHARDS);
@@ -105,11 +109,21 @@ impl Downloads {
             slot.total.store(total, Ordering::Relaxed);
             slot.sent.store(0, Ordering::Relaxed);
             slot.sequence.fetch_add(1, Ordering::Release);
+            if let Some(tap) = tap {
+                tap.attach(i);
+            }
         }
         DownloadGuard {
             downloads: Arc::clone(self),
             slot,
+            tap: tap.map(Arc::clone),
         }
+    }
+
+    /// Adds `n` bytes written for the download in `slot`.
+    #[inline]
+    pub(crate) fn add_sent(&self, slot: usize, n: u64) {
+        self.slots[slot].sent.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Downloads in flight (listed or not).
@@ -151,7 +165,8 @@ impl Downloads {
             list.push(ActiveDownload {
                 file,
                 peer: decode(ip, port),
-                sent,
+                // Counted at the socket, the response head is included.
+                sent: sent.min(total),
                 total,
                 elapsed: now.saturating_sub(started),
             });
@@ -183,6 +198,7 @@ fn decode(ip: u128, port: u64) -> SocketAddr {
 pub struct DownloadGuard {
     downloads: Arc<Downloads>,
     slot: Option<usize>,
+    tap: Option<Arc<ConnTap>>,
 }
 
 impl std::fmt::Debug for DownloadGuard {
@@ -194,13 +210,19 @@ impl std::fmt::Debug for DownloadGuard {
 }
 
 impl DownloadGuard {
-    /// Records `n` more bytes handed to the connection.
+    /// Records `n` more bytes handed to the connection (the slot's
+    /// progress too, unless the socket counts it).
     #[inline]
     pub fn sent(&self, n: u64) {
         self.downloads.bytes.add(n as i64);
-        if let Some(i) = self.slot {
-            self.downloads.slots[i].sent.fetch_add(n, Ordering::Relaxed);
+        if let (Some(i), None) = (self.slot, &self.tap) {
+            self.downloads.add_sent(i, n);
         }
+    }
+
+    /// Whether the socket counts this download's progress.
+    pub fn tapped(&self) -> bool {
+        self.tap.is_some() && self.slot.is_some()
     }
 }
 
@@ -208,6 +230,9 @@ impl Drop for DownloadGuard {
     fn drop(&mut self) {
         self.downloads.active.add(-1);
         if let Some(i) = self.slot {
+            if let Some(tap) = &self.tap {
+                tap.detach(i);
+            }
             let slot = &self.downloads.slots[i];
             slot.sequence.fetch_add(1, Ordering::Relaxed);
             slot.file.store(None);
@@ -230,8 +255,8 @@ mod tests {
         let downloads = Arc::new(Downloads::default());
         let v4: SocketAddr = "10.0.0.7:4000".parse().unwrap();
         let v6: SocketAddr = "[fe80::1]:5000".parse().unwrap();
-        let a = downloads.start(&file(), v4, 100);
-        let b = downloads.start(&file(), v6, 50);
+        let a = downloads.start(&file(), v4, 100, None);
+        let b = downloads.start(&file(), v6, 50, None);
         a.sent(40);
         let listed = downloads.snapshot();
         assert_eq!(listed.len(), 2);
@@ -242,7 +267,7 @@ mod tests {
         assert_eq!(downloads.snapshot().len(), 1);
         assert_eq!(downloads.active(), 1);
         let many: Vec<_> = (0..SLOTS + 3)
-            .map(|_| downloads.start(&file(), v4, 1))
+            .map(|_| downloads.start(&file(), v4, 1, None))
             .collect();
         assert_eq!(downloads.active(), SLOTS as i64 + 4);
         assert_eq!(downloads.snapshot().len(), SLOTS);
@@ -251,5 +276,24 @@ mod tests {
         assert_eq!(downloads.active(), 0);
         assert!(downloads.snapshot().is_empty());
         assert_eq!(downloads.bytes(), 40);
+    }
+
+    #[test]
+    fn a_tapped_download_counts_what_the_socket_wrote() {
+        let downloads = Arc::new(Downloads::default());
+        let tap = Arc::new(ConnTap::default());
+        let peer: SocketAddr = "10.0.0.7:4000".parse().unwrap();
+        let guard = downloads.start(&file(), peer, 100, Some(&tap));
+        assert!(guard.tapped());
+        guard.sent(100); // the body handed out everything at once
+        assert_eq!(downloads.snapshot()[0].sent, 0);
+        let slot = tap.slot.load(Ordering::Relaxed);
+        downloads.add_sent(slot, 30);
+        assert_eq!(downloads.snapshot()[0].sent, 30);
+        downloads.add_sent(slot, 300);
+        assert_eq!(downloads.snapshot()[0].sent, 100, "head bytes clamped");
+        drop(guard);
+        assert_eq!(tap.slot.load(Ordering::Relaxed), usize::MAX);
+        assert_eq!(downloads.bytes(), 100);
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod counter;
 pub mod downloads;
+pub mod tap;
 
 use std::fmt::Write;
 
@@ -15,6 +16,7 @@ use otavan_protocol::UpdateState;
 
 pub use counter::Counter;
 pub use downloads::{ActiveDownload, DownloadGuard, Downloads};
+pub use tap::{ConnTap, TappedStream};
 
 /// What a request was for, as `/metrics` labels it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
