@@ -6,6 +6,7 @@ mod log;
 mod lora;
 mod rehearse;
 mod release;
+mod reports;
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +17,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use otavan_protocol::Version;
+use otavan_server::store::VanId;
+use otavan_server::store::postgres::is_postgres_url;
 use otavan_server::{Server, ServerConfig};
 
 /// Over-the-air updates for smart meters, delivered by a passing van.
@@ -52,6 +55,9 @@ enum Command {
     /// to the network server, watch the meters' status uplinks.
     #[command(subcommand)]
     Campaign(campaign::CampaignCommand),
+    /// Report store tools: upload a van's reports to the fleet database.
+    #[command(subcommand)]
+    Reports(reports::ReportsCommand),
 }
 
 #[derive(clap::Args)]
@@ -68,9 +74,19 @@ struct ServeArgs {
     /// Version to update meters to (default: the highest version folder).
     #[arg(long)]
     target: Option<Version>,
-    /// SQLite database for device reports.
-    #[arg(long, default_value = "otavan.db")]
-    db: PathBuf,
+    /// Where device reports go: a SQLite file, or postgres://user@host:port/dbname
+    /// for a fleet database shared by many vans (from $OTAVAN_DB when not
+    /// given, so a password need not appear in the process list).
+    #[arg(
+        long,
+        env = "OTAVAN_DB",
+        default_value = "otavan.db",
+        hide_env_values = true
+    )]
+    db: String,
+    /// This van's name, stored with every report (default: the host name).
+    #[arg(long)]
+    van_id: Option<VanId>,
     /// Most simultaneous connections.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
@@ -123,6 +139,7 @@ fn main() -> ExitCode {
         Command::Lora(command) => lora::run(command),
         Command::Rehearse(args) => rehearse::run(args),
         Command::Campaign(command) => campaign::run(command),
+        Command::Reports(command) => reports::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,10 +151,22 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let van_id = match args.van_id {
+        Some(van_id) => van_id,
+        None => {
+            VanId::from_hostname().context("the host name is not a valid van id; pass --van-id")?
+        }
+    };
+    let (db, postgres) = match is_postgres_url(&args.db) {
+        true => (PathBuf::from("otavan.db"), Some(args.db)),
+        false => (PathBuf::from(args.db), None),
+    };
     let config = ServerConfig {
         addr: SocketAddr::new(args.bind, args.port),
         target: args.target,
-        db: args.db,
+        db,
+        postgres,
+        van_id,
         max_connections: args.max_connections,
         header_timeout: Duration::from_secs(args.header_timeout),
         preload_bytes: args.preload_mib * 1024 * 1024,

@@ -145,11 +145,13 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
         let Some(manifest) = manifest else {
             return Ok(Outcome::UpToDate { version: current });
         };
-        let result = self.update_to(&state, &manifest).await;
+        let attempt = Attempt::new();
+        let result = self.update_to(&state, &manifest, &attempt).await;
         if let Err(error) = &result {
             match Version::parse(&manifest.version) {
                 Ok(to) => {
                     self.report(
+                        &attempt,
                         &current,
                         &to,
                         UpdateState::Failed,
@@ -170,6 +172,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
         &self,
         state: &DeviceState,
         manifest: &Manifest,
+        attempt: &Attempt,
     ) -> Result<Outcome, EngineError> {
         let current = &state.version;
         let Some(mut plan) = plan(manifest, current, &self.config.limits)? else {
@@ -194,8 +197,15 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
         // without firmware deltas.
         let full_bytes = plan.declared_bytes();
         let moved = |bytes| Transferred { bytes, full_bytes };
-        self.report(from, to, UpdateState::Downloading, None, Some(moved(0)))
-            .await;
+        self.report(
+            attempt,
+            from,
+            to,
+            UpdateState::Downloading,
+            None,
+            Some(moved(0)),
+        )
+        .await;
         let patch_source = match &plan.patch {
             Some(patch) => self
                 .meter
@@ -212,18 +222,46 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
         )
         .await?;
         let bytes = staged.received();
-        self.report(from, to, UpdateState::Downloaded, None, Some(moved(bytes)))
-            .await;
-        self.report(from, to, UpdateState::Verified, None, Some(moved(bytes)))
-            .await;
+        self.report(
+            attempt,
+            from,
+            to,
+            UpdateState::Downloaded,
+            None,
+            Some(moved(bytes)),
+        )
+        .await;
+        self.report(
+            attempt,
+            from,
+            to,
+            UpdateState::Verified,
+            None,
+            Some(moved(bytes)),
+        )
+        .await;
         // Files move by rename and the image is already in its slot: the
         // install needs no new space.
-        self.report(from, to, UpdateState::Updating, None, Some(moved(bytes)))
-            .await;
+        self.report(
+            attempt,
+            from,
+            to,
+            UpdateState::Updating,
+            None,
+            Some(moved(bytes)),
+        )
+        .await;
         self.meter.apply(&staged)?;
         debug!("installed and committed");
-        self.report(from, to, UpdateState::Updated, None, Some(moved(bytes)))
-            .await;
+        self.report(
+            attempt,
+            from,
+            to,
+            UpdateState::Updated,
+            None,
+            Some(moved(bytes)),
+        )
+        .await;
         Ok(Outcome::Updated {
             from: from.clone(),
             to: to.clone(),
@@ -243,6 +281,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
     /// Posts a report; a van out of reach must not fail the update.
     async fn report(
         &self,
+        attempt: &Attempt,
         from: &Version,
         to: &Version,
         state: UpdateState,
@@ -257,10 +296,32 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             error,
             bytes: transferred.map(|t| t.bytes),
             full_bytes: transferred.map(|t| t.full_bytes),
+            report_id: Some(attempt.report_id(state)),
         };
         if let Err(error) = self.transport.send_report(&report).await {
             warn!(%error, state = %state, "report not delivered");
         }
+    }
+}
+
+/// One run of [`Engine::update`], named by 64 random bits, so the
+/// server can tell a report re-sent from the same state reached again in
+/// a later attempt (reports carry `report_id` = attempt + state).
+struct Attempt(u64);
+
+impl Attempt {
+    fn new() -> Attempt {
+        // Without an entropy source the clock still tells attempts apart.
+        let fallback = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        };
+        Attempt(getrandom::u64().unwrap_or_else(|_| fallback()))
+    }
+
+    fn report_id(&self, state: UpdateState) -> String {
+        format!("{:016x}-{}", self.0, state.as_str())
     }
 }
 

@@ -281,6 +281,7 @@ async fn otavan_reports_show_up_in_the_csv() {
         error: None,
         bytes: Some(0),
         full_bytes: Some(4096),
+        report_id: None,
     };
     http.send_report(&report).await.unwrap();
     report.state = UpdateState::Failed;

@@ -11,6 +11,8 @@ use crate::Version;
 pub const MAX_DEVICE_ID_LEN: usize = 128;
 /// Longest accepted `error` text, in bytes.
 pub const MAX_ERROR_LEN: usize = 4096;
+/// Longest accepted `report_id`, in bytes.
+pub const MAX_REPORT_ID_LEN: usize = 64;
 
 /// Where a meter is in an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -84,6 +86,12 @@ pub struct Report {
     /// files), to compare with `bytes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_bytes: Option<u64>,
+    /// The meter's own identity for this report (e.g. its attempt number
+    /// and state), the same when it re-sends the report: stores keep one
+    /// copy per (`device_id`, `report_id`). Without it a van identifies a
+    /// report by its content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_id: Option<String>,
 }
 
 /// Why a report is not acceptable.
@@ -93,6 +101,8 @@ pub enum ReportError {
     BadDeviceId,
     /// `error` is longer than [`MAX_ERROR_LEN`].
     ErrorTooLong,
+    /// `report_id` is empty, too long, or not printable ASCII.
+    BadReportId,
 }
 
 impl fmt::Display for ReportError {
@@ -103,6 +113,10 @@ impl fmt::Display for ReportError {
                 "device_id must be 1 to {MAX_DEVICE_ID_LEN} bytes without control characters"
             ),
             ReportError::ErrorTooLong => write!(f, "error must be at most {MAX_ERROR_LEN} bytes"),
+            ReportError::BadReportId => write!(
+                f,
+                "report_id must be 1 to {MAX_REPORT_ID_LEN} printable ASCII characters"
+            ),
         }
     }
 }
@@ -119,6 +133,12 @@ impl Report {
         }
         if self.error.as_ref().is_some_and(|e| e.len() > MAX_ERROR_LEN) {
             return Err(ReportError::ErrorTooLong);
+        }
+        let printable = |c: char| c.is_ascii_graphic();
+        if let Some(id) = &self.report_id
+            && (id.is_empty() || id.len() > MAX_REPORT_ID_LEN || !id.chars().all(printable))
+        {
+            return Err(ReportError::BadReportId);
         }
         Ok(())
     }
@@ -182,6 +202,13 @@ mod tests {
         report.device_id = "a".into();
         report.error = Some("e".repeat(MAX_ERROR_LEN + 1));
         assert_eq!(report.validate(), Err(ReportError::ErrorTooLong));
+        report.error = None;
+        report.report_id = Some("attempt-3/UPDATED".into());
+        assert_eq!(report.validate(), Ok(()));
+        for bad in ["", "a b", "<é>", &"r".repeat(MAX_REPORT_ID_LEN + 1)] {
+            report.report_id = Some(bad.into());
+            assert_eq!(report.validate(), Err(ReportError::BadReportId), "{bad:?}");
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
+use crate::metrics::DownloadGuard;
+
 /// Bytes read from disk per chunk of a streamed file. With hyper's write
 /// buffer capped at the same size (see `server.rs`), a streaming connection
 /// holds at most about two chunks.
@@ -22,6 +24,93 @@ pub enum Body {
     Bytes(Option<Bytes>),
     /// A byte range of a file, read chunk by chunk on the blocking pool.
     File(FileStream),
+    /// A file download, counted as it is sent and listed among the
+    /// active downloads until the body is dropped.
+    Download(Download),
+}
+
+/// Largest frame an in-memory download is cut into when its socket does
+/// not count its progress (in-process callers): hyper asks for the next
+/// frame once the previous one is nearly written, so progress shows.
+/// Slicing `Bytes` copies nothing.
+pub const MEMORY_FRAME: usize = 256 * 1024;
+
+/// A download's content and its registration.
+#[derive(Debug)]
+pub struct Download {
+    source: Source,
+    guard: DownloadGuard,
+}
+
+#[derive(Debug)]
+enum Source {
+    /// What is left to hand out, in frames of at most `frame` bytes;
+    /// `hold` keeps the body open for one more poll after the last frame.
+    Memory {
+        rest: Bytes,
+        frame: usize,
+        hold: bool,
+    },
+    File(FileStream),
+}
+
+impl Download {
+    /// Sends in-memory `content`. When the socket counts the progress it
+    /// goes to hyper as one frame (cheapest), and the body stays open
+    /// until hyper has written nearly all of it, so the download stays
+    /// listed while it runs; otherwise in frames of [`MEMORY_FRAME`].
+    pub fn memory(content: Bytes, guard: DownloadGuard) -> Download {
+        let tapped = guard.tapped();
+        Download {
+            source: Source::Memory {
+                rest: content,
+                frame: if tapped { usize::MAX } else { MEMORY_FRAME },
+                hold: tapped,
+            },
+            guard,
+        }
+    }
+
+    /// Streams a file.
+    pub fn file(stream: FileStream, guard: DownloadGuard) -> Download {
+        Download {
+            source: Source::File(stream),
+            guard,
+        }
+    }
+
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        let chunk = match &mut self.source {
+            Source::Memory { rest, hold, .. } if rest.is_empty() => {
+                // hyper polls again once the last frame is (nearly) written.
+                *hold = false;
+                None
+            }
+            Source::Memory { rest, frame, .. } => {
+                let n = rest.len().min(*frame);
+                Some(Ok(rest.split_to(n)))
+            }
+            Source::File(stream) => ready!(stream.poll_chunk(cx)),
+        };
+        if let Some(Ok(chunk)) = &chunk {
+            self.guard.sent(chunk.len() as u64);
+        }
+        Poll::Ready(chunk)
+    }
+
+    fn remaining(&self) -> u64 {
+        match &self.source {
+            Source::Memory { rest, .. } => rest.len() as u64,
+            Source::File(stream) => stream.remaining,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.source {
+            Source::Memory { rest, hold, .. } => rest.is_empty() && !hold,
+            Source::File(stream) => stream.remaining == 0,
+        }
+    }
 }
 
 impl Body {
@@ -112,6 +201,9 @@ impl http_body::Body for Body {
         match self.get_mut() {
             Body::Bytes(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Body::File(stream) => stream.poll_chunk(cx).map(|c| c.map(|r| r.map(Frame::data))),
+            Body::Download(download) => download
+                .poll_chunk(cx)
+                .map(|c| c.map(|r| r.map(Frame::data))),
         }
     }
 
@@ -119,6 +211,7 @@ impl http_body::Body for Body {
         match self {
             Body::Bytes(bytes) => bytes.is_none(),
             Body::File(stream) => stream.remaining == 0,
+            Body::Download(download) => download.is_end_stream(),
         }
     }
 
@@ -128,6 +221,7 @@ impl http_body::Body for Body {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             Body::File(stream) => SizeHint::with_exact(stream.remaining),
+            Body::Download(download) => SizeHint::with_exact(download.remaining()),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Serving one indexed file: conditional requests, single ranges, HEAD.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::header::{
@@ -9,8 +10,9 @@ use hyper::header::{
 use hyper::{Response, StatusCode};
 use tracing::error;
 
-use crate::body::{Body, FileStream};
+use crate::body::{Body, Download, FileStream};
 use crate::index::IndexedFile;
+use crate::metrics::{ConnTap, Downloads};
 use crate::range::RangeRequest;
 use crate::respond;
 
@@ -24,11 +26,24 @@ pub struct ServeOptions {
     pub ranges: bool,
 }
 
-/// Builds the response for `file`.
+/// Where a download is registered (see [`crate::metrics::downloads`]).
+#[derive(Clone, Copy)]
+pub struct Tracking<'a> {
+    /// The server's downloads in flight.
+    pub downloads: &'a Arc<Downloads>,
+    /// The client.
+    pub peer: SocketAddr,
+    /// The connection's byte counter, when served from a socket.
+    pub tap: Option<&'a Arc<ConnTap>>,
+}
+
+/// Builds the response for `file`. With `tracking`, a body that sends
+/// content is registered as a download.
 pub async fn serve(
     file: &Arc<IndexedFile>,
     request: &HeaderMap,
     options: ServeOptions,
+    tracking: Option<Tracking<'_>>,
 ) -> Response<Body> {
     let etag = format!("\"{}\"", file.sha1);
     if header_str(request, IF_NONE_MATCH).is_some_and(|tags| etag_matches(tags, &etag)) {
@@ -63,14 +78,22 @@ pub async fn serve(
         let end = start + len - 1;
         builder = builder.header(CONTENT_RANGE, format!("bytes {start}-{end}/{}", file.size));
     }
+    let register = || tracking.map(|t| t.downloads.start(file, t.peer, len, t.tap));
     let body = if options.head {
         Body::empty()
     } else if let Some(content) = file.cached() {
-        Body::from(content.slice(start as usize..(start + len) as usize))
+        let content = content.slice(start as usize..(start + len) as usize);
+        match register() {
+            Some(guard) => Body::Download(Download::memory(content, guard)),
+            None => Body::from(content),
+        }
     } else {
         match open(file).await {
             Ok(opened) => match FileStream::new(opened, start, len) {
-                Ok(stream) => Body::File(stream),
+                Ok(stream) => match register() {
+                    Some(guard) => Body::Download(Download::file(stream, guard)),
+                    None => Body::File(stream),
+                },
                 Err(e) => {
                     return respond::error(
                         StatusCode::INTERNAL_SERVER_ERROR,

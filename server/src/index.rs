@@ -50,6 +50,18 @@ impl IndexedFile {
         self.content.get()
     }
 
+    /// A file record with made-up hashes, for unit tests elsewhere.
+    #[cfg(test)]
+    pub(crate) fn for_tests(disk_path: &str, size: u64) -> IndexedFile {
+        IndexedFile {
+            disk_path: PathBuf::from(disk_path),
+            sha1: String::new(),
+            sha256: String::new(),
+            size,
+            content: OnceLock::new(),
+        }
+    }
+
     /// Keeps `content` in memory. Callers must have checked it against
     /// the file's hashes.
     pub(crate) fn set_cached(&self, content: Bytes) {

@@ -3,8 +3,10 @@
 //! Serves a Pycom-style release tree to meters: `GET /manifest.json?current_ver=X`
 //! answers what to download, delete and flash to reach the target version;
 //! every file of the release is served with `Content-Length`, `ETag` and
-//! single `Range`s; `POST /report` stores meters' status reports in SQLite
-//! and `GET /reports.csv` exports them.
+//! single `Range`s; `POST /report` stores meters' status reports (SQLite,
+//! or PostgreSQL shared by many vans: [`store`]) and `GET /reports.csv`
+//! exports them. `GET /` is the van's dashboard ([`dashboard`]) and
+//! `GET /metrics` the Prometheus counters ([`metrics`]).
 //!
 //! The caller binds, so tests use port 0:
 //!
@@ -25,9 +27,12 @@
 //! Host, and are computed once per index.
 
 pub mod body;
+pub mod dashboard;
 pub mod files;
 pub mod index;
 pub mod manifest;
+pub mod metrics;
+mod pages;
 pub mod patches;
 pub mod preload;
 pub mod range;
@@ -38,5 +43,6 @@ pub mod service;
 pub mod sign;
 pub mod signals;
 pub mod state;
+pub mod store;
 
 pub use server::{Reloader, Server, ServerConfig, StartError};

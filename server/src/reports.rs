@@ -58,6 +58,15 @@ pub enum StoreError {
     /// Writing the CSV export failed.
     #[error("report export: {0}")]
     Csv(#[from] csv::Error),
+    /// PostgreSQL refused an operation or could not be reached.
+    #[error("fleet database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The fleet database did not answer in time.
+    #[error("fleet database: no answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// A store task on the blocking pool failed.
+    #[error("report store task: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// Brings a database made by an older otavan up to the current columns.
@@ -113,6 +122,7 @@ impl ReportStore {
             );",
         )?;
         migrate(&conn)?;
+        crate::store::sqlite::migrate_identity(&conn)?;
         Ok(ReportStore {
             conn: Mutex::new(conn),
         })
@@ -197,7 +207,7 @@ impl ReportStore {
         Ok(())
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent.
         self.conn
             .lock()

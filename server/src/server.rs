@@ -16,9 +16,12 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::index::IndexError;
+use crate::metrics::{ConnTap, TappedStream};
 use crate::reports::{ReportStore, StoreError};
-use crate::service::{ConnInfo, handle};
+use crate::service::{ConnInfo, handle_tapped};
 use crate::state::{IndexSettings, Release, Shared};
+use crate::store::postgres::{BadUrl, PgStore, describe, parse_url};
+use crate::store::{ReportBackend, SqliteBackend, VanId};
 
 /// Most bytes queued for one connection's socket (and the longest request
 /// head accepted).
@@ -33,8 +36,12 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// Fixed target version; `None` means the highest version folder.
     pub target: Option<Version>,
-    /// The SQLite report database.
+    /// The SQLite report database (never indexed or served).
     pub db: PathBuf,
+    /// A `postgres://` address: reports go there instead of `db`.
+    pub postgres: Option<String>,
+    /// This van's name, stored with every report.
+    pub van_id: VanId,
     /// Most connections served at once; further clients wait in the
     /// kernel's accept queue.
     pub max_connections: usize,
@@ -58,6 +65,8 @@ impl ServerConfig {
             addr: SocketAddr::from(([0, 0, 0, 0], 8000)),
             target: None,
             db: PathBuf::from("otavan.db"),
+            postgres: None,
+            van_id: VanId::from_hostname().unwrap_or_else(|_| VanId::new("van").expect("valid")),
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
@@ -76,6 +85,17 @@ pub enum StartError {
     /// The report database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The `postgres://` address is not valid.
+    #[error(transparent)]
+    BadUrl(#[from] BadUrl),
+    /// The fleet database could not be reached or prepared.
+    #[error("cannot use the fleet database {db}: {error}")]
+    Fleet {
+        /// The address, without its password.
+        db: String,
+        /// Why not.
+        error: StoreError,
+    },
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -123,10 +143,8 @@ impl Server {
                 .await
                 .expect("index task does not panic")?
         };
-        let db = config.db.clone();
-        let reports = tokio::task::spawn_blocking(move || ReportStore::open(&db))
-            .await
-            .expect("store task does not panic")?;
+        let reports = open_store(&config).await?;
+        info!(store = %reports.describe(), van_id = %config.van_id, "reports stored");
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|error| StartError::Bind {
@@ -195,10 +213,18 @@ impl Server {
             let Some(conn) = conn_info(&stream, peer) else {
                 continue;
             };
+            // Counts the bytes each download on this connection writes.
+            let tap = Arc::new(ConnTap::default());
+            let downloads = Arc::clone(&shared.metrics.downloads);
+            let stream = TappedStream::new(stream, Arc::clone(&tap), downloads);
             let shared = Arc::clone(&shared);
             let service = service_fn(move |request| {
                 let shared = Arc::clone(&shared);
-                async move { Ok::<_, std::convert::Infallible>(handle(shared, conn, request).await) }
+                let tap = Some(Arc::clone(&tap));
+                async move {
+                    let response = handle_tapped(shared, conn, tap, request).await;
+                    Ok::<_, std::convert::Infallible>(response)
+                }
             });
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             let connection = graceful.watch(connection);
@@ -228,6 +254,25 @@ fn conn_info(stream: &TcpStream, peer: SocketAddr) -> Option<ConnInfo> {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().ok()?;
     Some(ConnInfo { peer, local })
+}
+
+/// The report store `config` names.
+async fn open_store(config: &ServerConfig) -> Result<Arc<dyn ReportBackend>, StartError> {
+    let van = config.van_id.clone();
+    if let Some(url) = &config.postgres {
+        let config = parse_url(url)?;
+        let db = describe(&config);
+        let pg = PgStore::connect(config, van)
+            .await
+            .map_err(|error| StartError::Fleet { db, error })?;
+        return Ok(Arc::new(pg));
+    }
+    let db = config.db.clone();
+    let store = tokio::task::spawn_blocking(move || ReportStore::open(&db))
+        .await
+        .expect("store task does not panic")?;
+    let label = config.db.display().to_string();
+    Ok(Arc::new(SqliteBackend::new(Arc::new(store), van, label)))
 }
 
 /// The database and the journal files SQLite keeps next to it.

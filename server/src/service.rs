@@ -1,4 +1,5 @@
-//! Request routing, the per-request log line, and the HTTP/1.0 header diet.
+//! Request routing, the per-request count and log line, and the HTTP/1.0
+//! header diet.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -14,9 +15,12 @@ use percent_encoding::percent_decode_str;
 use tracing::{error, info};
 
 use crate::body::Body;
-use crate::files::{self, ServeOptions};
+use crate::files::{self, ServeOptions, Tracking};
+use crate::metrics::{ConnTap, Route};
+use crate::pages;
 use crate::respond;
 use crate::state::Shared;
+use crate::store::Inserted;
 
 /// Largest accepted `POST /report` body.
 pub const MAX_REPORT_BYTES: usize = 16 * 1024;
@@ -41,27 +45,45 @@ impl<B> RequestBody for B where B: hyper::body::Body<Data = Bytes, Error: Into<B
 /// The error type request bodies convert into.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Handles one request and logs it.
+/// Handles one request, counts it and logs it (in-process callers:
+/// downloads' progress is counted as their frames are handed out).
 pub async fn handle<B: RequestBody>(
     shared: Arc<Shared>,
     conn: ConnInfo,
+    request: Request<B>,
+) -> Response<Body> {
+    handle_tapped(shared, conn, None, request).await
+}
+
+/// [`handle`] for a request read from a socket whose writes `tap` counts
+/// (see [`crate::metrics::tap`]).
+pub async fn handle_tapped<B: RequestBody>(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    tap: Option<Arc<ConnTap>>,
     request: Request<B>,
 ) -> Response<Body> {
     let started = Instant::now();
     let method = request.method().clone();
     let uri = request.uri().clone();
     let version = request.version();
-    let mut response = route(&shared, conn, request).await;
+    let (route, mut response) = route(&shared, conn, tap.as_ref(), request).await;
     finish_headers(&mut response, version);
     let bytes = match method {
         Method::HEAD => 0,
         _ => content_length(&response),
     };
+    let status = response.status().as_u16();
+    shared.metrics.request(route, status);
+    // Downloads count their bytes as they are sent.
+    if !matches!(response.body(), Body::Download(_)) {
+        shared.metrics.other_bytes(bytes);
+    }
     info!(
         target: "otavan::request",
         %method,
         path = uri.path(),
-        status = response.status().as_u16(),
+        status,
         bytes,
         us = started.elapsed().as_micros() as u64,
         peer = %conn.peer,
@@ -73,17 +95,29 @@ pub async fn handle<B: RequestBody>(
 async fn route<B: RequestBody>(
     shared: &Arc<Shared>,
     conn: ConnInfo,
+    tap: Option<&Arc<ConnTap>>,
     request: Request<B>,
-) -> Response<Body> {
+) -> (Route, Response<Body>) {
     let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
-    match request.uri().path() {
-        "/manifest.json" if read_only => manifest(shared, conn, &request),
-        "/reports.csv" if read_only => reports_csv(shared).await,
-        "/report" if request.method() == Method::POST => report(shared, request).await,
-        "/manifest.json" | "/reports.csv" => method_not_allowed("GET, HEAD"),
-        "/report" => method_not_allowed("POST"),
-        _ if read_only => file(shared, &request).await,
-        _ => method_not_allowed("GET, HEAD"),
+    let path = request.uri().path();
+    match path {
+        "/manifest.json" if read_only => (Route::Manifest, manifest(shared, conn, &request)),
+        "/reports.csv" if read_only => (Route::ReportsCsv, reports_csv(shared).await),
+        "/report" if request.method() == Method::POST => {
+            (Route::Report, report(shared, request).await)
+        }
+        "/" if read_only => (Route::Dashboard, pages::overview(shared).await),
+        "/metrics" if read_only => (Route::Metrics, pages::metrics(shared)),
+        "/manifest.json" | "/reports.csv" | "/" | "/metrics" => {
+            (Route::Other, method_not_allowed("GET, HEAD"))
+        }
+        "/report" => (Route::Other, method_not_allowed("POST")),
+        _ if path.starts_with(pages::DEVICES) => match read_only {
+            true => (Route::Device, pages::device(shared, path).await),
+            false => (Route::Other, method_not_allowed("GET, HEAD")),
+        },
+        _ if read_only => (Route::File, file(shared, conn, tap, &request).await),
+        _ => (Route::Other, method_not_allowed("GET, HEAD")),
     }
 }
 
@@ -96,6 +130,7 @@ fn manifest<B>(shared: &Shared, conn: ConnInfo, request: &Request<B>) -> Respons
     let release = shared.release.load();
     // Only valid versions are ever cached, so a hit needs no parsing.
     if let Some(body) = release.manifests.cached(&raw, &host) {
+        shared.metrics.manifest_cache_hits.inc();
         return respond::content(StatusCode::OK, "application/json", body);
     }
     let current = match raw.as_ref() {
@@ -108,6 +143,7 @@ fn manifest<B>(shared: &Shared, conn: ConnInfo, request: &Request<B>) -> Respons
             }
         },
     };
+    shared.metrics.manifest_renders.inc();
     let body = release
         .manifests
         .render(&release.index, current.as_ref(), &host);
@@ -137,7 +173,12 @@ fn request_host<B>(request: &Request<B>, conn: ConnInfo) -> Result<Cow<'_, str>,
     Ok(Cow::Borrowed(host))
 }
 
-async fn file<B>(shared: &Shared, request: &Request<B>) -> Response<Body> {
+async fn file<B>(
+    shared: &Shared,
+    conn: ConnInfo,
+    tap: Option<&Arc<ConnTap>>,
+    request: &Request<B>,
+) -> Response<Body> {
     let Some(url_path) = decode_path(request.uri().path()) else {
         return respond::error(StatusCode::NOT_FOUND, "not found");
     };
@@ -150,7 +191,12 @@ async fn file<B>(shared: &Shared, request: &Request<B>) -> Response<Body> {
                 head: request.method() == Method::HEAD,
                 ranges: request.version() != HttpVersion::HTTP_10,
             };
-            files::serve(&file, request.headers(), options).await
+            let tracking = Tracking {
+                downloads: &shared.metrics.downloads,
+                peer: conn.peer,
+                tap,
+            };
+            files::serve(&file, request.headers(), options, Some(tracking)).await
         }
         None => respond::error(StatusCode::NOT_FOUND, "not found"),
     }
@@ -191,23 +237,19 @@ async fn report<B: RequestBody>(shared: &Shared, request: Request<B>) -> Respons
     if let Err(e) = report.validate() {
         return respond::error(StatusCode::BAD_REQUEST, &format!("invalid report: {e}"));
     }
-    let store = Arc::clone(&shared.reports);
-    let stored = if shared.inline_store {
-        Ok(store.insert(&report, SystemTime::now()))
-    } else {
-        tokio::task::spawn_blocking(move || store.insert(&report, SystemTime::now())).await
-    };
-    match stored {
-        Ok(Ok(())) => respond::empty(StatusCode::NO_CONTENT),
-        Ok(Err(e)) => {
-            error!(error = %e, "cannot store report");
-            respond::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "report could not be stored",
-            )
+    match shared.reports.insert(&report, SystemTime::now()).await {
+        Ok(Inserted::New) => {
+            shared.metrics.report_stored(report.state);
+            respond::empty(StatusCode::NO_CONTENT)
+        }
+        // A re-sent report: stored already, and the meter should not send
+        // it again.
+        Ok(Inserted::Duplicate) => {
+            shared.metrics.reports_duplicate.inc();
+            respond::empty(StatusCode::NO_CONTENT)
         }
         Err(e) => {
-            error!(error = %e, "report task failed");
+            error!(error = %e, "cannot store report");
             respond::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "report could not be stored",
@@ -217,25 +259,10 @@ async fn report<B: RequestBody>(shared: &Shared, request: Request<B>) -> Respons
 }
 
 async fn reports_csv(shared: &Shared) -> Response<Body> {
-    let store = Arc::clone(&shared.reports);
-    let exported = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        store.export_csv(&mut out).map(|()| out)
-    })
-    .await;
-    match exported {
-        Ok(Ok(csv)) => {
-            respond::content(StatusCode::OK, "text/csv; charset=utf-8", Bytes::from(csv))
-        }
-        Ok(Err(e)) => {
-            error!(error = %e, "cannot export reports");
-            respond::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "reports could not be exported",
-            )
-        }
+    match shared.reports.export_csv().await {
+        Ok(csv) => respond::content(StatusCode::OK, "text/csv; charset=utf-8", Bytes::from(csv)),
         Err(e) => {
-            error!(error = %e, "export task failed");
+            error!(error = %e, "cannot export reports");
             respond::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "reports could not be exported",
@@ -244,7 +271,7 @@ async fn reports_csv(shared: &Shared) -> Response<Body> {
     }
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut response = respond::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     response
         .headers_mut()

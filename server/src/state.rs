@@ -1,7 +1,9 @@
-//! What request handlers share: the current release and the report store.
+//! What request handlers share: the current release, the report store and
+//! the counters.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use otavan_protocol::Version;
@@ -9,9 +11,10 @@ use tracing::{error, info};
 
 use crate::index::{IndexError, ReleaseIndex};
 use crate::manifest::ManifestCache;
+use crate::metrics::Metrics;
 use crate::patches::build_patches;
 use crate::preload::preload;
-use crate::reports::ReportStore;
+use crate::store::ReportBackend;
 
 /// How to (re)build the release index.
 #[derive(Debug, Clone)]
@@ -70,36 +73,36 @@ impl Release {
 pub struct Shared {
     /// The release being served; swapped atomically on reload.
     pub release: ArcSwap<Release>,
-    /// Where reports go.
-    pub reports: Arc<ReportStore>,
+    /// Where reports go (the van's SQLite file or the fleet's PostgreSQL).
+    pub reports: Arc<dyn ReportBackend>,
     /// How to rebuild the release.
     pub settings: IndexSettings,
     /// Serialises reloads so two SIGHUPs do not index twice at once.
     reload_lock: tokio::sync::Mutex<()>,
-    /// Store reports on the request's own task instead of the blocking
-    /// pool (see [`Shared::with_inline_store`]).
-    pub inline_store: bool,
+    /// Requests, bytes, downloads, reports and reloads counted so far.
+    pub metrics: Metrics,
+    /// When this server started: its session, on the dashboard.
+    pub started: SystemTime,
+    /// The same instant, for uptime.
+    pub started_instant: Instant,
 }
 
 impl Shared {
-    /// State serving `release`.
-    pub fn new(release: Release, reports: ReportStore, settings: IndexSettings) -> Shared {
+    /// State serving `release`, storing reports in `reports`.
+    pub fn new(
+        release: Release,
+        reports: Arc<dyn ReportBackend>,
+        settings: IndexSettings,
+    ) -> Shared {
         Shared {
             release: ArcSwap::from_pointee(release),
-            reports: Arc::new(reports),
+            reports,
             settings,
             reload_lock: tokio::sync::Mutex::new(()),
-            inline_store: false,
+            metrics: Metrics::default(),
+            started: SystemTime::now(),
+            started_instant: Instant::now(),
         }
-    }
-
-    /// Stores reports inline, blocking the request's task for the SQLite
-    /// write. Only for in-process use under virtual time (rehearsals):
-    /// work on the blocking pool finishes in real-time order, which would
-    /// make a rehearsal's event order depend on the machine.
-    pub fn with_inline_store(mut self) -> Shared {
-        self.inline_store = true;
-        self
     }
 
     /// Re-indexes on the blocking pool and swaps the new release in. On
@@ -113,9 +116,11 @@ impl Shared {
         match loaded {
             Ok(release) => {
                 self.release.store(Arc::new(release));
+                self.metrics.reloads.inc();
                 Ok(())
             }
             Err(e) => {
+                self.metrics.reload_failures.inc();
                 error!(error = %e, "reload failed; still serving the previous release");
                 Err(e)
             }

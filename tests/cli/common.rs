@@ -1,5 +1,6 @@
 //! Running the `otavan` binary and talking to what it serves.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -20,13 +21,24 @@ pub struct Served {
 
 impl Served {
     pub fn start(root: &Path, db: &Path) -> Served {
+        let patches = db.with_extension("patches");
+        Served::start_with(
+            root,
+            &[
+                OsStr::new("--db"),
+                db.as_os_str(),
+                OsStr::new("--patch-cache"),
+                patches.as_os_str(),
+            ],
+        )
+    }
+
+    /// `otavan serve --root ROOT` on 127.0.0.1:0 with `args` added.
+    pub fn start_with(root: &Path, args: &[&OsStr]) -> Served {
         let mut child = otavan()
             .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--root"])
             .arg(root)
-            .arg("--db")
-            .arg(db)
-            .arg("--patch-cache")
-            .arg(db.with_extension("patches"))
+            .args(args)
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .spawn()
@@ -58,6 +70,17 @@ impl Served {
         response.split_once("\r\n\r\n").unwrap().1.to_owned()
     }
 
+    /// `POST path` with `body` over HTTP/1.1; the status code.
+    pub fn post(&self, path: &str, body: &str) -> u16 {
+        let (status, _) = http(self.addr, "POST", path, body);
+        status
+    }
+
+    /// `GET path` over HTTP/1.1: status and body.
+    pub fn fetch(&self, path: &str) -> (u16, String) {
+        http(self.addr, "GET", path, "")
+    }
+
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
@@ -66,6 +89,39 @@ impl Served {
             .unwrap();
         assert!(status.success());
     }
+}
+
+/// One request on its own connection: status and body.
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: van\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// A report's JSON.
+pub fn report_json(device: &str, state: &str, error: Option<&str>) -> String {
+    let mut report = serde_json::json!({
+        "device_id": device,
+        "from_version": "1.0.0",
+        "to_version": "1.1.0",
+        "state": state,
+    });
+    if let Some(error) = error {
+        report["error"] = error.into();
+    }
+    report.to_string()
 }
 
 /// The first log line containing `needle`, waiting up to 30 s.

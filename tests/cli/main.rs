@@ -1,10 +1,13 @@
 //! The `otavan` binary as operators and meters run it.
 
 mod common;
+mod pg;
 
 mod campaign;
 
+mod dashboard;
 mod device;
+mod fleet;
 mod lora;
 mod rehearse;
 mod serve;

@@ -663,6 +663,7 @@ mod tests {
             error: None,
             bytes: Some(0),
             full_bytes: None,
+            report_id: None,
         };
         block_on(engine_side.send_report(&report)).unwrap();
         t.fail_reports(true);

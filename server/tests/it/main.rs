@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod dashboard;
 mod files;
 mod lifecycle;
 mod manifests;

@@ -46,7 +46,6 @@ async fn nothing_outside_the_index_is_served() {
         "/1.0.0/flash/otavan.db-wal",
         "/1.0.0/flash/",
         "/1.0.0",
-        "/",
         "//etc/passwd",
         "/etc/passwd",
         "/1.0.0//flash/main.py",
@@ -62,6 +61,11 @@ async fn nothing_outside_the_index_is_served() {
         );
         assert!(!contains(&response.raw, SECRET), "{path} leaked the secret");
     }
+    // `/` is the dashboard (issue 9), not a directory listing.
+    let dashboard = server.get("/", &[]).await;
+    assert_eq!(dashboard.status, 200);
+    assert!(!contains(&dashboard.raw, SECRET));
+    assert!(!dashboard.text().contains("secret.txt"));
     // Raw bytes that are not legal in a request target at all.
     for path in ["/..\\secret.txt", "/1.0.0/flash/main.py\0"] {
         let mut request = b"GET ".to_vec();

@@ -48,6 +48,7 @@ use otavan_protocol::descriptor::{KeyPair, PublicKey};
 use otavan_protocol::region::Region;
 use otavan_server::reports::ReportStore;
 use otavan_server::state::{IndexSettings, Release, Shared};
+use otavan_server::store::{SqliteBackend, VanId};
 use serde::Serialize;
 
 use crate::contacts::Contacts;
@@ -209,7 +210,11 @@ pub fn rehearse_live(
     };
     let release = Release::load(&settings).map_err(|e| LiveError::Server(e.to_string()))?;
     let store = ReportStore::open(&db).map_err(|e| LiveError::Server(e.to_string()))?;
-    let shared = Arc::new(Shared::new(release, store, settings).with_inline_store());
+    let store = Arc::new(store);
+    let van = VanId::new("rehearsal-van").expect("a valid van id");
+    let label = db.display().to_string();
+    let backend = SqliteBackend::new(Arc::clone(&store), van, label).inline();
+    let shared = Arc::new(Shared::new(release, Arc::new(backend), settings));
 
     let mut setups = Vec::new();
     for (m, spec) in fleet.meters.iter().enumerate() {
@@ -350,7 +355,7 @@ pub fn rehearse_live(
             updated_unreported: world.logs[s.m].borrow().updated_unreported,
         })
         .collect();
-    let checks = check::check(&shared.release.load().index, &shared.reports, &checked);
+    let checks = check::check(&shared.release.load().index, &store, &checked);
     let meters: Vec<MeterResult> = fleet
         .meters
         .iter()

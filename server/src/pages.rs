@@ -1,0 +1,124 @@
+//! The routes for people and monitoring: `GET /` (dashboard),
+//! `GET /devices/{id}` (one meter's reports) and `GET /metrics`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::{Response, StatusCode};
+use percent_encoding::percent_decode_str;
+use tracing::error;
+
+use crate::body::Body;
+use crate::dashboard::{self, Overview};
+use crate::metrics::MetricsInfo;
+use crate::respond;
+use crate::state::Shared;
+use crate::store::{SummaryQuery, format_time};
+
+/// The prefix of a meter's page.
+pub const DEVICES: &str = "/devices/";
+/// Failures listed on the dashboard.
+const RECENT_FAILURES: u32 = 20;
+/// Reports listed on a meter's page (its latest).
+const DEVICE_HISTORY: u32 = 500;
+
+const HTML: &str = "text/html; charset=utf-8";
+
+/// `GET /`.
+pub async fn overview(shared: &Arc<Shared>) -> Response<Body> {
+    let release = shared.release.load_full();
+    let index = &release.index;
+    let query = SummaryQuery {
+        target: index.target().to_string(),
+        van: shared.reports.van().clone(),
+        since: format_time(shared.started),
+        recent_failures: RECENT_FAILURES,
+    };
+    let summary = match shared.reports.summary(&query).await {
+        Ok(summary) => summary,
+        Err(e) => {
+            error!(error = %e, "cannot read the report store for the dashboard");
+            return respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "report store unavailable",
+            );
+        }
+    };
+    let downloads = shared
+        .metrics
+        .downloads
+        .snapshot()
+        .into_iter()
+        .map(|d| {
+            let path = d.file.disk_path.strip_prefix(index.root()).map_or_else(
+                |_| d.file.disk_path.display().to_string(),
+                |p| format!("/{}", p.display()),
+            );
+            (path, d)
+        })
+        .collect();
+    let van_id = shared.reports.van().to_string();
+    let root = index.root().display().to_string();
+    let target = index.target().to_string();
+    let store = shared.reports.describe();
+    let page = dashboard::render_overview(&Overview {
+        van_id: &van_id,
+        root: &root,
+        target: &target,
+        versions: index.versions().map(ToString::to_string).collect(),
+        files: index.file_count(),
+        store: &store,
+        summary: &summary,
+        downloads,
+        active_downloads: shared.metrics.downloads.active(),
+        uptime: shared.started_instant.elapsed(),
+    });
+    respond::content(StatusCode::OK, HTML, Bytes::from(page))
+}
+
+/// `GET /devices/{id}`: `path` is the request path, percent-encoded.
+pub async fn device(shared: &Shared, path: &str) -> Response<Body> {
+    let encoded = &path[DEVICES.len()..];
+    let Ok(device_id) = percent_decode_str(encoded).decode_utf8() else {
+        return respond::error(StatusCode::BAD_REQUEST, "device id is not UTF-8");
+    };
+    if device_id.is_empty() || device_id.chars().any(char::is_control) {
+        return respond::error(StatusCode::NOT_FOUND, "no such meter");
+    }
+    match shared
+        .reports
+        .device_history(&device_id, DEVICE_HISTORY)
+        .await
+    {
+        Ok(reports) => {
+            let page = dashboard::render_device(&device_id, &reports);
+            let status = match reports.is_empty() {
+                true => StatusCode::NOT_FOUND,
+                false => StatusCode::OK,
+            };
+            respond::content(status, HTML, Bytes::from(page))
+        }
+        Err(e) => {
+            error!(error = %e, "cannot read the report store for a meter's page");
+            respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "report store unavailable",
+            )
+        }
+    }
+}
+
+/// `GET /metrics`.
+pub fn metrics(shared: &Shared) -> Response<Body> {
+    let target = shared.release.load().index.target().to_string();
+    let text = shared.metrics.render(&MetricsInfo {
+        target: &target,
+        van_id: shared.reports.van().as_str(),
+        uptime_seconds: shared.started_instant.elapsed().as_secs_f64(),
+    });
+    respond::content(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        Bytes::from(text),
+    )
+}

@@ -1,0 +1,155 @@
+//! Where reports go: a small trait over the van's SQLite file and the
+//! fleet's PostgreSQL.
+//!
+//! A van stores into its own SQLite file by default ([`SqliteBackend`] over
+//! [`ReportStore`]); with `--db postgres://...` several vans and the office
+//! share one table ([`postgres::PgStore`]). Either way every report carries
+//! the van's id and a stable key ([`identity`]), and inserts skip a key
+//! already stored, so re-sent reports are stored once.
+//!
+//! The trait's methods return boxed futures: the server holds the backend as
+//! `Arc<dyn ReportBackend>`, chosen at start. Reports arrive at meter pace
+//! (a handful a second), so one allocation per call does not matter;
+//! nothing here is on the manifest or download path.
+
+pub mod identity;
+pub mod postgres;
+pub mod sqlite;
+pub mod sync;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use otavan_protocol::{Report, UpdateState};
+
+pub use crate::reports::{ReportStore, StoreError};
+pub use identity::VanId;
+pub use sqlite::SqliteBackend;
+
+/// What a store call eventually yields.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Whether an insert stored a new row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// The report was new.
+    New,
+    /// A report with the same key was already stored; nothing changed.
+    Duplicate,
+}
+
+/// One stored report, as the dashboard and `otavan reports sync` read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReport {
+    /// When the van received it (RFC 3339, UTC, milliseconds).
+    pub time: String,
+    /// The van that received it (`None` for rows from before van ids).
+    pub van_id: Option<String>,
+    /// The meter.
+    pub device_id: String,
+    /// The version the update started from.
+    pub from_version: String,
+    /// The version the update goes to.
+    pub to_version: String,
+    /// `DOWNLOADING` ... `UPDATED`, `FAILED`.
+    pub state: String,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Bytes downloaded.
+    pub bytes: Option<i64>,
+    /// Bytes without firmware deltas.
+    pub full_bytes: Option<i64>,
+}
+
+/// What the dashboard asks a store.
+#[derive(Debug, Clone)]
+pub struct SummaryQuery {
+    /// Count meters updating to this version.
+    pub target: String,
+    /// This van's session: reports from `van` at or after `since`
+    /// (RFC 3339, as stored).
+    pub van: VanId,
+    /// Start of the session.
+    pub since: String,
+    /// How many of the most recent failures to list.
+    pub recent_failures: u32,
+}
+
+/// The store's side of the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Meters updating to the target, each counted once in its latest
+    /// state, in [`UpdateState::ALL`] order.
+    pub by_state: [u64; 6],
+    /// Meters whose latest report toward the target has a state this build
+    /// does not know (written by other tools).
+    pub other_state: u64,
+    /// Distinct meters that reported to this van this session.
+    pub session_meters: u64,
+    /// Reports this van stored this session.
+    pub session_reports: u64,
+    /// Every report in the store (all vans).
+    pub total_reports: u64,
+    /// The latest FAILED reports, newest first.
+    pub recent_failures: Vec<StoredReport>,
+}
+
+impl Summary {
+    /// Meters updating to the target.
+    pub fn meters(&self) -> u64 {
+        self.by_state.iter().sum::<u64>() + self.other_state
+    }
+
+    /// Meters whose latest state toward the target is `state`.
+    pub fn count(&self, state: UpdateState) -> u64 {
+        let i = UpdateState::ALL
+            .iter()
+            .position(|s| *s == state)
+            .expect("ALL lists every state");
+        self.by_state[i]
+    }
+
+    /// Adds `n` meters whose latest state is called `state`.
+    pub(crate) fn add_state(&mut self, state: &str, n: u64) {
+        match UpdateState::ALL.iter().position(|s| s.as_str() == state) {
+            Some(i) => self.by_state[i] += n,
+            None => self.other_state += n,
+        }
+    }
+}
+
+/// A report store as the server uses it, for one van.
+///
+/// Implementations stamp every report with their van's id and its
+/// [`identity::report_key`], and store each key once.
+pub trait ReportBackend: Send + Sync {
+    /// Stores `report`, received at `time`, unless its key is already
+    /// stored.
+    fn insert<'a>(&'a self, report: &'a Report, time: SystemTime) -> StoreFuture<'a, Inserted>;
+
+    /// Every report as CSV ([`crate::reports::CSV_HEADER`]), oldest first.
+    fn export_csv(&self) -> StoreFuture<'_, Vec<u8>>;
+
+    /// Counts and recent failures for the dashboard.
+    fn summary<'a>(&'a self, query: &'a SummaryQuery) -> StoreFuture<'a, Summary>;
+
+    /// A meter's reports, oldest first, at most `limit` (the latest ones).
+    fn device_history<'a>(
+        &'a self,
+        device_id: &'a str,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<StoredReport>>;
+
+    /// Where reports go, for logs and the dashboard (no password).
+    fn describe(&self) -> String;
+
+    /// The van whose reports this backend stores.
+    fn van(&self) -> &VanId;
+}
+
+/// Formats `time` the way stores keep it: RFC 3339, UTC, milliseconds, so
+/// text order is time order.
+pub fn format_time(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
