@@ -222,35 +222,16 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
         )
         .await?;
         let bytes = staged.received();
-        self.report(
-            attempt,
-            from,
-            to,
+        // Verified while staged; files move by rename and the image is
+        // already in its slot, so the install needs no new space.
+        for state in [
             UpdateState::Downloaded,
-            None,
-            Some(moved(bytes)),
-        )
-        .await;
-        self.report(
-            attempt,
-            from,
-            to,
             UpdateState::Verified,
-            None,
-            Some(moved(bytes)),
-        )
-        .await;
-        // Files move by rename and the image is already in its slot: the
-        // install needs no new space.
-        self.report(
-            attempt,
-            from,
-            to,
             UpdateState::Updating,
-            None,
-            Some(moved(bytes)),
-        )
-        .await;
+        ] {
+            self.report(attempt, from, to, state, None, Some(moved(bytes)))
+                .await;
+        }
         self.meter.apply(&staged)?;
         debug!("installed and committed");
         self.report(
