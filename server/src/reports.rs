@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+#[cfg(test)]
 use otavan_protocol::Report;
 use otavan_protocol::lora::StatusUplink;
 use rusqlite::{Connection, params};
@@ -128,8 +129,15 @@ impl ReportStore {
         })
     }
 
-    /// Stores one report received at `time`.
-    pub fn insert(&self, report: &Report, time: SystemTime) -> Result<(), StoreError> {
+    /// Stores one report received at `time` without a van id or report
+    /// key, as a van wrote it before reports had keys (tests of migration
+    /// and sync use it; servers store through `store::ReportBackend`).
+    #[cfg(test)]
+    pub(crate) fn insert_unkeyed(
+        &self,
+        report: &Report,
+        time: SystemTime,
+    ) -> Result<(), StoreError> {
         let time = humantime::format_rfc3339_millis(time).to_string();
         // SQLite integers are signed; a byte count past i64::MAX is not real.
         let integer = |n: Option<u64>| n.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
@@ -236,7 +244,7 @@ mod tests {
             r#"{"device_id":"new","from_version":"1.0.0","to_version":"1.1.0","state":"UPDATED","bytes":1,"full_bytes":9}"#,
         )
         .unwrap();
-        store.insert(&report, SystemTime::now()).unwrap();
+        store.insert_unkeyed(&report, SystemTime::now()).unwrap();
         assert_eq!(store.count().unwrap(), 2);
         // Opening again is a no-op.
         ReportStore::open(&path).unwrap();
@@ -254,7 +262,9 @@ mod tests {
             r#"{"device_id":"70B3D57ED0001234","from_version":"1.0.0","to_version":"1.1.0","state":"UPDATED"}"#,
         )
         .unwrap();
-        store.insert(&report, SystemTime::UNIX_EPOCH).unwrap();
+        store
+            .insert_unkeyed(&report, SystemTime::UNIX_EPOCH)
+            .unwrap();
         let status = StatusUplink::decode(&hex::decode("18deadbeef0108c80007").unwrap()).unwrap();
         let row = LoraStatus {
             device_id: "70B3D57ED0001234",

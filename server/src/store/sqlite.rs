@@ -412,7 +412,9 @@ mod tests {
     fn rows_without_a_key_get_a_stable_one() {
         let dir = tempfile::TempDir::new().unwrap();
         let store = ReportStore::open(&dir.path().join("van.db")).unwrap();
-        store.insert(&report("m1", "UPDATED", None), at(0)).unwrap();
+        store
+            .insert_unkeyed(&report("m1", "UPDATED", None), at(0))
+            .unwrap();
         let van = VanId::new("van-1").unwrap();
         put(&store, &van, &report("m2", "UPDATED", None), at(1));
         let first = store.rows_after(0, 10).unwrap();
