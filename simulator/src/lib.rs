@@ -154,7 +154,17 @@ impl World {
     /// Builds the world of `scenario` for `options.seed`.
     pub(crate) fn prepare(scenario: &Scenario, options: &Options) -> Result<World, ScenarioError> {
         let sizes = release::update_sizes(scenario, options.patch_cache.clone())?;
-        let fleet = Fleet::generate(scenario, options.seed);
+        World::prepare_with(scenario, options.seed, sizes)
+    }
+
+    /// Builds the world of `scenario` for `seed`, with the update `sizes`
+    /// already known (the live mode takes them from the release it serves).
+    pub(crate) fn prepare_with(
+        scenario: &Scenario,
+        seed: u64,
+        sizes: UpdateSizes,
+    ) -> Result<World, ScenarioError> {
+        let fleet = Fleet::generate(scenario, seed);
         let needs = fleet
             .versions
             .iter()

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use otavan_protocol::Version;
+use otavan_server::index::ReleaseIndex;
 use otavan_server::manifest;
 use otavan_server::state::{IndexSettings, Release};
 
@@ -78,7 +79,13 @@ pub fn update_sizes(
         field: "release.release_dir".into(),
         message: format!("{}: {e}", root.display()),
     })?;
-    let index = &loaded.index;
+    Ok(sizes_from_index(&loaded.index, scenario))
+}
+
+/// The sizes of `scenario`'s source versions in an indexed release: for
+/// each, the manifest the van server would send, its new and changed
+/// files, and the firmware image or its delta.
+pub fn sizes_from_index(index: &ReleaseIndex, scenario: &Scenario) -> UpdateSizes {
     let mut bytes = BTreeMap::new();
     for (version, _) in scenario.versions() {
         let Some(m) = manifest::build(index, Some(&version), VAN_HOST) else {
@@ -92,8 +99,8 @@ pub fn update_sizes(
         let manifest_len = manifest::render(Some(&m)).len() as u64;
         bytes.insert(version, manifest_len + files + firmware);
     }
-    Ok(UpdateSizes {
+    UpdateSizes {
         target: index.target().clone(),
         bytes,
-    })
+    }
 }

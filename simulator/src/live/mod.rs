@@ -177,16 +177,6 @@ pub fn rehearse_live(
     };
     scenario.release.release_dir = Some(release_root.clone());
     let seed = options.base.seed;
-    let crate::World {
-        sizes,
-        fleet,
-        needs,
-        radio,
-        drives,
-        contacts,
-    } = crate::World::prepare(&scenario, &options.base)?;
-    let horizon = crate::horizon(&scenario);
-
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| LiveError::Io { path, source }
@@ -196,9 +186,11 @@ pub fn rehearse_live(
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
+    // The van's release, indexed once: it serves the meters and sizes the
+    // report's updates.
     let settings = IndexSettings {
         root: release_root.clone(),
-        target: Some(sizes.target.clone()),
+        target: None,
         exclude: vec![db.clone()],
         // Everything in memory: no file reads on the blocking pool.
         preload_bytes: u64::MAX,
@@ -209,6 +201,16 @@ pub fn rehearse_live(
             .filter(|_| scenario.release.deltas),
     };
     let release = Release::load(&settings).map_err(|e| LiveError::Server(e.to_string()))?;
+    let sizes = crate::release::sizes_from_index(&release.index, &scenario);
+    let crate::World {
+        sizes,
+        fleet,
+        needs,
+        radio,
+        drives,
+        contacts,
+    } = crate::World::prepare_with(&scenario, seed, sizes)?;
+    let horizon = crate::horizon(&scenario);
     let store = ReportStore::open(&db).map_err(|e| LiveError::Server(e.to_string()))?;
     let store = Arc::new(store);
     let van = VanId::new("rehearsal-van").expect("a valid van id");
