@@ -105,8 +105,8 @@ pub fn plan(
         .filter(|(_, c)| c.duration() >= config.min_contact)
         .filter_map(|(i, c)| wake_for(i, c, now, uplinks, config));
     match config.policy {
-        crate::scenario::Policy::NextPass => candidates.into_iter().next(),
-        crate::scenario::Policy::LongestContact => candidates.reduce(|best, p| {
+        Policy::NextPass => candidates.into_iter().next(),
+        Policy::LongestContact => candidates.reduce(|best, p| {
             let d = |p: &WakePlan| contacts[p.contact].duration();
             if d(&p) > d(&best) { p } else { best }
         }),
