@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use otavan_campaign::inventory::{self, WifiRanges};
+use otavan_campaign::inventory;
 use otavan_campaign::mqtt::{Broker, DeviceIds, NetworkServer};
-use otavan_campaign::plan::{self, Settings, Summary};
+use otavan_campaign::plan::{self, Settings, Summary, WifiRanges};
 use otavan_campaign::push::{self, PushConfig, PushEvent};
 use otavan_campaign::watch::{self, WatchConfig, WatchEvent};
 use otavan_campaign::{capacity, clock, plan_csv, progress, route};

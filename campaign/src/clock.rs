@@ -1,11 +1,11 @@
 //! Wall-clock times: RFC 3339 in and out, and the planner's virtual time.
 //!
 //! The simulator's planner counts microseconds from a t = 0
-//! ([`otavan_sim::time::Time`]); a campaign's t = 0 is its `--start`, so
+//! ([`otavan_planning::time::Time`]); a campaign's t = 0 is its `--start`, so
 //! nothing is planned before it. Input times may carry any UTC offset;
 //! output times are always UTC (`2025-06-02T08:00:00Z`).
 
-use otavan_sim::time::Time;
+use otavan_planning::time::Time;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime, UtcOffset};
 

@@ -5,7 +5,7 @@
 //! town (tens of kilometres) its distance error is far below a WiFi
 //! range; it does not handle routes across the ±180° meridian.
 
-use otavan_sim::geometry::Point;
+use otavan_planning::geometry::Point;
 
 /// The Earth's mean radius, metres (IUGG).
 const EARTH_RADIUS_M: f64 = 6_371_008.8;

@@ -6,11 +6,11 @@
 //! server last heard the meter, which gives the phase of its uplinks).
 //! Every row is checked and every bad one reported with its line number.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
+use crate::plan::WifiRanges;
 use otavan_protocol::Version;
-use otavan_sim::Scenario;
 use time::OffsetDateTime;
 
 use crate::clock;
@@ -41,55 +41,6 @@ pub struct Meter {
     pub version: Option<Version>,
     /// When it was last heard, if known.
     pub last_uplink: Option<OffsetDateTime>,
-}
-
-/// The WiFi range to the van assumed for each install kind, metres.
-///
-/// The defaults are the rehearsal scenario's install kinds
-/// (`Scenario::default().fleet.install`) at the *low* end of their range:
-/// the predicted contact is then inside the real one, so a window that
-/// covers the prediction covers the van.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WifiRanges(pub BTreeMap<String, f64>);
-
-impl Default for WifiRanges {
-    fn default() -> WifiRanges {
-        WifiRanges(
-            Scenario::default()
-                .fleet
-                .install
-                .into_iter()
-                .map(|(name, install)| (name, install.wifi_range_min_m))
-                .collect(),
-        )
-    }
-}
-
-impl WifiRanges {
-    /// Sets (or adds) the range of install kind `name`.
-    ///
-    /// # Errors
-    ///
-    /// When `metres` is not a positive number.
-    pub fn set(&mut self, name: &str, metres: f64) -> Result<(), String> {
-        if !(metres.is_finite() && metres > 0.0) {
-            return Err(format!(
-                "the WiFi range of {name:?} must be positive, not {metres}"
-            ));
-        }
-        self.0.insert(name.to_owned(), metres);
-        Ok(())
-    }
-
-    /// The range of install kind `name`.
-    pub fn get(&self, name: &str) -> Option<f64> {
-        self.0.get(name).copied()
-    }
-
-    /// The install kinds, in name order.
-    pub fn names(&self) -> Vec<String> {
-        self.0.keys().cloned().collect()
-    }
 }
 
 /// The columns of METERS.csv.

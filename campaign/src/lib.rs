@@ -2,14 +2,15 @@
 //! downlinks on the operator's LoRaWAN network server, and the meters'
 //! answers back into the van's report store.
 //!
-//! A rehearsal ([`otavan_sim`]) answers "what if"; this crate does it,
-//! with the same contact model and planner:
+//! A rehearsal (`otavan rehearse`) answers "what if"; this crate does it,
+//! with the same contact model and planner, the planning crate's
+//! ([`otavan_planning`]), which both depend on:
 //!
 //! 1. [`inventory::read`] and [`route::read`] check METERS.csv and
 //!    ROUTE.csv (every bad row reported with its line number).
 //! 2. [`plan::plan`] projects them to local metres, finds the van's
-//!    contacts with [`otavan_sim::contacts::Contacts::compute`] and plans
-//!    each meter's WAKE with [`otavan_sim::planner::plan`];
+//!    contacts with [`otavan_planning::Contacts::compute`] and plans
+//!    each meter's WAKE with [`otavan_planning::wake::plan`];
 //!    [`plan_csv::write`] writes PLAN.csv atomically. The [`plan::Summary`]
 //!    says which meters are covered, which not and why, and the peak hour's
 //!    downlinks against a gateway's RX2 capacity ([`capacity`]).

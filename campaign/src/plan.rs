@@ -1,6 +1,6 @@
 //! `campaign plan`: a WAKE for every meter the van will pass, from the
-//! inventory and the route, with the simulator's contact model and
-//! planner.
+//! inventory and the route, with the planning crate's contact model and
+//! planner (the one rehearsals use).
 //!
 //! 1. Meters and waypoints are projected to local metres around the
 //!    route's centroid ([`Projection`]); each meter's WiFi range is its
@@ -8,7 +8,7 @@
 //! 2. The route becomes timed legs ([`crate::route::legs`]) and
 //!    [`Contacts::compute`] finds when the van is within each meter's
 //!    range.
-//! 3. [`otavan_sim::planner::plan`] picks each meter's pass and the WAKE:
+//! 3. [`otavan_planning::wake::plan`] picks each meter's pass and the WAKE:
 //!    the uplink it rides on, when to queue it, and the delay and window,
 //!    rounded as the codec rounds them.
 //!
@@ -35,24 +35,27 @@
 use std::time::Duration;
 
 use otavan_loranet::airtime::{lorawan_downlink_airtime, lorawan_uplink_airtime};
+use otavan_planning::contacts::{Contact, Contacts};
+use otavan_planning::defaults;
+use otavan_planning::meters::{MeterSpec, Meters};
+use otavan_planning::time::{Time, as_secs_f64, secs};
+use otavan_planning::wake::{self, PlanConfig, Policy, Uplinks, WakePlan};
 use otavan_protocol::Version;
 use otavan_protocol::lora::{DEFAULT_FPORT, Delay, VersionTag, Wake, Window};
 use otavan_protocol::region::Region;
-use otavan_sim::contacts::{Contact, Contacts};
-use otavan_sim::fleet::{Fleet, MeterSpec};
-use otavan_sim::planner::{self, PlanConfig, Uplinks, WakePlan};
-use otavan_sim::scenario::{Policy, Scenario};
-use otavan_sim::time::{Time, as_secs_f64, from_secs_f64, secs};
 use time::OffsetDateTime;
 
 use crate::capacity::{self, HourlyLoad};
 use crate::clock::Clock;
 use crate::deveui::DevEui;
 use crate::geo::Projection;
-use crate::inventory::{Meter, WifiRanges};
+use crate::inventory::Meter;
+
 use crate::plan_csv::PlanRow;
 use crate::route::{self, Waypoint};
 use crate::table::Problems;
+/// The planner's margins and WiFi ranges, as the settings name them.
+pub use otavan_planning::defaults::{Margins, WifiRanges};
 
 /// What a plan is made with.
 #[derive(Debug, Clone)]
@@ -78,38 +81,13 @@ pub struct Settings {
     pub margins: Margins,
 }
 
-/// The planner's margins; the defaults are the rehearsal's.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Margins {
-    /// The window opens this long before the predicted contact, seconds.
-    pub lead_s: f64,
-    /// It closes this long after, seconds.
-    pub slack_s: f64,
-    /// Contacts shorter than this are not planned, seconds.
-    pub min_contact_s: f64,
-    /// Uplinks fall up to this long either side of their nominal time.
-    pub jitter_s: f64,
-}
-
-impl Default for Margins {
-    fn default() -> Margins {
-        let scenario = Scenario::default();
-        Margins {
-            lead_s: scenario.campaign.window_lead_s,
-            slack_s: scenario.campaign.window_slack_s,
-            min_contact_s: scenario.campaign.min_contact_s,
-            jitter_s: scenario.fleet.uplink_jitter_s,
-        }
-    }
-}
-
 impl Settings {
-    /// The defaults for a campaign starting at `start`: 20 km/h (the
-    /// rehearsal's), campaign 1, network 0, no target, FPort 200, EU868.
+    /// The defaults for a campaign starting at `start`: the planner's
+    /// speed (20 km/h), campaign 1, network 0, no target, FPort 200, EU868.
     pub fn new(start: OffsetDateTime) -> Settings {
         Settings {
             start,
-            speed_kmh: Scenario::default().van.speed_kmh,
+            speed_kmh: defaults::SPEED_KMH,
             campaign: 1,
             network: 0,
             target: None,
@@ -282,22 +260,19 @@ pub fn plan(
     })
 }
 
-/// The simulator's fleet for the inventory.
-fn fleet(meters: &[Meter], projection: &Projection, ranges: &WifiRanges) -> Fleet {
-    let installs = ranges.names();
+/// The inventory as the planner sees it (the phase is handled per meter:
+/// see the module documentation).
+fn fleet(meters: &[Meter], projection: &Projection, ranges: &WifiRanges) -> Meters {
     let specs = meters
         .iter()
         .map(|m| MeterSpec {
             pos: projection.point(m.lat, m.lon),
-            install: installs.iter().position(|n| *n == m.install).unwrap_or(0) as u8,
             wifi_range_m: ranges.get(&m.install).unwrap_or(0.0) as f32,
-            version: 0,
             interval: secs(m.uplink_interval_s),
             phase: 0,
-            goodput_bps: 0.0,
         })
         .collect();
-    Fleet::from_meters(specs, installs, Vec::new())
+    Meters::from_meters(specs)
 }
 
 /// One meter's WAKE.
@@ -321,16 +296,11 @@ struct Planner {
 
 impl Planner {
     fn new(settings: &Settings) -> Planner {
-        let m = &settings.margins;
         let config = PlanConfig {
-            policy: Policy::NextPass,
-            lead: from_secs_f64(m.lead_s),
-            slack: from_secs_f64(m.slack_s),
-            min_contact: from_secs_f64(m.min_contact_s),
-            jitter: from_secs_f64(m.jitter_s),
             campaign: settings.campaign,
             network: settings.network,
             version_tag: settings.target.as_ref().map(VersionTag::of),
+            ..PlanConfig::new(Policy::NextPass, &settings.margins)
         };
         // The slowest case: a status-sized uplink at SF12, RX1 one second
         // after it, the WAKE at SF12.
@@ -388,7 +358,7 @@ impl Planner {
             interval,
             rx_delay: self.rx_delay,
         };
-        let p = planner::plan(contacts, 0, 0, &uplinks, &self.config).ok_or(Outcome::TooSoon)?;
+        let p = wake::plan(contacts, 0, 0, &uplinks, &self.config).ok_or(Outcome::TooSoon)?;
         let at = uplinks.nominal(p.uplink);
         Ok(Planned {
             wake: p.wake,
@@ -431,7 +401,7 @@ impl Planner {
         };
         let mut from = 0;
         let mut too_long = false;
-        while let Some(p) = planner::plan(&extended, from, spread, &latest, &self.config) {
+        while let Some(p) = wake::plan(&extended, from, spread, &latest, &self.config) {
             let original = contacts[usable[p.contact].0];
             if self.covers(&p, spread, &original) {
                 let last = latest.nominal(p.uplink);
@@ -484,7 +454,7 @@ fn whole_second(t: OffsetDateTime) -> OffsetDateTime {
 mod tests {
     use super::*;
     use crate::clock;
-    use otavan_sim::geometry::contact_time_closed_form;
+    use otavan_planning::geometry::contact_time_closed_form;
 
     /// Metres per degree of latitude (the projection's).
     const M_PER_DEG: f64 = 6_371_008.8 * std::f64::consts::PI / 180.0;

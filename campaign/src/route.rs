@@ -10,9 +10,9 @@
 
 use std::path::Path;
 
-use otavan_sim::geometry::Point;
-use otavan_sim::route::{Leg, MAX_LEG_M};
-use otavan_sim::time::{Time, from_secs_f64};
+use otavan_planning::geometry::Point;
+use otavan_planning::leg::Leg;
+use otavan_planning::time::{Time, from_secs_f64};
 use time::OffsetDateTime;
 
 use crate::clock::{self, Clock};
@@ -77,7 +77,7 @@ pub fn read(path: &Path) -> Result<Vec<Waypoint>, InputError> {
 }
 
 /// The drive over `waypoints` as legs in the campaign's virtual time (one
-/// van, one pass), each at most [`MAX_LEG_M`] long.
+/// van, one pass), each at most [`MAX_LEG_M`](otavan_planning::leg::MAX_LEG_M) long.
 ///
 /// # Errors
 ///
@@ -128,7 +128,7 @@ pub fn legs(
                     ),
                 );
             } else {
-                split(from, here, t0, at, &mut legs);
+                Leg::split(from, here, t0, at, &mut legs);
             }
         }
         previous = Some((here, at));
@@ -140,27 +140,11 @@ pub fn legs(
     }
 }
 
-/// Appends the drive from `a` at `t0` to `b` at `t1` in legs of at most
-/// [`MAX_LEG_M`].
-fn split(a: Point, b: Point, t0: Time, t1: Time, legs: &mut Vec<Leg>) {
-    let pieces = ((a.distance(b) / MAX_LEG_M).ceil() as u64).max(1);
-    for i in 0..pieces {
-        let (s0, s1) = (i as f64 / pieces as f64, (i + 1) as f64 / pieces as f64);
-        legs.push(Leg {
-            van: 0,
-            pass: 0,
-            t0: t0 + ((t1 - t0) as f64 * s0) as Time,
-            t1: t0 + ((t1 - t0) as f64 * s1) as Time,
-            from: a.lerp(b, s0),
-            to: a.lerp(b, s1),
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use otavan_sim::time::secs;
+    use otavan_planning::leg::MAX_LEG_M;
+    use otavan_planning::time::secs;
 
     fn clock() -> Clock {
         Clock::new(clock::parse("2025-06-02T08:00:00Z").unwrap())

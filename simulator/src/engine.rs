@@ -5,7 +5,7 @@
 //! resolve in the order the events were scheduled and a run is a pure
 //! function of its inputs. A meter goes through:
 //!
-//! 1. **planned**: [`crate::planner`] picks a pass and the uplink to ride
+//! 1. **planned**: [`otavan_planning::wake`] picks a pass and the uplink to ride
 //!    on; the meter's [`Event::Uplink`] is scheduled at that uplink's
 //!    actual time (nominal plus jitter).
 //! 2. **uplink**: [`Radio::try_wake`] decides whether the WAKE reaches the
@@ -27,13 +27,13 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use crate::ap::fair_rates;
-use crate::contacts::{Contact, Contacts};
 use crate::fleet::Fleet;
-use crate::planner::{self, PlanConfig, Uplinks};
 use crate::radio::{Radio, WakeAttempt};
 use crate::random::{Purpose, Stream};
 use crate::scenario::Scenario;
-use crate::time::{Time, as_secs_f64, from_secs_f64, secs};
+use otavan_planning::contacts::{Contact, Contacts};
+use otavan_planning::time::{Time, as_secs_f64, from_secs_f64, secs};
+use otavan_planning::wake::{self, PlanConfig, Uplinks};
 
 /// Why a meter did not update (or what went wrong on the way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -271,10 +271,10 @@ impl<'a> Engine<'a> {
             lora_rx_a: wifi.lora_rx_ma / 1000.0,
         };
         let meters = fleet
-            .meters
+            .profiles
             .iter()
             .enumerate()
-            .map(|(m, spec)| MeterRun {
+            .map(|(m, profile)| MeterRun {
                 stage: Stage::Idle,
                 cursor: 0,
                 planned: 0,
@@ -289,12 +289,12 @@ impl<'a> Engine<'a> {
                 session_contact_end: 0,
                 session_cause: Cause::ContactEnded,
                 rate: 0.0,
-                need: needs[usize::from(spec.version)].unwrap_or(0) as f64,
+                need: needs[usize::from(profile.version)].unwrap_or(0) as f64,
                 done: 0.0,
                 generation: 0,
                 connected_this_window: false,
                 result: MeterResult {
-                    outcome: match needs[usize::from(spec.version)] {
+                    outcome: match needs[usize::from(profile.version)] {
                         None => Outcome::AlreadyCurrent,
                         Some(_) => Outcome::Failed(Cause::CampaignEnded),
                     },
@@ -415,8 +415,7 @@ impl<'a> Engine<'a> {
         };
         let run = &mut self.meters[m];
         let from = run.cursor as usize;
-        let Some(plan) = planner::plan(contacts, from, self.now, &uplinks, &self.settings.plan)
-        else {
+        let Some(plan) = wake::plan(contacts, from, self.now, &uplinks, &self.settings.plan) else {
             let cause = if contacts
                 .iter()
                 .all(|c| c.duration() < self.settings.plan.min_contact)
@@ -666,7 +665,7 @@ impl<'a> Engine<'a> {
         let caps: Vec<f64> = v
             .active
             .iter()
-            .map(|&m| self.fleet.meters[m as usize].goodput_bps)
+            .map(|&m| self.fleet.profiles[m as usize].goodput_bps)
             .collect();
         let rates = fair_rates(&caps, self.settings.capacity_bps);
         let mut next = f64::INFINITY;

@@ -10,11 +10,12 @@
 //!    each one's install kind, WiFi range, uplink interval, version and
 //!    flash speed from its own seeded stream ([`random`]).
 //! 2. [`route::drive`] drives the vans over their routes in shifts;
-//!    [`Contacts::compute`] finds, from geometry and speed, when each
-//!    meter is within WiFi range of a van.
+//!    the planning crate's [`Contacts::compute`] finds, from geometry and
+//!    speed, when each meter is within WiFi range of a van.
 //! 3. [`Radio`] works out the LoRaWAN links (path loss, spreading factor,
 //!    collisions) and keeps the gateways' duty cycle.
-//! 4. [`Engine`] runs the campaign event by event: the [`planner`] queues
+//! 4. [`Engine`] runs the campaign event by event: the planner
+//!    ([`otavan_planning::wake`], shared with `otavan campaign plan`) queues
 //!    each meter's WAKE for a pass, the WAKE rides on an uplink (or not),
 //!    the meter opens its WiFi window, downloads through the van's shared
 //!    access point, applies, and is planned again after a miss.
@@ -41,15 +42,12 @@
 //! ```
 
 pub mod ap;
-pub mod contacts;
 pub mod engine;
 pub mod fleet;
 pub mod fuota;
-pub mod geometry;
 pub mod live;
 pub mod output;
 pub mod overrides;
-pub mod planner;
 pub mod plot;
 pub mod radio;
 pub mod random;
@@ -57,13 +55,13 @@ pub mod release;
 pub mod report;
 pub mod route;
 pub mod scenario;
-pub mod time;
 
 use std::path::PathBuf;
 
-pub use contacts::Contacts;
 pub use engine::{Engine, RunResult};
 pub use fleet::Fleet;
+use otavan_planning::Contacts;
+use otavan_planning::defaults::Margins;
 pub use overrides::Override;
 pub use radio::Radio;
 pub use report::Report;
@@ -72,11 +70,11 @@ pub use scenario::{Scenario, ScenarioError};
 use otavan_protocol::lora::VersionTag;
 
 use crate::fuota::{FuotaBaseline, Group};
-use crate::planner::PlanConfig;
 use crate::release::UpdateSizes;
 use crate::report::ReportInputs;
 use crate::route::Drives;
-use crate::time::{from_secs_f64, secs};
+use otavan_planning::time::{self, from_secs_f64, secs};
+use otavan_planning::wake::PlanConfig;
 
 /// How to run a rehearsal (beyond the scenario).
 #[derive(Debug, Clone, Default)]
@@ -173,7 +171,7 @@ impl World {
         let radio = Radio::new(scenario, &fleet);
         let routes = route::routes(scenario, &fleet.streets_y);
         let drives = route::drive(scenario, routes, horizon(scenario));
-        let contacts = Contacts::compute(&fleet, &drives.legs);
+        let contacts = Contacts::compute(&fleet.meters, &drives.legs);
         Ok(World {
             sizes,
             fleet,
@@ -223,15 +221,16 @@ pub fn horizon(scenario: &Scenario) -> time::Time {
 /// The planner's settings for `scenario`.
 pub fn plan_config(scenario: &Scenario, sizes: &UpdateSizes) -> PlanConfig {
     let c = &scenario.campaign;
+    let margins = Margins {
+        lead_s: c.window_lead_s,
+        slack_s: c.window_slack_s,
+        min_contact_s: c.min_contact_s,
+        jitter_s: scenario.fleet.uplink_jitter_s,
+    };
     PlanConfig {
-        policy: c.policy,
-        lead: from_secs_f64(c.window_lead_s),
-        slack: from_secs_f64(c.window_slack_s),
-        min_contact: from_secs_f64(c.min_contact_s),
-        jitter: from_secs_f64(scenario.fleet.uplink_jitter_s),
         campaign: c.campaign_id,
-        network: 0,
         version_tag: c.version_tag.then(|| VersionTag::of(&sizes.target)),
+        ..PlanConfig::new(c.policy, &margins)
     }
 }
 
@@ -242,13 +241,13 @@ pub(crate) fn fuota_baseline(
     needs: &[Option<u64>],
 ) -> FuotaBaseline {
     let mut by_version: Vec<Vec<usize>> = vec![Vec::new(); fleet.versions.len()];
-    for (m, spec) in fleet.meters.iter().enumerate() {
-        by_version[usize::from(spec.version)].push(m);
+    for (m, profile) in fleet.profiles.iter().enumerate() {
+        by_version[usize::from(profile.version)].push(m);
     }
     let already = fleet
-        .meters
+        .profiles
         .iter()
-        .filter(|s| needs[usize::from(s.version)].is_none())
+        .filter(|p| needs[usize::from(p.version)].is_none())
         .count() as u64;
     let groups: Vec<Group<'_>> = fleet
         .versions

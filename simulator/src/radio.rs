@@ -26,10 +26,10 @@ use otavan_loranet::region::{self, Band, Channel, EU868_SUB_BANDS};
 use otavan_protocol::region::Region;
 
 use crate::fleet::Fleet;
-use crate::geometry::Point;
 use crate::random::Stream;
 use crate::scenario::Scenario;
-use crate::time::{Time, secs};
+use otavan_planning::geometry::Point;
+use otavan_planning::time::{Time, secs};
 
 /// Gateway sensitivity at 125 kHz for SF7..SF12, dBm (ns-3 lorawan).
 const SENSITIVITY_125K: [f64; 6] = [-124.0, -127.0, -130.0, -133.0, -135.0, -137.0];
@@ -124,8 +124,8 @@ impl Radio {
         let mut links = Vec::new();
         let mut sf = Vec::with_capacity(fleet.meters.len());
         let mut mine: Vec<(u32, f32)> = Vec::new();
-        for m in &fleet.meters {
-            let extra = fleet.install_loss_db[usize::from(m.install)];
+        for (m, profile) in fleet.meters.iter().zip(&fleet.profiles) {
+            let extra = fleet.install_loss_db[usize::from(profile.install)];
             mine.clear();
             for (g, at) in gateways.iter().enumerate() {
                 let loss = path_loss(m.pos.distance(*at)) + extra;
@@ -221,8 +221,8 @@ impl Radio {
             let channels = f64::from(scenario.lora.channels);
             for (m, spec) in fleet.meters.iter().enumerate() {
                 let Some(sf) = self.sf(m) else { continue };
-                let offered = crate::time::as_secs_f64(self.uplink_airtime(m))
-                    / crate::time::as_secs_f64(spec.interval)
+                let offered = otavan_planning::time::as_secs_f64(self.uplink_airtime(m))
+                    / otavan_planning::time::as_secs_f64(spec.interval)
                     / channels;
                 for &(g, loss) in self.links(m) {
                     if self.tx_dbm - f64::from(loss) >= sensitivity(sf, 125_000) {
@@ -400,8 +400,8 @@ pub fn place_gateways(scenario: &Scenario, fleet: &Fleet) -> Vec<Point> {
     }
     let n = lora.gateways as usize;
     let (w, h) = (
-        (fleet.max.x - fleet.min.x).max(1.0),
-        (fleet.max.y - fleet.min.y).max(1.0),
+        (fleet.meters.max.x - fleet.meters.min.x).max(1.0),
+        (fleet.meters.max.y - fleet.meters.min.y).max(1.0),
     );
     let cols = ((n as f64 * w / h).sqrt().round() as usize).clamp(1, n);
     let rows = n.div_ceil(cols);
@@ -414,8 +414,8 @@ pub fn place_gateways(scenario: &Scenario, fleet: &Fleet) -> Vec<Point> {
                 cols
             };
             Point::new(
-                fleet.min.x + w * (col as f64 + 0.5) / in_row as f64,
-                fleet.min.y + h * (row as f64 + 0.5) / rows as f64,
+                fleet.meters.min.x + w * (col as f64 + 0.5) / in_row as f64,
+                fleet.meters.min.y + h * (row as f64 + 0.5) / rows as f64,
             )
         })
         .collect()
@@ -440,8 +440,8 @@ mod tests {
         let (_, fleet, radio) = radio(100, 6);
         assert_eq!(radio.gateways.len(), 6);
         for g in &radio.gateways {
-            assert!(g.x > fleet.min.x && g.x < fleet.max.x);
-            assert!(g.y > fleet.min.y && g.y < fleet.max.y);
+            assert!(g.x > fleet.meters.min.x && g.x < fleet.meters.max.x);
+            assert!(g.y > fleet.meters.min.y && g.y < fleet.meters.max.y);
         }
     }
 
@@ -457,7 +457,7 @@ mod tests {
         let radio = Radio::new(&s, &fleet);
         for (sf, ms) in [(7, 102.7), (12, 2465.8)] {
             let m = (0..3000).find(|&m| radio.sf(m) == Some(sf)).unwrap();
-            let got = crate::time::as_secs_f64(radio.uplink_airtime(m)) * 1000.0;
+            let got = otavan_planning::time::as_secs_f64(radio.uplink_airtime(m)) * 1000.0;
             assert!((got - ms).abs() < 0.05, "SF{sf}: {got} ms");
         }
     }

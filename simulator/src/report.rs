@@ -15,7 +15,7 @@ use crate::radio::Radio;
 use crate::release::UpdateSizes;
 use crate::route::Drives;
 use crate::scenario::Scenario;
-use crate::time::as_secs_f64;
+use otavan_planning::time::as_secs_f64;
 
 /// Summary statistics of a quantity over meters.
 #[derive(Debug, Clone, Serialize)]
@@ -310,7 +310,8 @@ pub fn write_meters_csv(
         "downlinks",
         "energy_j",
     ])?;
-    for (m, (spec, r)) in fleet.meters.iter().zip(&run.meters).enumerate() {
+    let meters = fleet.meters.iter().zip(&fleet.profiles);
+    for (m, ((spec, profile), r)) in meters.zip(&run.meters).enumerate() {
         let updated_at = match r.outcome {
             Outcome::Updated(t) => format!("{:.3}", as_secs_f64(t)),
             _ => String::new(),
@@ -319,9 +320,9 @@ pub fn write_meters_csv(
             m.to_string(),
             format!("{:.1}", spec.pos.x),
             format!("{:.1}", spec.pos.y),
-            fleet.installs[usize::from(spec.install)].clone(),
+            fleet.installs[usize::from(profile.install)].clone(),
             (spec.interval / 1_000_000).to_string(),
-            fleet.versions[usize::from(spec.version)].to_string(),
+            fleet.versions[usize::from(profile.version)].to_string(),
             radio.sf(m).map_or(String::new(), |sf| sf.to_string()),
             format!("{:.1}", spec.wifi_range_m),
             outcome_name(&r.outcome).to_string(),

@@ -8,31 +8,10 @@
 //! `stop_s` every `stop_every_m`. The result is a list of [`Leg`]s, each at
 //! most [`MAX_LEG_M`] long, so the contact search can index them.
 
-use serde::Serialize;
-
-use crate::geometry::Point;
 use crate::scenario::{RouteKind, Scenario};
-use crate::time::{DAY, Time, as_secs_f64, from_secs_f64};
-
-/// Longest leg, metres: bounds the area one leg can reach.
-pub const MAX_LEG_M: f64 = 250.0;
-
-/// A piece of a van's drive at constant speed (or parked, `from == to`).
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Leg {
-    /// The van.
-    pub van: u16,
-    /// The pass over its route, from 0.
-    pub pass: u16,
-    /// Start time.
-    pub t0: Time,
-    /// End time.
-    pub t1: Time,
-    /// Position at `t0`.
-    pub from: Point,
-    /// Position at `t1`.
-    pub to: Point,
-}
+use otavan_planning::geometry::Point;
+use otavan_planning::leg::{Leg, MAX_LEG_M};
+use otavan_planning::time::{DAY, Time, as_secs_f64, from_secs_f64};
 
 /// Every van's drive.
 #[derive(Debug, Clone, Default)]
@@ -225,7 +204,7 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::secs;
+    use otavan_planning::time::secs;
 
     fn scenario() -> Scenario {
         let mut s = Scenario::default();

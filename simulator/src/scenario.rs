@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use otavan_planning::defaults::{self, Margins};
+use otavan_planning::wake::Policy;
 use otavan_protocol::Version;
 use otavan_protocol::region::Region;
 use serde::{Deserialize, Serialize};
@@ -56,19 +58,19 @@ pub enum ScenarioError {
 #[serde(default, deny_unknown_fields)]
 pub struct Scenario {
     /// Duration, planning policy, WAKE timing.
-    pub campaign: Campaign,
+    pub campaign: CampaignSettings,
     /// The meters: how many, where, how installed, which versions.
-    pub fleet: Fleet,
+    pub fleet: FleetSettings,
     /// The LoRaWAN network that carries the WAKE downlinks.
-    pub lora: Lora,
+    pub lora: LoraSettings,
     /// The vans: how many, route, speed, shifts, access point.
-    pub van: Van,
+    pub van: VanSettings,
     /// The meters' WiFi: association, goodput, current draw.
-    pub wifi: Wifi,
+    pub wifi: WifiSettings,
     /// How many bytes each meter needs.
-    pub release: Release,
+    pub release: ReleaseSettings,
     /// What goes wrong.
-    pub faults: Faults,
+    pub faults: FaultSettings,
     /// The LoRaWAN FUOTA baseline.
     pub fuota: FuotaSettings,
     /// The folder relative paths in the scenario are resolved against.
@@ -79,7 +81,7 @@ pub struct Scenario {
 /// `[campaign]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Campaign {
+pub struct CampaignSettings {
     /// How long the campaign runs, in days of virtual time from t = 0
     /// (midnight before the first day).
     pub duration_days: f64,
@@ -98,36 +100,25 @@ pub struct Campaign {
     pub version_tag: bool,
 }
 
-impl Default for Campaign {
+impl Default for CampaignSettings {
     fn default() -> Self {
-        Campaign {
+        let margins = Margins::default();
+        CampaignSettings {
             duration_days: 7.0,
             campaign_id: 1,
             policy: Policy::NextPass,
-            window_lead_s: 60.0,
-            window_slack_s: 120.0,
-            min_contact_s: 10.0,
+            window_lead_s: margins.lead_s,
+            window_slack_s: margins.slack_s,
+            min_contact_s: margins.min_contact_s,
             version_tag: true,
         }
     }
 }
 
-/// How the planner picks the pass a meter is woken for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Policy {
-    /// The next pass with enough predicted contact; after a miss, the next
-    /// one after that.
-    NextPass,
-    /// The remaining pass with the longest predicted contact; after a miss,
-    /// the longest of the passes after it.
-    LongestContact,
-}
-
 /// `[fleet]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Fleet {
+pub struct FleetSettings {
     /// How many meters.
     pub meters: u32,
     /// East-west streets the meters face (north-south streets join them at
@@ -156,22 +147,25 @@ pub struct Fleet {
     pub battery_v: f64,
 }
 
-impl Default for Fleet {
+impl Default for FleetSettings {
     fn default() -> Self {
+        // The planner's install kinds (their WiFi ranges), with their share
+        // of a town and their building-entry LoRa loss.
         let install = [
-            ("outdoor", 0.2, 80.0, 150.0, 0.0),
-            ("indoor", 0.5, 30.0, 80.0, 10.5),
-            ("basement", 0.3, 10.0, 40.0, 18.4),
+            ("outdoor", 0.2, 0.0),
+            ("indoor", 0.5, 10.5),
+            ("basement", 0.3, 18.4),
         ]
         .into_iter()
-        .map(|(name, share, min, max, loss)| {
+        .map(|(name, share, lora_loss_db)| {
+            let kind = defaults::install_kind(name).expect("one of the planner's kinds");
             (
                 name.to_string(),
                 Install {
                     share,
-                    wifi_range_min_m: min,
-                    wifi_range_max_m: max,
-                    lora_loss_db: loss,
+                    wifi_range_min_m: kind.wifi_range_min_m,
+                    wifi_range_max_m: kind.wifi_range_max_m,
+                    lora_loss_db,
                 },
             )
         })
@@ -180,7 +174,7 @@ impl Default for Fleet {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-        Fleet {
+        FleetSettings {
             meters: 5000,
             streets: 10,
             street_length_m: 1000.0,
@@ -189,7 +183,7 @@ impl Default for Fleet {
             offset_max_m: 40.0,
             install,
             uplink_intervals,
-            uplink_jitter_s: 30.0,
+            uplink_jitter_s: Margins::default().jitter_s,
             versions: [("1.0.0".to_string(), 1.0)].into_iter().collect(),
             battery_mah: 7700.0,
             battery_v: 3.6,
@@ -216,7 +210,7 @@ pub struct Install {
 /// `[lora]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Lora {
+pub struct LoraSettings {
     /// `EU868` or `US915`.
     pub region: String,
     /// Gateways, spread on a grid over the fleet unless
@@ -246,9 +240,9 @@ pub struct Lora {
     pub collisions: bool,
 }
 
-impl Default for Lora {
+impl Default for LoraSettings {
     fn default() -> Self {
-        Lora {
+        LoraSettings {
             region: "EU868".into(),
             gateways: 4,
             gateway_positions: Vec::new(),
@@ -269,7 +263,7 @@ impl Default for Lora {
 /// `[van]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Van {
+pub struct VanSettings {
     /// How many vans (the streets are split between them).
     pub vans: u32,
     /// `"grid"` (a serpentine over the streets) or `"waypoints"`.
@@ -296,13 +290,13 @@ pub struct Van {
     pub ap_max_clients: u32,
 }
 
-impl Default for Van {
+impl Default for VanSettings {
     fn default() -> Self {
-        Van {
+        VanSettings {
             vans: 1,
             route: RouteKind::Grid,
             waypoints: Vec::new(),
-            speed_kmh: 20.0,
+            speed_kmh: defaults::SPEED_KMH,
             passes: 2,
             stop_every_m: 0.0,
             stop_s: 0.0,
@@ -328,7 +322,7 @@ pub enum RouteKind {
 /// `[wifi]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Wifi {
+pub struct WifiSettings {
     /// Median association + DHCP time, seconds (log-normal).
     pub assoc_median_s: f64,
     /// 99th percentile association time, seconds.
@@ -351,9 +345,9 @@ pub struct Wifi {
     pub lora_rx_ma: f64,
 }
 
-impl Default for Wifi {
+impl Default for WifiSettings {
     fn default() -> Self {
-        Wifi {
+        WifiSettings {
             assoc_median_s: 1.63,
             assoc_p99_s: 4.9,
             goodput_min_kb_s: 40.0,
@@ -371,7 +365,7 @@ impl Default for Wifi {
 /// `[release]`: the update's size for each source version.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Release {
+pub struct ReleaseSettings {
     /// A release tree (relative to the scenario file): sizes come from the
     /// manifests the van server would send.
     pub release_dir: Option<PathBuf>,
@@ -387,9 +381,9 @@ pub struct Release {
     pub signing_key: Option<PathBuf>,
 }
 
-impl Default for Release {
+impl Default for ReleaseSettings {
     fn default() -> Self {
-        Release {
+        ReleaseSettings {
             release_dir: None,
             deltas: true,
             target: "2.0.0".into(),
@@ -402,7 +396,7 @@ impl Default for Release {
 /// `[faults]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Faults {
+pub struct FaultSettings {
     /// Probability that power fails during an apply (the meter stays at
     /// its old version and tries again on a later pass).
     pub power_cut_per_apply: f64,
@@ -410,9 +404,9 @@ pub struct Faults {
     pub link_drops_per_min: f64,
 }
 
-impl Default for Faults {
+impl Default for FaultSettings {
     fn default() -> Self {
-        Faults {
+        FaultSettings {
             power_cut_per_apply: 0.01,
             link_drops_per_min: 0.2,
         }

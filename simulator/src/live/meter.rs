@@ -28,7 +28,7 @@ use super::wifi::VanWifi;
 use super::world::World;
 use crate::engine::Cause;
 use crate::random::{Purpose, Stream};
-use crate::time::{Time, secs};
+use otavan_planning::time::{Time, secs};
 
 /// The storage of a live meter.
 pub type LiveStorage = FaultStorage<DirStorage>;

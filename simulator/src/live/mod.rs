@@ -51,11 +51,11 @@ use otavan_server::state::{IndexSettings, Release, Shared};
 use otavan_server::store::{SqliteBackend, VanId};
 use serde::Serialize;
 
-use crate::contacts::Contacts;
 use crate::engine::{MeterResult, Outcome, RunResult, Totals};
 use crate::scenario::{Scenario, ScenarioError};
-use crate::time::{Time, secs};
 use crate::{Options, Rehearsal, plan_config, rehearse};
+use otavan_planning::contacts::Contacts;
+use otavan_planning::time::{Time, secs};
 
 pub use check::Checks;
 
@@ -219,9 +219,9 @@ pub fn rehearse_live(
     let shared = Arc::new(Shared::new(release, Arc::new(backend), settings));
 
     let mut setups = Vec::new();
-    for (m, spec) in fleet.meters.iter().enumerate() {
-        let version = &fleet.versions[usize::from(spec.version)];
-        if needs[usize::from(spec.version)].is_none() {
+    for (m, (spec, profile)) in fleet.meters.iter().zip(&fleet.profiles).enumerate() {
+        let version = &fleet.versions[usize::from(profile.version)];
+        if needs[usize::from(profile.version)].is_none() {
             continue;
         }
         let source = release_root.join(version.as_str());
@@ -332,7 +332,10 @@ pub fn rehearse_live(
         while at < horizon {
             at = (at + secs(3600)).min(horizon);
             tokio::time::sleep_until(world.instant(at)).await;
-            progress(crate::time::as_secs_f64(at) / crate::time::as_secs_f64(horizon));
+            progress(
+                otavan_planning::time::as_secs_f64(at)
+                    / otavan_planning::time::as_secs_f64(horizon),
+            );
         }
         for handle in meters {
             let _ = handle.await;
@@ -353,18 +356,18 @@ pub fn rehearse_live(
         .map(|s| check::Checked {
             root: &s.root,
             device_id: meter::device_id(&s.keys),
-            source: &fleet.versions[usize::from(fleet.meters[s.m].version)],
+            source: &fleet.versions[usize::from(fleet.profiles[s.m].version)],
             updated_unreported: world.logs[s.m].borrow().updated_unreported,
         })
         .collect();
     let checks = check::check(&shared.release.load().index, &store, &checked);
     let meters: Vec<MeterResult> = fleet
-        .meters
+        .profiles
         .iter()
         .enumerate()
-        .map(|(m, spec)| {
+        .map(|(m, profile)| {
             let log = world.logs[m].borrow();
-            let outcome = if needs[usize::from(spec.version)].is_none() {
+            let outcome = if needs[usize::from(profile.version)].is_none() {
                 Outcome::AlreadyCurrent
             } else if let Some(t) = log.updated_at {
                 Outcome::Updated(t)

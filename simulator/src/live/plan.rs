@@ -11,8 +11,8 @@ use tokio::time::sleep_until;
 
 use super::world::World;
 use crate::engine::Cause;
-use crate::planner::{self, PlanConfig, Uplinks};
-use crate::time::{Time, secs};
+use otavan_planning::time::{Time, secs};
+use otavan_planning::wake::{self, PlanConfig, Uplinks};
 
 /// How long the operator waits after a pass before deciding the meter
 /// missed it (the report of an update in progress arrives meanwhile).
@@ -71,7 +71,7 @@ pub async fn plan_meter(
         };
         let mut campaign = config;
         campaign.campaign = config.campaign.wrapping_add(attempt);
-        let Some(plan) = planner::plan(contacts, cursor, now, &uplinks, &campaign) else {
+        let Some(plan) = wake::plan(contacts, cursor, now, &uplinks, &campaign) else {
             if contacts.is_empty() {
                 world.incident(p.m, Cause::NeverInRange);
             } else if contacts.iter().all(|c| c.duration() < config.min_contact) {

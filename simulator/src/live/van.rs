@@ -29,7 +29,7 @@ use tokio::time::sleep_until;
 
 use super::meter::LiveStorage;
 use super::world::World;
-use crate::time::from_secs_f64;
+use otavan_planning::time::from_secs_f64;
 
 /// The address meters reach the van at.
 pub const VAN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 4, 1)), 8000);

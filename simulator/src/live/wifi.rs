@@ -10,7 +10,7 @@ use tokio::time::sleep_until;
 use super::world::{Link, World};
 use crate::engine::Cause;
 use crate::random::Stream;
-use crate::time::from_secs_f64;
+use otavan_planning::time::from_secs_f64;
 
 /// A live meter's WiFi radio.
 pub struct VanWifi {

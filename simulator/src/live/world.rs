@@ -5,11 +5,11 @@ use std::cell::{Cell, RefCell};
 
 use tokio::time::Instant;
 
-use crate::contacts::{Contact, Contacts};
 use crate::engine::Cause;
 use crate::fleet::Fleet;
 use crate::scenario::Scenario;
-use crate::time::{Time, as_secs_f64};
+use otavan_planning::contacts::{Contact, Contacts};
+use otavan_planning::time::{Time, as_secs_f64};
 
 /// A meter's current WiFi link to a van.
 #[derive(Debug, Clone, Copy)]
@@ -144,7 +144,7 @@ impl World {
     /// goodput, or an equal share of the access point if that is less.
     pub fn rate(&self, m: usize, van: u16) -> f64 {
         let sharing = f64::from(self.on_air.borrow()[usize::from(van)].max(1));
-        self.fleet.meters[m]
+        self.fleet.profiles[m]
             .goodput_bps
             .min(self.capacity_bps / sharing)
     }

@@ -23,10 +23,23 @@
 use std::time::Duration;
 
 use otavan_protocol::lora::{Delay, VersionTag, Wake, Window};
+use serde::{Deserialize, Serialize};
 
 use crate::contacts::Contact;
-use crate::scenario::Policy;
-use crate::time::{Time, secs};
+use crate::defaults::Margins;
+use crate::time::{Time, from_secs_f64, secs};
+
+/// How the planner picks the pass a meter is woken for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// The next pass with enough predicted contact; after a miss, the next
+    /// one after that.
+    NextPass,
+    /// The remaining pass with the longest predicted contact; after a miss,
+    /// the longest of the passes after it.
+    LongestContact,
+}
 
 /// The campaign-wide planning settings.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +61,23 @@ pub struct PlanConfig {
     pub network: u8,
     /// The target version's tag, if WAKEs carry it.
     pub version_tag: Option<VersionTag>,
+}
+
+impl PlanConfig {
+    /// `policy` with `margins`, for campaign 0 on network slot 0 without a
+    /// version tag (set those fields to change them).
+    pub fn new(policy: Policy, margins: &Margins) -> PlanConfig {
+        PlanConfig {
+            policy,
+            lead: from_secs_f64(margins.lead_s),
+            slack: from_secs_f64(margins.slack_s),
+            min_contact: from_secs_f64(margins.min_contact_s),
+            jitter: from_secs_f64(margins.jitter_s),
+            campaign: 0,
+            network: 0,
+            version_tag: None,
+        }
+    }
 }
 
 /// A meter's predicted uplinks.
@@ -166,18 +196,13 @@ fn wake_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::Policy;
 
+    /// The default margins: lead 60 s, slack 120 s, contacts of 10 s,
+    /// jitter 30 s.
     fn config(policy: Policy) -> PlanConfig {
         PlanConfig {
-            policy,
-            lead: secs(60),
-            slack: secs(120),
-            min_contact: secs(10),
-            jitter: secs(30),
             campaign: 7,
-            network: 0,
-            version_tag: None,
+            ..PlanConfig::new(policy, &Margins::default())
         }
     }
 

@@ -2,14 +2,14 @@
 //! speed.
 //!
 //! The meters are bucketed in a square grid whose cells are as wide as the
-//! longest WiFi range, so a leg (at most [`crate::route::MAX_LEG_M`] long)
+//! longest WiFi range, so a leg (at most [`crate::leg::MAX_LEG_M`] long)
 //! only looks at the meters of the few cells around it. For each meter in
 //! reach, [`in_range`] gives the exact part of the leg within its range;
 //! consecutive pieces with the same van merge into one [`Contact`].
 
-use crate::fleet::Fleet;
 use crate::geometry::in_range;
-use crate::route::Leg;
+use crate::leg::Leg;
+use crate::meters::Meters;
 use crate::time::Time;
 
 /// Pieces closer than this merge into one contact.
@@ -61,9 +61,9 @@ impl Contacts {
 
     /// Finds every contact of every meter with the vans' `legs` (given van
     /// by van, each van's in time order).
-    pub fn compute(fleet: &Fleet, legs: &[Leg]) -> Contacts {
+    pub fn compute(fleet: &Meters, legs: &[Leg]) -> Contacts {
         let grid = Grid::new(fleet);
-        let meters = fleet.meters.len();
+        let meters = fleet.len();
         // The latest contact of each meter, to extend while the same van
         // stays in range.
         let mut last: Vec<u32> = vec![u32::MAX; meters];
@@ -72,7 +72,7 @@ impl Contacts {
         for leg in legs {
             let span = (leg.t1 - leg.t0) as f64;
             grid.near(leg, |m| {
-                let spec = &fleet.meters[m];
+                let spec = &fleet[m];
                 let Some((s0, s1)) = in_range(leg.from, leg.to, spec.pos, spec.range()) else {
                     return;
                 };
@@ -139,7 +139,7 @@ struct Grid {
 }
 
 impl Grid {
-    fn new(fleet: &Fleet) -> Grid {
+    fn new(fleet: &Meters) -> Grid {
         let cell = fleet.max_wifi_range().max(1.0);
         let (x0, y0) = (fleet.min.x - cell, fleet.min.y - cell);
         let cols = (((fleet.max.x + cell - x0) / cell).ceil() as i64).max(1);
@@ -151,10 +151,9 @@ impl Grid {
             cols,
             rows,
             starts: vec![0; (cols * rows + 1) as usize],
-            members: vec![0; fleet.meters.len()],
+            members: vec![0; fleet.len()],
         };
         let cells: Vec<usize> = fleet
-            .meters
             .iter()
             .map(|m| grid.cell_of(m.pos.x, m.pos.y))
             .collect();
@@ -210,29 +209,50 @@ impl Grid {
 mod tests {
     use super::*;
     use crate::geometry::{Point, contact_time_closed_form};
-    use crate::route::{drive, routes};
-    use crate::scenario::Scenario;
-    use crate::time::{DAY, as_secs_f64};
+    use crate::meters::MeterSpec;
+    use crate::time::{as_secs_f64, secs};
 
-    /// One straight street, meters at known distances: the simulated
-    /// contact equals 2*sqrt(R^2 - d^2)/v.
+    fn meter(x: f64, y: f64, range: f32) -> MeterSpec {
+        MeterSpec {
+            pos: Point::new(x, y),
+            wifi_range_m: range,
+            interval: secs(3600),
+            phase: 0,
+        }
+    }
+
+    /// Van 0's drive along y = 0 from x = 0 to `length` at `speed` m/s,
+    /// `passes` times (every other one backwards), a day apart.
+    fn street(length: f64, speed: f64, passes: u16) -> Vec<Leg> {
+        let mut legs = Vec::new();
+        for pass in 0..passes {
+            let (a, b) = match pass % 2 {
+                0 => (Point::new(0.0, 0.0), Point::new(length, 0.0)),
+                _ => (Point::new(length, 0.0), Point::new(0.0, 0.0)),
+            };
+            let t0 = secs(86_400 * u64::from(pass + 1));
+            let t1 = t0 + crate::time::from_secs_f64(length / speed);
+            let first = legs.len();
+            Leg::split(a, b, t0, t1, &mut legs);
+            for leg in &mut legs[first..] {
+                leg.pass = pass;
+            }
+        }
+        legs
+    }
+
+    /// One straight street, meters at known distances: the contact equals
+    /// 2*sqrt(R^2 - d^2)/v.
     #[test]
     fn contact_time_matches_the_closed_form() {
-        let mut s = Scenario::default();
-        s.fleet.meters = 50;
-        s.fleet.streets = 1;
-        s.fleet.street_length_m = 3000.0;
-        s.van.passes = 1;
         for speed_kmh in [10.0, 30.0, 50.0] {
-            s.van.speed_kmh = speed_kmh;
-            let mut fleet = Fleet::generate(&s, 1);
-            for (i, m) in fleet.meters.iter_mut().enumerate() {
-                m.pos = Point::new(500.0 + 40.0 * i as f64, (i % 9) as f64 * 9.0 + 1.0);
-                m.wifi_range_m = 80.0;
-            }
-            let drives = drive(&s, routes(&s, &fleet.streets_y), 30 * DAY);
-            let contacts = Contacts::compute(&fleet, &drives.legs);
-            for (i, m) in fleet.meters.iter().enumerate() {
+            let meters = Meters::from_meters(
+                (0..50)
+                    .map(|i| meter(500.0 + 40.0 * i as f64, (i % 9) as f64 * 9.0 + 1.0, 80.0))
+                    .collect(),
+            );
+            let contacts = Contacts::compute(&meters, &street(3000.0, speed_kmh / 3.6, 1));
+            for (i, m) in meters.iter().enumerate() {
                 let c = contacts.of(i);
                 assert_eq!(c.len(), 1, "meter {i}");
                 let expected = contact_time_closed_form(80.0, m.pos.y.abs(), speed_kmh / 3.6);
@@ -248,20 +268,12 @@ mod tests {
 
     #[test]
     fn passes_and_out_of_range_meters() {
-        let mut s = Scenario::default();
-        s.fleet.meters = 3;
-        s.fleet.streets = 1;
-        s.van.passes = 3;
-        let mut fleet = Fleet::generate(&s, 1);
-        fleet.meters[0].pos = Point::new(100.0, 10.0);
-        fleet.meters[1].pos = Point::new(900.0, 20.0);
-        fleet.meters[2].pos = Point::new(500.0, 5000.0);
-        fleet.max = Point::new(1000.0, 5000.0);
-        for m in &mut fleet.meters {
-            m.wifi_range_m = 50.0;
-        }
-        let drives = drive(&s, routes(&s, &fleet.streets_y), 30 * DAY);
-        let contacts = Contacts::compute(&fleet, &drives.legs);
+        let meters = Meters::from_meters(vec![
+            meter(100.0, 10.0, 50.0),
+            meter(900.0, 20.0, 50.0),
+            meter(500.0, 5000.0, 50.0),
+        ]);
+        let contacts = Contacts::compute(&meters, &street(1000.0, 5.0, 3));
         assert_eq!(contacts.of(0).len(), 3);
         assert_eq!(
             contacts.of(0).iter().map(|c| c.pass).collect::<Vec<_>>(),
@@ -270,5 +282,20 @@ mod tests {
         assert_eq!(contacts.of(1).len(), 3);
         assert!(contacts.of(2).is_empty());
         assert_eq!(contacts.len(), 6);
+    }
+
+    #[test]
+    fn a_parked_van_is_one_contact_with_pieces_merged() {
+        let meters = Meters::from_meters(vec![meter(10.0, 10.0, 30.0)]);
+        let here = Point::new(10.0, 0.0);
+        let mut legs = Vec::new();
+        Leg::split(here, here, secs(100), secs(160), &mut legs);
+        Leg::split(here, here, secs(160), secs(200), &mut legs);
+        let contacts = Contacts::compute(&meters, &legs);
+        assert_eq!(contacts.of(0).len(), 1);
+        assert_eq!(
+            (contacts.of(0)[0].start, contacts.of(0)[0].end),
+            (secs(100), secs(200))
+        );
     }
 }

@@ -1,0 +1,147 @@
+//! The planner's defaults, one home for both rehearsals and operations.
+//!
+//! Sources (`docs/rehearsal.md` has the full table, `field-physics.md` the
+//! references): WiFi ranges per install kind are field-physics.md's
+//! estimates for an ESP32-class meter and a van's access point; the
+//! margins are estimates sized against the uplink jitter and the WAKE
+//! codec's rounding; the speed is a town drive.
+
+use std::collections::BTreeMap;
+
+/// An install kind and its WiFi range to a passing van.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InstallKind {
+    /// Its name in scenarios and inventories.
+    pub name: &'static str,
+    /// Shortest range, metres.
+    pub wifi_range_min_m: f64,
+    /// Longest range, metres.
+    pub wifi_range_max_m: f64,
+}
+
+/// The install kinds and their WiFi ranges (field-physics.md, estimates):
+/// an outdoor cabinet 80-150 m, indoors 30-80 m, a basement 10-40 m.
+pub const INSTALL_KINDS: [InstallKind; 3] = [
+    InstallKind {
+        name: "outdoor",
+        wifi_range_min_m: 80.0,
+        wifi_range_max_m: 150.0,
+    },
+    InstallKind {
+        name: "indoor",
+        wifi_range_min_m: 30.0,
+        wifi_range_max_m: 80.0,
+    },
+    InstallKind {
+        name: "basement",
+        wifi_range_min_m: 10.0,
+        wifi_range_max_m: 40.0,
+    },
+];
+
+/// The van's speed when nothing says otherwise, km/h (a town drive).
+pub const SPEED_KMH: f64 = 20.0;
+
+/// The planner's timing margins, seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Margins {
+    /// The window opens this long before the predicted contact: at least
+    /// the uplink jitter plus the delay's rounding (30 s above 9 h).
+    pub lead_s: f64,
+    /// It closes this long after the predicted contact (estimate).
+    pub slack_s: f64,
+    /// Contacts shorter than this are not planned: association (1.6 s
+    /// median), the manifest and a small transfer (estimate).
+    pub min_contact_s: f64,
+    /// Uplinks fall up to this long either side of their nominal time
+    /// (estimate).
+    pub jitter_s: f64,
+}
+
+impl Default for Margins {
+    fn default() -> Margins {
+        Margins {
+            lead_s: 60.0,
+            slack_s: 120.0,
+            min_contact_s: 10.0,
+            jitter_s: 30.0,
+        }
+    }
+}
+
+/// The WiFi range to the van assumed for each install kind, metres.
+///
+/// The defaults are [`INSTALL_KINDS`] at the *low* end of their range:
+/// the predicted contact is then inside the real one, so a window that
+/// covers the prediction covers the van.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WifiRanges(pub BTreeMap<String, f64>);
+
+impl Default for WifiRanges {
+    fn default() -> WifiRanges {
+        WifiRanges(
+            INSTALL_KINDS
+                .iter()
+                .map(|kind| (kind.name.to_owned(), kind.wifi_range_min_m))
+                .collect(),
+        )
+    }
+}
+
+impl WifiRanges {
+    /// Sets (or adds) the range of install kind `name`.
+    ///
+    /// # Errors
+    ///
+    /// When `metres` is not a positive number.
+    pub fn set(&mut self, name: &str, metres: f64) -> Result<(), String> {
+        if !(metres.is_finite() && metres > 0.0) {
+            return Err(format!(
+                "the WiFi range of {name:?} must be positive, not {metres}"
+            ));
+        }
+        self.0.insert(name.to_owned(), metres);
+        Ok(())
+    }
+
+    /// The range of install kind `name`.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.0.get(name).copied()
+    }
+
+    /// The install kinds, in name order.
+    pub fn names(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+}
+
+/// The install kind called `name`, if it is one of [`INSTALL_KINDS`].
+pub fn install_kind(name: &str) -> Option<&'static InstallKind> {
+    INSTALL_KINDS.iter().find(|kind| kind.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_ranges_are_the_low_end_of_each_kind() {
+        let ranges = WifiRanges::default();
+        assert_eq!(ranges.names(), ["basement", "indoor", "outdoor"]);
+        for kind in INSTALL_KINDS {
+            assert_eq!(ranges.get(kind.name), Some(kind.wifi_range_min_m));
+            assert!(kind.wifi_range_min_m <= kind.wifi_range_max_m);
+            assert_eq!(install_kind(kind.name), Some(&kind));
+        }
+        assert_eq!(install_kind("attic"), None);
+    }
+
+    #[test]
+    fn ranges_must_be_positive() {
+        let mut ranges = WifiRanges::default();
+        assert!(ranges.set("indoor", 0.0).is_err());
+        assert!(ranges.set("indoor", f64::NAN).is_err());
+        ranges.set("attic", 25.0).unwrap();
+        assert_eq!(ranges.get("attic"), Some(25.0));
+    }
+}
