@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use otavan_protocol::{Manifest, Report, Version};
-use reqwest::StatusCode;
+use http::StatusCode;
 
 use super::http::DEFAULT_MAX_MANIFEST_BYTES;
 use super::response::{

@@ -5,7 +5,8 @@
 //!
 //! [`HttpTransport`]: super::HttpTransport
 
-use reqwest::{StatusCode, Url};
+use http::StatusCode;
+use url::Url;
 
 use otavan_protocol::Manifest;
 
