@@ -1,7 +1,6 @@
 //! Tests of the rehearsal charts: files, content, size, determinism, scale.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use otavan_sim::plot::{
     MAP_SIZE, MapPoint, PROGRESS_SIZE, PlotError, ProgressSeries, SVG_POINT_CAP, write_map,
@@ -365,40 +364,6 @@ fn a_missing_directory_is_an_io_error_naming_the_file() {
         other => panic!("expected an I/O error, got {other:?}"),
     }
     assert!(err.to_string().contains("map.svg"), "{err}");
-}
-
-/// A city of a million meters. Slow in a debug build: run with
-/// `cargo test --release -p otavan-sim --test plot -- --ignored --nocapture`.
-#[test]
-#[ignore = "a million meters; run in release"]
-fn a_million_meters_render() {
-    let dir = tempfile::tempdir().unwrap();
-    let stem = dir.path().join("city");
-    let points = city(1_000_000, 20_000.0);
-    let routes: Vec<Vec<(f64, f64)>> = (0..4)
-        .map(|v| {
-            (0..=2_000)
-                .map(|i| {
-                    let t = f64::from(i) / 2_000.0;
-                    let y = 2_000.0 + f64::from(v) * 3_000.0 + (t * 40.0).sin() * 800.0;
-                    (t * 20_000.0, y)
-                })
-                .collect()
-        })
-        .collect();
-    let routes: Vec<&[(f64, f64)]> = routes.iter().map(Vec::as_slice).collect();
-    let started = Instant::now();
-    write_map(&stem, "A city", &CLASSES, &points, &routes).unwrap();
-    let elapsed = started.elapsed();
-    let (svg, png) = read_pair(&stem);
-    assert_svg(&svg);
-    assert_eq!(png_size(&png), MAP_SIZE);
-    assert!(svg.contains("1,000,000 meters"));
-    println!(
-        "1,000,000 meters: {elapsed:?} for both files; SVG {} bytes, PNG {} bytes",
-        svg.len(),
-        png.len()
-    );
 }
 
 fn thousands(n: usize) -> String {
