@@ -30,6 +30,7 @@ pub mod body;
 pub mod dashboard;
 pub mod files;
 pub mod index;
+pub mod local;
 pub mod manifest;
 pub mod metrics;
 mod pages;
