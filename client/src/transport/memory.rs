@@ -10,8 +10,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use otavan_protocol::{Manifest, Report, Version};
 use http::StatusCode;
+use otavan_protocol::{Manifest, Report, Version};
 
 use super::http::DEFAULT_MAX_MANIFEST_BYTES;
 use super::response::{
