@@ -34,10 +34,10 @@
 
 use std::time::Duration;
 
-use otavan_loranet::airtime::{lorawan_downlink_airtime, lorawan_uplink_airtime};
 use otavan_protocol::Version;
 use otavan_protocol::lora::{DEFAULT_FPORT, Delay, VersionTag, Wake, Window};
 use otavan_protocol::region::Region;
+use otavan_protocol::region::airtime::{lorawan_downlink_airtime, lorawan_uplink_airtime};
 use otavan_sim::contacts::{Contact, Contacts};
 use otavan_sim::fleet::{Fleet, MeterSpec};
 use otavan_sim::planner::{self, PlanConfig, Uplinks, WakePlan};
