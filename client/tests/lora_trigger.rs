@@ -949,7 +949,7 @@ async fn van_server(release: &Release) -> (std::net::SocketAddr, TempDir) {
     let dir = TempDir::new().unwrap();
     let mut config = otavan_server::ServerConfig::new(&release.root);
     config.addr = "127.0.0.1:0".parse().unwrap();
-    config.db = dir.path().join("van.db");
+    config.store = otavan_server::store::StoreLocation::Sqlite(dir.path().join("van.db"));
     config.patch_cache = Some(dir.path().join("patches"));
     let server = otavan_server::Server::bind(config).await.unwrap();
     let addr = server.local_addr();

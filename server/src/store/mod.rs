@@ -13,6 +13,7 @@
 //! nothing here is on the manifest or download path.
 
 pub mod identity;
+pub mod location;
 pub mod postgres;
 pub mod sqlite;
 pub mod sync;
@@ -25,6 +26,7 @@ use otavan_protocol::{Report, UpdateState};
 
 pub use crate::reports::{ReportStore, StoreError};
 pub use identity::VanId;
+pub use location::StoreLocation;
 pub use sqlite::SqliteBackend;
 
 /// What a store call eventually yields.

@@ -62,11 +62,6 @@ const COLUMNS: &str =
 #[error("{0}")]
 pub struct BadUrl(String);
 
-/// Is `db` a PostgreSQL address rather than a file name?
-pub fn is_postgres_url(db: &str) -> bool {
-    db.starts_with("postgres://") || db.starts_with("postgresql://")
-}
-
 /// Parses a `postgres://user@host:port/dbname` address.
 pub fn parse_url(url: &str) -> Result<Config, BadUrl> {
     let mut config: Config = url
@@ -105,7 +100,7 @@ pub fn describe(config: &Config) -> String {
 }
 
 /// An address with any password hidden, for error messages.
-fn redact(url: &str) -> String {
+pub(super) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
@@ -424,9 +419,6 @@ mod tests {
 
     #[test]
     fn urls_are_parsed_and_passwords_never_shown() {
-        assert!(is_postgres_url("postgres://u@h/db"));
-        assert!(is_postgres_url("postgresql://u@h/db"));
-        assert!(!is_postgres_url("otavan.db"));
         let config = parse_url("postgres://otavan:secret@db.example:5433/fleet").unwrap();
         assert_eq!(describe(&config), "postgres://otavan@db.example:5433/fleet");
         let error = parse_url("postgres://otavan:secret@db.example:notaport/fleet").unwrap_err();
