@@ -3,9 +3,14 @@
 //!
 //! A van stores into its own SQLite file by default ([`SqliteBackend`] over
 //! [`ReportStore`]); with `--db postgres://...` several vans and the office
-//! share one table ([`postgres::PgStore`]). Either way every report carries
-//! the van's id and a stable key ([`identity`]), and inserts skip a key
-//! already stored, so re-sent reports are stored once.
+//! share one table ([`postgres::PgStore`]); [`StoreLocation`] is which.
+//! Either way every report carries the van's id and a stable key
+//! ([`identity`]), and inserts skip a key already stored, so re-sent
+//! reports are stored once.
+//!
+//! Rows come back as [`StoredReport`]s with typed fields ([`ReportTime`],
+//! [`StoredState`] by [`Source`], [`VanId`]), checked where they leave the
+//! database: a row otavan did not write is a [`BadRow`] error.
 //!
 //! The trait's methods return boxed futures: the server holds the backend as
 //! `Arc<dyn ReportBackend>`, chosen at start. Reports arrive at meter pace
