@@ -17,8 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use otavan_protocol::Version;
-use otavan_server::store::VanId;
-use otavan_server::store::postgres::is_postgres_url;
+use otavan_server::store::{StoreLocation, VanId};
 use otavan_server::{Server, ServerConfig};
 
 /// Over-the-air updates for smart meters, delivered by a passing van.
@@ -83,7 +82,7 @@ struct ServeArgs {
         default_value = "otavan.db",
         hide_env_values = true
     )]
-    db: String,
+    db: StoreLocation,
     /// This van's name, stored with every report (default: the host name).
     #[arg(long)]
     van_id: Option<VanId>,
@@ -157,15 +156,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             VanId::from_hostname().context("the host name is not a valid van id; pass --van-id")?
         }
     };
-    let (db, postgres) = match is_postgres_url(&args.db) {
-        true => (PathBuf::from("otavan.db"), Some(args.db)),
-        false => (PathBuf::from(args.db), None),
-    };
     let config = ServerConfig {
         addr: SocketAddr::new(args.bind, args.port),
         target: args.target,
-        db,
-        postgres,
+        store: args.db,
         van_id,
         max_connections: args.max_connections,
         header_timeout: Duration::from_secs(args.header_timeout),

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use otavan_server::store::postgres::{PgStore, describe, is_postgres_url, parse_url};
+use otavan_server::store::postgres::{PgStore, describe, parse_url};
 use otavan_server::store::sync::{SyncOptions, sync};
-use otavan_server::store::{ReportStore, VanId};
+use otavan_server::store::{ReportStore, StoreLocation, VanId};
 
 /// `otavan reports ...` subcommands.
 #[derive(clap::Subcommand)]
@@ -41,10 +41,10 @@ pub fn run(command: ReportsCommand) -> anyhow::Result<()> {
         van_id,
         batch,
     } = command;
-    if !is_postgres_url(&to) {
+    let StoreLocation::Postgres(url) = StoreLocation::parse(&to) else {
         bail!("--to must be a postgres:// address, not {to:?}");
-    }
-    let config = parse_url(&to)?;
+    };
+    let config = parse_url(&url)?;
     if !from.is_file() {
         bail!("{}: no such report file", from.display());
     }

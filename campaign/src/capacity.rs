@@ -12,17 +12,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use otavan_loranet::airtime::lorawan_downlink_airtime;
-use otavan_protocol::region::Region;
+use otavan_protocol::region::airtime::lorawan_downlink_airtime;
+use otavan_protocol::region::{Band, Region};
 
 /// One gateway's RX2 downlinks per hour for an `app_payload_len`-byte
 /// application payload in `region`.
 pub fn gateway_downlinks_per_hour(region: Region, app_payload_len: usize) -> u32 {
-    let (bandwidth_hz, duty) = match region {
-        Region::Eu868 => (125_000, 0.1),
-        Region::Us915 => (500_000, 1.0),
-    };
-    let airtime = lorawan_downlink_airtime(app_payload_len, 12, bandwidth_hz);
+    let duty = region
+        .band(region.rx2().frequency)
+        .and_then(Band::duty_cycle_divisor)
+        .map_or(1.0, |divisor| 1.0 / f64::from(divisor));
+    let airtime = rx2_airtime(region, app_payload_len);
     (3600.0 * duty / airtime.as_secs_f64()).floor() as u32
 }
 
@@ -73,17 +73,14 @@ pub fn gateways_needed(peak: u32, capacity: u32) -> u32 {
 
 /// The time on air of one RX2 WAKE, for the summary.
 pub fn rx2_airtime(region: Region, app_payload_len: usize) -> Duration {
-    let bandwidth_hz = match region {
-        Region::Eu868 => 125_000,
-        Region::Us915 => 500_000,
-    };
-    lorawan_downlink_airtime(app_payload_len, 12, bandwidth_hz)
+    let rx2 = region.rx2();
+    lorawan_downlink_airtime(app_payload_len, rx2.sf, rx2.bandwidth_hz)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use otavan_loranet::airtime::LORAWAN_OVERHEAD;
+    use otavan_protocol::region::airtime::LORAWAN_OVERHEAD;
 
     #[test]
     fn the_reference_figure_for_a_14_byte_command() {

@@ -34,7 +34,6 @@
 
 use std::time::Duration;
 
-use otavan_loranet::airtime::{lorawan_downlink_airtime, lorawan_uplink_airtime};
 use otavan_planning::contacts::{Contact, Contacts};
 use otavan_planning::defaults;
 use otavan_planning::meters::{MeterSpec, Meters};
@@ -43,6 +42,7 @@ use otavan_planning::wake::{self, PlanConfig, Policy, Uplinks, WakePlan};
 use otavan_protocol::Version;
 use otavan_protocol::lora::{DEFAULT_FPORT, Delay, VersionTag, Wake, Window};
 use otavan_protocol::region::Region;
+use otavan_protocol::region::airtime::{lorawan_downlink_airtime, lorawan_uplink_airtime};
 use time::OffsetDateTime;
 
 use crate::capacity::{self, HourlyLoad};

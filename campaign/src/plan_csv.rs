@@ -77,14 +77,15 @@ pub fn to_csv(rows: &[PlanRow]) -> Vec<u8> {
     writer.into_inner().unwrap_or_default()
 }
 
-/// Writes PLAN.csv atomically (a temporary file renamed over `path`), so a
-/// failure leaves the old file or none, never half of one.
+/// Writes PLAN.csv atomically and durably ([`otavan_durable::write_atomic`]):
+/// a failure or a power cut leaves the old file or none, never half of
+/// one, and once this returns the plan is on disk.
 ///
 /// # Errors
 ///
 /// The I/O error.
 pub fn write(path: &Path, rows: &[PlanRow]) -> std::io::Result<()> {
-    otavan_server::patches::write_atomic(path, &to_csv(rows))
+    otavan_durable::write_atomic(path, &to_csv(rows))
 }
 
 /// Reads and checks PLAN.csv.

@@ -5,7 +5,8 @@
 //! of another plan is refused), then has one line per acknowledged WAKE,
 //! `DEV_EUI ACKED_AT`. Each line is appended and flushed to disk
 //! (`fsync`) after the broker's PUBACK and before the next WAKE is
-//! published. A line cut short by a crash has no newline: it is dropped
+//! published; the directory is flushed once when the file is opened, so
+//! the file itself (not only its lines) survives a power cut. A line cut short by a crash has no newline: it is dropped
 //! when the file is opened again, so that WAKE counts as unsent (the one
 //! case where it can go out twice: acknowledged, then the machine died
 //! before the line reached the disk).
@@ -164,6 +165,8 @@ impl Progress {
             writeln!(file, "{HEADER}{digest}").map_err(io_error)?;
         }
         file.sync_data().map_err(io_error)?;
+        // The file may be new (or new since the last power cut).
+        otavan_durable::sync_parent(path).map_err(io_error)?;
         Ok(Progress {
             path: path.to_path_buf(),
             file,

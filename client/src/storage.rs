@@ -78,17 +78,42 @@ pub fn create_parents(storage: &dyn Storage, path: &MeterPath) -> io::Result<Vec
 }
 
 /// Replaces `path` with `content` so that a power cut leaves either the
-/// old or the new content: write a temporary file, fsync, rename, fsync
-/// the directory.
+/// old or the new content: [`otavan_durable::replace`]'s sequence (write
+/// `PATH.tmp`, fsync, rename, fsync the directory), each step one
+/// [`Storage`] operation.
 pub fn write_atomic(storage: &dyn Storage, path: &MeterPath, content: &[u8]) -> io::Result<()> {
-    let temporary =
-        MeterPath::parse(&format!("{}.tmp", path.as_str())).map_err(io::Error::other)?;
-    let mut file = storage.create(&temporary)?;
-    file.write_all(content)?;
-    file.sync()?;
-    drop(file);
-    storage.rename(&temporary, path)?;
-    storage.sync_dir(path.parent().as_ref())
+    otavan_durable::replace(storage, path, content)
+}
+
+/// The steps of a durable replace, as storage operations (so a
+/// [`crate::fault::FaultStorage`] can cut power between any two).
+impl otavan_durable::AtomicReplace for dyn Storage + '_ {
+    type Path = MeterPath;
+    type File<'a>
+        = Box<dyn WriteFile + 'a>
+    where
+        Self: 'a;
+
+    fn temporary(&self, path: &MeterPath) -> io::Result<MeterPath> {
+        let name = format!("{}{}", path.as_str(), otavan_durable::TEMPORARY_SUFFIX);
+        MeterPath::parse(&name).map_err(io::Error::other)
+    }
+
+    fn create_file(&self, path: &MeterPath) -> io::Result<Box<dyn WriteFile + '_>> {
+        self.create(path)
+    }
+
+    fn sync_file(&self, file: &mut Box<dyn WriteFile + '_>) -> io::Result<()> {
+        file.sync()
+    }
+
+    fn rename_file(&self, from: &MeterPath, to: &MeterPath) -> io::Result<()> {
+        self.rename(from, to)
+    }
+
+    fn sync_parent(&self, path: &MeterPath) -> io::Result<()> {
+        self.sync_dir(path.parent().as_ref())
+    }
 }
 
 /// Every file under `dir` (`None`: the root), recursively, sorted.

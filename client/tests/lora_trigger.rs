@@ -10,7 +10,6 @@ use std::time::Duration;
 use otavan_client::device::provision;
 use otavan_client::lora::{
     Decision, Event, Host, IgnoreReason, LoraTrigger, MeterClock, TriggerConfig, UplinkKind,
-    time_on_air,
 };
 use otavan_client::slots::FileSlots;
 use otavan_client::storage::DirStorage;
@@ -22,7 +21,7 @@ use otavan_protocol::Version;
 use otavan_protocol::lora::{
     DEFAULT_FPORT, DownlinkCommand, OtaResult, StatusUplink, VersionTag, Wake,
 };
-use otavan_protocol::region::Region;
+use otavan_protocol::region::{Direction, Region};
 use otavan_server::index::ReleaseIndex;
 use tempfile::TempDir;
 use tokio::time::Instant;
@@ -761,7 +760,7 @@ async fn joins_retry_with_growing_backoff() {
         let backoff = policy.backoff(attempt);
         assert!(wait >= backoff, "attempt {attempt}: {wait:?} < {backoff:?}");
         // Jitter adds up to a quarter; the duty cycle may hold it longer.
-        let silence = 100 * time_on_air(Region::Eu868, 0, 23).unwrap();
+        let silence = 100 * Region::Eu868.time_on_air(0, Direction::Uplink, 23).unwrap();
         assert!(
             wait <= (backoff + backoff / 4).max(silence),
             "attempt {attempt}: {wait:?}"
@@ -950,7 +949,7 @@ async fn van_server(release: &Release) -> (std::net::SocketAddr, TempDir) {
     let dir = TempDir::new().unwrap();
     let mut config = otavan_server::ServerConfig::new(&release.root);
     config.addr = "127.0.0.1:0".parse().unwrap();
-    config.db = dir.path().join("van.db");
+    config.store = otavan_server::store::StoreLocation::Sqlite(dir.path().join("van.db"));
     config.patch_cache = Some(dir.path().join("patches"));
     let server = otavan_server::Server::bind(config).await.unwrap();
     let addr = server.local_addr();

@@ -19,11 +19,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use otavan_protocol::region::Region;
+use otavan_protocol::region::{Band, Channel, EU868_SUB_BANDS, Region, SubBand};
 
 use crate::keys::DevEui;
 use crate::log::RxWindow;
-use crate::region::{self, Band, Channel, EU868_SUB_BANDS, SubBand};
 
 /// What a gateway transmission carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +110,10 @@ impl Gateway {
         channel: Channel,
         airtime: Duration,
     ) -> Result<Band, Blocked> {
-        let band = region::band(self.region, channel.frequency).ok_or(Blocked::Forbidden)?;
+        let band = self
+            .region
+            .band(channel.frequency)
+            .ok_or(Blocked::Forbidden)?;
         if let Band::Limited(index, _) = band
             && self.band_free_at[index].is_some_and(|free| start < free)
         {

@@ -1,6 +1,5 @@
 //! A simulated LoRaWAN network for tests and fleet rehearsals.
 //!
-//! - [`airtime`]: LoRa time on air (Semtech formula).
 //! - [`server`]: [`NetworkServer`], a minimal LoRaWAN 1.0.x network server
 //!   (OTAA joins, data uplinks, class A downlink queue) with one gateway
 //!   that keeps the regional duty cycle ([`gateway`]), and a JSON frame
@@ -8,6 +7,9 @@
 //! - [`radio`]: [`SimRadio`] and [`SimTimer`], the `lorawan_device` radio
 //!   and timer traits on tokio time, so the real device stack runs against
 //!   the simulated network.
+//!
+//! The regional facts it keeps (data rates, time on air, sub-bands, RX1
+//! and RX2) are [`otavan_protocol::region`]'s.
 //!
 //! Everything runs on tokio time: under `#[tokio::test(start_paused =
 //! true)]` a day of traffic takes milliseconds, with a real runtime the
@@ -50,12 +52,10 @@
 //! # }
 //! ```
 
-pub mod airtime;
 pub mod gateway;
 pub mod keys;
 pub mod log;
 pub mod radio;
-pub mod region;
 pub mod rng;
 pub mod server;
 
@@ -63,7 +63,6 @@ pub use gateway::{AirFrame, DownlinkKind, GatewayTx};
 pub use keys::{AppEui, AppKey, AppSKey, DevEui, DeviceKeys, NewSKey};
 pub use log::{FrameDirection, FrameKind, FrameRecord, RxWindow};
 pub use radio::{RadioStats, SimRadio, SimRadioError, SimTimer};
-pub use region::Channel;
 pub use server::{
     EnqueueError, NetworkConfig, NetworkServer, NetworkStats, ReceivedFrame, RejectReason, Reply,
     SessionInfo, Uplink, UplinkInfo, UplinkOutcome,

@@ -23,11 +23,10 @@ use lorawan_device::async_device::Timings;
 use lorawan_device::async_device::radio::{
     PhyRxTx, RfConfig, RxConfig, RxMode, RxQuality, RxStatus, Timer, TxConfig,
 };
-use otavan_protocol::region::Region;
+use otavan_protocol::region::airtime::{LORAWAN_PREAMBLE, symbol_time, time_on_air};
+use otavan_protocol::region::{Band, Channel, EU868_SUB_BANDS, Region};
 use tokio::time::{Instant, sleep, sleep_until};
 
-use crate::airtime::{LORAWAN_PREAMBLE, symbol_time, time_on_air};
-use crate::region::{self, Band, Channel, EU868_SUB_BANDS};
 use crate::server::{NetworkServer, ReceivedFrame, UplinkOutcome};
 
 /// Why the simulated radio failed an operation.
@@ -126,7 +125,7 @@ impl SimRadio {
     }
 
     fn track_duty_cycle(&mut self, start: Instant, channel: Channel, airtime: Duration) {
-        if let Some(Band::Limited(index, sub)) = region::band(self.region, channel.frequency) {
+        if let Some(Band::Limited(index, sub)) = self.region.band(channel.frequency) {
             let slot = &mut self.band_free_at[index];
             if slot.is_some_and(|free| start < free) {
                 self.stats.duty_cycle_violations += 1;

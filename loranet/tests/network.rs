@@ -593,7 +593,7 @@ async fn injected_uplink_loss_is_seeded_or_chosen() {
             .map(|_| {
                 net.receive(ReceivedFrame {
                     phy: vec![0; 23],
-                    channel: otavan_loranet::Channel {
+                    channel: otavan_protocol::region::Channel {
                         frequency: 868_100_000,
                         sf: 7,
                         bandwidth_hz: 125_000,

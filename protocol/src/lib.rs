@@ -13,7 +13,10 @@
 //! - [`Report`]: the status report a meter posts to `/report`.
 //! - [`descriptor`]: offline-signed target descriptors and their keys.
 //! - [`lora`]: the LoRaWAN downlink commands that wake meters and the
-//!   meters' status uplink; [`region`]: regional payload limits.
+//!   meters' status uplink.
+//! - [`region`]: the LoRaWAN regional parameters: data rates and their
+//!   modulation, payload limits, time on air, sub-bands and receive
+//!   windows.
 //!
 //! ```
 //! use otavan_protocol::Version;

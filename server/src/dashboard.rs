@@ -15,7 +15,7 @@ use otavan_protocol::UpdateState;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::metrics::ActiveDownload;
-use crate::store::{StoredReport, Summary};
+use crate::store::{StoredReport, Summary, VanId};
 
 /// Seconds between the page's reloads.
 pub const REFRESH_SECONDS: u32 = 5;
@@ -245,9 +245,9 @@ pub fn render_overview(view: &Overview<'_>) -> String {
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} → {}</td><td class=\"err\">{}</td></tr>",
-                escape(&report.time),
+                escape(&report.time.to_string()),
                 device_link(&report.device_id),
-                escape(report.van_id.as_deref().unwrap_or("")),
+                escape(report.van_id.as_ref().map_or("", VanId::as_str)),
                 escape(&report.from_version),
                 escape(&report.to_version),
                 escape(report.error.as_deref().unwrap_or("")),
@@ -285,11 +285,11 @@ pub fn render_device(device_id: &str, reports: &[StoredReport]) -> String {
                 body,
                 "<tr><td>{}</td><td>{}</td><td>{} → {}</td><td class=\"state\">{}</td>\
                  <td class=\"num\">{}</td><td class=\"err\">{}</td></tr>",
-                escape(&report.time),
-                escape(report.van_id.as_deref().unwrap_or("")),
+                escape(&report.time.to_string()),
+                escape(report.van_id.as_ref().map_or("", VanId::as_str)),
                 escape(&report.from_version),
                 escape(&report.to_version),
-                escape(&report.state),
+                escape(&report.state.to_string()),
                 bytes,
                 escape(report.error.as_deref().unwrap_or("")),
             );

@@ -13,7 +13,7 @@ use crate::dashboard::{self, Overview};
 use crate::metrics::MetricsInfo;
 use crate::respond;
 use crate::state::Shared;
-use crate::store::{SummaryQuery, format_time};
+use crate::store::{ReportTime, SummaryQuery};
 
 /// The prefix of a meter's page.
 pub const DEVICES: &str = "/devices/";
@@ -29,9 +29,9 @@ pub async fn overview(shared: &Arc<Shared>) -> Response<Body> {
     let release = shared.release.load_full();
     let index = &release.index;
     let query = SummaryQuery {
-        target: index.target().to_string(),
+        target: index.target().clone(),
         van: shared.reports.van().clone(),
-        since: format_time(shared.started),
+        since: ReportTime::from(shared.started),
         recent_failures: RECENT_FAILURES,
     };
     let summary = match shared.reports.summary(&query).await {

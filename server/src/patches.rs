@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -86,7 +86,8 @@ pub fn build_patches(
         .collect())
 }
 
-/// The patch from the cache, or computed and written there atomically.
+/// The patch from the cache, or computed and written there atomically
+/// and durably.
 fn cached_patch(
     source: &IndexedFile,
     target: &IndexedFile,
@@ -102,7 +103,7 @@ fn cached_patch(
         let old = std::fs::read(&source.disk_path).map_err(io_error(&source.disk_path))?;
         let new = std::fs::read(&target.disk_path).map_err(io_error(&target.disk_path))?;
         let patch = diff(&old, &new).map_err(io_error(&path))?;
-        write_atomic(&path, &patch).map_err(io_error(&path))?;
+        otavan_durable::write_atomic(&path, &patch).map_err(io_error(&path))?;
         info!(
             source = %source.disk_path.display(),
             target = %target.disk_path.display(),
@@ -119,12 +120,4 @@ fn cached_patch(
             Err(error)
         }
     }
-}
-
-/// Replaces `path` with `content` via a temporary file and a rename, so
-/// readers (and a crash) see the old or the new file, never half of one.
-pub fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
-    let temporary = PathBuf::from(format!("{}.tmp", path.display()));
-    std::fs::write(&temporary, content)?;
-    std::fs::rename(&temporary, path)
 }

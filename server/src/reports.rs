@@ -16,6 +16,8 @@ use otavan_protocol::Report;
 use otavan_protocol::lora::StatusUplink;
 use rusqlite::{Connection, params};
 
+use crate::store::{ReportTime, Source, StoredState};
+
 /// Columns of `GET /reports.csv`, in order.
 pub const CSV_HEADER: [&str; 7] = [
     "time",
@@ -41,12 +43,9 @@ pub struct LoraStatus<'a> {
 impl LoraStatus<'_> {
     /// The row's `state`: the last result's name in upper case
     /// (`UPDATED`, `WIFI_JOIN_FAILED`, `NONE` before any attempt, `CODE_n`
-    /// for a code this build does not know).
+    /// for a code this build does not know; see [`StoredState::Lora`]).
     pub fn state(&self) -> String {
-        match self.status.last_result.name() {
-            Some(name) => name.to_ascii_uppercase(),
-            None => format!("CODE_{}", self.status.last_result.code()),
-        }
+        StoredState::Lora(self.status.last_result).to_string()
     }
 }
 
@@ -68,6 +67,9 @@ pub enum StoreError {
     /// A store task on the blocking pool failed.
     #[error("report store task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// A stored row does not read as a report.
+    #[error(transparent)]
+    BadRow(#[from] crate::store::BadRow),
 }
 
 /// Brings a database made by an older otavan up to the current columns.
@@ -138,7 +140,7 @@ impl ReportStore {
         report: &Report,
         time: SystemTime,
     ) -> Result<(), StoreError> {
-        let time = humantime::format_rfc3339_millis(time).to_string();
+        let time = ReportTime::from(time).to_string();
         // SQLite integers are signed; a byte count past i64::MAX is not real.
         let integer = |n: Option<u64>| n.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
         self.conn().execute(
@@ -163,16 +165,17 @@ impl ReportStore {
     /// `state` is [`LoraStatus::state`], and the campaign, battery and
     /// pending-confirmation flag get their own columns.
     pub fn insert_lora(&self, row: &LoraStatus<'_>, time: SystemTime) -> Result<(), StoreError> {
-        let time = humantime::format_rfc3339_millis(time).to_string();
+        let time = ReportTime::from(time).to_string();
         self.conn().execute(
             "INSERT INTO reports (time, device_id, from_version, to_version, state, source,
                                   campaign, battery, pending_confirm)
-             VALUES (?1, ?2, ?3, ?3, ?4, 'lora', ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 time,
                 row.device_id,
                 row.version,
                 row.state(),
+                Source::Lora.as_str(),
                 row.status.campaign,
                 row.status.battery,
                 row.status.pending_confirm

@@ -21,7 +21,7 @@ use crate::reports::{ReportStore, StoreError};
 use crate::service::{ConnInfo, handle_tapped};
 use crate::state::{IndexSettings, Release, Shared};
 use crate::store::postgres::{BadUrl, PgStore, describe, parse_url};
-use crate::store::{ReportBackend, SqliteBackend, VanId};
+use crate::store::{ReportBackend, SqliteBackend, StoreLocation, VanId};
 
 /// Most bytes queued for one connection's socket (and the longest request
 /// head accepted).
@@ -36,10 +36,8 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// Fixed target version; `None` means the highest version folder.
     pub target: Option<Version>,
-    /// The SQLite report database (never indexed or served).
-    pub db: PathBuf,
-    /// A `postgres://` address: reports go there instead of `db`.
-    pub postgres: Option<String>,
+    /// Where reports go; a SQLite file is never indexed or served.
+    pub store: StoreLocation,
     /// This van's name, stored with every report.
     pub van_id: VanId,
     /// Most connections served at once; further clients wait in the
@@ -64,8 +62,7 @@ impl ServerConfig {
             root: root.into(),
             addr: SocketAddr::from(([0, 0, 0, 0], 8000)),
             target: None,
-            db: PathBuf::from("otavan.db"),
-            postgres: None,
+            store: StoreLocation::Sqlite(PathBuf::from("otavan.db")),
             van_id: VanId::from_hostname().unwrap_or_else(|_| VanId::new("van").expect("valid")),
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
@@ -133,7 +130,7 @@ impl Server {
         let settings = IndexSettings {
             root: config.root.clone(),
             target: config.target.clone(),
-            exclude: database_files(&config.db),
+            exclude: database_files(&config.store),
             preload_bytes: config.preload_bytes,
             patch_cache: config.patch_cache.clone(),
         };
@@ -259,25 +256,33 @@ fn conn_info(stream: &TcpStream, peer: SocketAddr) -> Option<ConnInfo> {
 /// The report store `config` names.
 async fn open_store(config: &ServerConfig) -> Result<Arc<dyn ReportBackend>, StartError> {
     let van = config.van_id.clone();
-    if let Some(url) = &config.postgres {
-        let config = parse_url(url)?;
-        let db = describe(&config);
-        let pg = PgStore::connect(config, van)
-            .await
-            .map_err(|error| StartError::Fleet { db, error })?;
-        return Ok(Arc::new(pg));
+    match &config.store {
+        StoreLocation::Postgres(url) => {
+            let config = parse_url(url)?;
+            let db = describe(&config);
+            let pg = PgStore::connect(config, van)
+                .await
+                .map_err(|error| StartError::Fleet { db, error })?;
+            Ok(Arc::new(pg))
+        }
+        StoreLocation::Sqlite(db) => {
+            let path = db.clone();
+            let store = tokio::task::spawn_blocking(move || ReportStore::open(&path))
+                .await
+                .expect("store task does not panic")?;
+            let label = db.display().to_string();
+            Ok(Arc::new(SqliteBackend::new(Arc::new(store), van, label)))
+        }
     }
-    let db = config.db.clone();
-    let store = tokio::task::spawn_blocking(move || ReportStore::open(&db))
-        .await
-        .expect("store task does not panic")?;
-    let label = config.db.display().to_string();
-    Ok(Arc::new(SqliteBackend::new(Arc::new(store), van, label)))
 }
 
-/// The database and the journal files SQLite keeps next to it.
-fn database_files(db: &std::path::Path) -> Vec<PathBuf> {
-    let mut files = vec![db.to_path_buf()];
+/// A SQLite database and the journal files SQLite keeps next to it (none
+/// for PostgreSQL).
+fn database_files(store: &StoreLocation) -> Vec<PathBuf> {
+    let StoreLocation::Sqlite(db) = store else {
+        return Vec::new();
+    };
+    let mut files = vec![db.clone()];
     for suffix in ["-wal", "-shm", "-journal"] {
         let mut name = db.as_os_str().to_owned();
         name.push(suffix);

@@ -10,7 +10,6 @@ use otavan_protocol::descriptor::{
 };
 
 use crate::index::{IndexError, ReleaseIndex, descriptor_url_path};
-use crate::patches::write_atomic;
 
 /// Why signing failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +41,8 @@ pub struct Signed {
 /// Signs every version under `root` with `keys`, valid until `expires`
 /// (Unix seconds). Counters continue above any descriptor already in the
 /// root that verifies with these keys, in version order, so they only ever
-/// grow. Each descriptor is written atomically (temporary file, rename).
+/// grow. Each descriptor is written atomically and durably
+/// ([`otavan_durable::write_atomic`]: on disk when this returns).
 pub fn sign_release(root: &Path, keys: &KeyPair, expires: u64) -> Result<Vec<Signed>, SignError> {
     let index = ReleaseIndex::build(root, None, &[])?;
     let mut counter = highest_counter(&index, keys);
@@ -53,7 +53,7 @@ pub fn sign_release(root: &Path, keys: &KeyPair, expires: u64) -> Result<Vec<Sig
         let signed = SignedDescriptor::sign(&descriptor, keys);
         let path = index.root().join(descriptor_url_path(version));
         let json = serde_json::to_vec_pretty(&signed).expect("serialises");
-        write_atomic(&path, &json).map_err(|error| SignError::Write {
+        otavan_durable::write_atomic(&path, &json).map_err(|error| SignError::Write {
             path: path.clone(),
             error,
         })?;

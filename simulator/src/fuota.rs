@@ -13,9 +13,8 @@
 //!   shadowing around its best gateway's mean signal) stays below what the
 //!   redundancy recovers; it listens in class C for its group's session.
 
-use otavan_loranet::airtime::lorawan_downlink_airtime;
-use otavan_loranet::region::{self, Band};
-use otavan_protocol::region::{Direction, Region};
+use otavan_protocol::region::airtime::lorawan_downlink_airtime;
+use otavan_protocol::region::{Band, Direction, Modulation, Region};
 use serde::{Deserialize, Serialize};
 
 use crate::radio::{Radio, sensitivity};
@@ -115,20 +114,22 @@ pub fn baseline(
     longest_interval_s: f64,
 ) -> FuotaBaseline {
     let region = scenario.region();
-    let rx2 = region::rx2(region);
+    let rx2 = region.rx2();
     let (sf, bandwidth_hz) = match region {
         Region::Eu868 => (settings.sf.clamp(7, 12), 125_000),
         Region::Us915 => (settings.sf.clamp(7, 12), 500_000),
     };
-    let data_rate = region::data_rate(region, sf, bandwidth_hz, Direction::Downlink).unwrap_or(0);
+    let data_rate = region
+        .data_rate(Modulation::Lora { sf, bandwidth_hz }, Direction::Downlink)
+        .unwrap_or(0);
     let max_payload = region
         .max_payload(data_rate, Direction::Downlink)
         .unwrap_or(51);
     let fragment_bytes = max_payload.saturating_sub(3).max(1);
-    let duty = match region::band(region, rx2.frequency) {
-        Some(Band::Limited(_, sub)) => f64::from(sub.duty_cycle_divisor),
-        _ => 1.0,
-    };
+    let duty = region
+        .band(rx2.frequency)
+        .and_then(Band::duty_cycle_divisor)
+        .map_or(1.0, f64::from);
     let fragment_airtime =
         lorawan_downlink_airtime(fragment_bytes + 3, sf, bandwidth_hz).as_secs_f64();
     // Setup: three downlinks per meter, at one per uplink, through all

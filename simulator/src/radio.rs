@@ -16,14 +16,13 @@
 //!   sub-band's duty cycle and the single transmitter allow, else in RX2
 //!   (2 s, the region's RX2 channel), else from the next gateway. After a
 //!   frame of time on air `ToA` a sub-band stays silent for
-//!   `ToA * (divisor - 1)` ([`otavan_loranet::region::SubBand`]).
+//!   `ToA * (divisor - 1)` ([`otavan_protocol::region::SubBand`]).
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use otavan_loranet::airtime::{lorawan_downlink_airtime, lorawan_uplink_airtime};
-use otavan_loranet::region::{self, Band, Channel, EU868_SUB_BANDS};
-use otavan_protocol::region::Region;
+use otavan_protocol::region::airtime::{lorawan_downlink_airtime, lorawan_uplink_airtime};
+use otavan_protocol::region::{Band, Channel, EU868_DEFAULT_CHANNELS, EU868_SUB_BANDS, Region};
 
 use crate::fleet::Fleet;
 use crate::random::Stream;
@@ -264,8 +263,8 @@ impl Radio {
         }
         heard.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         let windows = [
-            region::rx1(self.region, uplink).map(|c| (c, up_end + secs(1))),
-            Some((region::rx2(self.region), up_end + secs(2))),
+            self.region.rx1(uplink).map(|c| (c, up_end + secs(1))),
+            Some((self.region.rx2(), up_end + secs(2))),
         ];
         for &(_, g, loss) in &heard {
             for (channel, start) in windows.iter().flatten() {
@@ -294,7 +293,7 @@ impl Radio {
     /// region's default channels).
     fn uplink_channel(&self, k: u64, sf: u8) -> Channel {
         let frequency = match self.region {
-            Region::Eu868 => [868_100_000, 868_300_000, 868_500_000][(k % 3) as usize],
+            Region::Eu868 => EU868_DEFAULT_CHANNELS[(k % 3) as usize],
             // Sub-band 2 (channels 8-15), as most US915 networks use.
             Region::Us915 => 903_900_000 + 200_000 * (k % 8) as u32,
         };
@@ -308,7 +307,7 @@ impl Radio {
     /// Books a transmission on gateway `g` if its duty cycle and
     /// transmitter allow.
     fn book(&mut self, g: u32, channel: Channel, start: Time, airtime: Time) -> bool {
-        let Some(band) = region::band(self.region, channel.frequency) else {
+        let Some(band) = self.region.band(channel.frequency) else {
             return false;
         };
         let gw = &mut self.state[g as usize];

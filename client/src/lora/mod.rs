@@ -48,7 +48,7 @@ mod trigger;
 
 pub use clock::MeterClock;
 pub use config::{DEFAULT_READING_FPORT, JoinPolicy, TriggerConfig};
-pub use duty::{DutyCycle, data_time_on_air, time_on_air};
+pub use duty::DutyCycle;
 pub use host::{Host, Sensors};
 pub use outcome::ota_result;
 pub use schedule::{

@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use super::clock::MeterClock;
 use super::config::TriggerConfig;
-use super::duty::{DutyCycle, JOIN_REQUEST_LEN, data_time_on_air, time_on_air};
+use super::duty::{DutyCycle, JOIN_REQUEST_LEN, MAX_DATA_OVERHEAD};
 use super::host::{Host, Sensors};
 use super::outcome::ota_result;
 use super::schedule::{Decision, Scheduler, Wakeup, WifiSession};
@@ -372,7 +372,7 @@ where
         let attempt = self.join_failures + 1;
         let started = self.clock.now();
         let joined = self.device.join(&mode).await;
-        let airtime = time_on_air(self.config.region, self.data_rate(), JOIN_REQUEST_LEN);
+        let airtime = self.uplink_time_on_air(JOIN_REQUEST_LEN);
         self.on_air(started, airtime);
         let error = match joined {
             Ok(JoinResponse::JoinSuccess) => {
@@ -413,6 +413,15 @@ where
     /// The data rate the device transmits at.
     fn data_rate(&mut self) -> u8 {
         self.device.get_datarate() as u8
+    }
+
+    /// Time on air of an uplink with a `phy_len`-byte PHYPayload at the
+    /// current data rate.
+    fn uplink_time_on_air(&mut self, phy_len: usize) -> Option<Duration> {
+        let data_rate = self.data_rate();
+        self.config
+            .region
+            .time_on_air(data_rate, Direction::Uplink, phy_len)
     }
 
     /// Records a transmission for the duty cycle (`airtime` is `None` only
@@ -474,7 +483,7 @@ where
         let started = self.clock.now();
         let response = self.device.send(&payload, fport, false).await;
         let received_at = self.clock.now();
-        let airtime = data_time_on_air(self.config.region, self.data_rate(), payload.len());
+        let airtime = self.uplink_time_on_air(payload.len() + MAX_DATA_OVERHEAD);
         self.on_air(started, airtime);
         let event = match response {
             Ok(response) => {

@@ -12,7 +12,6 @@ use super::types::{
 use crate::gateway::DownlinkKind;
 use crate::keys::{AppSKey, DeviceKeys, NewSKey, dev_addr_hex, eui_hex, key_hex};
 use crate::log::{FrameDirection, FrameKind, FrameRecord, seconds_3};
-use crate::region;
 
 impl State {
     pub(super) fn join(
@@ -114,7 +113,7 @@ impl State {
     fn build_join_accept(&self, keys: &DeviceKeys, app_nonce: [u8; 3], dev_addr: u32) -> Vec<u8> {
         let net_id = self.config.net_id.to_le_bytes();
         let net_id = [net_id[0], net_id[1], net_id[2]];
-        let dl_settings = region::rx2_data_rate(self.config.region) & 0x0F;
+        let dl_settings = self.config.region.rx2_data_rate() & 0x0F;
         let mut creator = JoinAcceptCreator::with_options([0u8; 17], DefaultFactory)
             .expect("a 17-byte buffer fits a JoinAccept without CFList");
         creator

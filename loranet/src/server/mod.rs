@@ -29,14 +29,13 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use otavan_protocol::region::Region;
+use otavan_protocol::region::{Channel, Region};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::gateway::{AirFrame, Gateway, GatewayTx};
 use crate::keys::{DevEui, DeviceKeys};
 use crate::log::FrameLog;
-use crate::region::Channel;
 use crate::rng::SimRng;
 
 use state::State;

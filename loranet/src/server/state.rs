@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use lorawan::parser::{DataHeader, DataPayload, MHDR, MType, PhyPayload, parse};
+use otavan_protocol::region::Channel;
+use otavan_protocol::region::airtime::lorawan_phy_airtime;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
@@ -12,11 +14,9 @@ use super::types::{
     DeviceEntry, EuiKey, Loss, NetworkConfig, NetworkStats, ReceivedFrame, RejectReason, Uplink,
     UplinkInfo, UplinkOutcome,
 };
-use crate::airtime::lorawan_phy_airtime;
 use crate::gateway::{Blocked, DownlinkKind, Gateway};
 use crate::keys::{DevEui, eui_hex};
 use crate::log::{FrameDirection, FrameKind, FrameLog, FrameRecord, RxWindow, seconds_3};
-use crate::region::{self, Channel};
 use crate::rng::SimRng;
 
 /// Everything the network knows; behind the [`super::NetworkServer`] mutex.
@@ -169,7 +169,8 @@ impl State {
     ) -> Option<(RxWindow, Duration, Channel, Instant)> {
         let region = self.config.region;
         for slot in slots {
-            if region::max_downlink_payload(region, slot.channel)
+            if region
+                .max_downlink_payload(slot.channel)
                 .is_none_or(|max| app_payload_len > max)
             {
                 continue;
@@ -209,7 +210,7 @@ impl State {
     ) -> Vec<Slot> {
         let region = self.config.region;
         let mut slots = Vec::with_capacity(2);
-        if let Some(channel) = region::rx1(region, uplink.channel) {
+        if let Some(channel) = region.rx1(uplink.channel) {
             slots.push(Slot {
                 window: RxWindow::Rx1,
                 start: uplink.end + delay1,
@@ -219,7 +220,7 @@ impl State {
         slots.push(Slot {
             window: RxWindow::Rx2,
             start: uplink.end + delay2,
-            channel: region::rx2(region),
+            channel: region.rx2(),
         });
         slots
     }

@@ -4,13 +4,12 @@ use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
-use otavan_protocol::region::Region;
+use otavan_protocol::region::{Channel, Region};
 use tokio::time::Instant;
 
 use crate::gateway::DownlinkKind;
 use crate::keys::{AppSKey, DevEui, DeviceKeys, NewSKey, eui_hex};
 use crate::log::RxWindow;
-use crate::region::Channel;
 use crate::rng::SimRng;
 
 /// JOIN_ACCEPT_DELAY1 of LoRaWAN 1.0.x.

@@ -3,9 +3,14 @@
 //!
 //! A van stores into its own SQLite file by default ([`SqliteBackend`] over
 //! [`ReportStore`]); with `--db postgres://...` several vans and the office
-//! share one table ([`postgres::PgStore`]). Either way every report carries
-//! the van's id and a stable key ([`identity`]), and inserts skip a key
-//! already stored, so re-sent reports are stored once.
+//! share one table ([`postgres::PgStore`]); [`StoreLocation`] is which.
+//! Either way every report carries the van's id and a stable key
+//! ([`identity`]), and inserts skip a key already stored, so re-sent
+//! reports are stored once.
+//!
+//! Rows come back as [`StoredReport`]s with typed fields ([`ReportTime`],
+//! [`StoredState`] by [`Source`], [`VanId`]), checked where they leave the
+//! database: a row otavan did not write is a [`BadRow`] error.
 //!
 //! The trait's methods return boxed futures: the server holds the backend as
 //! `Arc<dyn ReportBackend>`, chosen at start. Reports arrive at meter pace
@@ -13,19 +18,25 @@
 //! nothing here is on the manifest or download path.
 
 pub mod identity;
+pub mod location;
 pub mod postgres;
+mod row;
 pub mod sqlite;
 pub mod sync;
+mod time;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::SystemTime;
 
-use otavan_protocol::{Report, UpdateState};
+use otavan_protocol::{Report, UpdateState, Version};
 
 pub use crate::reports::{ReportStore, StoreError};
 pub use identity::VanId;
+pub use location::StoreLocation;
+pub use row::{BadRow, Source, StoredReport, StoredState};
 pub use sqlite::SqliteBackend;
+pub use time::{BadTime, ReportTime};
 
 /// What a store call eventually yields.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -39,39 +50,15 @@ pub enum Inserted {
     Duplicate,
 }
 
-/// One stored report, as the dashboard and `otavan reports sync` read it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredReport {
-    /// When the van received it (RFC 3339, UTC, milliseconds).
-    pub time: String,
-    /// The van that received it (`None` for rows from before van ids).
-    pub van_id: Option<String>,
-    /// The meter.
-    pub device_id: String,
-    /// The version the update started from.
-    pub from_version: String,
-    /// The version the update goes to.
-    pub to_version: String,
-    /// `DOWNLOADING` ... `UPDATED`, `FAILED`.
-    pub state: String,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// Bytes downloaded.
-    pub bytes: Option<i64>,
-    /// Bytes without firmware deltas.
-    pub full_bytes: Option<i64>,
-}
-
 /// What the dashboard asks a store.
 #[derive(Debug, Clone)]
 pub struct SummaryQuery {
     /// Count meters updating to this version.
-    pub target: String,
-    /// This van's session: reports from `van` at or after `since`
-    /// (RFC 3339, as stored).
+    pub target: Version,
+    /// This van's session: reports from `van` at or after `since`.
     pub van: VanId,
     /// Start of the session.
-    pub since: String,
+    pub since: ReportTime,
     /// How many of the most recent failures to list.
     pub recent_failures: u32,
 }
@@ -146,10 +133,4 @@ pub trait ReportBackend: Send + Sync {
 
     /// The van whose reports this backend stores.
     fn van(&self) -> &VanId;
-}
-
-/// Formats `time` the way stores keep it: RFC 3339, UTC, milliseconds, so
-/// text order is time order.
-pub fn format_time(time: SystemTime) -> String {
-    humantime::format_rfc3339_millis(time).to_string()
 }

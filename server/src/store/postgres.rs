@@ -17,10 +17,11 @@ use tokio_postgres::{Client, Config, NoTls, Row};
 use tracing::warn;
 
 use super::identity::{VanId, report_key};
+use super::row::RawReport;
 use super::sqlite::KeyedRow;
 use super::{
-    Inserted, ReportBackend, StoreError, StoreFuture, StoredReport, Summary, SummaryQuery,
-    format_time,
+    Inserted, ReportBackend, ReportTime, Source, StoreError, StoreFuture, StoredReport, Summary,
+    SummaryQuery,
 };
 use crate::reports::CSV_HEADER;
 
@@ -62,11 +63,6 @@ const COLUMNS: &str =
 #[error("{0}")]
 pub struct BadUrl(String);
 
-/// Is `db` a PostgreSQL address rather than a file name?
-pub fn is_postgres_url(db: &str) -> bool {
-    db.starts_with("postgres://") || db.starts_with("postgresql://")
-}
-
 /// Parses a `postgres://user@host:port/dbname` address.
 pub fn parse_url(url: &str) -> Result<Config, BadUrl> {
     let mut config: Config = url
@@ -105,7 +101,7 @@ pub fn describe(config: &Config) -> String {
 }
 
 /// An address with any password hidden, for error messages.
-fn redact(url: &str) -> String {
+pub(super) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
@@ -132,7 +128,7 @@ impl PgStore {
         let store = PgStore {
             config,
             van,
-            session: format_time(SystemTime::now()),
+            session: ReportTime::from(SystemTime::now()).to_string(),
             client: tokio::sync::Mutex::new(None),
         };
         store.client().await?;
@@ -194,16 +190,17 @@ impl PgStore {
         let keys = column(|r| Some(r.key.clone()));
         let vans: Vec<Option<String>> = rows
             .iter()
-            .map(|r| Some(r.report.van_id.clone().unwrap_or_else(|| van.to_string())))
+            .map(|r| Some(r.report.van_id.as_ref().unwrap_or(van).to_string()))
             .collect();
-        let times = column(|r| Some(r.report.time.clone()));
+        let times = column(|r| Some(r.report.time.to_string()));
         let devices = column(|r| Some(r.report.device_id.clone()));
         let froms = column(|r| Some(r.report.from_version.clone()));
         let tos = column(|r| Some(r.report.to_version.clone()));
-        let states = column(|r| Some(r.report.state.clone()));
+        let states = column(|r| Some(r.report.state.to_string()));
         let errors = column(|r| r.report.error.clone());
-        let bytes: Vec<Option<i64>> = rows.iter().map(|r| r.report.bytes).collect();
-        let full: Vec<Option<i64>> = rows.iter().map(|r| r.report.full_bytes).collect();
+        let count = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let bytes: Vec<Option<i64>> = rows.iter().map(|r| count(r.report.bytes)).collect();
+        let full: Vec<Option<i64>> = rows.iter().map(|r| count(r.report.full_bytes)).collect();
         self.with_client(|client| {
             let (keys, vans, times, devices) = (&keys, &vans, &times, &devices);
             let (froms, tos, states, errors, bytes, full) =
@@ -238,25 +235,28 @@ impl PgStore {
     }
 }
 
-fn stored_report(row: &Row) -> StoredReport {
-    StoredReport {
+/// A row of [`COLUMNS`], checked: the fleet table holds van reports only.
+fn stored_report(row: &Row) -> Result<StoredReport, StoreError> {
+    let raw = RawReport {
         time: row.get(0),
         van_id: row.get(1),
         device_id: row.get(2),
         from_version: row.get(3),
         to_version: row.get(4),
         state: row.get(5),
+        source: Source::Van.as_str().to_owned(),
         error: row.get(6),
         bytes: row.get(7),
         full_bytes: row.get(8),
-    }
+    };
+    Ok(raw.check()?)
 }
 
 impl ReportBackend for PgStore {
     fn insert<'a>(&'a self, report: &'a Report, time: SystemTime) -> StoreFuture<'a, Inserted> {
         Box::pin(async move {
             let key = report_key(&self.van, &self.session, report);
-            let time = format_time(time);
+            let time = ReportTime::from(time).to_string();
             let integer = |n: Option<u64>| n.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
             let (bytes, full) = (integer(report.bytes), integer(report.full_bytes));
             let changed = self
@@ -320,7 +320,7 @@ impl ReportBackend for PgStore {
                     "state" => row.get(4),
                     "error" => row.get(5),
                     // The fleet table holds what vans heard.
-                    "source" => "van".to_string(),
+                    "source" => Source::Van.as_str().to_owned(),
                     _ => String::new(),
                 });
                 writer.write_record(fields)?;
@@ -342,7 +342,7 @@ impl ReportBackend for PgStore {
                                  SELECT DISTINCT ON (device_id) state FROM reports
                                  WHERE to_version = $1 ORDER BY device_id, time DESC, id DESC) AS l
                              GROUP BY state",
-                            &[&query.target],
+                            &[&query.target.as_str()],
                         )
                         .await
                 })
@@ -357,7 +357,7 @@ impl ReportBackend for PgStore {
                             "SELECT COUNT(DISTINCT device_id), COUNT(*),
                                     (SELECT COUNT(*) FROM reports)
                              FROM reports WHERE van_id = $1 AND time >= $2",
-                            &[&query.van.as_str(), &query.since],
+                            &[&query.van.as_str(), &query.since.to_string()],
                         )
                         .await
                 })
@@ -379,7 +379,10 @@ impl ReportBackend for PgStore {
                         .await
                 })
                 .await?;
-            summary.recent_failures = failures.iter().map(stored_report).collect();
+            summary.recent_failures = failures
+                .iter()
+                .map(stored_report)
+                .collect::<Result<_, _>>()?;
             Ok(summary)
         })
     }
@@ -405,7 +408,7 @@ impl ReportBackend for PgStore {
                         .await
                 })
                 .await?;
-            Ok(rows.iter().map(stored_report).collect())
+            rows.iter().map(stored_report).collect()
         })
     }
 
@@ -424,9 +427,6 @@ mod tests {
 
     #[test]
     fn urls_are_parsed_and_passwords_never_shown() {
-        assert!(is_postgres_url("postgres://u@h/db"));
-        assert!(is_postgres_url("postgresql://u@h/db"));
-        assert!(!is_postgres_url("otavan.db"));
         let config = parse_url("postgres://otavan:secret@db.example:5433/fleet").unwrap();
         assert_eq!(describe(&config), "postgres://otavan@db.example:5433/fleet");
         let error = parse_url("postgres://otavan:secret@db.example:notaport/fleet").unwrap_err();

@@ -9,9 +9,10 @@ use otavan_protocol::Report;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::identity::{VanId, legacy_key, report_key};
+use super::row::RawReport;
 use super::{
-    Inserted, ReportBackend, StoreError, StoreFuture, StoredReport, Summary, SummaryQuery,
-    format_time,
+    Inserted, ReportBackend, ReportTime, StoreError, StoreFuture, StoredReport, Summary,
+    SummaryQuery,
 };
 use crate::reports::ReportStore;
 
@@ -37,22 +38,29 @@ pub(crate) fn migrate_identity(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The columns [`StoredReport`] is read from, in its field order.
+/// The columns a [`StoredReport`] is read from, in [`raw_report`]'s order.
 const ROW_COLUMNS: &str =
-    "time, van_id, device_id, from_version, to_version, state, error, bytes, full_bytes";
+    "time, van_id, device_id, from_version, to_version, state, source, error, bytes, full_bytes";
 
-fn stored_report(row: &Row<'_>) -> rusqlite::Result<StoredReport> {
-    Ok(StoredReport {
+fn raw_report(row: &Row<'_>) -> rusqlite::Result<RawReport> {
+    Ok(RawReport {
         time: row.get(0)?,
         van_id: row.get(1)?,
         device_id: row.get(2)?,
         from_version: row.get(3)?,
         to_version: row.get(4)?,
         state: row.get(5)?,
-        error: row.get(6)?,
-        bytes: row.get(7)?,
-        full_bytes: row.get(8)?,
+        source: row.get(6)?,
+        error: row.get(7)?,
+        bytes: row.get(8)?,
+        full_bytes: row.get(9)?,
     })
+}
+
+/// Checks rows as they leave the database.
+fn checked(rows: rusqlite::Result<Vec<RawReport>>) -> Result<Vec<StoredReport>, StoreError> {
+    let rows = rows?.into_iter().map(RawReport::check);
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// A stored row with what a copy elsewhere needs to store it exactly once.
@@ -84,7 +92,7 @@ impl ReportStore {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (report_key) DO NOTHING",
             params![
-                format_time(time),
+                ReportTime::from(time).to_string(),
                 report.device_id,
                 report.from_version.as_str(),
                 report.to_version.as_str(),
@@ -104,8 +112,9 @@ impl ReportStore {
     }
 
     /// Up to `limit` van reports after row number `after`, in row order,
-    /// each with its key (rows without one get [`legacy_key`]). LoRa status
-    /// rows (`otavan campaign watch`) stay on the machine that heard them.
+    /// each with its key (rows without one get [`legacy_key`], over the
+    /// columns' stored text). LoRa status rows (`otavan campaign watch`)
+    /// stay on the machine that heard them.
     pub fn rows_after(&self, after: i64, limit: u32) -> Result<Vec<KeyedRow>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(&format!(
@@ -113,14 +122,20 @@ impl ReportStore {
              WHERE id > ?1 AND source = 'van' ORDER BY id LIMIT ?2"
         ))?;
         let rows = statement.query_map(params![after, limit], |row| {
-            let report = stored_report(row)?;
-            let id: i64 = row.get(9)?;
-            let key: Option<String> = row.get(10)?;
+            let report = raw_report(row)?;
+            let id: i64 = row.get(10)?;
+            let key: Option<String> = row.get(11)?;
             let key = key
                 .unwrap_or_else(|| legacy_key(id, &report.time, &report.device_id, &report.state));
-            Ok(KeyedRow { id, key, report })
+            Ok((id, key, report))
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut keyed = Vec::new();
+        for row in rows {
+            let (id, key, report) = row?;
+            let report = report.check()?;
+            keyed.push(KeyedRow { id, key, report });
+        }
+        Ok(keyed)
     }
 
     /// The dashboard's counts (see [`Summary`]).
@@ -133,7 +148,7 @@ impl ReportStore {
                  FROM reports WHERE to_version = ?1 AND source = 'van')
              WHERE n = 1 GROUP BY state",
         )?;
-        let mut rows = latest.query(params![query.target])?;
+        let mut rows = latest.query(params![query.target.as_str()])?;
         while let Some(row) = rows.next()? {
             let state: String = row.get(0)?;
             let n: i64 = row.get(1)?;
@@ -141,7 +156,7 @@ impl ReportStore {
         }
         let (meters, reports): (i64, i64) = conn.query_row(
             "SELECT COUNT(DISTINCT device_id), COUNT(*) FROM reports WHERE van_id = ?1 AND time >= ?2",
-            params![query.van.as_str(), query.since],
+            params![query.van.as_str(), query.since.to_string()],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
         summary.session_meters = meters as u64;
@@ -152,9 +167,11 @@ impl ReportStore {
             "SELECT {ROW_COLUMNS} FROM reports WHERE state = 'FAILED' AND source = 'van'
              ORDER BY time DESC, id DESC LIMIT ?1"
         ))?;
-        summary.recent_failures = failures
-            .query_map(params![query.recent_failures], stored_report)?
-            .collect::<Result<_, _>>()?;
+        summary.recent_failures = checked(
+            failures
+                .query_map(params![query.recent_failures], raw_report)?
+                .collect(),
+        )?;
         Ok(summary)
     }
 
@@ -170,8 +187,8 @@ impl ReportStore {
                             ORDER BY time DESC, id DESC LIMIT ?2)
              ORDER BY time, id"
         ))?;
-        let rows = statement.query_map(params![device_id, limit], stored_report)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows = statement.query_map(params![device_id, limit], raw_report)?;
+        checked(rows.collect())
     }
 
     /// The highest row number, if any row is stored.
@@ -209,7 +226,7 @@ impl SqliteBackend {
         SqliteBackend {
             store,
             van,
-            session: format_time(SystemTime::now()),
+            session: ReportTime::from(SystemTime::now()).to_string(),
             run: Run::BlockingPool,
             label,
         }
@@ -288,6 +305,7 @@ impl ReportBackend for SqliteBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoredState;
     use otavan_protocol::UpdateState;
     use std::time::{Duration, UNIX_EPOCH};
 
@@ -359,9 +377,9 @@ mod tests {
         store.insert_lora(&lora, at(3)).unwrap();
         let summary = store
             .summary(&SummaryQuery {
-                target: "1.1.0".into(),
+                target: "1.1.0".parse().unwrap(),
                 van: van.clone(),
-                since: format_time(at(0)),
+                since: ReportTime::from(at(0)),
                 recent_failures: 10,
             })
             .unwrap();
@@ -388,9 +406,9 @@ mod tests {
         put(&store, &other, &report("m4", "UPDATED", None), at(0));
         let summary = store
             .summary(&SummaryQuery {
-                target: "1.1.0".into(),
+                target: "1.1.0".parse().unwrap(),
                 van: van.clone(),
-                since: format_time(at(1)),
+                since: ReportTime::from(at(1)),
                 recent_failures: 10,
             })
             .unwrap();
@@ -403,9 +421,34 @@ mod tests {
         assert_eq!(summary.recent_failures.len(), 1);
         assert_eq!(summary.recent_failures[0].error.as_deref(), Some("cut"));
         let history = store.device_history("m1", 10).unwrap();
-        let states: Vec<_> = history.iter().map(|r| r.state.as_str()).collect();
+        let states: Vec<_> = history.iter().map(|r| r.state.to_string()).collect();
         assert_eq!(states, ["DOWNLOADING", "UPDATED"]);
-        assert_eq!(store.device_history("m1", 1).unwrap()[0].state, "UPDATED");
+        assert_eq!(
+            store.device_history("m1", 1).unwrap()[0].state,
+            StoredState::Van(UpdateState::Updated)
+        );
+    }
+
+    /// A row otavan never wrote (another tool, a hand edit) is an error
+    /// naming the column, where the meter's history is read.
+    #[test]
+    fn a_row_that_does_not_read_as_a_report_is_an_error() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = ReportStore::open(&dir.path().join("van.db")).unwrap();
+        store
+            .conn()
+            .execute_batch(
+                "INSERT INTO reports (time, device_id, from_version, to_version, state)
+                 VALUES ('2026-01-01T08:00:00.000Z', 'm1', '1.0.0', '1.1.0', 'CONFIRMED');",
+            )
+            .unwrap();
+        let error = store.device_history("m1", 10).unwrap_err();
+        assert!(
+            matches!(&error, StoreError::BadRow(row) if row.column == "state"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("\"CONFIRMED\""), "{error}");
+        assert!(store.rows_after(0, 10).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use otavan_server::store::StoreLocation;
 use otavan_server::{Reloader, Server, ServerConfig};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -31,7 +32,7 @@ impl TestServer {
         let dir = TempDir::new().unwrap();
         let mut config = ServerConfig::new(root);
         config.addr = "127.0.0.1:0".parse().unwrap();
-        config.db = dir.path().join("reports.db");
+        config.store = StoreLocation::Sqlite(dir.path().join("reports.db"));
         config.patch_cache = Some(dir.path().join("patches"));
         adjust(&mut config);
         let server = Server::bind(config).await.expect("server starts");

@@ -4,6 +4,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use otavan_server::store::StoreLocation;
+
 use crate::harness::{TestServer, tree, write};
 
 #[tokio::test]
@@ -49,7 +51,7 @@ async fn a_target_that_does_not_exist_fails_at_start() {
     let mut config = otavan_server::ServerConfig::new(root.path());
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.target = Some("9.9.9".parse().unwrap());
-    config.db = root.path().join("x.db");
+    config.store = StoreLocation::Sqlite(root.path().join("x.db"));
     let error = otavan_server::Server::bind(config)
         .await
         .err()

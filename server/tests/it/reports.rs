@@ -1,5 +1,7 @@
 //! `POST /report` validation and storage, `GET /reports.csv`.
 
+use otavan_server::store::StoreLocation;
+
 use crate::harness::{TestServer, sample_root};
 
 const GOOD: &str = r#"{"device_id":"70B3D57ED0001234","from_version":"1.0.0","to_version":"1.1.0","state":"UPDATED","bytes":4096}"#;
@@ -138,7 +140,10 @@ async fn malformed_reports_get_4xx_and_store_nothing() {
 async fn reports_survive_a_restart() {
     let db_dir = tempfile::TempDir::new().unwrap();
     let db = db_dir.path().join("van.db");
-    let first = TestServer::start_with(&sample_root(), |c| c.db = db.clone()).await;
+    let first = TestServer::start_with(&sample_root(), |c| {
+        c.store = StoreLocation::Sqlite(db.clone())
+    })
+    .await;
     assert_eq!(
         first
             .request("POST", "/report", &[], GOOD.as_bytes())
@@ -147,7 +152,10 @@ async fn reports_survive_a_restart() {
         204
     );
     first.shutdown().await;
-    let second = TestServer::start_with(&sample_root(), |c| c.db = db.clone()).await;
+    let second = TestServer::start_with(&sample_root(), |c| {
+        c.store = StoreLocation::Sqlite(db.clone())
+    })
+    .await;
     let csv = second.get("/reports.csv", &[]).await.text();
     assert_eq!(csv.lines().count(), 2, "{csv}");
 }

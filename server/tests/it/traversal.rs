@@ -1,5 +1,7 @@
 //! Only indexed files are ever served, whatever the request path says.
 
+use otavan_server::store::StoreLocation;
+
 use crate::harness::{TestServer, write};
 
 const SECRET: &[u8] = b"the van's private key";
@@ -22,7 +24,8 @@ async fn nothing_outside_the_index_is_served() {
     std::os::unix::fs::symlink(outer.path(), root.join("1.0.0/outside")).unwrap();
     // The server's own database inside the served version folder.
     let db = root.join("1.0.0/flash/otavan.db");
-    let server = TestServer::start_with(&root, |c| c.db = db.clone()).await;
+    let server =
+        TestServer::start_with(&root, |c| c.store = StoreLocation::Sqlite(db.clone())).await;
 
     let attempts = [
         "/../secret.txt",

@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use otavan_loranet::{DeviceKeys, NetworkConfig, NetworkServer};
 use otavan_protocol::descriptor::{KeyPair, PublicKey};
-use otavan_protocol::region::Region;
+use otavan_protocol::region::{Direction, Modulation, Region};
 use otavan_server::reports::ReportStore;
 use otavan_server::state::{IndexSettings, Release, Shared};
 use otavan_server::store::{SqliteBackend, VanId};
@@ -452,13 +452,17 @@ fn signed_copy(
     Ok((copy.to_path_buf(), Some(keys.public())))
 }
 
-/// The uplink data rate for spreading factor `sf` (DR0 without coverage).
+/// The uplink data rate for spreading factor `sf` at 125 kHz (DR0 without
+/// coverage, or for a spreading factor the region has no uplink at).
 fn data_rate(region: Region, sf: Option<u8>) -> u8 {
-    match (region, sf) {
-        (Region::Eu868, Some(sf)) => 12 - sf,
-        (Region::Us915, Some(sf)) => 10u8.saturating_sub(sf),
-        (_, None) => 0,
-    }
+    sf.and_then(|sf| {
+        let modulation = Modulation::Lora {
+            sf,
+            bandwidth_hz: 125_000,
+        };
+        region.data_rate(modulation, Direction::Uplink)
+    })
+    .unwrap_or(0)
 }
 
 /// The folder the meters live in, removed on drop.

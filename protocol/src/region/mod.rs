@@ -1,19 +1,23 @@
-//! LoRaWAN regional payload limits: the largest application payload
-//! (FRMPayload) a frame may carry at a given data rate.
+//! LoRaWAN regional parameters: the one home of the radio facts every
+//! crate uses (LoRa Alliance RP002, as in LoRaMac-node's region files).
 //!
-//! The numbers are the regional parameters' *N* (LoRa Alliance RP002, as in
-//! LoRaMac-node's region files), that is the limit when the frame carries no
-//! MAC commands in FOpts. A network server that piggybacks MAC commands on a
-//! downlink leaves that many bytes less for the application, so a payload
-//! that only just fits may still be delayed by the network server.
+//! - [`Region`], [`Direction`], and the payload limits ([`max_payload`],
+//!   [`check_fits`]) here;
+//! - [`datarate`]: each region's data rates, their [`Modulation`] and
+//!   payload limit, in one table looked up either way;
+//! - [`airtime`]: LoRa and FSK time on air (Semtech formula), also by data
+//!   rate ([`Region::time_on_air`]);
+//! - [`band`]: [`Channel`]s, the duty-cycle sub-bands ([`Band`]) and the
+//!   RX1/RX2 defaults.
 //!
-//! | region | direction | data rates and limits (bytes) |
-//! |---|---|---|
-//! | EU868 | both | DR0-DR2: 51, DR3: 115, DR4-DR7: 242 |
-//! | US915 | uplink | DR0: 11, DR1: 53, DR2: 125, DR3: 242, DR4: 242 |
-//! | US915 | downlink | DR8: 53, DR9: 129, DR10-DR13: 242 |
-//!
-//! Any other data rate is unknown ([`max_payload`] returns `None`).
+//! The payload limits are the regional parameters' *N*, the largest
+//! application payload (FRMPayload) a frame may carry at a data rate when
+//! it carries no MAC commands in FOpts. A network server that piggybacks
+//! MAC commands on a downlink leaves that many bytes less for the
+//! application, so a payload that only just fits may still be delayed by
+//! the network server. The limits are a column of the data-rate table
+//! ([`datarate`]); any other data rate is unknown ([`max_payload`] returns
+//! `None`).
 //!
 //! ```
 //! use otavan_protocol::region::{Direction, Region, check_fits, max_payload};
@@ -24,10 +28,17 @@
 //! assert!(check_fits(Region::Eu868, 0, Direction::Downlink, 52).is_err());
 //! ```
 
+pub mod airtime;
+pub mod band;
+pub mod datarate;
+
 use std::fmt;
 use std::str::FromStr;
 
 use serde::Serialize;
+
+pub use band::{Band, Channel, EU868_DEFAULT_CHANNELS, EU868_SUB_BANDS, SubBand};
+pub use datarate::{DataRate, Modulation};
 
 /// A LoRaWAN regional parameter set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -55,19 +66,8 @@ impl Region {
     /// The largest application payload at `data_rate` in `direction`, or
     /// `None` when the region has no such data rate in that direction.
     pub fn max_payload(self, data_rate: u8, direction: Direction) -> Option<usize> {
-        match (self, direction, data_rate) {
-            (Region::Eu868, _, 0..=2) => Some(51),
-            (Region::Eu868, _, 3) => Some(115),
-            (Region::Eu868, _, 4..=7) => Some(242),
-            (Region::Us915, Direction::Uplink, 0) => Some(11),
-            (Region::Us915, Direction::Uplink, 1) => Some(53),
-            (Region::Us915, Direction::Uplink, 2) => Some(125),
-            (Region::Us915, Direction::Uplink, 3..=4) => Some(242),
-            (Region::Us915, Direction::Downlink, 8) => Some(53),
-            (Region::Us915, Direction::Downlink, 9) => Some(129),
-            (Region::Us915, Direction::Downlink, 10..=13) => Some(242),
-            _ => None,
-        }
+        self.entry(data_rate, direction)
+            .map(|entry| entry.max_payload)
     }
 
     /// `Ok` when a `payload_len`-byte application payload fits a frame at

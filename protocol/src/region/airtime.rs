@@ -14,6 +14,12 @@
 //!
 //! LoRaWAN frames use an 8-symbol preamble, an explicit header and coding
 //! rate 4/5; uplinks carry a payload CRC, downlinks do not.
+//!
+//! FSK frames (EU868 DR7, 50 kbit/s) take 20 us a bit for a 5-byte
+//! preamble, a 3-byte sync word, a length byte, the payload and a 2-byte
+//! CRC ([`fsk_time_on_air`]).
+//!
+//! By data rate rather than modulation: [`super::Region::time_on_air`].
 
 use std::time::Duration;
 
@@ -87,6 +93,13 @@ pub fn lorawan_phy_airtime(phy_len: usize, sf: u8, bw_hz: u32, uplink: bool) -> 
     time_on_air(phy_len, sf, bw_hz, CR_4_5, true, uplink, LORAWAN_PREAMBLE)
 }
 
+/// Time on air of an FSK frame at 50 kbit/s carrying a `phy_len`-byte
+/// PHYPayload.
+pub fn fsk_time_on_air(phy_len: usize) -> Duration {
+    // Preamble 5, sync word 3, length 1, payload, CRC 2; 20 us a bit.
+    Duration::from_micros((5 + 3 + 1 + phy_len as u64 + 2) * 8 * 20)
+}
+
 /// Time on air of a LoRaWAN data uplink with an `app_payload_len`-byte
 /// application payload and no FOpts.
 pub fn lorawan_uplink_airtime(app_payload_len: usize, sf: u8, bw_hz: u32) -> Duration {
@@ -143,6 +156,8 @@ mod tests {
             lorawan_uplink_airtime(25, 12, 125_000),
             Duration::from_micros(1_974_272)
         );
+        // FSK: 36 bytes at 50 kbit/s.
+        assert_eq!(fsk_time_on_air(25), Duration::from_micros(5760));
     }
 
     #[test]
