@@ -17,6 +17,7 @@
 pub mod transport;
 
 pub mod apply;
+pub mod clock;
 pub mod digest;
 pub mod download;
 pub mod engine;
