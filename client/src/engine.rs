@@ -6,6 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use otavan_protocol::{Manifest, Report, UpdateState, Version};
 use tracing::{debug, info, warn};
 
+use crate::apply::ApplyObserver;
 use crate::clock::{Clock, Entropy};
 use crate::download::{DownloadError, stage};
 use crate::meter::Meter;
@@ -117,6 +118,7 @@ pub struct Engine<S, F, T> {
     config: EngineConfig,
     clock: Box<dyn Clock + Send + Sync>,
     entropy: Mutex<Box<dyn Entropy + Send>>,
+    observer: Option<Box<dyn ApplyObserver + Send + Sync>>,
 }
 
 impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
@@ -136,7 +138,18 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             config,
             clock: Box::new(clock),
             entropy: Mutex::new(Box::new(entropy)),
+            observer: None,
         }
+    }
+
+    /// This engine, telling `observer` of every apply step before it runs
+    /// (see [`Meter::apply`]).
+    pub fn observing(
+        mut self,
+        observer: impl ApplyObserver + Send + Sync + 'static,
+    ) -> Engine<S, F, T> {
+        self.observer = Some(Box::new(observer));
+        self
     }
 
     /// The meter, for local operations (status, confirm, rollback).
@@ -253,7 +266,8 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             self.report(attempt, from, to, state, None, Some(moved(bytes)))
                 .await;
         }
-        self.meter.apply(&staged)?;
+        let observer = self.observer.as_deref().map(|o| o as &dyn ApplyObserver);
+        self.meter.apply(&staged, observer)?;
         debug!("installed and committed");
         self.report(
             attempt,

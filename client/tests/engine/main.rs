@@ -10,5 +10,6 @@ mod http;
 mod pycom;
 mod resume;
 mod slot;
+mod steps;
 mod trust;
 mod update;

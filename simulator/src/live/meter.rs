@@ -2,13 +2,15 @@
 //! provisioned at its source version from the release tree, the real
 //! client engine, and the real LoRaWAN stack (`LoraTrigger` over
 //! lorawan-device and the simulated network). Power cuts go through the
-//! fault-injecting storage; after one the meter reboots and recovers like
-//! a real one.
+//! fault-injecting storage, armed at a step of the apply drawn from the
+//! steps the engine announces; after one the meter reboots and recovers
+//! like a real one.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
+use otavan_client::apply::{ApplyObserver, ApplyStep};
 use otavan_client::clock::{Entropy, MeterClock};
 use otavan_client::engine::{Engine, EngineConfig};
 use otavan_client::fault::FaultStorage;
@@ -146,11 +148,14 @@ pub async fn run(setup: MeterSetup, world: Rc<World>, network: NetworkServer, se
         // The meter's clock: the campaign's virtual time on its calendar.
         let clock = MeterClock::starting_at(WALL_EPOCH + Duration::from_micros(world.now()));
         let transport = VanTransport::new(Rc::clone(&world), server.clone(), m);
-        if rng.chance(setup.power_cut) {
-            transport.cut_power_during_apply(storage.clone(), rng.uniform());
-        }
         let config = EngineConfig::new(device_id(&setup.keys));
-        let engine = Engine::new(meter, transport, config, clock, attempts);
+        let mut engine = Engine::new(meter, transport, config, clock, attempts);
+        if rng.chance(setup.power_cut) {
+            engine = engine.observing(PowerCut {
+                storage: storage.clone(),
+                at: rng.uniform(),
+            });
+        }
         let host = Host {
             engine,
             wifi: VanWifi::new(Rc::clone(&world), m, rng.clone()),
@@ -179,6 +184,24 @@ pub async fn run(setup: MeterSetup, world: Rc<World>, network: NetworkServer, se
 impl Entropy for Stream {
     fn next_u64(&mut self) -> u64 {
         Stream::next_u64(self)
+    }
+}
+
+/// Cuts a meter's power at the start of one step of its next apply: the
+/// step a share `at` (0..1) of the way through the apply's steps, from
+/// saving the journal to the commit, as the engine announces them. The cut
+/// hits the step's first storage operation, so the apply never commits:
+/// the meter reboots and recovers to its old version.
+struct PowerCut {
+    storage: LiveStorage,
+    at: f64,
+}
+
+impl ApplyObserver for PowerCut {
+    fn before(&self, step: &ApplyStep<'_>) {
+        if step.index == (self.at * step.total as f64) as usize {
+            self.storage.arm(0);
+        }
     }
 }
 
