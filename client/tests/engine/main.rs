@@ -5,6 +5,7 @@ mod harness;
 
 mod crash;
 mod deltas;
+mod golden;
 mod hostile;
 mod http;
 mod pycom;
