@@ -12,7 +12,9 @@
 //! The engine runs over three small traits, so a meter's drivers plug in
 //! and tests inject faults: [`transport::Transport`] (how bytes arrive),
 //! [`storage::Storage`] (the meter's file system) and
-//! [`slots::FirmwareSlots`] (the A/B images).
+//! [`slots::FirmwareSlots`] (the A/B images). Time and random numbers are
+//! inputs too ([`clock`]): nothing reads the system's behind the caller's
+//! back, so a rehearsal runs the engine in virtual time, reproducibly.
 
 pub mod transport;
 
