@@ -1,7 +1,7 @@
-//! Installing a verified plan, and undoing an install.
+//! Installing a verified plan, step by step, and undoing an install.
 //!
-//! Every step is a rename, so each is atomic, and each is idempotent to
-//! undo: whether a step happened can be read off the disk (is the staged
+//! Files move only by rename, so each move is atomic, and each is
+//! idempotent to undo: whether a step happened can be read off the disk (is the staged
 //! file still there? is there a backup?). That is what lets recovery after
 //! a power cut at any instant put the meter back exactly as it was.
 
@@ -56,13 +56,63 @@ pub fn journal(
     })
 }
 
-/// Performs the journal's file steps.
-pub fn install(storage: &dyn Storage, journal: &Journal) -> io::Result<()> {
-    for dir in &journal.created_dirs {
-        if !storage.exists(dir)? {
-            storage.create_dir(dir)?;
-        }
-    }
+/// One step of an apply, in the order they run. Each is one change on
+/// the disk whose completion can be read off it (an atomic save, a
+/// directory, a rename, the sync that makes the renames durable, the boot
+/// selection), so recovery after a cut anywhere knows what to undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    /// Save the journal (phase `Applying`) beside the old version.
+    Journal,
+    /// Change the meter's files.
+    File(FileStep<'a>),
+    /// Select the slot holding the verified new image for the next boot.
+    Boot(Slot),
+    /// Save the new version with the journal `Applied`: the commit point.
+    Commit,
+}
+
+/// A step of the journal on the meter's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileStep<'a> {
+    /// Create a directory the update adds (if it is not there yet).
+    CreateDir(&'a MeterPath),
+    /// Move a file the update replaces to its backup.
+    Backup {
+        /// The file.
+        path: &'a MeterPath,
+        /// Where it waits until confirm or rollback.
+        backup: &'a MeterPath,
+    },
+    /// Rename a verified download into place.
+    Install {
+        /// The staged file.
+        staged: &'a MeterPath,
+        /// Where it goes.
+        path: &'a MeterPath,
+    },
+    /// Move a file the update deletes to its backup.
+    Delete {
+        /// The file.
+        path: &'a MeterPath,
+        /// Where it waits until confirm.
+        backup: &'a MeterPath,
+    },
+    /// Sync the file system, so every rename is durable before the commit.
+    Sync,
+}
+
+/// Every step of applying `journal`, in order; `image` is the slot holding
+/// the new firmware, when the update has one.
+pub fn steps(journal: &Journal, image: Option<Slot>) -> Vec<Step<'_>> {
+    let mut steps = vec![Step::Journal];
+    steps.extend(
+        journal
+            .created_dirs
+            .iter()
+            .map(FileStep::CreateDir)
+            .map(Step::File),
+    );
     for op in &journal.ops {
         match op {
             Op::Install {
@@ -71,19 +121,65 @@ pub fn install(storage: &dyn Storage, journal: &Journal) -> io::Result<()> {
                 backup,
             } => {
                 if let Some(backup) = backup {
-                    create_parents(storage, backup)?;
-                    storage.rename(path, backup)?;
+                    steps.push(Step::File(FileStep::Backup { path, backup }));
                 }
-                storage.rename(staged, path)?;
+                steps.push(Step::File(FileStep::Install { staged, path }));
             }
             Op::Delete { path, backup } => {
-                create_parents(storage, backup)?;
-                storage.rename(path, backup)?;
+                steps.push(Step::File(FileStep::Delete { path, backup }))
             }
         }
     }
-    // One file-system sync makes every rename durable before the commit.
-    storage.sync_all()
+    steps.push(Step::File(FileStep::Sync));
+    steps.extend(image.map(Step::Boot));
+    steps.push(Step::Commit);
+    steps
+}
+
+/// Performs one file step.
+pub fn perform(storage: &dyn Storage, step: FileStep<'_>) -> io::Result<()> {
+    match step {
+        FileStep::CreateDir(dir) => {
+            if !storage.exists(dir)? {
+                storage.create_dir(dir)?;
+            }
+            Ok(())
+        }
+        FileStep::Backup { path, backup } | FileStep::Delete { path, backup } => {
+            create_parents(storage, backup)?;
+            storage.rename(path, backup)
+        }
+        FileStep::Install { staged, path } => storage.rename(staged, path),
+        FileStep::Sync => storage.sync_all(),
+    }
+}
+
+/// A step of an apply about to run, with its place among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyStep<'a> {
+    /// Its position, from 0.
+    pub index: usize,
+    /// How many steps this apply has.
+    pub total: usize,
+    /// What it does.
+    pub step: Step<'a>,
+}
+
+/// Told of each step of an apply right before it runs.
+///
+/// A meter needs none; the live rehearsal cuts a meter's power at the
+/// start of a step it drew, and tests check the steps themselves. An
+/// observer only watches: it cannot fail or stop the apply.
+pub trait ApplyObserver {
+    /// `step` runs next.
+    fn before(&self, step: &ApplyStep<'_>);
+}
+
+/// A closure is an observer.
+impl<F: Fn(&ApplyStep<'_>)> ApplyObserver for F {
+    fn before(&self, step: &ApplyStep<'_>) {
+        self(step)
+    }
 }
 
 /// Reverses whatever part of the journal's file steps happened, newest

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use otavan_protocol::Version;
 use otavan_protocol::descriptor::PublicKey;
 
+use crate::clock::{SystemClock, SystemEntropy};
 use crate::engine::{Engine, EngineConfig, EngineError, Outcome};
 use crate::meter::{Meter, Recovery, Status};
 use crate::path::{MeterPath, STATE_DIR};
@@ -145,7 +146,13 @@ impl Device {
     pub async fn update(&self, server: &str, device_id: &str) -> Result<Outcome, DeviceError> {
         let transport =
             HttpTransport::new(HttpTransportConfig::new(server)).map_err(DeviceError::Server)?;
-        let engine = Engine::new(self.meter(), transport, EngineConfig::new(device_id));
+        let engine = Engine::new(
+            self.meter(),
+            transport,
+            EngineConfig::new(device_id),
+            SystemClock,
+            SystemEntropy,
+        );
         // A Linux meter is already on its network: joining is immediate.
         let network = VanNetwork {
             ssid: "host".into(),

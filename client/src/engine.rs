@@ -1,10 +1,13 @@
 //! The update engine: one update cycle over a transport.
 
 use std::io;
+use std::sync::{Mutex, PoisonError};
 
 use otavan_protocol::{Manifest, Report, UpdateState, Version};
 use tracing::{debug, info, warn};
 
+use crate::apply::ApplyObserver;
+use crate::clock::{Clock, Entropy};
 use crate::download::{DownloadError, stage};
 use crate::meter::Meter;
 use crate::plan::{Limits, PlanError, plan};
@@ -102,20 +105,51 @@ struct Transferred {
 }
 
 /// A meter plus the link to the van: runs update cycles.
+///
+/// The time (for the expiry of signed releases) and the random numbers
+/// (each attempt's name in reports) are inputs, never read from the
+/// system behind the caller's back: a meter passes
+/// [`SystemClock`](crate::clock::SystemClock) and
+/// [`SystemEntropy`](crate::clock::SystemEntropy), a rehearsal its virtual
+/// time and a seeded stream, a test whatever instant it checks.
 pub struct Engine<S, F, T> {
     meter: Meter<S, F>,
     transport: T,
     config: EngineConfig,
+    clock: Box<dyn Clock + Send + Sync>,
+    entropy: Mutex<Box<dyn Entropy + Send>>,
+    observer: Option<Box<dyn ApplyObserver + Send + Sync>>,
 }
 
 impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
-    /// An engine over `meter`. Recover the meter before the first cycle.
-    pub fn new(meter: Meter<S, F>, transport: T, config: EngineConfig) -> Engine<S, F, T> {
+    /// An engine over `meter` that reads the time from `clock` and draws
+    /// attempt names from `entropy`. Recover the meter before the first
+    /// cycle.
+    pub fn new(
+        meter: Meter<S, F>,
+        transport: T,
+        config: EngineConfig,
+        clock: impl Clock + Send + Sync + 'static,
+        entropy: impl Entropy + Send + 'static,
+    ) -> Engine<S, F, T> {
         Engine {
             meter,
             transport,
             config,
+            clock: Box::new(clock),
+            entropy: Mutex::new(Box::new(entropy)),
+            observer: None,
         }
+    }
+
+    /// This engine, telling `observer` of every apply step before it runs
+    /// (see [`Meter::apply`]).
+    pub fn observing(
+        mut self,
+        observer: impl ApplyObserver + Send + Sync + 'static,
+    ) -> Engine<S, F, T> {
+        self.observer = Some(Box::new(observer));
+        self
     }
 
     /// The meter, for local operations (status, confirm, rollback).
@@ -145,7 +179,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
         let Some(manifest) = manifest else {
             return Ok(Outcome::UpToDate { version: current });
         };
-        let attempt = Attempt::new();
+        let attempt = Attempt(self.draw());
         let result = self.update_to(&state, &manifest, &attempt).await;
         if let Err(error) = &result {
             match Version::parse(&manifest.version) {
@@ -186,7 +220,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
                 storage: self.meter.storage(),
                 booted_sha256: self.meter.booted_sha256()?,
                 highest_counter: state.highest_counter,
-                now: unix_now(),
+                now: self.clock.now().as_secs(),
             };
             vouch(&mut plan, &descriptor, &view)?;
         }
@@ -232,7 +266,8 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             self.report(attempt, from, to, state, None, Some(moved(bytes)))
                 .await;
         }
-        self.meter.apply(&staged)?;
+        let observer = self.observer.as_deref().map(|o| o as &dyn ApplyObserver);
+        self.meter.apply(&staged, observer)?;
         debug!("installed and committed");
         self.report(
             attempt,
@@ -248,6 +283,12 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             to: to.clone(),
             bytes,
         })
+    }
+
+    /// A new random number from the engine's entropy.
+    fn draw(&self) -> u64 {
+        let mut entropy = self.entropy.lock().unwrap_or_else(PoisonError::into_inner);
+        entropy.next_u64()
     }
 
     fn check_space(&self, needed: u64) -> Result<(), EngineError> {
@@ -291,24 +332,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
 struct Attempt(u64);
 
 impl Attempt {
-    fn new() -> Attempt {
-        // Without an entropy source the clock still tells attempts apart.
-        let fallback = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
-        };
-        Attempt(getrandom::u64().unwrap_or_else(|_| fallback()))
-    }
-
     fn report_id(&self, state: UpdateState) -> String {
         format!("{:016x}-{}", self.0, state.as_str())
     }
-}
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

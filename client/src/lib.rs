@@ -12,11 +12,14 @@
 //! The engine runs over three small traits, so a meter's drivers plug in
 //! and tests inject faults: [`transport::Transport`] (how bytes arrive),
 //! [`storage::Storage`] (the meter's file system) and
-//! [`slots::FirmwareSlots`] (the A/B images).
+//! [`slots::FirmwareSlots`] (the A/B images). Time and random numbers are
+//! inputs too ([`clock`]): nothing reads the system's behind the caller's
+//! back, so a rehearsal runs the engine in virtual time, reproducibly.
 
 pub mod transport;
 
 pub mod apply;
+pub mod clock;
 pub mod digest;
 pub mod download;
 pub mod engine;

@@ -7,13 +7,13 @@ use otavan_protocol::Version;
 use otavan_protocol::descriptor::PublicKey;
 use tracing::{info, warn};
 
-use crate::apply::{boot, install, journal, undo};
+use crate::apply::{ApplyObserver, ApplyStep, Step, boot, journal, perform, steps, undo};
 use crate::digest::digest;
 use crate::download::Staged;
 use crate::engine::EngineError;
 use crate::path::MeterPath;
 use crate::slots::{BootState, FirmwareSlots, Slot};
-use crate::state::{DeviceState, Phase, backup_dir, staging_dir, trust_file};
+use crate::state::{DeviceState, Journal, Phase, backup_dir, staging_dir, trust_file};
 use crate::storage::Storage;
 
 /// What recovery found on start.
@@ -98,34 +98,45 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
 
     /// Journals and installs a staged, verified plan, boots the new image
     /// (already verified in the inactive slot), then commits the new
-    /// version as pending confirmation. A failure is undone before
-    /// returning, so the meter stays at the old version.
-    pub fn apply(&self, staged: &Staged<'_>) -> Result<(), EngineError> {
+    /// version as pending confirmation, telling `observer` of each
+    /// [`Step`] before it runs. A failure is undone before returning, so
+    /// the meter stays at the old version.
+    pub fn apply(
+        &self,
+        staged: &Staged<'_>,
+        observer: Option<&dyn ApplyObserver>,
+    ) -> Result<(), EngineError> {
         let plan = staged.plan();
-        let firmware_from = match staged.image_slot() {
+        let image = staged.image_slot();
+        let firmware_from = match image {
             Some(_) => Some(self.slots.state()?),
             None => None,
         };
         let before = self.state()?;
-        let mut journal = journal(&self.storage, plan, firmware_from)?;
+        let journal = journal(&self.storage, plan, firmware_from)?;
         let applying = before.with(&plan.from, Some(journal.clone()));
-        applying.save(&self.storage)?;
-        let installed = install(&self.storage, &journal);
-        let booted = installed.and_then(|()| match staged.image_slot() {
-            Some(slot) => boot(&self.slots, slot),
-            None => Ok(()),
-        });
-        if let Err(error) = booted {
-            warn!(%error, "apply failed; restoring the old version");
-            if let Err(undo_error) = self.undo_to_old(&applying) {
-                warn!(error = %undo_error, "undo failed; it is finished on the next start");
-            }
-            return Err(error.into());
-        }
-        journal.phase = Phase::Applied;
-        let mut committed = before.with(&plan.to, Some(journal));
+        let applied = Journal {
+            phase: Phase::Applied,
+            ..journal.clone()
+        };
+        let mut committed = before.with(&plan.to, Some(applied));
         committed.highest_counter = committed.highest_counter.max(plan.counter.unwrap_or(0));
-        committed.save(&self.storage)?;
+        let steps = steps(&journal, image);
+        for (index, &step) in steps.iter().enumerate() {
+            if let Some(observer) = observer {
+                observer.before(&ApplyStep {
+                    index,
+                    total: steps.len(),
+                    step,
+                });
+            }
+            match step {
+                Step::Journal => applying.save(&self.storage)?,
+                Step::File(file) => self.undo_on_error(&applying, perform(&self.storage, file))?,
+                Step::Boot(slot) => self.undo_on_error(&applying, boot(&self.slots, slot))?,
+                Step::Commit => committed.save(&self.storage)?,
+            }
+        }
         Ok(())
     }
 
@@ -244,6 +255,23 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
         state.with(&journal.from, None).save(&self.storage)?;
         self.remove_dir_if_present(&backup_dir())?;
         Ok(())
+    }
+
+    /// `result` of a step between the journal and the commit; an error is
+    /// undone first, back to the old version in `applying`.
+    fn undo_on_error(
+        &self,
+        applying: &DeviceState,
+        result: io::Result<()>,
+    ) -> Result<(), EngineError> {
+        let Err(error) = result else {
+            return Ok(());
+        };
+        warn!(%error, "apply failed; restoring the old version");
+        if let Err(undo_error) = self.undo_to_old(applying) {
+            warn!(error = %undo_error, "undo failed; it is finished on the next start");
+        }
+        Err(error.into())
     }
 
     fn remove_dir_if_present(&self, dir: &MeterPath) -> Result<(), EngineError> {

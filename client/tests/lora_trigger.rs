@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
+use otavan_client::clock::{Clock, MeterClock, SystemEntropy};
 use otavan_client::device::provision;
 use otavan_client::lora::{
-    Decision, Event, Host, IgnoreReason, LoraTrigger, MeterClock, TriggerConfig, UplinkKind,
+    Decision, Event, Host, IgnoreReason, LoraTrigger, TriggerConfig, UplinkKind,
 };
 use otavan_client::slots::FileSlots;
 use otavan_client::storage::DirStorage;
@@ -279,11 +280,11 @@ impl Rig {
             config,
             SimRadio::new(self.network.clone()),
             SimTimer::new(),
+            self.clock,
             seed,
             &self.meter.storage(),
         )
         .unwrap()
-        .with_clock(self.clock)
     }
 
     fn trigger(&self, seed: u64) -> TestTrigger {
@@ -296,6 +297,8 @@ impl Rig {
                 self.meter.meter(),
                 self.transport.clone(),
                 EngineConfig::new("meter-1"),
+                self.clock,
+                SystemEntropy,
             ),
             wifi: self.wifi.clone(),
             sensors: reading as fn() -> Vec<u8>,
@@ -965,7 +968,13 @@ async fn a_wake_updates_the_meter_from_the_real_van_server() {
     let (addr, van_dir) = van_server(&release).await;
     let http = HttpTransport::new(HttpTransportConfig::new(format!("http://{addr}"))).unwrap();
     let mut host = Host {
-        engine: Engine::new(rig.meter.meter(), http, EngineConfig::new("meter-1")),
+        engine: Engine::new(
+            rig.meter.meter(),
+            http,
+            EngineConfig::new("meter-1"),
+            rig.clock,
+            SystemEntropy,
+        ),
         wifi: rig.wifi.clone(),
         sensors: reading as fn() -> Vec<u8>,
     };

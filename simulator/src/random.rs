@@ -18,6 +18,8 @@ pub enum Purpose {
     Behaviour = 2,
     /// Gateway placement and everything not tied to one meter.
     World = 3,
+    /// A live meter's engine: the names of its update attempts.
+    Attempts = 4,
 }
 
 /// A seeded stream of random numbers.
@@ -32,6 +34,11 @@ impl Stream {
         Stream(SimRng::new(
             base ^ index.wrapping_mul(0xE703_7ED1_A0B4_28DB),
         ))
+    }
+
+    /// Uniform over all `u64`s.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
     }
 
     /// Uniform in `[0, 1)`.

@@ -82,24 +82,24 @@ fn live_meters_update_and_every_check_passes() {
 #[test]
 fn a_live_run_is_reproducible() {
     let dir = tempfile::tempdir().unwrap();
-    let a = rehearse_live(
-        &town(25),
-        "town",
-        &options(&dir.path().join("a"), 4),
-        &mut |_| {},
-    )
-    .unwrap();
-    let b = rehearse_live(
-        &town(25),
-        "town",
-        &options(&dir.path().join("b"), 4),
-        &mut |_| {},
-    )
-    .unwrap();
-    assert_eq!(
-        serde_json::to_string(&a.report).unwrap(),
-        serde_json::to_string(&b.report).unwrap()
-    );
+    // Power cuts too: where they land comes from the run's seed.
+    let mut s = town(25);
+    s.faults.power_cut_per_apply = 0.3;
+    let run = |name: &str| {
+        let r =
+            rehearse_live(&s, "town", &options(&dir.path().join(name), 4), &mut |_| {}).unwrap();
+        let mut csv = Vec::new();
+        otavan_sim::report::write_meters_csv(&mut csv, &r.fleet, &r.radio, &r.run).unwrap();
+        (
+            serde_json::to_string(&r.report).unwrap(),
+            csv,
+            r.report.live.unwrap().power_cuts,
+        )
+    };
+    let (a, b) = (run("a"), run("b"));
+    assert!(a.2 > 0, "no power cut to reproduce");
+    assert_eq!(a.0, b.0);
+    assert!(a.1 == b.1, "meters.csv differs");
 }
 
 #[test]
@@ -120,6 +120,27 @@ fn power_cuts_and_link_drops_hit_the_real_code() {
     assert!(live.checks.passed(), "{:?}", live.checks);
     assert!(live.checks.mismatched.is_empty());
     assert!(r.report.updated > 0);
+}
+
+/// Every apply is cut, at the start of a step drawn from the apply's own
+/// steps (journal, directories, renames, sync, boot, commit): none
+/// commits, so every meter recovers to exactly its source version, every
+/// time, and the report store never hears UPDATED. (The client's
+/// `a_power_cut_at_the_start_of_any_apply_step_leaves_the_old_version`
+/// goes through every step in turn.)
+#[test]
+fn a_power_cut_in_every_apply_leaves_every_meter_at_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = town(20);
+    s.faults.power_cut_per_apply = 1.0;
+    let r = rehearse_live(&s, "town", &options(dir.path(), 5), &mut |_| {}).unwrap();
+    let live = r.report.live.as_ref().unwrap();
+    assert!(live.checks.passed(), "{:?}", live.checks);
+    assert_eq!(r.report.updated, 0);
+    assert_eq!(live.checks.exactly_source, 20);
+    // Meters were cut again on later passes, after each recovery.
+    assert!(live.power_cuts > 20, "{} power cuts", live.power_cuts);
+    assert_eq!(r.report.incidents["power_cut"], live.power_cuts);
 }
 
 #[test]

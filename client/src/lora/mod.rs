@@ -34,10 +34,10 @@
 //! uplink counter is saved ahead of each transmission, so a restart neither
 //! rejoins nor reuses a frame counter.
 //!
-//! Time is tokio time throughout ([`MeterClock`]), so a test drives a
-//! meter through days in a few milliseconds with paused time.
+//! Time is tokio time throughout ([`crate::clock::MeterClock`], given to
+//! [`LoraTrigger::new`]), so a test drives a meter through days in a few
+//! milliseconds with paused time.
 
-mod clock;
 mod config;
 mod duty;
 mod host;
@@ -46,7 +46,6 @@ mod schedule;
 mod store;
 mod trigger;
 
-pub use clock::MeterClock;
 pub use config::{DEFAULT_READING_FPORT, JoinPolicy, TriggerConfig};
 pub use duty::DutyCycle;
 pub use host::{Host, Sensors};

@@ -3,7 +3,7 @@
 //!
 //! [`Scheduler`] is pure: no I/O, no clock. Every call takes `now`, a
 //! [`Duration`] since an epoch the caller chooses and keeps (the trigger
-//! uses Unix time, see [`super::MeterClock`]), so the same inputs always
+//! uses Unix time, see [`crate::clock::MeterClock`]), so the same inputs always
 //! give the same decisions and its state can be saved and restored
 //! ([`SchedulerState`]).
 //!

@@ -19,13 +19,13 @@ use otavan_protocol::region::{Direction, PayloadTooLarge, Region, check_fits};
 use tokio::time::{Instant, sleep_until, timeout_at};
 use tracing::{debug, info, warn};
 
-use super::clock::MeterClock;
 use super::config::TriggerConfig;
 use super::duty::{DutyCycle, JOIN_REQUEST_LEN, MAX_DATA_OVERHEAD};
 use super::host::{Host, Sensors};
 use super::outcome::ota_result;
 use super::schedule::{Decision, Scheduler, Wakeup, WifiSession};
 use super::store::{Saved, lora_file};
+use crate::clock::{Clock, Entropy, MeterClock, SplitMix};
 use crate::engine::EngineError;
 use crate::slots::FirmwareSlots;
 use crate::state::{DeviceState, Phase};
@@ -164,7 +164,8 @@ where
     status_due: bool,
     last_result: OtaResult,
     duty: DutyCycle,
-    jitter: Jitter,
+    /// Join jitter, seeded from the trigger's seed.
+    jitter: SplitMix,
 }
 
 impl<R, T> LoraTrigger<R, T>
@@ -178,9 +179,11 @@ where
     /// session for this DevEUI is restored, so no new join is needed; the
     /// scheduled session, seen campaigns and last result come back too.
     ///
-    /// `seed` seeds the LoRaWAN stack's PRNG (DevNonces, channels) and the
-    /// join jitter: take it from a true random source at every start,
-    /// never the same twice.
+    /// `clock` is the meter's time ([`MeterClock::system`] on a meter; a
+    /// test or rehearsal anchors one at a known time, and passes the same
+    /// one to a rebuilt trigger). `seed` seeds the LoRaWAN stack's PRNG
+    /// (DevNonces, channels) and the join jitter: on a meter, draw it from
+    /// [`crate::clock::SystemEntropy`] at every start, never the same twice.
     ///
     /// # Errors
     ///
@@ -191,6 +194,7 @@ where
         config: TriggerConfig,
         radio: R,
         timer: T,
+        clock: MeterClock,
         seed: u64,
         storage: &dyn Storage,
     ) -> Result<LoraTrigger<R, T>, TriggerError> {
@@ -216,7 +220,7 @@ where
             Scheduler::restore(config.command_fport, config.networks.len(), saved.scheduler);
         Ok(LoraTrigger {
             device,
-            clock: MeterClock::system(),
+            clock,
             scheduler,
             joined,
             join_failures: 0,
@@ -226,16 +230,9 @@ where
             status_due: saved.status_due,
             last_result,
             duty: DutyCycle::new(config.region),
-            jitter: Jitter(seed.rotate_left(32) ^ 0x6f74_6176_616e_6a72),
+            jitter: SplitMix::new(seed.rotate_left(32) ^ 0x6f74_6176_616e_6a72),
             config,
         })
-    }
-
-    /// Uses `clock` instead of the system clock (tests pass one anchored at
-    /// a known time, and the same one to a rebuilt trigger).
-    pub fn with_clock(mut self, clock: MeterClock) -> LoraTrigger<R, T> {
-        self.clock = clock;
-        self
     }
 
     /// The configuration.
@@ -435,7 +432,7 @@ where
     /// A random duration from zero to `max`, by the millisecond.
     fn jitter_up_to(&mut self, max: Duration) -> Duration {
         let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(self.jitter.next() % max_ms.saturating_add(1))
+        Duration::from_millis(self.jitter.next_u64() % max_ms.saturating_add(1))
     }
 
     async fn uplink<W, S, F, Tr, M>(
@@ -636,20 +633,6 @@ where
         }
         .save(storage)
         .map_err(TriggerError::Storage)
-    }
-}
-
-/// Random numbers for join jitter (SplitMix64): cheap, seeded, and good
-/// enough to spread a fleet's retries.
-struct Jitter(u64);
-
-impl Jitter {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
     }
 }
 

@@ -149,7 +149,7 @@ async fn a_cut_patch_download_resumes_on_the_next_pass() {
     transport.cut_after(files + 100);
     let mut config = otavan_client::EngineConfig::new("meter-1");
     config.retries = 0;
-    let engine = otavan_client::Engine::new(meter.meter(), transport.clone(), config);
+    let engine = crate::harness::new_engine(meter.meter(), transport.clone(), config);
     assert!(engine.update().await.is_err());
     meter.assert_at(&release, OLD);
     engine.update().await.unwrap();

@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
+use otavan_client::clock::{Clock, SystemEntropy};
 use otavan_client::device::provision;
 use otavan_client::fault::FaultStorage;
 use otavan_client::slots::{FileSlots, FirmwareSlots};
 use otavan_client::storage::{DirStorage, Storage, walk_files};
-use otavan_client::transport::MemoryTransport;
+use otavan_client::transport::{MemoryTransport, Transport};
 use otavan_client::{Engine, EngineConfig, EngineError, Meter};
 use otavan_protocol::Version;
 use otavan_protocol::descriptor::{KeyPair, PublicKey, SignedDescriptor, TargetDescriptor};
@@ -229,11 +231,42 @@ pub fn read_dirs(root: &Path) -> Vec<String> {
     dirs
 }
 
+/// The meters' time in these tests, in Unix seconds: 2026-01-01T00:00:00Z.
+pub const NOW: u64 = 1_767_225_600;
+
+/// A clock stopped at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub Duration);
+
+impl FixedClock {
+    /// Stopped at Unix time `secs`.
+    pub fn at(secs: u64) -> FixedClock {
+        FixedClock(Duration::from_secs(secs))
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> Duration {
+        self.0
+    }
+}
+
+/// An engine whose clock reads [`NOW`]; attempts are named from the
+/// system's random numbers, as on a meter (engines built one after another
+/// over one transport must not repeat names).
+pub fn new_engine<S: Storage, F: FirmwareSlots, T: Transport>(
+    meter: Meter<S, F>,
+    transport: T,
+    config: EngineConfig,
+) -> Engine<S, F, T> {
+    Engine::new(meter, transport, config, FixedClock::at(NOW), SystemEntropy)
+}
+
 /// One van pass: an update cycle without retries inside it.
 pub async fn pass(meter: &TestMeter, transport: &MemoryTransport) -> Result<(), EngineError> {
     let mut config = EngineConfig::new("meter-1");
     config.retries = 0;
-    Engine::new(meter.meter(), transport.clone(), config)
+    new_engine(meter.meter(), transport.clone(), config)
         .update()
         .await
         .map(drop)
@@ -296,7 +329,7 @@ impl TestMeter {
         &self,
         transport: MemoryTransport,
     ) -> Engine<DirStorage, FileSlots<DirStorage>, MemoryTransport> {
-        Engine::new(self.meter(), transport, EngineConfig::new("meter-1"))
+        new_engine(self.meter(), transport, EngineConfig::new("meter-1"))
     }
 
     /// An engine whose storage (slots included) loses power at `cut_at`.
@@ -308,7 +341,7 @@ impl TestMeter {
         let storage = FaultStorage::new(self.storage(), cut_at);
         let meter = Meter::new(storage.clone(), FileSlots::new(storage.clone()));
         (
-            Engine::new(meter, transport, EngineConfig::new("meter-1")),
+            new_engine(meter, transport, EngineConfig::new("meter-1")),
             storage,
         )
     }

@@ -212,13 +212,15 @@ async fn wrong_json_types_are_refused() {
 async fn a_full_disk_fails_cleanly() {
     use otavan_client::fault::FaultStorage;
     use otavan_client::slots::FileSlots;
-    use otavan_client::{Engine, EngineConfig, Meter};
+    use otavan_client::{EngineConfig, Meter};
+
+    use crate::harness::new_engine;
 
     let release = Release::sample();
     // Declared sizes: refused before downloading anything.
     let meter = TestMeter::provisioned(&release, OLD);
     let storage = FaultStorage::with_capacity(meter.storage(), 10_000);
-    let engine = Engine::new(
+    let engine = new_engine(
         Meter::new(storage.clone(), FileSlots::new(storage)),
         release.transport(),
         EngineConfig::new("m"),
@@ -234,7 +236,7 @@ async fn a_full_disk_fails_cleanly() {
     let storage = FaultStorage::with_capacity(meter.storage(), 20_000);
     let mut config = EngineConfig::new("m");
     config.limits.reserve = 0;
-    let engine = Engine::new(
+    let engine = new_engine(
         Meter::new(storage.clone(), FileSlots::new(storage)),
         transport,
         config,

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use otavan_client::EngineConfig;
 use otavan_client::transport::{HttpTransport, HttpTransportConfig};
-use otavan_client::{Engine, EngineConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::harness::{NEW, OLD, Release, TestMeter};
+use crate::harness::{NEW, OLD, Release, TestMeter, new_engine};
 
 /// What the server saw: (request target, Range start) per file request,
 /// and how many connections were opened.
@@ -150,7 +150,7 @@ async fn a_cut_among_concurrent_fetches_ends_the_pass_and_the_next_resumes() {
     let transport = HttpTransport::new(HttpTransportConfig::new(format!("http://{addr}"))).unwrap();
     let mut config = EngineConfig::new("meter-1");
     config.retries = 0;
-    let engine = Engine::new(meter.meter(), transport, config);
+    let engine = new_engine(meter.meter(), transport, config);
 
     let error = engine.update().await.unwrap_err();
     assert!(error.to_string().contains("connection"), "{error}");

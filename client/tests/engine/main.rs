@@ -5,10 +5,12 @@ mod harness;
 
 mod crash;
 mod deltas;
+mod golden;
 mod hostile;
 mod http;
 mod pycom;
 mod resume;
 mod slot;
+mod steps;
 mod trust;
 mod update;

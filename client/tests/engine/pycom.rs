@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 
 use otavan_client::transport::{HttpTransport, HttpTransportConfig};
-use otavan_client::{Engine, EngineConfig, Outcome};
+use otavan_client::{EngineConfig, Outcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::harness::{NEW, OLD, Release, TestMeter};
+use crate::harness::{NEW, OLD, Release, TestMeter, new_engine};
 use crate::hostile::strip_extensions;
 
 /// A server answering like the Pycom reference `OTA_server.py`: HTTP/1.0
@@ -64,7 +64,7 @@ async fn a_meter_updates_from_a_plain_pycom_server() {
     let addr = pycom_server(&release).await;
     let meter = TestMeter::provisioned(&release, OLD);
     let transport = HttpTransport::new(HttpTransportConfig::new(format!("http://{addr}"))).unwrap();
-    let engine = Engine::new(meter.meter(), transport, EngineConfig::new("meter-1"));
+    let engine = new_engine(meter.meter(), transport, EngineConfig::new("meter-1"));
     let outcome = engine.update().await.unwrap();
     assert!(matches!(outcome, Outcome::Updated { .. }), "{outcome:?}");
     meter.assert_at(&release, NEW);

@@ -3,9 +3,9 @@
 
 use otavan_client::fault::FaultStorage;
 use otavan_client::slots::FileSlots;
-use otavan_client::{Engine, EngineConfig, Meter};
+use otavan_client::{EngineConfig, Meter};
 
-use crate::harness::{NEW, OLD, Release, TestMeter, pass};
+use crate::harness::{NEW, OLD, Release, TestMeter, new_engine, pass};
 
 const IMAGE_URL: &str = "/firmware_1.1.0.bin";
 
@@ -44,7 +44,7 @@ async fn the_image_is_written_once() {
     let storage = FaultStorage::with_capacity(meter.storage(), release.update_bytes() + image / 2);
     let mut config = EngineConfig::new("meter-1");
     config.limits.reserve = 0;
-    let engine = Engine::new(
+    let engine = new_engine(
         Meter::new(storage.clone(), FileSlots::new(storage)),
         release.transport(),
         config,

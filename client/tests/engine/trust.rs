@@ -2,12 +2,13 @@
 //! manager's key vouches for; everything else is refused with a clear
 //! reason, FAILED is reported, and the meter stays as it was.
 
-use otavan_client::EngineError;
+use otavan_client::clock::SystemEntropy;
+use otavan_client::{Engine, EngineConfig, EngineError};
 use otavan_protocol::UpdateState;
 use otavan_protocol::descriptor::{KeyPair, SignedDescriptor, TargetDescriptor};
 use serde_json::json;
 
-use crate::harness::{NEW, OLD, Release, TestMeter};
+use crate::harness::{FixedClock, NEW, OLD, Release, TestMeter};
 
 fn keys() -> KeyPair {
     KeyPair::from_seed([42; 32])
@@ -92,6 +93,66 @@ async fn an_expired_descriptor_is_refused() {
     let mut release = Release::sample();
     release.sign(&keys(), 1_000_000_000);
     refused(&release, release.transport(), "expired").await;
+}
+
+/// Expiry is checked against the clock the engine is given, to the
+/// second, in both directions from the machine's own clock: a meter that
+/// read the system clock instead would install the one and refuse the
+/// other.
+#[tokio::test]
+async fn expiry_is_judged_by_the_meters_clock_not_the_systems() {
+    let update_at = |release: &Release, now: u64| {
+        let meter = TestMeter::provisioned_with(release, OLD, Some(&keys().public()));
+        let transport = release.transport();
+        let engine = Engine::new(
+            meter.meter(),
+            transport.clone(),
+            EngineConfig::new("meter-1"),
+            FixedClock::at(now),
+            SystemEntropy,
+        );
+        (meter, transport, engine)
+    };
+    // Expired long ago by the system's clock (2001), not yet by the meter's.
+    let past = 1_000_000_000;
+    let mut release = Release::sample();
+    release.sign(&keys(), past);
+    let (meter, _, engine) = update_at(&release, past - 1);
+    engine.update().await.unwrap();
+    meter.assert_at(&release, NEW);
+    // At the instant it expires, the meter refuses it.
+    let (meter, transport, engine) = update_at(&release, past);
+    let error = engine.update().await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("expired at Unix time 1000000000"),
+        "{error}"
+    );
+    meter.assert_at(&release, OLD);
+    assert!(
+        transport
+            .reports()
+            .iter()
+            .any(|r| r.state == UpdateState::Failed)
+    );
+    // Valid for decades by the system's clock (until 2096), expired by the
+    // meter's.
+    let future = 4_000_000_000;
+    release.sign(&keys(), future);
+    let (meter, _, engine) = update_at(&release, future);
+    assert!(
+        engine
+            .update()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("expired")
+    );
+    meter.assert_at(&release, OLD);
+    let (meter, _, engine) = update_at(&release, future - 1);
+    engine.update().await.unwrap();
+    meter.assert_at(&release, NEW);
 }
 
 #[tokio::test]

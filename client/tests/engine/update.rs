@@ -209,3 +209,48 @@ async fn a_wifi_session_joins_updates_and_always_leaves() {
     assert_eq!(radio.leaves, 2);
     meter.assert_at(&release, NEW);
 }
+
+#[tokio::test]
+async fn reports_name_each_attempt_with_a_draw_from_the_engines_entropy() {
+    use otavan_client::clock::{Entropy, SplitMix};
+    use otavan_client::{Engine, EngineConfig};
+
+    use crate::harness::{FixedClock, NOW};
+
+    let release = Release::sample();
+    let meter = TestMeter::provisioned(&release, OLD);
+    let transport = release.transport();
+    let mut config = EngineConfig::new("meter-1");
+    config.retries = 0;
+    let engine = Engine::new(
+        meter.meter(),
+        transport.clone(),
+        config,
+        FixedClock::at(NOW),
+        SplitMix::new(7),
+    );
+    // The first attempt is cut mid-download, the second completes.
+    transport.cut_after(100);
+    assert!(engine.update().await.is_err());
+    engine.update().await.unwrap();
+    let mut draws = SplitMix::new(7);
+    let (first, second) = (draws.next_u64(), draws.next_u64());
+    let ids: Vec<String> = transport
+        .reports()
+        .into_iter()
+        .map(|r| r.report_id.unwrap())
+        .collect();
+    let expected: Vec<String> = [
+        (first, "DOWNLOADING"),
+        (first, "FAILED"),
+        (second, "DOWNLOADING"),
+        (second, "DOWNLOADED"),
+        (second, "VERIFIED"),
+        (second, "UPDATING"),
+        (second, "UPDATED"),
+    ]
+    .iter()
+    .map(|(attempt, state)| format!("{attempt:016x}-{state}"))
+    .collect();
+    assert_eq!(ids, expected);
+}

@@ -2,16 +2,19 @@
 //! provisioned at its source version from the release tree, the real
 //! client engine, and the real LoRaWAN stack (`LoraTrigger` over
 //! lorawan-device and the simulated network). Power cuts go through the
-//! fault-injecting storage; after one the meter reboots and recovers like
-//! a real one.
+//! fault-injecting storage, armed at a step of the apply drawn from the
+//! steps the engine announces; after one the meter reboots and recovers
+//! like a real one.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
+use otavan_client::apply::{ApplyObserver, ApplyStep};
+use otavan_client::clock::{Entropy, MeterClock};
 use otavan_client::engine::{Engine, EngineConfig};
 use otavan_client::fault::FaultStorage;
-use otavan_client::lora::{Event, Host, LoraTrigger, MeterClock, TriggerConfig};
+use otavan_client::lora::{Event, Host, LoraTrigger, TriggerConfig};
 use otavan_client::meter::Meter;
 use otavan_client::slots::FileSlots;
 use otavan_client::storage::DirStorage;
@@ -35,7 +38,7 @@ pub type LiveStorage = FaultStorage<DirStorage>;
 
 /// The wall-clock time of the campaign's t = 0 on the meters' clocks
 /// (2026-01-01T00:00:00Z; any fixed instant works).
-const WALL_EPOCH: Duration = Duration::from_secs(1_767_225_600);
+pub const WALL_EPOCH: Duration = Duration::from_secs(1_767_225_600);
 
 /// What the trigger drives on a live meter.
 type LiveHost = Host<VanWifi, LiveStorage, FileSlots<LiveStorage>, VanTransport, fn() -> Vec<u8>>;
@@ -123,6 +126,7 @@ pub async fn run(setup: MeterSetup, world: Rc<World>, network: NetworkServer, se
     let m = setup.m;
     sleep_until(world.instant(setup.starts_at)).await;
     let mut rng = Stream::new(setup.seed, Purpose::Behaviour, m as u64);
+    let mut attempts = Stream::new(setup.seed, Purpose::Attempts, m as u64);
     let dir = DirStorage::new(&setup.root).expect("the meter's directory exists");
     let mut boot_seed = setup.seed ^ (m as u64).wrapping_mul(0x9E37_79B9);
     loop {
@@ -141,17 +145,24 @@ pub async fn run(setup: MeterSetup, world: Rc<World>, network: NetworkServer, se
             log.updated_unreported = true;
             return;
         }
+        // The meter's clock: the campaign's virtual time on its calendar.
+        let clock = MeterClock::starting_at(WALL_EPOCH + Duration::from_micros(world.now()));
         let transport = VanTransport::new(Rc::clone(&world), server.clone(), m);
+        let config = EngineConfig::new(device_id(&setup.keys));
+        let mut engine = Engine::new(meter, transport, config, clock, attempts);
         if rng.chance(setup.power_cut) {
-            transport.cut_power_during_apply(storage.clone(), rng.uniform());
+            engine = engine.observing(PowerCut {
+                storage: storage.clone(),
+                at: rng.uniform(),
+            });
         }
         let host = Host {
-            engine: Engine::new(meter, transport, EngineConfig::new(device_id(&setup.keys))),
+            engine,
             wifi: VanWifi::new(Rc::clone(&world), m, rng.clone()),
             sensors: reading as fn() -> Vec<u8>,
         };
         boot_seed = boot_seed.wrapping_add(1);
-        let cut = drive(&setup, &world, &network, host, &storage, boot_seed).await;
+        let cut = drive(&setup, &world, &network, host, &storage, clock, boot_seed).await;
         if !cut {
             return;
         }
@@ -165,6 +176,32 @@ pub async fn run(setup: MeterSetup, world: Rc<World>, network: NetworkServer, se
         }
         sleep_until(world.instant(back)).await;
         rng = Stream::new(setup.seed ^ back, Purpose::Behaviour, m as u64);
+        attempts = Stream::new(setup.seed ^ back, Purpose::Attempts, m as u64);
+    }
+}
+
+/// A live meter's engine names its attempts from its own seeded stream.
+impl Entropy for Stream {
+    fn next_u64(&mut self) -> u64 {
+        Stream::next_u64(self)
+    }
+}
+
+/// Cuts a meter's power at the start of one step of its next apply: the
+/// step a share `at` (0..1) of the way through the apply's steps, from
+/// saving the journal to the commit, as the engine announces them. The cut
+/// hits the step's first storage operation, so the apply never commits:
+/// the meter reboots and recovers to its old version.
+struct PowerCut {
+    storage: LiveStorage,
+    at: f64,
+}
+
+impl ApplyObserver for PowerCut {
+    fn before(&self, step: &ApplyStep<'_>) {
+        if step.index == (self.at * step.total as f64) as usize {
+            self.storage.arm(0);
+        }
     }
 }
 
@@ -176,22 +213,22 @@ async fn drive(
     network: &NetworkServer,
     mut host: LiveHost,
     storage: &LiveStorage,
+    clock: MeterClock,
     seed: u64,
 ) -> bool {
     let m = setup.m;
     let config = trigger_config(setup);
-    let clock = MeterClock::starting_at(WALL_EPOCH + Duration::from_micros(world.now()));
     let trigger = LoraTrigger::new(
         config,
         SimRadio::new(network.clone()),
         SimTimer::new(),
+        clock,
         seed,
         storage,
     );
-    let Ok(trigger) = trigger else {
+    let Ok(mut trigger) = trigger else {
         return storage.is_cut();
     };
-    let mut trigger = trigger.with_clock(clock);
     let end = world.instant(setup.end);
     while clock.instant(trigger.next_action_at()) < end {
         let event = trigger.step(&mut host).await;

@@ -167,12 +167,14 @@ pub fn rehearse_live(
         path: given.clone(),
         source,
     })?;
+    let horizon = crate::horizon(&scenario);
     let (release_root, trust) = match &scenario.release.signing_key {
         None => (given, None),
         Some(key) => signed_copy(
             &given,
             &scenario.base_dir.join(key),
             &meters_dir.path.join("release"),
+            signed_until(horizon),
         )?,
     };
     scenario.release.release_dir = Some(release_root.clone());
@@ -210,7 +212,6 @@ pub fn rehearse_live(
         drives,
         contacts,
     } = crate::World::prepare_with(&scenario, seed, sizes)?;
-    let horizon = crate::horizon(&scenario);
     let store = ReportStore::open(&db).map_err(|e| LiveError::Server(e.to_string()))?;
     let store = Arc::new(store);
     let van = VanId::new("rehearsal-van").expect("a valid van id");
@@ -428,12 +429,30 @@ pub fn rehearse_live(
     Ok(rehearsal)
 }
 
+/// How long after the campaign's end its signed release stays valid. The
+/// meters' clocks read the campaign's virtual time
+/// ([`meter::WALL_EPOCH`] at t = 0), so the signature must cover the whole
+/// campaign: a session opened just before the end still finishes (a WiFi
+/// window lasts minutes), and a real meter's clock drifts (20 ppm is 12 s
+/// a week). A day covers both with room to spare, as a release manager
+/// would sign for a campaign, and is still short: a meter reading any
+/// other clock than the campaign's would be caught refusing it.
+const SIGNED_MARGIN: Duration = Duration::from_secs(86_400);
+
+/// The expiry (Unix seconds) of the release signed for a campaign ending at
+/// `horizon`.
+fn signed_until(horizon: Time) -> u64 {
+    (meter::WALL_EPOCH + Duration::from_micros(horizon) + SIGNED_MARGIN).as_secs()
+}
+
 /// Signs a copy of the release tree at `release` into `copy` with the key
-/// in `key_file`; returns the copy and the public key meters trust.
+/// in `key_file`, valid until `expires` (Unix seconds); returns the copy
+/// and the public key meters trust.
 fn signed_copy(
     release: &Path,
     key_file: &Path,
     copy: &Path,
+    expires: u64,
 ) -> Result<(PathBuf, Option<PublicKey>), LiveError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -446,8 +465,7 @@ fn signed_copy(
     })?;
     std::fs::create_dir_all(copy).map_err(io(copy))?;
     meter::copy_tree(release, copy).map_err(io(copy))?;
-    // Valid until 2100: the meters' clocks start at the campaign's epoch.
-    otavan_server::sign::sign_release(copy, &keys, 4_102_444_800)
+    otavan_server::sign::sign_release(copy, &keys, expires)
         .map_err(|e| LiveError::Server(format!("signing the release: {e}")))?;
     Ok((copy.to_path_buf(), Some(keys.public())))
 }

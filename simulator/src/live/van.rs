@@ -8,7 +8,6 @@
 //! the link fails when the van leaves range or the link drops, mid-body if
 //! need be.
 
-use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -27,7 +26,6 @@ use otavan_server::service::{ConnInfo, handle};
 use otavan_server::state::Shared;
 use tokio::time::sleep_until;
 
-use super::meter::LiveStorage;
 use super::world::World;
 use otavan_planning::time::from_secs_f64;
 
@@ -70,34 +68,12 @@ pub struct VanTransport {
     world: Rc<World>,
     server: VanServer,
     m: usize,
-    /// Files the last manifest named (to place a power cut in the apply).
-    files: Cell<u64>,
-    /// A power cut to arm when the apply starts: the storage and where in
-    /// the apply (0..1).
-    power_cut: RefCell<Option<(LiveStorage, f64)>>,
 }
 
 impl VanTransport {
     /// Meter `m`'s transport.
     pub fn new(world: Rc<World>, server: VanServer, m: usize) -> VanTransport {
-        VanTransport {
-            world,
-            server,
-            m,
-            files: Cell::new(0),
-            power_cut: RefCell::new(None),
-        }
-    }
-
-    /// Cuts `storage`'s power during the next apply, a share `at` (0..1)
-    /// of the way through its storage operations. The engine reports
-    /// UPDATING right before it applies, so that report arms the cut; the
-    /// operation count is estimated from the manifest (a rename, syncs and
-    /// a backup per file, plus the journal and the firmware slot), so a
-    /// late cut may land just after the apply instead, which a real meter
-    /// sees too.
-    pub fn cut_power_during_apply(&self, storage: LiveStorage, at: f64) {
-        *self.power_cut.borrow_mut() = Some((storage, at));
+        VanTransport { world, server, m }
     }
 
     fn get(target: &str, range_from: u64) -> Request<Full<Bytes>> {
@@ -187,14 +163,7 @@ impl Transport for VanTransport {
         if status.as_u16() != 200 {
             return Err(status_error(status, format!("GET {target}")));
         }
-        let manifest = parse_manifest_body(&body)?;
-        if let Some(m) = &manifest {
-            self.files.set(
-                (m.new.len() + m.update.len() + m.delete.len()) as u64
-                    + u64::from(m.firmware.is_some()),
-            );
-        }
-        Ok(manifest)
+        parse_manifest_body(&body)
     }
 
     async fn fetch(
@@ -237,12 +206,6 @@ impl Transport for VanTransport {
     }
 
     async fn send_report(&self, report: &Report) -> Result<(), TransportError> {
-        if report.state == UpdateState::Updating
-            && let Some((storage, at)) = self.power_cut.borrow_mut().take()
-        {
-            let estimate = 4 * self.files.get() + 16;
-            storage.arm((at * estimate as f64) as u64);
-        }
         let sent = self.post_report(report).await;
         if sent.is_err() && report.state == UpdateState::Updated {
             // The van left (or the link dropped) between the apply and its

@@ -1,0 +1,89 @@
+//! The LoRa trigger's saved state, `.otavan/lora.json`: the LoRaWAN
+//! session (lorawan-device's own serde form: an upgrade of that crate can
+//! change it), the schedule and the last result.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use lorawan_device::async_device::Session;
+use lorawan_device::{AppSKey, DevAddr, DevEui, NewSKey};
+use otavan_client::lora::{Saved, SchedulerState, WifiSession};
+use otavan_client::storage::Storage;
+use otavan_protocol::lora::OtaResult;
+
+use super::{assert_writes, empty_meter, meter_with, path};
+
+fn dev_eui() -> DevEui {
+    DevEui::from([0x70, 0xB3, 0xD5, 0x7E, 0xD0, 0x00, 0x12, 0x34])
+}
+
+/// Every golden trigger state and what it holds; all load, forever.
+fn saved() -> Vec<(&'static str, Saved)> {
+    let mut session = Session::new(
+        NewSKey::from([0x11; 16]),
+        AppSKey::from([0x22; 16]),
+        DevAddr::new([0x26, 0x01, 0x1B, 0x2C]).unwrap(),
+    );
+    session.fcnt_up = 4_117;
+    session.fcnt_down = 38;
+    let opens_at = Duration::from_secs(1_767_232_800);
+    vec![
+        (
+            "lora/joining.json",
+            Saved {
+                dev_eui: Some(dev_eui()),
+                ..Saved::default()
+            },
+        ),
+        (
+            "lora/scheduled.json",
+            Saved {
+                dev_eui: Some(dev_eui()),
+                session: Some(session),
+                scheduler: SchedulerState {
+                    scheduled: Some(WifiSession {
+                        campaign: 7,
+                        opens_at,
+                        closes_at: opens_at + Duration::from_secs(900),
+                        network: 1,
+                    }),
+                    seen: VecDeque::from([3, 5]),
+                    last_campaign: 7,
+                },
+                last_result: OtaResult::Updated.code(),
+                status_due: true,
+            },
+        ),
+    ]
+}
+
+/// The golden trigger states today's code writes.
+const WRITTEN: &[&str] = &["lora/joining.json", "lora/scheduled.json"];
+
+#[test]
+fn golden_trigger_states_load_and_are_written_byte_for_byte() {
+    for name in WRITTEN {
+        let (_, state) = saved().into_iter().find(|(n, _)| n == name).unwrap();
+        let (_dir, storage) = empty_meter();
+        state.save(&storage).unwrap();
+        assert_writes(name, &storage.read(&path(".otavan/lora.json")).unwrap());
+    }
+    for (name, expected) in saved() {
+        let (_dir, storage) = meter_with(name, ".otavan/lora.json");
+        let loaded = Saved::load(&storage).unwrap();
+        assert_eq!(loaded.dev_eui, expected.dev_eui, "{name}");
+        assert_eq!(loaded.scheduler, expected.scheduler, "{name}");
+        assert_eq!(loaded.last_result(), expected.last_result(), "{name}");
+        assert_eq!(loaded.status_due, expected.status_due, "{name}");
+        let keys = |s: &Session| (s.newskey, s.appskey, s.devaddr, s.fcnt_up, s.fcnt_down);
+        let (loaded_session, expected_session) =
+            (loaded.session.as_ref(), expected.session.as_ref());
+        assert_eq!(
+            loaded_session.map(keys),
+            expected_session.map(keys),
+            "{name}"
+        );
+        // Everything else in the session, uplink state included.
+        assert_eq!(format!("{loaded:?}"), format!("{expected:?}"), "{name}");
+    }
+}
