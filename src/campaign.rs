@@ -14,7 +14,7 @@ use otavan_campaign::{capacity, clock, plan_csv, progress, route};
 use otavan_protocol::Version;
 use otavan_protocol::lora::{APP_FPORTS, DEFAULT_FPORT};
 use otavan_protocol::region::Region;
-use otavan_server::reports::ReportStore;
+use otavan_store::reports::ReportStore;
 use time::OffsetDateTime;
 
 /// The environment variable a broker password may come from.

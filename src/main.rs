@@ -17,8 +17,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use otavan_protocol::Version;
-use otavan_server::store::{StoreLocation, VanId};
 use otavan_server::{Server, ServerConfig};
+use otavan_store::{StoreLocation, VanId};
 
 /// Over-the-air updates for smart meters, delivered by a passing van.
 #[derive(Parser)]

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use otavan_server::store::postgres::{PgStore, describe, parse_url};
-use otavan_server::store::sync::{SyncOptions, sync};
-use otavan_server::store::{ReportStore, StoreLocation, VanId};
+use otavan_store::postgres::{PgStore, describe, parse_url};
+use otavan_store::sync::{SyncOptions, sync};
+use otavan_store::{ReportStore, StoreLocation, VanId};
 
 /// `otavan reports ...` subcommands.
 #[derive(clap::Subcommand)]

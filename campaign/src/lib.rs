@@ -19,7 +19,7 @@
 //!    The Things Stack), QoS 1, recording every PUBACK in
 //!    [`progress`] so a restart or reconnect never sends one twice.
 //! 4. [`watch::watch`] stores the meters' STATUS uplinks in the van
-//!    server's [`otavan_server::reports::ReportStore`] beside the van's own
+//!    server's [`otavan_store::reports::ReportStore`] beside the van's own
 //!    reports.
 //!
 //! ```

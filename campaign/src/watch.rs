@@ -5,7 +5,7 @@
 //! persistent session (so uplinks published while it is down or
 //! reconnecting wait at the broker), decodes those on the campaign's
 //! FPort with the Rust [`StatusUplink`] codec, stores each as a `lora` row
-//! ([`otavan_server::reports::LoraStatus`]) and only then acknowledges it.
+//! ([`otavan_store::reports::LoraStatus`]) and only then acknowledges it.
 //! Uplinks on other ports (meter readings) are counted and skipped;
 //! malformed ones are reported and skipped.
 
@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use otavan_protocol::Version;
 use otavan_protocol::lora::{StatusUplink, VersionTag};
-use otavan_server::reports::{LoraStatus, ReportStore, StoreError};
+use otavan_store::reports::{LoraStatus, ReportStore, StoreError};
 use rumqttc::{Event, Packet};
 
 use crate::deveui::DevEui;

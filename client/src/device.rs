@@ -7,7 +7,9 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use otavan_protocol::Version;
 use otavan_protocol::descriptor::PublicKey;

@@ -5,7 +5,7 @@
 //! only while the van is near. [`HostWifi`] is for machines that are
 //! already on a network (Linux meters on Ethernet, tests).
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::engine::{Engine, EngineError, Outcome};
 use crate::slots::FirmwareSlots;
@@ -38,7 +38,8 @@ pub enum WifiError {
 /// A WiFi radio.
 #[allow(async_fn_in_trait, reason = "used generically, never as dyn")]
 pub trait WifiLink {
-    /// Joins `ssid` and obtains an address, giving up at `deadline`.
+    /// Joins `ssid` and obtains an address, giving up at `deadline`
+    /// (tokio time: virtual in rehearsals and tests).
     async fn join(
         &mut self,
         ssid: &str,

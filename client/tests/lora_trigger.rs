@@ -199,7 +199,7 @@ impl WifiLink for RecordingWifi {
         &mut self,
         ssid: &str,
         _credentials: &Credentials,
-        _deadline: std::time::Instant,
+        _deadline: Instant,
     ) -> Result<(), WifiError> {
         self.calls.borrow_mut().push(WifiCall::Join {
             ssid: ssid.to_owned(),
@@ -952,7 +952,7 @@ async fn van_server(release: &Release) -> (std::net::SocketAddr, TempDir) {
     let dir = TempDir::new().unwrap();
     let mut config = otavan_server::ServerConfig::new(&release.root);
     config.addr = "127.0.0.1:0".parse().unwrap();
-    config.store = otavan_server::store::StoreLocation::Sqlite(dir.path().join("van.db"));
+    config.store = otavan_store::StoreLocation::Sqlite(dir.path().join("van.db"));
     config.patch_cache = Some(dir.path().join("patches"));
     let server = otavan_server::Server::bind(config).await.unwrap();
     let addr = server.local_addr();
@@ -1032,7 +1032,7 @@ async fn a_wake_updates_the_meter_from_the_real_van_server() {
     );
 
     // The van's report store saw the update.
-    let store = otavan_server::reports::ReportStore::open(&van_dir.path().join("van.db")).unwrap();
+    let store = otavan_store::reports::ReportStore::open(&van_dir.path().join("van.db")).unwrap();
     let mut csv = Vec::new();
     store.export_csv(&mut csv).unwrap();
     let csv = String::from_utf8(csv).unwrap();

@@ -107,7 +107,7 @@ async fn start_van() -> Van {
     let db = TempDir::new().unwrap();
     let mut config = ServerConfig::new(root.path());
     config.addr = "127.0.0.1:0".parse().unwrap();
-    config.store = otavan_server::store::StoreLocation::Sqlite(db.path().join("reports.db"));
+    config.store = otavan_store::StoreLocation::Sqlite(db.path().join("reports.db"));
     config.patch_cache = Some(db.path().join("patches"));
     let server = Server::bind(config).await.expect("server starts");
     let addr = server.local_addr();

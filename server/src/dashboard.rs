@@ -15,7 +15,7 @@ use otavan_protocol::UpdateState;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::metrics::ActiveDownload;
-use crate::store::{StoredReport, Summary, VanId};
+use otavan_store::{StoredReport, Summary, VanId};
 
 /// Seconds between the page's reloads.
 pub const REFRESH_SECONDS: u32 = 5;

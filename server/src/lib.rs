@@ -4,7 +4,7 @@
 //! answers what to download, delete and flash to reach the target version;
 //! every file of the release is served with `Content-Length`, `ETag` and
 //! single `Range`s; `POST /report` stores meters' status reports (SQLite,
-//! or PostgreSQL shared by many vans: [`store`]) and `GET /reports.csv`
+//! or PostgreSQL shared by many vans: the `otavan-store` crate) and `GET /reports.csv`
 //! exports them. `GET /` is the van's dashboard ([`dashboard`]) and
 //! `GET /metrics` the Prometheus counters ([`metrics`]).
 //!
@@ -37,13 +37,11 @@ mod pages;
 pub mod patches;
 pub mod preload;
 pub mod range;
-pub mod reports;
 mod respond;
 pub mod server;
 pub mod service;
 pub mod sign;
 pub mod signals;
 pub mod state;
-pub mod store;
 
 pub use server::{Reloader, Server, ServerConfig, StartError};

@@ -87,16 +87,19 @@ impl LocalResponse {
 
     /// The `Content-Length` header, if present and a number.
     pub fn content_length(&self) -> Option<u64> {
-        self.header(CONTENT_LENGTH.as_str())?.parse().ok()
+        std::str::from_utf8(self.header(CONTENT_LENGTH.as_str())?)
+            .ok()?
+            .parse()
+            .ok()
     }
 
-    /// The `Content-Range` header, if present and text.
-    pub fn content_range(&self) -> Option<&str> {
+    /// The `Content-Range` header's bytes, if present.
+    pub fn content_range(&self) -> Option<&[u8]> {
         self.header(CONTENT_RANGE.as_str())
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
-        self.0.headers().get(name)?.to_str().ok()
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        Some(self.0.headers().get(name)?.as_bytes())
     }
 
     /// The next chunk of the body (`None` at its end); an error when the
@@ -129,10 +132,10 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use super::*;
-    use crate::reports::ReportStore;
     use crate::state::{IndexSettings, Release};
-    use crate::store::VanId;
-    use crate::store::sqlite::SqliteBackend;
+    use otavan_store::VanId;
+    use otavan_store::reports::ReportStore;
+    use otavan_store::sqlite::SqliteBackend;
 
     const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)), 40_000);
     const VAN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 4, 1)), 8000);
@@ -171,7 +174,7 @@ mod tests {
         assert_eq!(ranged.status(), 206);
         assert_eq!(ranged.content_length(), Some(image.len() as u64 - 100));
         let expected_range = format!("bytes 100-{}/{}", image.len() - 1, image.len());
-        assert_eq!(ranged.content_range(), Some(expected_range.as_str()));
+        assert_eq!(ranged.content_range(), Some(expected_range.as_bytes()));
         let mut got = Vec::new();
         while let Some(chunk) = ranged.next_chunk().await {
             got.extend_from_slice(&chunk.unwrap());

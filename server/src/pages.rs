@@ -13,7 +13,7 @@ use crate::dashboard::{self, Overview};
 use crate::metrics::MetricsInfo;
 use crate::respond;
 use crate::state::Shared;
-use crate::store::{ReportTime, SummaryQuery};
+use otavan_store::{ReportTime, SummaryQuery};
 
 /// The prefix of a meter's page.
 pub const DEVICES: &str = "/devices/";

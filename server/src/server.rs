@@ -17,11 +17,11 @@ use tracing::{debug, info, warn};
 
 use crate::index::IndexError;
 use crate::metrics::{ConnTap, TappedStream};
-use crate::reports::{ReportStore, StoreError};
 use crate::service::{ConnInfo, handle_tapped};
 use crate::state::{IndexSettings, Release, Shared};
-use crate::store::postgres::{BadUrl, PgStore, describe, parse_url};
-use crate::store::{ReportBackend, SqliteBackend, StoreLocation, VanId};
+use otavan_store::postgres::{BadUrl, PgStore, describe, parse_url};
+use otavan_store::reports::{ReportStore, StoreError};
+use otavan_store::{ReportBackend, SqliteBackend, StoreLocation, VanId};
 
 /// Most bytes queued for one connection's socket (and the longest request
 /// head accepted).

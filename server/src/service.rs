@@ -20,7 +20,7 @@ use crate::metrics::{ConnTap, Route};
 use crate::pages;
 use crate::respond;
 use crate::state::Shared;
-use crate::store::Inserted;
+use otavan_store::Inserted;
 
 /// Largest accepted `POST /report` body.
 pub const MAX_REPORT_BYTES: usize = 16 * 1024;

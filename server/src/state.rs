@@ -14,7 +14,7 @@ use crate::manifest::ManifestCache;
 use crate::metrics::Metrics;
 use crate::patches::build_patches;
 use crate::preload::preload;
-use crate::store::ReportBackend;
+use otavan_store::ReportBackend;
 
 /// How to (re)build the release index.
 #[derive(Debug, Clone)]

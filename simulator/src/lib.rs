@@ -14,13 +14,13 @@
 //!    speed, when each meter is within WiFi range of a van.
 //! 3. [`Radio`] works out the LoRaWAN links (path loss, spreading factor,
 //!    collisions) and keeps the gateways' duty cycle.
-//! 4. [`Engine`] runs the campaign event by event: the planner
+//! 4. [`Simulation`] runs the campaign event by event: the planner
 //!    ([`otavan_planning::wake`], shared with `otavan campaign plan`) queues
 //!    each meter's WAKE for a pass, the WAKE rides on an uplink (or not),
 //!    the meter opens its WiFi window, downloads through the van's shared
 //!    access point, applies, and is planned again after a miss.
 //! 5. [`fuota::baseline`] computes the same update by LoRaWAN FUOTA and
-//!    [`Report`] sums everything up; [`output::write`] writes
+//!    [`RehearsalReport`] sums everything up; [`output::write`] writes
 //!    `report.json`, `meters.csv` and the plots.
 //!
 //! ```
@@ -42,7 +42,6 @@
 //! ```
 
 pub mod ap;
-pub mod engine;
 pub mod fleet;
 pub mod fuota;
 pub mod live;
@@ -55,17 +54,18 @@ pub mod release;
 pub mod report;
 pub mod route;
 pub mod scenario;
+pub mod simulation;
 
 use std::path::PathBuf;
 
-pub use engine::{Engine, RunResult};
 pub use fleet::Fleet;
 use otavan_planning::Contacts;
 use otavan_planning::defaults::Margins;
 pub use overrides::Override;
 pub use radio::Radio;
-pub use report::Report;
+pub use report::RehearsalReport;
 pub use scenario::{Scenario, ScenarioError};
+pub use simulation::{RunResult, Simulation};
 
 use otavan_protocol::lora::VersionTag;
 
@@ -91,7 +91,7 @@ pub struct Options {
 /// A finished rehearsal.
 pub struct Rehearsal {
     /// The summary.
-    pub report: Report,
+    pub report: RehearsalReport,
     /// The meters.
     pub fleet: Fleet,
     /// The network (with its recorded frames, if asked).
@@ -122,7 +122,7 @@ pub fn rehearse(
         world.radio.record_frames();
     }
     let plan = plan_config(scenario, &world.sizes);
-    let run = Engine::new(
+    let run = Simulation::new(
         scenario,
         plan,
         &world.fleet,
@@ -191,7 +191,7 @@ impl World {
         run: RunResult,
     ) -> Rehearsal {
         let fuota = fuota_baseline(scenario, &self.fleet, &self.radio, &self.needs);
-        let report = Report::build(&ReportInputs {
+        let report = RehearsalReport::build(&ReportInputs {
             scenario,
             name,
             seed,

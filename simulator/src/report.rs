@@ -8,13 +8,13 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::engine::{MeterResult, Outcome, RunResult};
 use crate::fleet::Fleet;
 use crate::fuota::FuotaBaseline;
 use crate::radio::Radio;
 use crate::release::UpdateSizes;
 use crate::route::Drives;
 use crate::scenario::Scenario;
+use crate::simulation::{MeterResult, Outcome, RunResult};
 use otavan_planning::time::as_secs_f64;
 
 /// Summary statistics of a quantity over meters.
@@ -68,7 +68,7 @@ pub struct LoraSummary {
 
 /// `report.json`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct RehearsalReport {
     /// The scenario's name (its file name without extension).
     pub scenario: String,
     /// The seed.
@@ -134,7 +134,7 @@ pub struct ReleaseSummary {
     pub bytes: BTreeMap<String, u64>,
 }
 
-/// Everything [`Report::build`] reads.
+/// Everything [`RehearsalReport::build`] reads.
 pub struct ReportInputs<'a> {
     /// The scenario.
     pub scenario: &'a Scenario,
@@ -156,9 +156,9 @@ pub struct ReportInputs<'a> {
     pub fuota: &'a FuotaBaseline,
 }
 
-impl Report {
+impl RehearsalReport {
     /// Sums up a run.
-    pub fn build(i: &ReportInputs<'_>) -> Report {
+    pub fn build(i: &ReportInputs<'_>) -> RehearsalReport {
         let meters = i.run.meters.len() as u64;
         let already_current = count(&i.run.meters, |o| matches!(o, Outcome::AlreadyCurrent));
         let updated = count(&i.run.meters, |o| matches!(o, Outcome::Updated(_)));
@@ -192,7 +192,7 @@ impl Report {
                 .map_or("none".to_string(), |sf| format!("SF{sf}"));
             *spreading_factors.entry(key).or_insert(0) += 1;
         }
-        Report {
+        RehearsalReport {
             scenario: i.name.to_string(),
             seed: i.seed,
             meters,

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use otavan_sim::engine::{Cause, Outcome};
 use otavan_sim::radio::verify_duty_cycle;
+use otavan_sim::simulation::{Cause, Outcome};
 use otavan_sim::{Options, Rehearsal, Scenario, rehearse};
 
 /// A small town with explicit update sizes (no release tree needed).

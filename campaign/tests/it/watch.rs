@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use otavan_campaign::mqtt::{DeviceIds, NetworkServer};
 use otavan_campaign::watch::{WatchConfig, WatchEvent, WatchSummary, watch};
-use otavan_server::reports::ReportStore;
+use otavan_store::reports::ReportStore;
 
 use crate::broker::{Mosquitto, publish};
 

@@ -573,8 +573,7 @@ where
             Some(network) => {
                 info!(campaign = session.campaign, ssid = %network.ssid, "WiFi session opens");
                 let closes = self.clock.instant(session.closes_at);
-                let update =
-                    update_session(&mut host.wifi, network, closes.into_std(), &host.engine);
+                let update = update_session(&mut host.wifi, network, closes, &host.engine);
                 match timeout_at(closes + self.config.session_overrun, update).await {
                     Ok(outcome) => {
                         match &outcome {

@@ -122,7 +122,7 @@ impl Transport for HttpTransport {
             .send(&what, self.client.get(format!("{}{target}", self.base)))
             .await?;
         if response.status() != StatusCode::OK {
-            return Err(status_error(response.status(), what));
+            return Err(status_error(response.status().as_u16(), what));
         }
         let mut body = Vec::new();
         loop {
@@ -191,7 +191,7 @@ impl Transport for HttpTransport {
         if response.status().is_success() {
             Ok(())
         } else {
-            Err(status_error(response.status(), what.to_owned()))
+            Err(status_error(response.status().as_u16(), what.to_owned()))
         }
     }
 }

@@ -268,13 +268,16 @@ impl MemoryTransport {
             return Err(offline(&what));
         }
         let Some(file) = state.files.get(&target) else {
-            return Err(status_error(StatusCode::NOT_FOUND, what));
+            return Err(status_error(StatusCode::NOT_FOUND.as_u16(), what));
         };
         let len = file.len() as u64;
         let (start, restart) = if from == 0 || state.ignore_range {
             (0, true)
         } else if from >= len {
-            return Err(status_error(StatusCode::RANGE_NOT_SATISFIABLE, what));
+            return Err(status_error(
+                StatusCode::RANGE_NOT_SATISFIABLE.as_u16(),
+                what,
+            ));
         } else if state.wrong_range_start {
             return Err(wrong_range_start(&what, from, from - 1));
         } else {
@@ -377,7 +380,7 @@ impl Transport for MemoryTransport {
         }
         if state.fail_reports {
             return Err(status_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
+                StatusCode::INTERNAL_SERVER_ERROR.as_u16(),
                 "POST /report".to_owned(),
             ));
         }

@@ -38,11 +38,8 @@ pub fn wrong_range_start(what: &str, asked: u64, got: u64) -> TransportError {
 }
 
 /// The error for an unexpected HTTP status.
-pub fn status_error(status: StatusCode, what: String) -> TransportError {
-    TransportError::Status {
-        status: status.as_u16(),
-        what,
-    }
+pub fn status_error(status: u16, what: String) -> TransportError {
+    TransportError::Status { status, what }
 }
 
 /// The request target (path and query, everything after the authority) of

@@ -154,7 +154,7 @@ impl otavan_client::wifi::WifiLink for FakeRadio {
         &mut self,
         ssid: &str,
         _credentials: &otavan_client::wifi::Credentials,
-        _deadline: std::time::Instant,
+        _deadline: tokio::time::Instant,
     ) -> Result<(), otavan_client::wifi::WifiError> {
         self.joins.push(ssid.to_owned());
         if self.refuse {
@@ -178,7 +178,7 @@ async fn a_wifi_session_joins_updates_and_always_leaves() {
         ssid: "otavan-van-3".into(),
         credentials: Credentials::Passphrase("secret".into()),
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
 
     let meter = TestMeter::provisioned(&release, OLD);
     let transport = release.transport();

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use otavan_server::store::VanId;
+use otavan_store::VanId;
 
 use crate::harness::{TestServer, sample_root, tree, write};
 

@@ -6,8 +6,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use otavan_server::store::StoreLocation;
 use otavan_server::{Reloader, Server, ServerConfig};
+use otavan_store::StoreLocation;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use otavan_server::store::StoreLocation;
+use otavan_store::StoreLocation;
 
 use crate::harness::{TestServer, tree, write};
 

@@ -1,6 +1,6 @@
 //! `POST /report` validation and storage, `GET /reports.csv`.
 
-use otavan_server::store::StoreLocation;
+use otavan_store::StoreLocation;
 
 use crate::harness::{TestServer, sample_root};
 

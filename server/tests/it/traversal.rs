@@ -1,6 +1,6 @@
 //! Only indexed files are ever served, whatever the request path says.
 
-use otavan_server::store::StoreLocation;
+use otavan_store::StoreLocation;
 
 use crate::harness::{TestServer, write};
 

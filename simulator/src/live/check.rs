@@ -11,7 +11,7 @@ use otavan_client::slots::FileSlots;
 use otavan_client::storage::DirStorage;
 use otavan_protocol::Version;
 use otavan_server::index::ReleaseIndex;
-use otavan_server::reports::ReportStore;
+use otavan_store::reports::ReportStore;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 

@@ -28,9 +28,9 @@ use tokio::time::sleep_until;
 
 use super::van::{VanServer, VanTransport};
 use super::wifi::VanWifi;
-use super::world::World;
-use crate::engine::Cause;
+use super::world::LiveWorld;
 use crate::random::{Purpose, Stream};
+use crate::simulation::Cause;
 use otavan_planning::time::{Time, secs};
 
 /// The storage of a live meter.
@@ -122,7 +122,12 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Runs meter `setup.m` until the campaign ends.
-pub async fn run(setup: MeterSetup, world: Rc<World>, network: NetworkServer, server: VanServer) {
+pub async fn run(
+    setup: MeterSetup,
+    world: Rc<LiveWorld>,
+    network: NetworkServer,
+    server: VanServer,
+) {
     let m = setup.m;
     sleep_until(world.instant(setup.starts_at)).await;
     let mut rng = Stream::new(setup.seed, Purpose::Behaviour, m as u64);
@@ -209,7 +214,7 @@ impl ApplyObserver for PowerCut {
 /// (`true`).
 async fn drive(
     setup: &MeterSetup,
-    world: &World,
+    world: &LiveWorld,
     network: &NetworkServer,
     mut host: LiveHost,
     storage: &LiveStorage,

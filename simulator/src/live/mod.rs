@@ -46,13 +46,13 @@ use std::time::Duration;
 use otavan_loranet::{DeviceKeys, NetworkConfig, NetworkServer};
 use otavan_protocol::descriptor::{KeyPair, PublicKey};
 use otavan_protocol::region::{Direction, Modulation, Region};
-use otavan_server::reports::ReportStore;
 use otavan_server::state::{IndexSettings, Release, Shared};
-use otavan_server::store::{SqliteBackend, VanId};
+use otavan_store::reports::ReportStore;
+use otavan_store::{SqliteBackend, VanId};
 use serde::Serialize;
 
-use crate::engine::{MeterResult, Outcome, RunResult, Totals};
 use crate::scenario::{Scenario, ScenarioError};
+use crate::simulation::{MeterResult, Outcome, RunResult, Totals};
 use crate::{Options, Rehearsal, plan_config, rehearse};
 use otavan_planning::contacts::Contacts;
 use otavan_planning::time::{Time, secs};
@@ -264,7 +264,7 @@ pub fn rehearse_live(
     let (world, network_stats, wakes_planned) = local.block_on(&runtime, async {
         // Created inside the runtime: t = 0 is the paused clock's start, so
         // every deadline falls on the same timer tick in every run.
-        let world = Rc::new(world::World::new(
+        let world = Rc::new(world::LiveWorld::new(
             &scenario,
             fleet.clone(),
             contacts,
@@ -373,9 +373,9 @@ pub fn rehearse_live(
             } else if let Some(t) = log.updated_at {
                 Outcome::Updated(t)
             } else if radio.sf(m).is_none() {
-                Outcome::Failed(crate::engine::Cause::NoLoraCoverage)
+                Outcome::Failed(crate::simulation::Cause::NoLoraCoverage)
             } else {
-                Outcome::Failed(log.cause.unwrap_or(crate::engine::Cause::CampaignEnded))
+                Outcome::Failed(log.cause.unwrap_or(crate::simulation::Cause::CampaignEnded))
             };
             MeterResult {
                 outcome,

@@ -9,8 +9,8 @@ use otavan_loranet::{DevEui, NetworkServer};
 use otavan_protocol::lora::DEFAULT_FPORT;
 use tokio::time::sleep_until;
 
-use super::world::World;
-use crate::engine::Cause;
+use super::world::LiveWorld;
+use crate::simulation::Cause;
 use otavan_planning::time::{Time, secs};
 use otavan_planning::wake::{self, PlanConfig, Uplinks};
 
@@ -42,7 +42,7 @@ pub struct PlannedMeter {
 /// many WAKEs were queued.
 pub async fn plan_meter(
     p: PlannedMeter,
-    world: Rc<World>,
+    world: Rc<LiveWorld>,
     network: NetworkServer,
     last: LastUplinks,
     config: PlanConfig,
@@ -124,7 +124,7 @@ pub fn eui_key(eui: &DevEui) -> [u8; 8] {
 /// Records every uplink's time per meter; `index` maps a DevEUI
 /// ([`eui_key`]) to its meter.
 pub async fn record_uplinks(
-    world: Rc<World>,
+    world: Rc<LiveWorld>,
     network: NetworkServer,
     last: LastUplinks,
     index: std::collections::HashMap<[u8; 8], usize>,

@@ -1,8 +1,9 @@
 //! The van's server in a live rehearsal, and the meters' link to it.
 //!
 //! [`VanServer`] is the real otavan server's request handling
-//! (`otavan_server::service::handle`) over its real release index and
-//! SQLite report store, called in-process: no sockets, so virtual time
+//! (`otavan_server::local::LocalServer`, the same routing as a socket's)
+//! over its real release index and SQLite report store, called
+//! in-process: no sockets, so virtual time
 //! stays in charge. [`VanTransport`] is the meter's [`Transport`] to it:
 //! every byte waits its turn at the meter's share of the access point, and
 //! the link fails when the van leaves range or the link drops, mid-body if
@@ -13,21 +14,17 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HOST, RANGE};
-use hyper::{Method, Request, Response};
 use otavan_client::transport::response::{
     RangedBody, parse_manifest_body, request_target, status_error,
 };
 use otavan_client::transport::{Fetched, Sink, Transport, TransportError};
+use otavan_planning::time::from_secs_f64;
 use otavan_protocol::{Manifest, Report, UpdateState, Version};
-use otavan_server::body::Body;
-use otavan_server::service::{ConnInfo, handle};
+use otavan_server::local::{LocalResponse, LocalServer};
 use otavan_server::state::Shared;
 use tokio::time::sleep_until;
 
-use super::world::World;
-use otavan_planning::time::from_secs_f64;
+use super::world::LiveWorld;
 
 /// The address meters reach the van at.
 pub const VAN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 4, 1)), 8000);
@@ -35,56 +32,47 @@ pub const VAN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 1
 /// The real server's request handling, in-process.
 #[derive(Clone)]
 pub struct VanServer {
-    shared: Arc<Shared>,
+    local: LocalServer,
 }
 
 impl VanServer {
     /// Serves `shared` (a loaded release and its report store).
     pub fn new(shared: Arc<Shared>) -> VanServer {
-        VanServer { shared }
+        VanServer {
+            local: LocalServer::new(shared, VAN_ADDR),
+        }
     }
 
     /// The server's state.
     pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+        self.local.shared()
     }
 
-    /// Handles one request from meter `m`.
-    async fn call(&self, m: usize, request: Request<Full<Bytes>>) -> Response<Body> {
-        let peer = SocketAddr::new(
+    /// Meter `m`'s address on the van's network.
+    fn peer(m: usize) -> SocketAddr {
+        SocketAddr::new(
             IpAddr::V4(Ipv4Addr::new(10, (m >> 16) as u8, (m >> 8) as u8, m as u8)),
             40_000,
-        );
-        let conn = ConnInfo {
-            peer,
-            local: VAN_ADDR,
-        };
-        handle(Arc::clone(&self.shared), conn, request).await
+        )
     }
 }
 
 /// A live meter's link to the van's server.
 pub struct VanTransport {
-    world: Rc<World>,
+    world: Rc<LiveWorld>,
     server: VanServer,
     m: usize,
 }
 
 impl VanTransport {
     /// Meter `m`'s transport.
-    pub fn new(world: Rc<World>, server: VanServer, m: usize) -> VanTransport {
+    pub fn new(world: Rc<LiveWorld>, server: VanServer, m: usize) -> VanTransport {
         VanTransport { world, server, m }
     }
 
-    fn get(target: &str, range_from: u64) -> Request<Full<Bytes>> {
-        let mut request = Request::builder()
-            .method(Method::GET)
-            .uri(target)
-            .header(HOST, VAN_ADDR.to_string());
-        if range_from > 0 {
-            request = request.header(RANGE, format!("bytes={range_from}-"));
-        }
-        request.body(Full::default()).expect("a valid request")
+    async fn get(&self, target: &str, range_from: u64) -> LocalResponse {
+        let peer = VanServer::peer(self.m);
+        self.server.local.get(peer, target, range_from).await
     }
 
     /// Moves `bytes` over the WiFi link at the meter's share of the access
@@ -112,34 +100,23 @@ impl VanTransport {
     }
 
     /// Reads a whole (small) body, carrying it over the link.
-    async fn small_body(&self, response: Response<Body>) -> Result<Bytes, TransportError> {
+    async fn small_body(&self, response: LocalResponse) -> Result<Bytes, TransportError> {
         let body = response
-            .into_body()
-            .collect()
+            .into_bytes()
             .await
-            .map_err(|e| TransportError::Connection(e.to_string()))?
-            .to_bytes();
+            .map_err(|e| TransportError::Connection(e.to_string()))?;
         self.carry(body.len().max(1)).await?;
         Ok(body)
     }
-}
 
-impl VanTransport {
     async fn post_report(&self, report: &Report) -> Result<(), TransportError> {
         let json = serde_json::to_vec(report).expect("a report serialises");
         self.carry(json.len() + 200).await?;
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri("/report")
-            .header(HOST, VAN_ADDR.to_string())
-            .header(CONTENT_TYPE, "application/json")
-            .header(CONTENT_LENGTH, json.len())
-            .body(Full::new(Bytes::from(json)))
-            .expect("a valid request");
-        let response = self.server.call(self.m, request).await;
+        let peer = VanServer::peer(self.m);
+        let response = self.server.local.post_json(peer, "/report", json).await;
         let status = response.status();
         self.small_body(response).await?;
-        if status.is_success() {
+        if (200..300).contains(&status) {
             Ok(())
         } else {
             Err(status_error(status, "POST /report".into()))
@@ -157,10 +134,10 @@ impl Transport for VanTransport {
                 percent_encoding::NON_ALPHANUMERIC
             )
         );
-        let response = self.server.call(self.m, Self::get(&target, 0)).await;
+        let response = self.get(&target, 0).await;
         let status = response.status();
         let body = self.small_body(response).await?;
-        if status.as_u16() != 200 {
+        if status != 200 {
             return Err(status_error(status, format!("GET {target}")));
         }
         parse_manifest_body(&body)
@@ -174,33 +151,21 @@ impl Transport for VanTransport {
     ) -> Result<Fetched, TransportError> {
         let target = request_target(url)?;
         self.carry(200).await?;
-        let response = self.server.call(self.m, Self::get(&target, from)).await;
-        let header = |name| {
-            response
-                .headers()
-                .get(name)
-                .map(|v: &hyper::header::HeaderValue| v.as_bytes().to_vec())
-        };
-        let content_range = header(CONTENT_RANGE);
-        let length =
-            header(CONTENT_LENGTH).and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok());
+        let mut response = self.get(&target, from).await;
         let mut body = RangedBody::begin(
             format!("GET {target}"),
             from,
-            response.status().as_u16(),
-            content_range.as_deref(),
-            length,
+            response.status(),
+            response.content_range(),
+            response.content_length(),
             sink,
         )?;
-        let mut stream = response.into_body();
-        while let Some(frame) = stream.frame().await {
-            let frame = frame.map_err(|e| body.cut(&e.to_string()))?;
-            if let Ok(data) = frame.into_data() {
-                if let Err(e) = self.carry(data.len()).await {
-                    return Err(body.cut(&e.to_string()));
-                }
-                body.write(&data, sink)?;
+        while let Some(chunk) = response.next_chunk().await {
+            let data = chunk.map_err(|e| body.cut(&e.to_string()))?;
+            if let Err(e) = self.carry(data.len()).await {
+                return Err(body.cut(&e.to_string()));
             }
+            body.write(&data, sink)?;
         }
         body.finish()
     }

@@ -7,21 +7,21 @@ use std::rc::Rc;
 use otavan_client::wifi::{Credentials, WifiError, WifiLink};
 use tokio::time::sleep_until;
 
-use super::world::{Link, World};
-use crate::engine::Cause;
+use super::world::{Link, LiveWorld};
 use crate::random::Stream;
+use crate::simulation::Cause;
 use otavan_planning::time::from_secs_f64;
 
 /// A live meter's WiFi radio.
 pub struct VanWifi {
-    world: Rc<World>,
+    world: Rc<LiveWorld>,
     m: usize,
     rng: Stream,
 }
 
 impl VanWifi {
     /// Meter `m`'s radio, drawing association times and drops from `rng`.
-    pub fn new(world: Rc<World>, m: usize, rng: Stream) -> VanWifi {
+    pub fn new(world: Rc<LiveWorld>, m: usize, rng: Stream) -> VanWifi {
         VanWifi { world, m, rng }
     }
 }
@@ -31,12 +31,12 @@ impl WifiLink for VanWifi {
         &mut self,
         ssid: &str,
         _credentials: &Credentials,
-        deadline: std::time::Instant,
+        deadline: tokio::time::Instant,
     ) -> Result<(), WifiError> {
         let world = Rc::clone(&self.world);
         let m = self.m;
         let opened = world.now();
-        let deadline = world.time_of(tokio::time::Instant::from_std(deadline));
+        let deadline = world.time_of(deadline);
         let (_, wait_a, _) = world.power;
         for c in world.contacts_of(m) {
             let now = world.now();

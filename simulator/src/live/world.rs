@@ -5,9 +5,9 @@ use std::cell::{Cell, RefCell};
 
 use tokio::time::Instant;
 
-use crate::engine::Cause;
 use crate::fleet::Fleet;
 use crate::scenario::Scenario;
+use crate::simulation::Cause;
 use otavan_planning::contacts::{Contact, Contacts};
 use otavan_planning::time::{Time, as_secs_f64};
 
@@ -51,7 +51,7 @@ pub struct MeterLog {
 
 /// The shared world of a live rehearsal (single-threaded: one runtime
 /// thread drives every meter).
-pub struct World {
+pub struct LiveWorld {
     /// t = 0 of the campaign.
     pub origin: Instant,
     /// The meters.
@@ -78,14 +78,14 @@ pub struct World {
     pub steps: Cell<u64>,
 }
 
-impl World {
+impl LiveWorld {
     /// The world of `scenario` over `fleet` and its `contacts`, starting now.
-    pub fn new(scenario: &Scenario, fleet: Fleet, contacts: Contacts, vans: usize) -> World {
+    pub fn new(scenario: &Scenario, fleet: Fleet, contacts: Contacts, vans: usize) -> LiveWorld {
         let wifi = &scenario.wifi;
         let logs = (0..fleet.meters.len())
             .map(|_| RefCell::default())
             .collect();
-        World {
+        LiveWorld {
             origin: Instant::now(),
             fleet,
             contacts,

@@ -16,7 +16,7 @@ use otavan_protocol::Report;
 use otavan_protocol::lora::StatusUplink;
 use rusqlite::{Connection, params};
 
-use crate::store::{ReportTime, Source, StoredState};
+use crate::{ReportTime, Source, StoredState};
 
 /// Columns of `GET /reports.csv`, in order.
 pub const CSV_HEADER: [&str; 7] = [
@@ -69,7 +69,7 @@ pub enum StoreError {
     Task(#[from] tokio::task::JoinError),
     /// A stored row does not read as a report.
     #[error(transparent)]
-    BadRow(#[from] crate::store::BadRow),
+    BadRow(#[from] crate::BadRow),
 }
 
 /// Brings a database made by an older otavan up to the current columns.
@@ -125,7 +125,7 @@ impl ReportStore {
             );",
         )?;
         migrate(&conn)?;
-        crate::store::sqlite::migrate_identity(&conn)?;
+        crate::sqlite::migrate_identity(&conn)?;
         Ok(ReportStore {
             conn: Mutex::new(conn),
         })

@@ -20,6 +20,7 @@
 pub mod identity;
 pub mod location;
 pub mod postgres;
+pub mod reports;
 mod row;
 pub mod sqlite;
 pub mod sync;

@@ -225,7 +225,7 @@ struct Settings {
 }
 
 /// The simulation of one campaign.
-pub struct Engine<'a> {
+pub struct Simulation<'a> {
     fleet: &'a Fleet,
     contacts: &'a Contacts,
     radio: &'a mut Radio,
@@ -238,7 +238,7 @@ pub struct Engine<'a> {
     totals: Totals,
 }
 
-impl<'a> Engine<'a> {
+impl<'a> Simulation<'a> {
     /// A run of `scenario` over `fleet`, where meter `m` needs
     /// `needs[version of m]` bytes (`None`: already current).
     pub fn new(
@@ -249,7 +249,7 @@ impl<'a> Engine<'a> {
         radio: &'a mut Radio,
         needs: &[Option<u64>],
         seed: u64,
-    ) -> Engine<'a> {
+    ) -> Simulation<'a> {
         let wifi = &scenario.wifi;
         let settings = Settings {
             plan,
@@ -308,7 +308,7 @@ impl<'a> Engine<'a> {
             })
             .collect();
         let vans = scenario.van.vans as usize;
-        Engine {
+        Simulation {
             fleet,
             contacts,
             radio,

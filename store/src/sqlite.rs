@@ -305,7 +305,7 @@ impl ReportBackend for SqliteBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoredState;
+    use crate::StoredState;
     use otavan_protocol::UpdateState;
     use std::time::{Duration, UNIX_EPOCH};
 
