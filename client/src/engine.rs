@@ -226,7 +226,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
         }
         let (from, to) = (&plan.from, &plan.to);
         info!(%from, %to, files = plan.files.len(), deletes = plan.deletes.len(), firmware = plan.firmware.is_some(), "updating");
-        self.check_space(plan.declared_bytes())?;
+        self.check_space(plan.space_needed())?;
         // What the report says was moved, beside what it would have cost
         // without firmware deltas.
         let full_bytes = plan.declared_bytes();
@@ -240,7 +240,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             Some(moved(0)),
         )
         .await;
-        let patch_source = match &plan.patch {
+        let patch_source = match plan.usable_patch() {
             Some(patch) => self
                 .meter
                 .booted_image_matching(&patch.source_sha256, self.config.limits.max_patch_source)?,

@@ -151,6 +151,29 @@ impl UpdatePlan {
     pub fn declared_bytes(&self) -> u64 {
         self.downloads().filter_map(|f| f.expect.size).sum()
     }
+
+    /// The firmware patch, when it may be used: one no larger than the
+    /// image it rebuilds, as declared (once a signed descriptor vouched
+    /// for the plan, the image's size is the signed one). A patch larger
+    /// than its image saves nothing and bounds nothing, so it is never
+    /// downloaded; the full image is.
+    pub fn usable_patch(&self) -> Option<&PlannedPatch> {
+        let patch = self.patch.as_ref()?;
+        let image = self.firmware.as_ref()?.expect.size?;
+        patch
+            .file
+            .expect
+            .size
+            .is_some_and(|size| size <= image)
+            .then_some(patch)
+    }
+
+    /// Bytes the update may occupy while staged: every download, and the
+    /// usable patch beside the image it rebuilds.
+    pub fn space_needed(&self) -> u64 {
+        let patch = self.usable_patch().and_then(|p| p.file.expect.size);
+        self.declared_bytes() + patch.unwrap_or(0)
+    }
 }
 
 /// Checks `manifest` for a meter at `current`. `Ok(None)` when the

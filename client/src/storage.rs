@@ -34,6 +34,20 @@ pub trait Storage {
     fn read(&self, path: &MeterPath) -> io::Result<Vec<u8>>;
     /// Opens a file for streaming reads.
     fn open(&self, path: &MeterPath) -> io::Result<Box<dyn Read + '_>>;
+    /// Opens a file for streaming reads from byte `offset` (a patch's
+    /// blocks are read each at its own offset). The default reads up to
+    /// the offset; storages that can seek override it.
+    fn open_at(&self, path: &MeterPath, offset: u64) -> io::Result<Box<dyn Read + '_>> {
+        let mut reader = self.open(path)?;
+        let skipped = io::copy(&mut (&mut reader).take(offset), &mut io::sink())?;
+        if skipped < offset {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{path} is shorter than {offset} bytes"),
+            ));
+        }
+        Ok(reader)
+    }
     /// Creates or truncates a file.
     fn create(&self, path: &MeterPath) -> io::Result<Box<dyn WriteFile + '_>>;
     /// Opens a file for appending, creating it if absent.
@@ -251,6 +265,13 @@ impl Storage for DirStorage {
 
     fn open(&self, path: &MeterPath) -> io::Result<Box<dyn Read + '_>> {
         Ok(Box::new(File::open(self.checked(path)?)?))
+    }
+
+    fn open_at(&self, path: &MeterPath, offset: u64) -> io::Result<Box<dyn Read + '_>> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = File::open(self.checked(path)?)?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Box::new(file))
     }
 
     fn create(&self, path: &MeterPath) -> io::Result<Box<dyn WriteFile + '_>> {

@@ -8,6 +8,7 @@ mod deltas;
 mod golden;
 mod hostile;
 mod http;
+mod patch_bounds;
 mod pycom;
 mod resume;
 mod slot;
