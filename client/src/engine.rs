@@ -224,6 +224,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             };
             vouch(&mut plan, &descriptor, &view)?;
         }
+        self.meter.check_plan(&plan)?;
         let (from, to) = (&plan.from, &plan.to);
         info!(%from, %to, files = plan.files.len(), deletes = plan.deletes.len(), firmware = plan.firmware.is_some(), "updating");
         self.check_space(plan.space_needed())?;

@@ -256,6 +256,11 @@ impl<S: Storage> Storage for FaultStorage<S> {
         self.inner.list(dir)
     }
 
+    fn case_insensitive(&self) -> io::Result<bool> {
+        self.faults.alive()?;
+        self.inner.case_insensitive()
+    }
+
     fn free_space(&self) -> io::Result<u64> {
         self.faults.alive()?;
         let real = self.inner.free_space()?;

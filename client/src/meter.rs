@@ -12,6 +12,7 @@ use crate::digest::digest;
 use crate::download::Staged;
 use crate::engine::EngineError;
 use crate::path::MeterPath;
+use crate::plan::UpdatePlan;
 use crate::slots::{BootState, FirmwareSlots, Slot};
 use crate::state::{DeviceState, Journal, Phase, backup_dir, staging_dir, trust_file};
 use crate::storage::Storage;
@@ -94,6 +95,13 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
                 })
             }
         }
+    }
+
+    /// Checks that `plan` can be installed over the meter's tree as it is
+    /// now (paths that differ only in case on storage that ignores case,
+    /// files or directories in the way), before anything is downloaded.
+    pub fn check_plan(&self, plan: &UpdatePlan) -> Result<(), EngineError> {
+        journal(&self.storage, plan, None).map(drop)
     }
 
     /// Journals and installs a staged, verified plan, boots the new image

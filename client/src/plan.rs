@@ -87,6 +87,18 @@ pub enum PlanError {
     /// A URL that is not plain `http://`.
     #[error("unsupported URL {0:?}")]
     BadUrl(String),
+    /// Two paths differ only in case on a meter whose storage ignores
+    /// case: they would be one file there.
+    #[error("{0} and {1} differ only in case, and this meter's storage ignores case")]
+    CaseCollision(MeterPath, MeterPath),
+    /// The update cannot be installed over the meter's tree as it is.
+    #[error("{path} {reason}")]
+    Tree {
+        /// Where the tree is in the way.
+        path: MeterPath,
+        /// How.
+        reason: &'static str,
+    },
 }
 
 /// A file to download and install.

@@ -76,11 +76,16 @@ pub struct Journal {
     pub from: Version,
     /// The version after it.
     pub to: Version,
-    /// File steps, in the order they are applied.
+    /// File steps, in the order they are applied: deletes, then installs
+    /// (journals written before deletes went first list installs first).
     pub ops: Vec<Op>,
     /// Directories the update creates in the meter's tree, outermost
     /// first; removed again on undo.
     pub created_dirs: Vec<MeterPath>,
+    /// Directories the update's deletes leave empty and it removes,
+    /// deepest first; created again on undo.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_dirs: Vec<MeterPath>,
     /// The boot state before a firmware change, when the update has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firmware_from: Option<BootState>,

@@ -13,5 +13,6 @@ mod pycom;
 mod resume;
 mod slot;
 mod steps;
+mod transitions;
 mod trust;
 mod update;

@@ -40,7 +40,47 @@ fn journal(phase: Phase, firmware_from: Option<BootState>) -> Journal {
             },
         ],
         created_dirs: vec![path("flash/lib/tariff")],
+        removed_dirs: vec![],
         firmware_from,
+    }
+}
+
+/// A journal like the engine's for an update where files and folders
+/// swap places: `flash/config` becomes a folder, `flash/lib/drivers/` a
+/// file. Deletes come first, then the emptied folder goes, then the new
+/// one is made, then files are installed.
+fn swap_journal(phase: Phase) -> Journal {
+    Journal {
+        phase,
+        from: version("1.0.0"),
+        to: version("1.1.0"),
+        ops: vec![
+            Op::Delete {
+                path: path("flash/config"),
+                backup: path(".otavan/backup/flash/config"),
+            },
+            Op::Delete {
+                path: path("flash/lib/drivers/modbus.py"),
+                backup: path(".otavan/backup/flash/lib/drivers/modbus.py"),
+            },
+            Op::Install {
+                path: path("flash/config/site.json"),
+                staged: path(
+                    ".otavan/staging/1f0e3dad99908345-a9993e364706816aba3e25717850c26c9cd0d89d",
+                ),
+                backup: None,
+            },
+            Op::Install {
+                path: path("flash/lib/drivers"),
+                staged: path(
+                    ".otavan/staging/4b227777d4dd1fc6-84983e441c3bd26ebaae4aa1f95129e5e54670f1",
+                ),
+                backup: None,
+            },
+        ],
+        created_dirs: vec![path("flash/config")],
+        removed_dirs: vec![path("flash/lib/drivers")],
+        firmware_from: None,
     }
 }
 
@@ -77,6 +117,10 @@ fn states() -> Vec<(&'static str, DeviceState)> {
             "state/rolling-back.json",
             at("1.1.0", Some(journal(Phase::RollingBack, firmware)), 12),
         ),
+        (
+            "state/applying-swap.json",
+            at("1.0.0", Some(swap_journal(Phase::Applying)), 0),
+        ),
     ]
 }
 
@@ -88,6 +132,7 @@ const STATES_WRITTEN: &[&str] = &[
     "state/applying-files-only.json",
     "state/applied.json",
     "state/rolling-back.json",
+    "state/applying-swap.json",
 ];
 
 #[test]
@@ -139,6 +184,46 @@ fn a_golden_journal_is_recovered_by_todays_code() {
     assert_eq!(
         std::fs::read(root.join("sd/sounds/beep.wav")).unwrap(),
         b"beep"
+    );
+    let state = meter.state().unwrap();
+    assert_eq!((state.version.as_str(), state.update), ("1.0.0", None));
+}
+
+#[test]
+fn a_golden_swap_journal_is_recovered_by_todays_code() {
+    // state/applying-swap.json cut after its folder steps: flash/config
+    // is a new, empty folder (its file in the backup), flash/lib/drivers
+    // is gone (its one file in the backup).
+    let (dir, storage) = meter_with("state/applying-swap.json", ".otavan/state.json");
+    let root = dir.path();
+    let write = |p: &str, bytes: &[u8]| {
+        std::fs::create_dir_all(root.join(p).parent().unwrap()).unwrap();
+        std::fs::write(root.join(p), bytes).unwrap();
+    };
+    write("flash/lib/meter.py", b"meter");
+    write(".otavan/backup/flash/config", b"old config");
+    write(".otavan/backup/flash/lib/drivers/modbus.py", b"old modbus");
+    std::fs::create_dir_all(root.join("flash/config")).unwrap();
+    write(
+        ".otavan/staging/1f0e3dad99908345-a9993e364706816aba3e25717850c26c9cd0d89d",
+        b"new site",
+    );
+    let slots = FileSlots::new(storage.clone());
+    slots.set_state(BOOTED_A).unwrap();
+    let meter = Meter::new(storage.clone(), slots);
+    assert_eq!(
+        meter.recover().unwrap(),
+        Recovery::Undone {
+            version: version("1.0.0")
+        }
+    );
+    assert_eq!(
+        std::fs::read(root.join("flash/config")).unwrap(),
+        b"old config"
+    );
+    assert_eq!(
+        std::fs::read(root.join("flash/lib/drivers/modbus.py")).unwrap(),
+        b"old modbus"
     );
     let state = meter.state().unwrap();
     assert_eq!((state.version.as_str(), state.update), ("1.0.0", None));
