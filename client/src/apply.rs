@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 
 use crate::engine::EngineError;
+use crate::health::Evidence;
 use crate::path::MeterPath;
 use crate::plan::{PlanError, UpdatePlan};
 use crate::slots::{BootState, FirmwareSlots, Slot};
@@ -147,6 +148,8 @@ pub fn journal(
         created_dirs,
         removed_dirs,
         firmware_from,
+        boots: 0,
+        seen: Evidence::default(),
     })
 }
 

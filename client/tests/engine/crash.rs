@@ -10,7 +10,7 @@ use crate::harness::{NEW, OLD, Release, TestMeter, pass, read_dirs};
 use crate::transitions::swapped_release;
 
 /// Exactly at `version`: files, version and image, and its folders too.
-fn assert_exactly(meter: &TestMeter, release: &Release, version: &str) {
+pub fn assert_exactly(meter: &TestMeter, release: &Release, version: &str) {
     meter.assert_at(release, version);
     let fresh = TestMeter::provisioned(release, version);
     assert_eq!(

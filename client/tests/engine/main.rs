@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod confirm;
 mod crash;
 mod deltas;
 mod golden;

@@ -1,6 +1,8 @@
 //! The device state, the boot state and the provisioned tree.
 
+use otavan_client::confirm::Revert;
 use otavan_client::device::provision;
+use otavan_client::health::Evidence;
 use otavan_client::path::MeterPath;
 use otavan_client::slots::{BootState, FileSlots, FirmwareSlots, Slot};
 use otavan_client::state::{DeviceState, Journal, Op, Phase};
@@ -42,6 +44,8 @@ fn journal(phase: Phase, firmware_from: Option<BootState>) -> Journal {
         created_dirs: vec![path("flash/lib/tariff")],
         removed_dirs: vec![],
         firmware_from,
+        boots: 0,
+        seen: Evidence::default(),
     }
 }
 
@@ -81,6 +85,8 @@ fn swap_journal(phase: Phase) -> Journal {
         created_dirs: vec![path("flash/config")],
         removed_dirs: vec![path("flash/lib/drivers")],
         firmware_from: None,
+        boots: 0,
+        seen: Evidence::default(),
     }
 }
 
@@ -96,6 +102,21 @@ fn states() -> Vec<(&'static str, DeviceState)> {
         version: version(v),
         update,
         highest_counter,
+        reverted: None,
+    };
+    // On trial: booted twice since it was applied, and the van heard it.
+    let on_trial = Journal {
+        boots: 2,
+        seen: Evidence::VAN_REPORT,
+        ..journal(Phase::Applied, firmware_a())
+    };
+    let reverted = DeviceState {
+        reverted: Some(Revert {
+            from: version("1.0.0"),
+            to: version("1.1.0"),
+            reason: "1.1.0 was not confirmed within 3 boots".into(),
+        }),
+        ..at("1.0.0", None, 12)
     };
     let firmware = Some(BOOTED_A);
     vec![
@@ -121,7 +142,16 @@ fn states() -> Vec<(&'static str, DeviceState)> {
             "state/applying-swap.json",
             at("1.0.0", Some(swap_journal(Phase::Applying)), 0),
         ),
+        (
+            "state/applied-on-trial.json",
+            at("1.1.0", Some(on_trial), 12),
+        ),
+        ("state/reverted.json", reverted),
     ]
+}
+
+fn firmware_a() -> Option<BootState> {
+    Some(BOOTED_A)
 }
 
 /// The golden state files today's code writes.
@@ -133,6 +163,8 @@ const STATES_WRITTEN: &[&str] = &[
     "state/applied.json",
     "state/rolling-back.json",
     "state/applying-swap.json",
+    "state/applied-on-trial.json",
+    "state/reverted.json",
 ];
 
 #[test]
