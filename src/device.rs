@@ -1,9 +1,12 @@
 //! `otavan device ...`: a meter on this machine's file system.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
-use otavan_client::device::{Device, InitOptions, init};
+use otavan_client::confirm::Confirmation;
+use otavan_client::device::{Device, InitOptions, Trial, init};
+use otavan_client::health::{DefaultCheck, Hook};
 use otavan_client::{Outcome, Recovery};
 use otavan_protocol::Version;
 
@@ -47,6 +50,28 @@ pub enum DeviceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What a meter runs at every start: count the start of an update on
+    /// trial, revert it once its starts ran out, else run its self-test and
+    /// confirm it when it passes.
+    Boot {
+        /// The meter's root.
+        #[arg(long)]
+        root: PathBuf,
+        /// Starts an update may take unconfirmed before it is reverted.
+        #[arg(long, default_value_t = 3)]
+        max_boots: u32,
+        #[command(flatten)]
+        trial: TrialArgs,
+    },
+    /// Run the self-test of an update on trial now: confirm it when it
+    /// passes, revert it when it fails (exit status 0 only once confirmed).
+    Check {
+        /// The meter's root.
+        #[arg(long)]
+        root: PathBuf,
+        #[command(flatten)]
+        trial: TrialArgs,
+    },
     /// Make a pending update permanent.
     Confirm {
         /// The meter's root.
@@ -59,6 +84,42 @@ pub enum DeviceCommand {
         #[arg(long)]
         root: PathBuf,
     },
+}
+
+/// How `boot` and `check` test an update on trial.
+#[derive(clap::Args)]
+pub struct TrialArgs {
+    /// A self-test command, run with `sh -c` (OTAVAN_VERSION is the version
+    /// on trial): exit status 0 passes, anything else reverts the update.
+    #[arg(long)]
+    hook: Option<String>,
+    /// Seconds the hook may run before it counts as failed.
+    #[arg(long, default_value_t = 60)]
+    hook_timeout: u64,
+    /// Do not require that the van heard the new version (a plain Pycom
+    /// server has no /report).
+    #[arg(long)]
+    no_van_report: bool,
+    /// The van to tell of a revert (otherwise the next `update` tells it).
+    #[arg(long)]
+    server: Option<String>,
+    /// The identifier used in reports (default: this machine's host name).
+    #[arg(long)]
+    device_id: Option<String>,
+}
+
+impl TrialArgs {
+    fn check(&self) -> DefaultCheck {
+        DefaultCheck {
+            van_report: !self.no_van_report,
+            // No LoRaWAN radio here.
+            uplink: false,
+            hook: self.hook.as_ref().map(|command| Hook {
+                command: command.clone(),
+                timeout: Duration::from_secs(self.hook_timeout),
+            }),
+        }
+    }
 }
 
 /// Runs a device subcommand.
@@ -84,11 +145,7 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
         } => {
             let device = open(&root)?;
             let device_id = device_id.unwrap_or_else(host_name);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            match runtime.block_on(device.update(&server, &device_id))? {
+            match runtime()?.block_on(device.update(&server, &device_id))? {
                 Outcome::UpToDate { version } => println!("already current at {version}"),
                 Outcome::Updated { from, to, bytes } => {
                     println!(
@@ -106,6 +163,8 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
                     "rollback_version": status.rollback_version,
                     "boot_slot": status.boot_slot,
                     "firmware_sha1": status.firmware_sha1,
+                    "boots": status.boots,
+                    "reverted": status.reverted,
                 });
                 println!("{value}");
             } else {
@@ -113,12 +172,51 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
                 println!("pending confirm: {}", status.pending_confirm);
                 if let Some(previous) = &status.rollback_version {
                     println!("rollback to:     {previous}");
+                    println!("starts on trial: {}", status.boots);
+                }
+                if let Some(revert) = &status.reverted {
+                    println!("reverted:        {} ({})", revert.to, revert.reason);
                 }
                 println!("boot slot:       {}", status.boot_slot.name());
                 println!(
                     "firmware sha1:   {}",
                     status.firmware_sha1.as_deref().unwrap_or("(empty slot)")
                 );
+            }
+        }
+        DeviceCommand::Boot {
+            root,
+            max_boots,
+            trial,
+        } => {
+            let device = open(&root)?;
+            let device_id = trial.device_id.clone().unwrap_or_else(host_name);
+            let options = Trial {
+                server: trial.server.as_deref(),
+                device_id: &device_id,
+                check: trial.check(),
+                max_boots,
+            };
+            let result = runtime()?.block_on(device.boot(&options))?;
+            if let Some((version, missing)) = settled(&device, result)? {
+                println!(
+                    "{version} is on trial (start {} of {max_boots}): waiting for {missing}",
+                    device.status()?.boots
+                );
+            }
+        }
+        DeviceCommand::Check { root, trial } => {
+            let device = open(&root)?;
+            let device_id = trial.device_id.clone().unwrap_or_else(host_name);
+            let options = Trial {
+                server: trial.server.as_deref(),
+                device_id: &device_id,
+                check: trial.check(),
+                max_boots: u32::MAX,
+            };
+            let result = runtime()?.block_on(device.check(&options))?;
+            if let Some((version, missing)) = settled(&device, result)? {
+                anyhow::bail!("{version} is not confirmed: it is on trial, waiting for {missing}");
             }
         }
         DeviceCommand::Confirm { root } => {
@@ -133,13 +231,42 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the meter, telling the operator when a power cut was recovered.
+/// Opens the meter, telling the operator when a power cut was recovered
+/// or the files followed the bootloader back.
 fn open(root: &std::path::Path) -> anyhow::Result<Device> {
     let (device, recovery) = Device::open(root)?;
-    if let Recovery::Undone { version } = recovery {
-        eprintln!("otavan: an interrupted update was undone; the meter is at {version}");
+    match recovery {
+        Recovery::Clean => {}
+        Recovery::Undone { version } => {
+            eprintln!("otavan: an interrupted update was undone; the meter is at {version}")
+        }
+        Recovery::Reverted(revert) => eprintln!("otavan: {}", revert.report_error()),
     }
     Ok(device)
+}
+
+/// Prints how a trial ended (a revert is an error: exit status 1), or
+/// returns the version still on trial and what its self-test awaits.
+fn settled(device: &Device, result: Confirmation) -> anyhow::Result<Option<(Version, String)>> {
+    match result {
+        Confirmation::Settled => println!(
+            "no update awaits confirmation; at {}",
+            device.status()?.version
+        ),
+        Confirmation::Confirmed(version) => {
+            println!("{version} passed its self-test: confirmed")
+        }
+        Confirmation::Waiting { version, missing } => return Ok(Some((version, missing))),
+        Confirmation::Reverted(revert) => anyhow::bail!("{}", revert.report_error()),
+    }
+    Ok(None)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn host_name() -> String {

@@ -5,55 +5,174 @@
 //! file still there? is there a backup?). That is what lets recovery after
 //! a power cut at any instant put the meter back exactly as it was.
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 
+use crate::engine::EngineError;
+use crate::health::Evidence;
 use crate::path::MeterPath;
-use crate::plan::UpdatePlan;
+use crate::plan::{PlanError, UpdatePlan};
 use crate::slots::{BootState, FirmwareSlots, Slot};
 use crate::state::{Journal, Op, Phase, backup_dir};
 use crate::storage::{Storage, create_parents};
 
-/// The journal for installing `plan` on the tree as it is now.
+/// What is at a path of the meter's tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Missing,
+    File,
+    Dir,
+}
+
+fn kind(storage: &dyn Storage, path: &MeterPath) -> io::Result<Kind> {
+    Ok(if storage.size(path)?.is_some() {
+        Kind::File
+    } else if storage.exists(path)? {
+        Kind::Dir
+    } else {
+        Kind::Missing
+    })
+}
+
+fn conflict(path: &MeterPath, reason: &'static str) -> EngineError {
+    EngineError::Plan(PlanError::Tree {
+        path: path.clone(),
+        reason,
+    })
+}
+
+/// The journal for installing `plan` on the tree as it is now, or why the
+/// plan cannot be installed there (checked before anything moves).
+///
+/// The order makes every transition of the tree possible: deletes come
+/// first (a file can make way for a directory), then the directories the
+/// deletes leave empty are removed, deepest first (a directory can make
+/// way for a file), then the new directories are created, outermost
+/// first, then files are installed. Top-level directories are never
+/// removed: on a meter they are volumes (`/flash`, `/sd`). On storage
+/// that ignores case, no two paths of the plan may differ only in case:
+/// they would be one file there (and so would their backups).
 pub fn journal(
     storage: &dyn Storage,
     plan: &UpdatePlan,
     firmware_from: Option<BootState>,
-) -> io::Result<Journal> {
+) -> Result<Journal, EngineError> {
+    if storage.case_insensitive()? {
+        check_case(plan)?;
+    }
     let backup = |path: &MeterPath| backup_dir().join(path.as_str()).map_err(io::Error::other);
-    let mut ops = Vec::new();
+    let mut deletes = Vec::new();
+    // What the update takes away: deleted files, then emptied directories.
+    let mut gone = BTreeSet::new();
+    for path in &plan.deletes {
+        // Deleting what is not there (or is not a file) is already done.
+        if kind(storage, path)? == Kind::File {
+            deletes.push(Op::Delete {
+                path: path.clone(),
+                backup: backup(path)?,
+            });
+            gone.insert(path.clone());
+        }
+    }
+    let needed: BTreeSet<MeterPath> = plan.files.iter().flat_map(|f| f.path.ancestors()).collect();
+    let mut emptied: Vec<MeterPath> = gone
+        .iter()
+        .flat_map(MeterPath::ancestors)
+        .filter(|dir| dir.parent().is_some() && !needed.contains(dir))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    emptied.sort_by_key(|dir| Reverse(dir.ancestors().len()));
+    let mut removed_dirs = Vec::new();
+    for dir in emptied {
+        let entries = storage.list(Some(&dir))?;
+        if entries.iter().all(|entry| gone.contains(&entry.path)) {
+            gone.insert(dir.clone());
+            removed_dirs.push(dir);
+        }
+    }
     let mut created_dirs = Vec::new();
-    let mut planned_dirs = BTreeSet::new();
+    let mut planned = BTreeSet::new();
     for file in &plan.files {
-        let existing = storage.size(&file.path)?.is_some();
         for dir in file.path.ancestors() {
-            if !storage.exists(&dir)? && planned_dirs.insert(dir.clone()) {
-                created_dirs.push(dir);
+            if planned.contains(&dir) {
+                continue;
+            }
+            match kind(storage, &dir)? {
+                Kind::Dir => {}
+                Kind::File if !gone.contains(&dir) => {
+                    return Err(conflict(
+                        &dir,
+                        "is a file the update does not delete, but new files go inside it",
+                    ));
+                }
+                Kind::Missing | Kind::File => {
+                    planned.insert(dir.clone());
+                    created_dirs.push(dir);
+                }
             }
         }
-        ops.push(Op::Install {
+    }
+    let mut installs = Vec::new();
+    for file in &plan.files {
+        let existing = match kind(storage, &file.path)? {
+            Kind::File => true,
+            Kind::Missing => false,
+            Kind::Dir if gone.contains(&file.path) => false,
+            Kind::Dir if file.path.parent().is_none() => {
+                return Err(conflict(
+                    &file.path,
+                    "is a top-level directory (a volume) and cannot become a file",
+                ));
+            }
+            Kind::Dir => {
+                return Err(conflict(
+                    &file.path,
+                    "is a directory holding files the update does not delete",
+                ));
+            }
+        };
+        installs.push(Op::Install {
             path: file.path.clone(),
             staged: file.staged.clone(),
             backup: existing.then(|| backup(&file.path)).transpose()?,
         });
     }
-    for path in &plan.deletes {
-        // Deleting what is not there is already done.
-        if storage.size(path)?.is_some() {
-            ops.push(Op::Delete {
-                path: path.clone(),
-                backup: backup(path)?,
-            });
-        }
-    }
+    deletes.extend(installs);
     Ok(Journal {
         phase: Phase::Applying,
         from: plan.from.clone(),
         to: plan.to.clone(),
-        ops,
+        ops: deletes,
         created_dirs,
+        removed_dirs,
         firmware_from,
+        boots: 0,
+        seen: Evidence::default(),
     })
+}
+
+/// Refuses two paths (files or the directories above them) that differ
+/// only in case.
+fn check_case(plan: &UpdatePlan) -> Result<(), PlanError> {
+    let mut spellings: BTreeMap<String, MeterPath> = BTreeMap::new();
+    let paths = plan.files.iter().map(|f| &f.path).chain(&plan.deletes);
+    for path in paths {
+        for name in path.ancestors().into_iter().chain([path.clone()]) {
+            let folded = name.as_str().to_lowercase();
+            match spellings.get(&folded) {
+                Some(other) if *other != name => {
+                    return Err(PlanError::CaseCollision(other.clone(), name));
+                }
+                Some(_) => {}
+                None => {
+                    spellings.insert(folded, name);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One step of an apply, in the order they run. Each is one change on
@@ -75,6 +194,9 @@ pub enum Step<'a> {
 /// A step of the journal on the meter's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileStep<'a> {
+    /// Remove a directory the update's deletes left empty (if it is still
+    /// there).
+    RemoveDir(&'a MeterPath),
     /// Create a directory the update adds (if it is not there yet).
     CreateDir(&'a MeterPath),
     /// Move a file the update replaces to its backup.
@@ -103,9 +225,22 @@ pub enum FileStep<'a> {
 }
 
 /// Every step of applying `journal`, in order; `image` is the slot holding
-/// the new firmware, when the update has one.
+/// the new firmware, when the update has one. Deletes, then removed and
+/// created directories, then installs (see [`journal`]).
 pub fn steps(journal: &Journal, image: Option<Slot>) -> Vec<Step<'_>> {
     let mut steps = vec![Step::Journal];
+    for op in &journal.ops {
+        if let Op::Delete { path, backup } = op {
+            steps.push(Step::File(FileStep::Delete { path, backup }));
+        }
+    }
+    steps.extend(
+        journal
+            .removed_dirs
+            .iter()
+            .map(FileStep::RemoveDir)
+            .map(Step::File),
+    );
     steps.extend(
         journal
             .created_dirs
@@ -114,20 +249,16 @@ pub fn steps(journal: &Journal, image: Option<Slot>) -> Vec<Step<'_>> {
             .map(Step::File),
     );
     for op in &journal.ops {
-        match op {
-            Op::Install {
-                path,
-                staged,
-                backup,
-            } => {
-                if let Some(backup) = backup {
-                    steps.push(Step::File(FileStep::Backup { path, backup }));
-                }
-                steps.push(Step::File(FileStep::Install { staged, path }));
+        if let Op::Install {
+            path,
+            staged,
+            backup,
+        } = op
+        {
+            if let Some(backup) = backup {
+                steps.push(Step::File(FileStep::Backup { path, backup }));
             }
-            Op::Delete { path, backup } => {
-                steps.push(Step::File(FileStep::Delete { path, backup }))
-            }
+            steps.push(Step::File(FileStep::Install { staged, path }));
         }
     }
     steps.push(Step::File(FileStep::Sync));
@@ -139,6 +270,12 @@ pub fn steps(journal: &Journal, image: Option<Slot>) -> Vec<Step<'_>> {
 /// Performs one file step.
 pub fn perform(storage: &dyn Storage, step: FileStep<'_>) -> io::Result<()> {
     match step {
+        FileStep::RemoveDir(dir) => {
+            if storage.exists(dir)? {
+                storage.remove_dir(dir)?;
+            }
+            Ok(())
+        }
         FileStep::CreateDir(dir) => {
             if !storage.exists(dir)? {
                 storage.create_dir(dir)?;
@@ -182,38 +319,49 @@ impl<F: Fn(&ApplyStep<'_>)> ApplyObserver for F {
     }
 }
 
-/// Reverses whatever part of the journal's file steps happened, newest
-/// first. Safe to run again after being cut short. New files go back to
-/// staging (a later pass reuses them); replaced and deleted ones come back
-/// from their backups; directories the update created are removed.
+/// Reverses whatever part of the journal's file steps happened, in the
+/// reverse order of [`steps`]: installs, created directories, removed
+/// directories, deletes. Safe to run again after being cut short. New
+/// files go back to staging (a later pass reuses them); replaced and
+/// deleted ones come back from their backups; directories the update
+/// created are removed and those it removed come back. (Journals written
+/// before deletes went first listed them last; undoing them in this order
+/// is as exact, since their paths never crossed.)
 pub fn undo(storage: &dyn Storage, journal: &Journal) -> io::Result<()> {
     for op in journal.ops.iter().rev() {
-        match op {
-            Op::Install {
-                path,
-                staged,
-                backup,
-            } => {
-                // The staged file is gone only once it has become `path`.
-                if storage.size(path)?.is_some() && storage.size(staged)?.is_none() {
-                    storage.rename(path, staged)?;
-                }
-                if let Some(backup) = backup
-                    && storage.size(backup)?.is_some()
-                {
-                    storage.rename(backup, path)?;
-                }
+        if let Op::Install {
+            path,
+            staged,
+            backup,
+        } = op
+        {
+            // The staged file is gone only once it has become `path`.
+            if storage.size(path)?.is_some() && storage.size(staged)?.is_none() {
+                storage.rename(path, staged)?;
             }
-            Op::Delete { path, backup } => {
-                if storage.size(backup)?.is_some() {
-                    storage.rename(backup, path)?;
-                }
+            if let Some(backup) = backup
+                && storage.size(backup)?.is_some()
+            {
+                storage.rename(backup, path)?;
             }
         }
     }
     for dir in journal.created_dirs.iter().rev() {
-        if storage.exists(dir)? {
+        // A created directory's path may still be the file it replaces.
+        if kind(storage, dir)? == Kind::Dir {
             storage.remove_dir(dir)?;
+        }
+    }
+    for dir in journal.removed_dirs.iter().rev() {
+        if !storage.exists(dir)? {
+            storage.create_dir(dir)?;
+        }
+    }
+    for op in journal.ops.iter().rev() {
+        if let Op::Delete { path, backup } = op
+            && storage.size(backup)?.is_some()
+        {
+            storage.rename(backup, path)?;
         }
     }
     storage.sync_all()

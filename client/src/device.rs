@@ -11,17 +11,21 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use otavan_protocol::Version;
 use otavan_protocol::descriptor::PublicKey;
+use otavan_protocol::{Manifest, Report, Version};
 
 use crate::clock::{SystemClock, SystemEntropy};
+use crate::confirm::Confirmation;
 use crate::engine::{Engine, EngineConfig, EngineError, Outcome};
+use crate::health::{DefaultCheck, Evidence};
 use crate::meter::{Meter, Recovery, Status};
 use crate::path::{MeterPath, STATE_DIR};
 use crate::slots::FileSlots;
 use crate::state::{DeviceState, trust_file};
 use crate::storage::{DirStorage, Storage, write_atomic};
-use crate::transport::{HttpTransport, HttpTransportConfig, TransportError};
+use crate::transport::{
+    Fetched, HttpTransport, HttpTransportConfig, Sink, Transport, TransportError,
+};
 use crate::wifi::{Credentials, HostWifi, SessionError, VanNetwork, update_session};
 
 /// Why a device command failed.
@@ -74,6 +78,7 @@ pub fn provision<S: Storage + Clone>(
         version: version.clone(),
         update: None,
         highest_counter: 0,
+        reverted: None,
     }
     .save(storage)
 }
@@ -169,6 +174,40 @@ impl Device {
         Ok(self.meter().status()?)
     }
 
+    /// A start of the meter ([`Engine::boot`]): counts it while an update
+    /// is on trial, reverts the update when its starts ran out, else runs
+    /// the self-test and confirms when it passes.
+    pub async fn boot(&self, trial: &Trial<'_>) -> Result<Confirmation, DeviceError> {
+        Ok(self.trial_engine(trial)?.boot().await?)
+    }
+
+    /// Runs the self-test of an update on trial now
+    /// ([`Engine::self_test`]): confirms when it passes, reverts when it
+    /// fails.
+    pub async fn check(&self, trial: &Trial<'_>) -> Result<Confirmation, DeviceError> {
+        Ok(self
+            .trial_engine(trial)?
+            .self_test(Evidence::default())
+            .await?)
+    }
+
+    fn trial_engine(
+        &self,
+        trial: &Trial<'_>,
+    ) -> Result<Engine<DirStorage, FileSlots<DirStorage>, Van>, DeviceError> {
+        let van = match trial.server {
+            Some(server) => Van::Server(
+                HttpTransport::new(HttpTransportConfig::new(server))
+                    .map_err(DeviceError::Server)?,
+            ),
+            None => Van::Absent,
+        };
+        let mut config = EngineConfig::new(trial.device_id);
+        config.max_boots = trial.max_boots;
+        let engine = Engine::new(self.meter(), van, config, SystemClock, SystemEntropy);
+        Ok(engine.checking(trial.check.clone()))
+    }
+
     /// Confirms the pending update.
     pub fn confirm(&self) -> Result<Version, DeviceError> {
         Ok(self.meter().confirm()?)
@@ -181,6 +220,60 @@ impl Device {
 
     fn meter(&self) -> Meter<DirStorage, FileSlots<DirStorage>> {
         Meter::new(self.storage.clone(), FileSlots::new(self.storage.clone()))
+    }
+}
+
+/// How `otavan device boot` and `check` judge an update on trial.
+#[derive(Debug, Clone)]
+pub struct Trial<'a> {
+    /// The van to tell of a revert (none: the next `update` tells it).
+    pub server: Option<&'a str>,
+    /// The identifier in reports.
+    pub device_id: &'a str,
+    /// The self-test. A Linux meter has no LoRaWAN radio here, so the
+    /// CLI's needs no uplink.
+    pub check: DefaultCheck,
+    /// Starts an update may take unconfirmed.
+    pub max_boots: u32,
+}
+
+/// The van a trial reports to, if any.
+enum Van {
+    Server(HttpTransport),
+    Absent,
+}
+
+impl Van {
+    fn absent(what: &str) -> TransportError {
+        TransportError::Connection(format!("{what}: no server given (--server)"))
+    }
+}
+
+impl Transport for Van {
+    async fn fetch_manifest(&self, current: &Version) -> Result<Option<Manifest>, TransportError> {
+        match self {
+            Van::Server(http) => http.fetch_manifest(current).await,
+            Van::Absent => Err(Van::absent("GET /manifest.json")),
+        }
+    }
+
+    async fn fetch(
+        &self,
+        url: &str,
+        from: u64,
+        sink: &mut dyn Sink,
+    ) -> Result<Fetched, TransportError> {
+        match self {
+            Van::Server(http) => http.fetch(url, from, sink).await,
+            Van::Absent => Err(Van::absent(url)),
+        }
+    }
+
+    async fn send_report(&self, report: &Report) -> Result<(), TransportError> {
+        match self {
+            Van::Server(http) => http.send_report(report).await,
+            Van::Absent => Err(Van::absent("POST /report")),
+        }
     }
 }
 

@@ -116,7 +116,12 @@ pub async fn stage<'a, T: Transport>(
     debug!(files = plan.files.len(), "files staged and verified");
     let image_slot = match &plan.firmware {
         Some(image) => {
-            let patch = plan.patch.as_ref().zip(patch_source);
+            if plan.patch.is_some() && plan.usable_patch().is_none() {
+                warn!(
+                    "the firmware patch is larger than the image it rebuilds; downloading the image"
+                );
+            }
+            let patch = plan.usable_patch().zip(patch_source);
             let (slot, bytes) =
                 stage_image(storage, slots, transport, image, patch, retries).await?;
             received += bytes;
@@ -259,8 +264,25 @@ pub(crate) async fn fetch_resuming<T: Transport>(
             _ => {}
         }
         target.resume_after(have).map_err(&storage_error)?;
-        // Whatever arrives is progress, even from a cut fetch.
-        match transport.fetch(&file.url, have, &mut *target).await {
+        // Whatever arrives is progress, even from a cut fetch; nothing
+        // past the declared size is written.
+        let mut bounded = Bounded {
+            inner: &mut *target,
+            at: have,
+            limit: file.expect.size,
+            over: false,
+        };
+        let result = transport.fetch(&file.url, have, &mut bounded).await;
+        if bounded.over {
+            let size = file.expect.size.expect("only a declared size is exceeded");
+            return Err(DownloadError::Mismatch(Mismatch {
+                path: file.path.clone(),
+                what: "size",
+                expected: size.to_string(),
+                actual: format!("more than {size}"),
+            }));
+        }
+        match result {
             Ok(fetched) => {
                 debug!(path = %file.path, from = fetched.from, bytes = fetched.received, "fetched");
                 *received += fetched.received;
@@ -288,6 +310,40 @@ pub(crate) async fn fetch_resuming<T: Transport>(
                 });
             }
         }
+    }
+}
+
+/// A sink that refuses bytes past a declared size, so a server sending
+/// more than it promised fills neither staging nor a slot.
+struct Bounded<'a> {
+    inner: &'a mut dyn Partial,
+    /// Where the next byte lands in the file.
+    at: u64,
+    limit: Option<u64>,
+    /// Bytes past the limit arrived (and were refused).
+    over: bool,
+}
+
+impl Sink for Bounded<'_> {
+    fn restart(&mut self) -> io::Result<()> {
+        self.at = 0;
+        self.inner.restart()
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let end = self.at + data.len() as u64;
+        if let Some(limit) = self.limit
+            && end > limit
+        {
+            self.over = true;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("more than the declared {limit} bytes"),
+            ));
+        }
+        self.inner.write(data)?;
+        self.at = end;
+        Ok(())
     }
 }
 

@@ -9,9 +9,10 @@ use tracing::{debug, info, warn};
 use crate::apply::ApplyObserver;
 use crate::clock::{Clock, Entropy};
 use crate::download::{DownloadError, stage};
+use crate::health::{DefaultCheck, Evidence, HealthCheck};
 use crate::meter::Meter;
 use crate::plan::{Limits, PlanError, plan};
-use crate::slots::FirmwareSlots;
+use crate::slots::{FirmwareSlots, Slot};
 use crate::state::DeviceState;
 use crate::storage::Storage;
 use crate::transport::{Transport, TransportError};
@@ -26,6 +27,9 @@ pub struct EngineConfig {
     pub limits: Limits,
     /// How often a cut download is resumed within one cycle.
     pub retries: u32,
+    /// Starts an applied update may take unconfirmed before the meter
+    /// reverts it ([`Engine::boot`]).
+    pub max_boots: u32,
 }
 
 impl EngineConfig {
@@ -35,6 +39,7 @@ impl EngineConfig {
             device_id: device_id.into(),
             limits: Limits::default(),
             retries: 2,
+            max_boots: 3,
         }
     }
 }
@@ -79,6 +84,18 @@ pub enum EngineError {
     /// Downloads failed or did not verify.
     #[error(transparent)]
     Download(#[from] DownloadError),
+    /// The booted image is not the pending version's: the bootloader fell
+    /// back to the old one.
+    #[error(
+        "refusing to confirm {version}: the meter booted slot {}, not {version}'s image",
+        booted.name()
+    )]
+    BootMismatch {
+        /// The pending version.
+        version: Version,
+        /// The slot the meter booted.
+        booted: Slot,
+    },
     /// Not enough free space for the update.
     #[error("not enough space: the update needs {needed} bytes, {available} are free")]
     NoSpace {
@@ -97,7 +114,7 @@ pub enum EngineError {
 
 /// Bytes moved by an update, for reports.
 #[derive(Debug, Clone, Copy)]
-struct Transferred {
+pub(crate) struct Transferred {
     /// Downloaded so far.
     bytes: u64,
     /// The declared size of everything, with the full firmware image.
@@ -119,6 +136,7 @@ pub struct Engine<S, F, T> {
     clock: Box<dyn Clock + Send + Sync>,
     entropy: Mutex<Box<dyn Entropy + Send>>,
     observer: Option<Box<dyn ApplyObserver + Send + Sync>>,
+    health: Box<dyn HealthCheck + Send + Sync>,
 }
 
 impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
@@ -139,7 +157,25 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             clock: Box::new(clock),
             entropy: Mutex::new(Box::new(entropy)),
             observer: None,
+            health: Box::new(DefaultCheck::default()),
         }
+    }
+
+    /// This engine, judging a new version on trial with `health` instead
+    /// of [`DefaultCheck`] (see [`crate::confirm`]).
+    pub fn checking(mut self, health: impl HealthCheck + Send + Sync + 'static) -> Engine<S, F, T> {
+        self.health = Box::new(health);
+        self
+    }
+
+    /// The health check judging a new version on trial.
+    pub(crate) fn health(&self) -> &dyn HealthCheck {
+        self.health.as_ref()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
     }
 
     /// This engine, telling `observer` of every apply step before it runs
@@ -166,6 +202,10 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
     /// state to the server; on failure reports FAILED with the reason and
     /// leaves the meter as it was (staged downloads are kept for resume).
     pub async fn update(&self) -> Result<Outcome, EngineError> {
+        // A van in reach hears of a revert, or of a version on trial it
+        // never heard, before anything else.
+        self.report_revert().await?;
+        self.retell_trial().await?;
         let state = self.meter.state()?;
         if let Some(journal) = &state.update {
             return Err(EngineError::PendingConfirm(journal.to.clone()));
@@ -192,7 +232,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
                         Some(error.to_string()),
                         None,
                     )
-                    .await
+                    .await;
                 }
                 Err(_) => {
                     warn!(%error, "update failed; the manifest names no valid target to report")
@@ -224,9 +264,10 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             };
             vouch(&mut plan, &descriptor, &view)?;
         }
+        self.meter.check_plan(&plan)?;
         let (from, to) = (&plan.from, &plan.to);
         info!(%from, %to, files = plan.files.len(), deletes = plan.deletes.len(), firmware = plan.firmware.is_some(), "updating");
-        self.check_space(plan.declared_bytes())?;
+        self.check_space(plan.space_needed())?;
         // What the report says was moved, beside what it would have cost
         // without firmware deltas.
         let full_bytes = plan.declared_bytes();
@@ -240,7 +281,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             Some(moved(0)),
         )
         .await;
-        let patch_source = match &plan.patch {
+        let patch_source = match plan.usable_patch() {
             Some(patch) => self
                 .meter
                 .booted_image_matching(&patch.source_sha256, self.config.limits.max_patch_source)?,
@@ -269,15 +310,20 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
         let observer = self.observer.as_deref().map(|o| o as &dyn ApplyObserver);
         self.meter.apply(&staged, observer)?;
         debug!("installed and committed");
-        self.report(
-            attempt,
-            from,
-            to,
-            UpdateState::Updated,
-            None,
-            Some(moved(bytes)),
-        )
-        .await;
+        let heard = self
+            .report(
+                attempt,
+                from,
+                to,
+                UpdateState::Updated,
+                None,
+                Some(moved(bytes)),
+            )
+            .await;
+        if heard {
+            // The new version reached the van: evidence for its self-test.
+            self.meter.record(Evidence::VAN_REPORT)?;
+        }
         Ok(Outcome::Updated {
             from: from.clone(),
             to: to.clone(),
@@ -286,7 +332,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
     }
 
     /// A new random number from the engine's entropy.
-    fn draw(&self) -> u64 {
+    pub(crate) fn draw(&self) -> u64 {
         let mut entropy = self.entropy.lock().unwrap_or_else(PoisonError::into_inner);
         entropy.next_u64()
     }
@@ -301,7 +347,8 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
     }
 
     /// Posts a report; a van out of reach must not fail the update.
-    async fn report(
+    /// Returns whether the van accepted it.
+    pub(crate) async fn report(
         &self,
         attempt: &Attempt,
         from: &Version,
@@ -309,7 +356,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
         state: UpdateState,
         error: Option<String>,
         transferred: Option<Transferred>,
-    ) {
+    ) -> bool {
         let report = Report {
             device_id: self.config.device_id.clone(),
             from_version: from.clone(),
@@ -320,8 +367,12 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             full_bytes: transferred.map(|t| t.full_bytes),
             report_id: Some(attempt.report_id(state)),
         };
-        if let Err(error) = self.transport.send_report(&report).await {
-            warn!(%error, state = %state, "report not delivered");
+        match self.transport.send_report(&report).await {
+            Ok(()) => true,
+            Err(error) => {
+                warn!(%error, state = %state, "report not delivered");
+                false
+            }
         }
     }
 }
@@ -329,7 +380,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
 /// One run of [`Engine::update`], named by 64 random bits, so the
 /// server can tell a report re-sent from the same state reached again in
 /// a later attempt (reports carry `report_id` = attempt + state).
-struct Attempt(u64);
+pub(crate) struct Attempt(pub(crate) u64);
 
 impl Attempt {
     fn report_id(&self, state: UpdateState) -> String {

@@ -182,6 +182,14 @@ impl<S: Storage> Storage for FaultStorage<S> {
         }))
     }
 
+    fn open_at(&self, path: &MeterPath, offset: u64) -> io::Result<Box<dyn Read + '_>> {
+        self.faults.alive()?;
+        Ok(Box::new(FaultReader {
+            inner: self.inner.open_at(path, offset)?,
+            faults: Arc::clone(&self.faults),
+        }))
+    }
+
     fn create(&self, path: &MeterPath) -> io::Result<Box<dyn WriteFile + '_>> {
         self.faults.step()?;
         Ok(Box::new(FaultFile {
@@ -246,6 +254,11 @@ impl<S: Storage> Storage for FaultStorage<S> {
     fn list(&self, dir: Option<&MeterPath>) -> io::Result<Vec<DirEntry>> {
         self.faults.alive()?;
         self.inner.list(dir)
+    }
+
+    fn case_insensitive(&self) -> io::Result<bool> {
+        self.faults.alive()?;
+        self.inner.case_insensitive()
     }
 
     fn free_space(&self) -> io::Result<u64> {

@@ -24,6 +24,7 @@ use std::io::{self, Write};
 
 use tracing::{debug, warn};
 
+use crate::bspatch::{self, PatchError};
 use crate::digest::digest;
 use crate::download::{DownloadError, Partial, StagingFile, fetch_resuming};
 use crate::plan::{PlannedFile, PlannedPatch};
@@ -106,7 +107,8 @@ pub(crate) async fn stage_image<T: Transport>(
 
 /// Downloads and verifies the patch (kept in staging, so a later pass
 /// reuses it, until the plan changes), then rebuilds the image from the
-/// booted one straight into the slot and verifies it there.
+/// booted one straight into the slot, streaming the patch from staging
+/// and stopping at the image's size ([`bspatch`]), and verifies it there.
 async fn from_patch<T: Transport>(
     slot: &SlotImage<'_>,
     transport: &T,
@@ -126,10 +128,16 @@ async fn from_patch<T: Transport>(
         return Err(error);
     }
     let storage_error = DownloadError::storage(&slot.image.path);
-    let patch_bytes = slot.storage.read(&file.staged).map_err(&storage_error)?;
-    let patcher = qbsdiff::Bspatch::new(&patch_bytes).map_err(&storage_error)?;
+    let size = slot
+        .image
+        .expect
+        .size
+        .ok_or_else(|| storage_error(io::Error::other("the image's size is unknown")))?;
     let mut writer = slot.claim().map_err(&storage_error)?;
-    patcher.apply(source, &mut writer).map_err(&storage_error)?;
+    bspatch::apply(slot.storage, &file.staged, source, size, &mut writer).map_err(|e| match e {
+        PatchError::Io(e) => storage_error(e),
+        invalid => storage_error(io::Error::new(io::ErrorKind::InvalidData, invalid)),
+    })?;
     writer.sync().map_err(&storage_error)?;
     drop(writer);
     slot.verify()

@@ -19,12 +19,15 @@
 pub mod transport;
 
 pub mod apply;
+mod bspatch;
 pub mod clock;
+pub mod confirm;
 pub mod digest;
 pub mod download;
 pub mod engine;
 pub mod fault;
 mod firmware;
+pub mod health;
 pub mod lora;
 pub mod meter;
 pub mod path;

@@ -1,5 +1,7 @@
 //! What a meter can do without a network: apply a staged plan, confirm,
-//! roll back, recover after a power cut, report its status.
+//! roll back, recover after a power cut (or after the bootloader fell
+//! back to the old image), count its starts while an update is on trial
+//! and revert it, report its status.
 
 use std::io::{self, Read};
 
@@ -8,10 +10,13 @@ use otavan_protocol::descriptor::PublicKey;
 use tracing::{info, warn};
 
 use crate::apply::{ApplyObserver, ApplyStep, Step, boot, journal, perform, steps, undo};
+use crate::confirm::{BootCount, Revert};
 use crate::digest::digest;
 use crate::download::Staged;
 use crate::engine::EngineError;
+use crate::health::Evidence;
 use crate::path::MeterPath;
+use crate::plan::UpdatePlan;
 use crate::slots::{BootState, FirmwareSlots, Slot};
 use crate::state::{DeviceState, Journal, Phase, backup_dir, staging_dir, trust_file};
 use crate::storage::Storage;
@@ -26,6 +31,9 @@ pub enum Recovery {
         /// The version the meter is at again.
         version: Version,
     },
+    /// The bootloader fell back to the old image while the new version
+    /// awaited confirmation: the files followed it back.
+    Reverted(Revert),
 }
 
 /// The meter's status.
@@ -41,6 +49,11 @@ pub struct Status {
     pub boot_slot: Slot,
     /// Lower-case hex SHA-1 of the booted image (`None`: empty slot).
     pub firmware_sha1: Option<String>,
+    /// Starts of the meter while the pending update awaited confirmation.
+    pub boots: u32,
+    /// The last update the meter reverted by itself, until a van has been
+    /// told.
+    pub reverted: Option<Revert>,
 }
 
 /// A meter's file system and firmware slots.
@@ -85,7 +98,18 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
             return Ok(Recovery::Clean);
         };
         match journal.phase {
-            Phase::Applied => Ok(Recovery::Clean),
+            Phase::Applied => match self.fallen_back(journal)? {
+                Some(booted) => {
+                    let reason = format!(
+                        "the bootloader booted slot {} instead of the new image of {}",
+                        booted.name(),
+                        journal.to
+                    );
+                    warn!(%reason, "following the bootloader back");
+                    Ok(Recovery::Reverted(self.revert(reason)?))
+                }
+                None => Ok(Recovery::Clean),
+            },
             Phase::Applying | Phase::RollingBack => {
                 warn!(from = %journal.from, to = %journal.to, phase = ?journal.phase, "undoing an interrupted update");
                 self.undo_to_old(&state)?;
@@ -94,6 +118,13 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
                 })
             }
         }
+    }
+
+    /// Checks that `plan` can be installed over the meter's tree as it is
+    /// now (paths that differ only in case on storage that ignores case,
+    /// files or directories in the way), before anything is downloaded.
+    pub fn check_plan(&self, plan: &UpdatePlan) -> Result<(), EngineError> {
+        journal(&self.storage, plan, None).map(drop)
     }
 
     /// Journals and installs a staged, verified plan, boots the new image
@@ -141,12 +172,19 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
     }
 
     /// Makes a pending update permanent: keeps the new firmware, drops the
-    /// backups.
+    /// backups. Refused when the booted image is not the new version's
+    /// (the bootloader fell back to the old one).
     pub fn confirm(&self) -> Result<Version, EngineError> {
         let state = self.state()?;
         let Some(journal) = state.update.as_ref().filter(|j| j.phase == Phase::Applied) else {
             return Err(EngineError::NothingPending);
         };
+        if let Some(booted) = self.fallen_back(journal)? {
+            return Err(EngineError::BootMismatch {
+                version: journal.to.clone(),
+                booted,
+            });
+        }
         if journal.firmware_from.is_some() {
             let boot = self.slots.state()?;
             if boot.pending {
@@ -166,18 +204,110 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
     /// Restores the files, version and boot slot from before the pending
     /// update, exactly.
     pub fn rollback(&self) -> Result<Version, EngineError> {
+        let journal = self.roll_back(None)?;
+        info!(version = %journal.from, "rolled back");
+        Ok(journal.from)
+    }
+
+    /// Rolls the pending update back by the meter's own decision, and
+    /// keeps why in the device state (saved with the rollback's journal,
+    /// so a power cut cannot lose it) until a van has been told.
+    pub fn revert(&self, reason: String) -> Result<Revert, EngineError> {
+        let journal = self.roll_back(Some(reason.clone()))?;
+        warn!(from = %journal.to, to = %journal.from, %reason, "reverted");
+        Ok(Revert {
+            from: journal.from,
+            to: journal.to,
+            reason,
+        })
+    }
+
+    fn roll_back(&self, reason: Option<String>) -> Result<Journal, EngineError> {
         let state = self.state()?;
         let Some(journal) = state.update.as_ref().filter(|j| j.phase == Phase::Applied) else {
             return Err(EngineError::NothingPending);
         };
         let mut rolling = journal.clone();
         rolling.phase = Phase::RollingBack;
-        let state = state.with(&state.version, Some(rolling));
-        state.save(&self.storage)?;
-        self.undo_to_old(&state)?;
+        let mut next = state.with(&state.version, Some(rolling));
+        if let Some(reason) = reason {
+            next.reverted = Some(Revert {
+                from: journal.from.clone(),
+                to: journal.to.clone(),
+                reason,
+            });
+        }
+        next.save(&self.storage)?;
+        self.undo_to_old(&next)?;
         self.remove_dir_if_present(&staging_dir())?;
-        info!(version = %journal.from, "rolled back");
-        Ok(journal.from.clone())
+        Ok(journal.clone())
+    }
+
+    /// Counts a start of the meter while an update awaits confirmation
+    /// (call it once per start, after [`Meter::recover`]); reverts the
+    /// update instead once it has had `max_boots` starts unconfirmed.
+    pub fn count_boot(&self, max_boots: u32) -> Result<BootCount, EngineError> {
+        let state = self.state()?;
+        let Some(journal) = state.update.as_ref().filter(|j| j.phase == Phase::Applied) else {
+            return Ok(BootCount::Settled);
+        };
+        if journal.boots >= max_boots {
+            let reason = format!(
+                "{} was not confirmed within {} boots",
+                journal.to, journal.boots
+            );
+            return Ok(BootCount::Reverted(self.revert(reason)?));
+        }
+        let mut counted = journal.clone();
+        counted.boots += 1;
+        state
+            .with(&state.version, Some(counted.clone()))
+            .save(&self.storage)?;
+        info!(version = %counted.to, boot = counted.boots, of = max_boots, "booted on trial");
+        Ok(BootCount::OnTrial {
+            version: counted.to,
+            boot: counted.boots,
+        })
+    }
+
+    /// Adds `seen` to what the version on trial has shown (saved when it
+    /// adds anything); returns that version and all it has shown, `None`
+    /// when no update awaits confirmation.
+    pub fn record(&self, seen: Evidence) -> Result<Option<(Version, Evidence)>, EngineError> {
+        let state = self.state()?;
+        let Some(journal) = state.update.as_ref().filter(|j| j.phase == Phase::Applied) else {
+            return Ok(None);
+        };
+        let all = journal.seen.and(seen);
+        if all != journal.seen {
+            let mut recorded = journal.clone();
+            recorded.seen = all;
+            state
+                .with(&state.version, Some(recorded))
+                .save(&self.storage)?;
+        }
+        Ok(Some((journal.to.clone(), all)))
+    }
+
+    /// Forgets `revert` once a van has been told of it.
+    pub fn revert_reported(&self, revert: &Revert) -> Result<(), EngineError> {
+        let mut state = self.state()?;
+        if state.reverted.as_ref() == Some(revert) {
+            state.reverted = None;
+            state.save(&self.storage)?;
+        }
+        Ok(())
+    }
+
+    /// The slot booted instead of the new image's, when the bootloader
+    /// fell back to the old one under `journal` (an update with firmware
+    /// boots the slot that was not booted before it).
+    fn fallen_back(&self, journal: &Journal) -> io::Result<Option<Slot>> {
+        let Some(before) = journal.firmware_from else {
+            return Ok(None);
+        };
+        let booted = self.slots.state()?.boot;
+        Ok((booted != before.boot.other()).then_some(booted))
     }
 
     /// The provisioned release-signing key; `None` in Pycom mode.
@@ -233,12 +363,30 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
             None => None,
         };
         let applied = state.update.as_ref().filter(|j| j.phase == Phase::Applied);
+        // After the bootloader fell back, the meter runs the old version
+        // (until recovery moves the files back too): never report the new.
+        let fallen_back = match applied {
+            Some(journal) => self.fallen_back(journal)?.is_some(),
+            None => false,
+        };
+        let pending = applied.filter(|_| !fallen_back);
+        // A rollback cut short ends at the old version too.
+        let rolling_back = state
+            .update
+            .as_ref()
+            .filter(|j| j.phase == Phase::RollingBack);
         Ok(Status {
-            version: state.version.clone(),
-            pending_confirm: applied.is_some(),
-            rollback_version: applied.map(|j| j.from.clone()),
+            version: match (applied, rolling_back) {
+                (Some(journal), _) if fallen_back => journal.from.clone(),
+                (_, Some(journal)) => journal.from.clone(),
+                _ => state.version.clone(),
+            },
+            pending_confirm: pending.is_some(),
+            rollback_version: pending.map(|j| j.from.clone()),
             boot_slot: boot.boot,
             firmware_sha1,
+            boots: pending.map_or(0, |j| j.boots),
+            reverted: state.reverted.clone(),
         })
     }
 

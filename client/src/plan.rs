@@ -87,6 +87,18 @@ pub enum PlanError {
     /// A URL that is not plain `http://`.
     #[error("unsupported URL {0:?}")]
     BadUrl(String),
+    /// Two paths differ only in case on a meter whose storage ignores
+    /// case: they would be one file there.
+    #[error("{0} and {1} differ only in case, and this meter's storage ignores case")]
+    CaseCollision(MeterPath, MeterPath),
+    /// The update cannot be installed over the meter's tree as it is.
+    #[error("{path} {reason}")]
+    Tree {
+        /// Where the tree is in the way.
+        path: MeterPath,
+        /// How.
+        reason: &'static str,
+    },
 }
 
 /// A file to download and install.
@@ -150,6 +162,29 @@ impl UpdatePlan {
     /// Total declared bytes to download (entries without a size count 0).
     pub fn declared_bytes(&self) -> u64 {
         self.downloads().filter_map(|f| f.expect.size).sum()
+    }
+
+    /// The firmware patch, when it may be used: one no larger than the
+    /// image it rebuilds, as declared (once a signed descriptor vouched
+    /// for the plan, the image's size is the signed one). A patch larger
+    /// than its image saves nothing and bounds nothing, so it is never
+    /// downloaded; the full image is.
+    pub fn usable_patch(&self) -> Option<&PlannedPatch> {
+        let patch = self.patch.as_ref()?;
+        let image = self.firmware.as_ref()?.expect.size?;
+        patch
+            .file
+            .expect
+            .size
+            .is_some_and(|size| size <= image)
+            .then_some(patch)
+    }
+
+    /// Bytes the update may occupy while staged: every download, and the
+    /// usable patch beside the image it rebuilds.
+    pub fn space_needed(&self) -> u64 {
+        let patch = self.usable_patch().and_then(|p| p.file.expect.size);
+        self.declared_bytes() + patch.unwrap_or(0)
     }
 }
 

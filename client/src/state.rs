@@ -12,6 +12,8 @@ use std::io;
 use otavan_protocol::Version;
 use serde::{Deserialize, Serialize};
 
+use crate::confirm::Revert;
+use crate::health::Evidence;
 use crate::path::MeterPath;
 use crate::slots::BootState;
 use crate::storage::{Storage, write_atomic};
@@ -48,9 +50,17 @@ pub struct DeviceState {
     /// lowered, not by a rollback either: anti-rollback for signed releases.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub highest_counter: u64,
+    /// The last update the meter reverted by itself, until a van has been
+    /// told why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted: Option<Revert>,
 }
 
 fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
 
@@ -76,14 +86,27 @@ pub struct Journal {
     pub from: Version,
     /// The version after it.
     pub to: Version,
-    /// File steps, in the order they are applied.
+    /// File steps, in the order they are applied: deletes, then installs
+    /// (journals written before deletes went first list installs first).
     pub ops: Vec<Op>,
     /// Directories the update creates in the meter's tree, outermost
     /// first; removed again on undo.
     pub created_dirs: Vec<MeterPath>,
+    /// Directories the update's deletes leave empty and it removes,
+    /// deepest first; created again on undo.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_dirs: Vec<MeterPath>,
     /// The boot state before a firmware change, when the update has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firmware_from: Option<BootState>,
+    /// Starts of the meter since the update was applied, while it awaits
+    /// confirmation ([`crate::Meter::count_boot`]).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub boots: u32,
+    /// What the new version has shown since it was applied (for its
+    /// self-test, [`crate::health`]).
+    #[serde(default, skip_serializing_if = "Evidence::is_empty")]
+    pub seen: Evidence,
 }
 
 /// One file step.
@@ -125,7 +148,7 @@ impl DeviceState {
         DeviceState {
             version: version.clone(),
             update,
-            highest_counter: self.highest_counter,
+            ..self.clone()
         }
     }
 

@@ -34,6 +34,20 @@ pub trait Storage {
     fn read(&self, path: &MeterPath) -> io::Result<Vec<u8>>;
     /// Opens a file for streaming reads.
     fn open(&self, path: &MeterPath) -> io::Result<Box<dyn Read + '_>>;
+    /// Opens a file for streaming reads from byte `offset` (a patch's
+    /// blocks are read each at its own offset). The default reads up to
+    /// the offset; storages that can seek override it.
+    fn open_at(&self, path: &MeterPath, offset: u64) -> io::Result<Box<dyn Read + '_>> {
+        let mut reader = self.open(path)?;
+        let skipped = io::copy(&mut (&mut reader).take(offset), &mut io::sink())?;
+        if skipped < offset {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{path} is shorter than {offset} bytes"),
+            ));
+        }
+        Ok(reader)
+    }
     /// Creates or truncates a file.
     fn create(&self, path: &MeterPath) -> io::Result<Box<dyn WriteFile + '_>>;
     /// Opens a file for appending, creating it if absent.
@@ -62,6 +76,10 @@ pub trait Storage {
     fn list(&self, dir: Option<&MeterPath>) -> io::Result<Vec<DirEntry>>;
     /// Bytes available for new data.
     fn free_space(&self) -> io::Result<u64>;
+    /// Whether names that differ only in case are one file here (FAT, as
+    /// on Pycom meters; exFAT; most Windows and macOS volumes). The engine
+    /// then refuses updates whose paths differ only in case.
+    fn case_insensitive(&self) -> io::Result<bool>;
 }
 
 /// Creates `path`'s missing parent directories, outermost first, and
@@ -136,6 +154,9 @@ pub fn walk_files(storage: &dyn Storage, dir: Option<&MeterPath>) -> io::Result<
 #[derive(Debug, Clone)]
 pub struct DirStorage {
     root: PathBuf,
+    /// Whether names differing only in case are one file, when told; else
+    /// detected.
+    case_insensitive: Option<bool>,
 }
 
 impl DirStorage {
@@ -148,7 +169,56 @@ impl DirStorage {
                 format!("{} is not a directory", root.display()),
             ));
         }
-        Ok(DirStorage { root })
+        Ok(DirStorage {
+            root,
+            case_insensitive: None,
+        })
+    }
+
+    /// This storage, told whether it ignores case instead of detecting it
+    /// (a meter knows its volumes).
+    pub fn with_case_insensitive(self, case_insensitive: bool) -> DirStorage {
+        DirStorage {
+            case_insensitive: Some(case_insensitive),
+            ..self
+        }
+    }
+
+    /// Whether some entry of the root is found again under its name with
+    /// the case of its letters swapped: then the volume holding it ignores
+    /// case. The root's entries are where a meter's volumes are mounted
+    /// (`flash`, `sd`) and where its state lives (`.otavan`).
+    fn detect_case_insensitive(&self) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        for entry in fs::read_dir(&self.root)? {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let swapped: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_lowercase() {
+                        c.to_uppercase().next().unwrap_or(c)
+                    } else {
+                        c.to_lowercase().next().unwrap_or(c)
+                    }
+                })
+                .collect();
+            if swapped == name {
+                continue;
+            }
+            let (Ok(there), Ok(again)) = (
+                fs::symlink_metadata(entry.path()),
+                fs::symlink_metadata(self.root.join(&swapped)),
+            ) else {
+                continue;
+            };
+            if (there.dev(), there.ino()) == (again.dev(), again.ino()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The root directory.
@@ -172,7 +242,7 @@ impl DirStorage {
                     ));
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) if absent(&e) => break,
                 Err(e) => return Err(e),
             }
         }
@@ -253,6 +323,13 @@ impl Storage for DirStorage {
         Ok(Box::new(File::open(self.checked(path)?)?))
     }
 
+    fn open_at(&self, path: &MeterPath, offset: u64) -> io::Result<Box<dyn Read + '_>> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = File::open(self.checked(path)?)?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Box::new(file))
+    }
+
     fn create(&self, path: &MeterPath) -> io::Result<Box<dyn WriteFile + '_>> {
         Ok(Box::new(DirFile::new(File::create(self.checked(path)?)?)))
     }
@@ -269,7 +346,7 @@ impl Storage for DirStorage {
         match fs::symlink_metadata(self.checked(path)?) {
             Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
             Ok(_) => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if absent(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -277,7 +354,7 @@ impl Storage for DirStorage {
     fn exists(&self, path: &MeterPath) -> io::Result<bool> {
         match fs::symlink_metadata(self.full(path)) {
             Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) if absent(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -337,6 +414,22 @@ impl Storage for DirStorage {
         let stats = rustix::fs::statvfs(&self.root).map_err(io::Error::from)?;
         Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
     }
+
+    fn case_insensitive(&self) -> io::Result<bool> {
+        match self.case_insensitive {
+            Some(told) => Ok(told),
+            None => self.detect_case_insensitive(),
+        }
+    }
+}
+
+/// Nothing is at a path: it does not exist, or a component above it is a
+/// file (as when a file is about to become a directory).
+fn absent(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
 }
 
 #[cfg(test)]

@@ -461,7 +461,9 @@ async fn a_wake_opens_wifi_at_the_window_and_the_next_status_reports_the_update(
         Some(WifiCall::Leave { .. })
     ));
     assert_eq!(rig.meter.version(), NEW);
-    assert!(rig.meter.meter().status().unwrap().pending_confirm);
+    // The van heard the new version's report and the status uplink went
+    // out: the meter confirmed itself (the status still said pending).
+    assert!(!rig.meter.meter().status().unwrap().pending_confirm);
     let reports = rig.transport.reports();
     assert_eq!(
         reports.last().unwrap().state,
@@ -1041,4 +1043,83 @@ async fn a_wake_updates_the_meter_from_the_real_van_server() {
             .any(|l| l.contains("meter-1") && l.contains(",UPDATED,")),
         "{csv}"
     );
+}
+
+/// Steps the trigger until it has sent a STATUS uplink.
+async fn until_status(trigger: &mut TestTrigger, host: &mut TestHost) -> Vec<Event> {
+    let mut events = Vec::new();
+    loop {
+        let event = trigger.step(host).await.unwrap();
+        let status = matches!(
+            event,
+            Event::Uplink {
+                kind: UplinkKind::Status,
+                ..
+            }
+        );
+        events.push(event);
+        if status {
+            return events;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_version_that_cannot_prove_itself_is_reverted_and_the_status_uplink_says_so() {
+    use otavan_client::confirm::Confirmation;
+    let rig = Rig::new();
+    // The van never hears the new version: its self-test cannot pass.
+    rig.transport.fail_reports(true);
+    let start = Instant::now();
+    let mut trigger = rig.trigger(41);
+    let mut host = rig.host();
+    trigger
+        .run_until(start + HOUR + MARGIN, &mut host)
+        .await
+        .unwrap();
+    rig.enqueue(wake(6, Duration::from_secs(60), 0, Some(NEW)));
+    // The next uplink hears the WAKE, the window opens a minute later,
+    // and the status uplink follows the session.
+    let events = until_status(&mut trigger, &mut host).await;
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Session {
+                result: OtaResult::Updated,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    // The uplink after the session went out, but the van never answered.
+    assert_eq!(rig.meter.version(), NEW);
+    assert!(rig.meter.meter().status().unwrap().pending_confirm);
+
+    // Three starts on trial (each a power cycle: a new engine and a new
+    // trigger from storage), and the fourth reverts.
+    for boot in 1..=4 {
+        let host = rig.host();
+        let result = host.engine.boot().await.unwrap();
+        if boot < 4 {
+            assert!(matches!(result, Confirmation::Waiting { .. }), "{result:?}");
+        } else {
+            assert!(matches!(result, Confirmation::Reverted(_)), "{result:?}");
+        }
+    }
+    assert_eq!(rig.meter.version(), OLD);
+    assert!(!rig.meter.meter().status().unwrap().pending_confirm);
+    let mut trigger = rig.trigger(42);
+    let mut host = rig.host();
+    until_status(&mut trigger, &mut host).await;
+    let status = *rig.statuses().last().unwrap();
+    assert_eq!(
+        (
+            status.version_tag,
+            status.pending_confirm,
+            status.last_result
+        ),
+        (tag(OLD), false, OtaResult::Reverted)
+    );
+    // The van heard nothing yet; it will, first thing, at the next session.
+    assert!(rig.meter.meter().status().unwrap().reverted.is_some());
 }

@@ -20,7 +20,8 @@ var OTAVAN_FPORT = 200;
 var CODEC_VERSION = 1;
 var CODE = { WAKE: 1, CANCEL: 2, STATUS_REQUEST: 3, STATUS: 8 };
 var RESULTS = ["none", "updated", "already_current", "refused", "download_failed",
-  "verification_failed", "no_space", "interrupted", "wifi_join_failed", "cancelled"];
+  "verification_failed", "no_space", "interrupted", "wifi_join_failed", "cancelled",
+  "reverted"];
 // Each duration field: seconds per fine unit, the minutes flag, the
 // largest count in either unit.
 var DELAY = { field: "delay", fineStep: 1, minutesFlag: 0x8000, maxCount: 0x7fff };

@@ -142,13 +142,14 @@ fn every_result_code() {
         (7, OtaResult::Interrupted, "interrupted"),
         (8, OtaResult::WifiJoinFailed, "wifi_join_failed"),
         (9, OtaResult::Cancelled, "cancelled"),
+        (10, OtaResult::Reverted, "reverted"),
     ];
     for (code, result, name) in named {
         assert_eq!(OtaResult::from_code(code), result);
         assert_eq!(result.code(), code);
         assert_eq!(serde_json::to_value(result).unwrap(), json!(name));
     }
-    for code in 10..=255 {
+    for code in 11..=255 {
         assert_eq!(OtaResult::from_code(code), OtaResult::Other(code));
         assert_eq!(
             serde_json::to_value(OtaResult::Other(code)).unwrap(),

@@ -42,6 +42,9 @@ fn live_meters_update_and_every_check_passes() {
     // exactly their source.
     assert_eq!(checks.exactly_target, r.report.updated);
     assert_eq!(checks.exactly_source + checks.exactly_target, 40);
+    // Each confirmed itself: the van heard it, then its status uplink went
+    // out (the client's self-test, not the rehearsal, decided).
+    assert_eq!(checks.on_trial, 0);
     assert!(r.report.updated >= 30, "{:?}", r.report.failures);
     assert!(checks.reports_stored >= r.report.updated * 5);
     assert_eq!(live.joins, 40);

@@ -188,3 +188,199 @@ fn failures_exit_non_zero_with_a_clear_message() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no update is pending"));
     assert_eq!(status(root)["firmware_sha1"], serde_json::Value::Null);
 }
+
+/// A meter at 1.0.0 under `dir/meter`, and the van serving the sample.
+fn meter_and_van(dir: &Path) -> (Served, String, std::path::PathBuf) {
+    let served = Served::start(sample(), &dir.join("van.db"));
+    let server = format!("http://{}", served.addr);
+    let meter = dir.join("meter");
+    std::fs::create_dir(&meter).unwrap();
+    copy_tree(&sample().join("1.0.0"), &meter);
+    let firmware = sample().join("firmware_1.0.0.bin");
+    ok(&[
+        "device",
+        "init",
+        "--root",
+        meter.to_str().unwrap(),
+        "--version",
+        "1.0.0",
+        "--firmware",
+        firmware.to_str().unwrap(),
+    ]);
+    (served, server, meter)
+}
+
+fn update(root: &str, server: &str, device_id: &str) {
+    let out = ok(&[
+        "device",
+        "update",
+        "--root",
+        root,
+        "--server",
+        server,
+        "--device-id",
+        device_id,
+    ]);
+    assert!(out.contains("updated 1.0.0 -> 1.1.0"), "{out}");
+}
+
+#[test]
+fn a_meter_reverts_a_version_that_fails_its_self_test_and_confirms_one_that_passes() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let (served, server, meter) = meter_and_van(dir.path());
+    let root = meter.to_str().unwrap();
+    update(root, &server, "meter-8");
+
+    // The self-test fails: reverted at once, and the van hears why.
+    let output = run(&[
+        "device",
+        "check",
+        "--root",
+        root,
+        "--hook",
+        "exit 4",
+        "--server",
+        &server,
+        "--device-id",
+        "meter-8",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "otavan: reverted to 1.0.0: self-test failed: the health hook \"exit 4\" exited with 4"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(tree(&meter), tree(&sample().join("1.0.0")));
+    let reverted = status(root);
+    assert_eq!(
+        (
+            reverted["version"].as_str(),
+            reverted["pending_confirm"].as_bool()
+        ),
+        (Some("1.0.0"), Some(false))
+    );
+    assert_eq!(
+        reverted["reverted"],
+        serde_json::Value::Null,
+        "the van heard it"
+    );
+    let csv = served.get("/reports.csv");
+    assert!(
+        csv.lines().any(|l| l.contains("meter-8")
+            && l.contains(",FAILED,")
+            && l.contains("reverted to 1.0.0")),
+        "{csv}"
+    );
+
+    // Again; this time the self-test passes at the next start.
+    update(root, &server, "meter-8");
+    let out = ok(&[
+        "device",
+        "boot",
+        "--root",
+        root,
+        "--hook",
+        "test \"$OTAVAN_VERSION\" = 1.1.0",
+    ]);
+    assert!(
+        out.contains("1.1.0 passed its self-test: confirmed"),
+        "{out}"
+    );
+    assert_eq!(tree(&meter), tree(&sample().join("1.1.0")));
+    assert_eq!(status(root)["pending_confirm"], false);
+    let out = ok(&["device", "boot", "--root", root]);
+    assert!(
+        out.contains("no update awaits confirmation; at 1.1.0"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_version_the_van_never_heard_is_reverted_after_its_starts() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let (served, server, meter) = meter_and_van(dir.path());
+    let root = meter.to_str().unwrap();
+    // The van refuses every report of this meter (its id is too long),
+    // so the new version can never show it reaches the van.
+    let unheard = "m".repeat(200);
+    update(root, &server, &unheard);
+    for start in 1..=2 {
+        let out = ok(&["device", "boot", "--root", root, "--max-boots", "2"]);
+        assert!(
+            out.contains(&format!(
+                "1.1.0 is on trial (start {start} of 2): waiting for a report delivered to the van"
+            )),
+            "{out}"
+        );
+    }
+    let output = run(&["device", "check", "--root", root]);
+    assert!(!output.status.success(), "not confirmed");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("on trial, waiting for"));
+    let output = run(&[
+        "device",
+        "boot",
+        "--root",
+        root,
+        "--max-boots",
+        "2",
+        "--server",
+        &server,
+        "--device-id",
+        "meter-9",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("otavan: reverted to 1.0.0: 1.1.0 was not confirmed within 2 boots"),
+        "{stderr}"
+    );
+    assert_eq!(tree(&meter), tree(&sample().join("1.0.0")));
+    assert!(
+        served
+            .get("/reports.csv")
+            .contains("not confirmed within 2 boots")
+    );
+    // Without the van requirement (a plain Pycom server has no /report),
+    // the next update confirms at its first start.
+    update(root, &server, &unheard);
+    let out = ok(&["device", "boot", "--root", root, "--no-van-report"]);
+    assert!(
+        out.contains("1.1.0 passed its self-test: confirmed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn after_the_bootloader_falls_back_status_shows_the_old_version_and_confirm_refuses() {
+    // The issue's reproduction: journal Applied, the bootloader booted the
+    // old slot again. status said 1.1.0 and confirm made it permanent.
+    let dir = tempfile::TempDir::new().unwrap();
+    let (_served, server, meter) = meter_and_van(dir.path());
+    let root = meter.to_str().unwrap();
+    update(root, &server, "meter-10");
+    std::fs::write(
+        meter.join(".otavan/slots/boot.json"),
+        br#"{"boot":"a","pending":false}"#,
+    )
+    .unwrap();
+    let output = run(&["device", "status", "--root", root, "--json"]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("otavan: reverted to 1.0.0: the bootloader booted slot a"),
+        "{stderr}"
+    );
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(status["version"], "1.0.0");
+    assert_eq!(status["pending_confirm"], false);
+    assert_eq!(
+        status["firmware_sha1"],
+        sha1_file(&sample().join("firmware_1.0.0.bin"))
+    );
+    assert_eq!(tree(&meter), tree(&sample().join("1.0.0")));
+    let output = run(&["device", "confirm", "--root", root]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no update is pending"));
+}

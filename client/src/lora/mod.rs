@@ -27,6 +27,12 @@
 //!    The engine reports to the van's server by HTTP; the trigger records
 //!    the [`otavan_protocol::lora::OtaResult`] ([`ota_result`]) and sends
 //!    it in a STATUS uplink at once.
+//! 5. **Self-test**: every uplink sent while an update is on trial is
+//!    evidence for its self-test ([`crate::Engine::self_test`]), which
+//!    confirms the new version (the van heard it, the uplink went out) or
+//!    reverts it; a revert, there or at a start ([`crate::Engine::boot`],
+//!    which the meter's main loop calls before building the trigger),
+//!    makes the next uplink a STATUS saying `reverted`.
 //!
 //! The LoRaWAN session (keys and frame counters), the schedule, the seen
 //! campaigns and the last result are saved in the meter's storage

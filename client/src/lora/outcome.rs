@@ -34,6 +34,7 @@ fn engine_result(error: &EngineError) -> OtaResult {
         EngineError::NotProvisioned
         | EngineError::PendingConfirm(_)
         | EngineError::NothingPending
+        | EngineError::BootMismatch { .. }
         | EngineError::Plan(_)
         | EngineError::Untrusted(_) => OtaResult::Refused,
         EngineError::Manifest(error) => transport_result(error),

@@ -26,7 +26,9 @@ use super::outcome::ota_result;
 use super::schedule::{Decision, Scheduler, Wakeup, WifiSession};
 use super::store::{Saved, lora_file};
 use crate::clock::{Clock, Entropy, MeterClock, SplitMix};
-use crate::engine::EngineError;
+use crate::confirm::Confirmation;
+use crate::engine::{Engine, EngineError};
+use crate::health::Evidence;
 use crate::slots::FirmwareSlots;
 use crate::state::{DeviceState, Phase};
 use crate::storage::Storage;
@@ -451,6 +453,15 @@ where
             self.status_due = true;
         }
         let state = host.engine.meter().state().map_err(TriggerError::Meter)?;
+        if state.reverted.is_some() && self.last_result != OtaResult::Reverted {
+            // The meter reverted an update by itself: say so now.
+            self.last_result = OtaResult::Reverted;
+            self.status_due = true;
+        }
+        let on_trial = state
+            .update
+            .as_ref()
+            .is_some_and(|journal| journal.phase == Phase::Applied);
         let (kind, fport, payload) = if self.status_due {
             let status = self.status(&state, host.sensors.battery());
             (
@@ -485,6 +496,9 @@ where
         let event = match response {
             Ok(response) => {
                 self.sent(kind);
+                if on_trial {
+                    self.self_test(&host.engine).await;
+                }
                 let downlink = match response {
                     SendResponse::DownlinkReceived(_) => self.take_downlink(received_at, &state),
                     SendResponse::SessionExpired => {
@@ -512,6 +526,28 @@ where
         };
         self.save(storage, 0)?;
         Ok(event)
+    }
+
+    /// An uplink went out from a version on trial: evidence for its
+    /// self-test, which may confirm it or revert it.
+    async fn self_test<S, F, Tr>(&mut self, engine: &Engine<S, F, Tr>)
+    where
+        S: Storage,
+        F: FirmwareSlots,
+        Tr: Transport,
+    {
+        match engine.self_test(Evidence::UPLINK).await {
+            Ok(Confirmation::Reverted(revert)) => {
+                warn!(reason = %revert.reason, "reverted after the uplink");
+                self.last_result = OtaResult::Reverted;
+                self.status_due = true;
+            }
+            Ok(Confirmation::Waiting { missing, .. }) => {
+                debug!(%missing, "on trial, waiting");
+            }
+            Ok(_) => {}
+            Err(error) => warn!(%error, "the self-test after the uplink failed"),
+        }
     }
 
     /// Bookkeeping after an uplink of `kind` was sent (or refused for

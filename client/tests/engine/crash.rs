@@ -1,10 +1,24 @@
 //! Power cuts at every storage operation of an update, a rollback and a
 //! confirm: after recovery the meter is exactly at the old or the new
-//! version, and a later pass still gets it to the new one.
+//! version (files, folders, version, booted image), and a later pass still
+//! gets it to the new one. Run over the sample release and over one where
+//! files and folders swap places.
 
 use otavan_client::Recovery;
 
-use crate::harness::{NEW, OLD, Release, TestMeter, pass};
+use crate::harness::{NEW, OLD, Release, TestMeter, pass, read_dirs};
+use crate::transitions::swapped_release;
+
+/// Exactly at `version`: files, version and image, and its folders too.
+pub fn assert_exactly(meter: &TestMeter, release: &Release, version: &str) {
+    meter.assert_at(release, version);
+    let fresh = TestMeter::provisioned(release, version);
+    assert_eq!(
+        read_dirs(&meter.root()),
+        read_dirs(&fresh.root()),
+        "folders differ from {version}'s"
+    );
+}
 
 /// Operations a clean update takes, counted by a fault storage that never cuts.
 async fn count_update_ops(release: &Release) -> u64 {
@@ -14,14 +28,12 @@ async fn count_update_ops(release: &Release) -> u64 {
     storage.ops()
 }
 
-#[tokio::test]
-async fn a_power_cut_at_any_operation_of_an_update_leaves_old_or_new() {
-    let release = Release::sample();
-    let total = count_update_ops(&release).await;
+async fn a_power_cut_at_any_operation_of_an_update_leaves_old_or_new(release: &Release) {
+    let total = count_update_ops(release).await;
     assert!(total > 50, "the update takes {total} operations");
     let (mut ended_old, mut ended_new) = (0, 0);
     for cut in 0..total {
-        let meter = TestMeter::provisioned(&release, OLD);
+        let meter = TestMeter::provisioned(release, OLD);
         let (engine, storage) = meter.faulty_engine(release.transport(), Some(cut));
         let result = engine.update().await;
         assert!(storage.is_cut(), "cut {cut} of {total} never happened");
@@ -34,19 +46,19 @@ async fn a_power_cut_at_any_operation_of_an_update_leaves_old_or_new() {
         let recovery = meter.meter().recover().unwrap();
         if meter.version() == NEW {
             assert_eq!(recovery, Recovery::Clean);
-            meter.assert_at(&release, NEW);
+            assert_exactly(&meter, release, NEW);
             assert!(meter.meter().status().unwrap().pending_confirm);
             ended_new += 1;
         } else {
-            meter.assert_at(&release, OLD);
+            assert_exactly(&meter, release, OLD);
             ended_old += 1;
             // The next van pass completes the update.
             meter.engine(release.transport()).update().await.unwrap();
-            meter.assert_at(&release, NEW);
+            assert_exactly(&meter, release, NEW);
         }
         // And the update rolls back byte for byte from there.
         meter.meter().rollback().unwrap();
-        meter.assert_at(&release, OLD);
+        assert_exactly(&meter, release, OLD);
         meter.assert_outside_untouched();
     }
     // Cuts before the commit end old; a cut at the commit's directory sync ends new.
@@ -54,6 +66,16 @@ async fn a_power_cut_at_any_operation_of_an_update_leaves_old_or_new() {
         ended_old > 0 && ended_new > 0,
         "old {ended_old}, new {ended_new}"
     );
+}
+
+#[tokio::test]
+async fn a_power_cut_at_any_operation_of_an_update_leaves_old_or_new_sample() {
+    a_power_cut_at_any_operation_of_an_update_leaves_old_or_new(&Release::sample()).await;
+}
+
+#[tokio::test]
+async fn a_power_cut_at_any_operation_of_a_file_folder_swap_leaves_old_or_new() {
+    a_power_cut_at_any_operation_of_an_update_leaves_old_or_new(&swapped_release()).await;
 }
 
 #[tokio::test]
@@ -78,28 +100,36 @@ async fn after_a_power_cut_anywhere_the_next_pass_fetches_only_what_is_missing()
     }
 }
 
-#[tokio::test]
-async fn a_power_cut_at_any_operation_of_a_rollback_leaves_old_or_pending_new() {
-    let release = Release::sample();
-    let probe = TestMeter::provisioned(&release, OLD);
+async fn a_power_cut_at_any_operation_of_a_rollback_leaves_old_or_pending_new(release: &Release) {
+    let probe = TestMeter::provisioned(release, OLD);
     probe.engine(release.transport()).update().await.unwrap();
     let (engine, storage) = probe.faulty_engine(release.transport(), None);
     engine.meter().rollback().unwrap();
     let total = storage.ops();
 
     for cut in 0..total {
-        let meter = TestMeter::provisioned(&release, OLD);
+        let meter = TestMeter::provisioned(release, OLD);
         meter.engine(release.transport()).update().await.unwrap();
         let (engine, storage) = meter.faulty_engine(release.transport(), Some(cut));
         assert!(engine.meter().rollback().is_err(), "cut {cut}");
         assert!(storage.is_cut());
         meter.meter().recover().unwrap();
         if meter.version() == NEW {
-            meter.assert_at(&release, NEW);
+            assert_exactly(&meter, release, NEW);
             meter.meter().rollback().unwrap();
         }
-        meter.assert_at(&release, OLD);
+        assert_exactly(&meter, release, OLD);
     }
+}
+
+#[tokio::test]
+async fn a_power_cut_at_any_operation_of_a_rollback_leaves_old_or_pending_new_sample() {
+    a_power_cut_at_any_operation_of_a_rollback_leaves_old_or_pending_new(&Release::sample()).await;
+}
+
+#[tokio::test]
+async fn a_power_cut_at_any_operation_of_a_file_folder_swap_rollback_leaves_old_or_new() {
+    a_power_cut_at_any_operation_of_a_rollback_leaves_old_or_pending_new(&swapped_release()).await;
 }
 
 #[tokio::test]
@@ -117,11 +147,11 @@ async fn a_power_cut_at_any_operation_of_a_confirm_keeps_the_new_version() {
         let (engine, _) = meter.faulty_engine(release.transport(), Some(cut));
         assert!(engine.meter().confirm().is_err(), "cut {cut}");
         meter.meter().recover().unwrap();
-        meter.assert_at(&release, NEW);
+        assert_exactly(&meter, &release, NEW);
         if meter.meter().status().unwrap().pending_confirm {
             meter.meter().confirm().unwrap();
         }
-        meter.assert_at(&release, NEW);
+        assert_exactly(&meter, &release, NEW);
         assert!(
             !meter.root().join(".otavan/backup").exists(),
             "cut {cut}: backups left"

@@ -5,7 +5,7 @@ use crate::harness::{NEW, OLD, Release, TestMeter};
 
 /// Two images like successive builds: the same code with a few edits and
 /// an inserted block, so bsdiff finds the shared bytes.
-fn images() -> (Vec<u8>, Vec<u8>) {
+pub fn images() -> (Vec<u8>, Vec<u8>) {
     let functions: Vec<Vec<u8>> = (0..40u32)
         .map(|f| {
             (0..(200 + f * 37))
@@ -24,7 +24,13 @@ fn images() -> (Vec<u8>, Vec<u8>) {
     (old, new)
 }
 
-fn delta_release() -> Release {
+pub fn delta_release() -> Release {
+    delta_release_unpatched().with_patches()
+}
+
+/// The sample's trees with [`images`], before patches are computed (a
+/// release signed first must compute them after, as the server does).
+pub fn delta_release_unpatched() -> Release {
     let sample = Release::sample();
     let (old, new) = images();
     let old_tree: Vec<(String, Vec<u8>)> = sample.tree(OLD).into_iter().collect();
@@ -37,7 +43,7 @@ fn delta_release() -> Release {
         .iter()
         .map(|(p, b)| (p.as_str(), b.clone()))
         .collect();
-    Release::from_trees(&old_refs, &new_refs, &old, &new).with_patches()
+    Release::from_trees(&old_refs, &new_refs, &old, &new)
 }
 
 #[tokio::test]

@@ -3,14 +3,17 @@
 
 mod harness;
 
+mod confirm;
 mod crash;
 mod deltas;
 mod golden;
 mod hostile;
 mod http;
+mod patch_bounds;
 mod pycom;
 mod resume;
 mod slot;
 mod steps;
+mod transitions;
 mod trust;
 mod update;

@@ -25,6 +25,10 @@ fn seen(storage: &DirStorage, step: &Step<'_>) -> String {
         Step::File(file) => {
             assert_eq!(phase, Some(Phase::Applying), "{file:?} before the journal");
             match file {
+                FileStep::RemoveDir(dir) => {
+                    assert!(storage.list(Some(dir)).unwrap().is_empty(), "{dir}");
+                    format!("rmdir {dir}")
+                }
                 FileStep::CreateDir(dir) => {
                     assert!(!storage.exists(dir).unwrap());
                     format!("mkdir {dir}")
@@ -71,10 +75,14 @@ async fn the_observer_hears_every_apply_step_in_order() {
     engine.update().await.unwrap();
     meter.assert_at(&release, NEW);
 
-    // The sample update: new files in a new folder and in an existing
-    // one, replaced files (backed up first), deleted files, firmware.
+    // The sample update: deleted files first (one leaves a folder empty,
+    // which goes too), new files in a new folder and in an existing one,
+    // replaced files (backed up first), firmware.
     let expected = [
         "journal",
+        "delete /flash/lib/old_driver.py to /.otavan/backup/flash/lib/old_driver.py",
+        "delete /sd/sounds/beep.wav to /.otavan/backup/sd/sounds/beep.wav",
+        "rmdir /sd/sounds",
         "mkdir /flash/lib/tariff",
         "install /flash/lib/tariff/peak.py",
         "install /flash/lib/tariff/tables.py",
@@ -83,8 +91,6 @@ async fn the_observer_hears_every_apply_step_in_order() {
         "install /flash/lib/meter.py",
         "backup /flash/main.py to /.otavan/backup/flash/main.py",
         "install /flash/main.py",
-        "delete /flash/lib/old_driver.py to /.otavan/backup/flash/lib/old_driver.py",
-        "delete /sd/sounds/beep.wav to /.otavan/backup/sd/sounds/beep.wav",
         "sync",
         "boot b",
         "commit",

@@ -37,6 +37,10 @@ pub enum OtaResult {
     WifiJoinFailed,
     /// 9: the campaign was cancelled.
     Cancelled,
+    /// 10: the installed version was rolled back by the meter itself: it
+    /// failed its self-test, was not confirmed within its boots, or the
+    /// bootloader fell back to the old image.
+    Reverted,
     /// A code this codec does not know (from a newer meter). Never holds a
     /// known code when decoded; encoding `Other(1)` writes 1, which decodes
     /// as [`OtaResult::Updated`].
@@ -44,7 +48,7 @@ pub enum OtaResult {
 }
 
 impl OtaResult {
-    /// The result for `code`: a named variant for 0..=9, `Other` otherwise.
+    /// The result for `code`: a named variant for 0..=10, `Other` otherwise.
     pub fn from_code(code: u8) -> OtaResult {
         match code {
             0 => OtaResult::None,
@@ -57,6 +61,7 @@ impl OtaResult {
             7 => OtaResult::Interrupted,
             8 => OtaResult::WifiJoinFailed,
             9 => OtaResult::Cancelled,
+            10 => OtaResult::Reverted,
             other => OtaResult::Other(other),
         }
     }
@@ -74,6 +79,7 @@ impl OtaResult {
             OtaResult::Interrupted => 7,
             OtaResult::WifiJoinFailed => 8,
             OtaResult::Cancelled => 9,
+            OtaResult::Reverted => 10,
             OtaResult::Other(code) => code,
         }
     }
@@ -91,6 +97,7 @@ impl OtaResult {
             OtaResult::Interrupted => "interrupted",
             OtaResult::WifiJoinFailed => "wifi_join_failed",
             OtaResult::Cancelled => "cancelled",
+            OtaResult::Reverted => "reverted",
             OtaResult::Other(_) => return None,
         })
     }

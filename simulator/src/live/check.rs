@@ -24,6 +24,10 @@ pub struct Checks {
     pub exactly_target: u64,
     /// Meters at their source version with exactly its files and firmware.
     pub exactly_source: u64,
+    /// Of the meters at the target, those still on trial at the end: their
+    /// self-test never passed (the van never heard their report), so they
+    /// would revert at their fourth start.
+    pub on_trial: u64,
     /// Meters that recorded a signed release's counter: they verified its
     /// descriptor (0 when the release is not signed).
     pub verified_signed_release: u64,
@@ -77,10 +81,10 @@ pub fn check(index: &ReleaseIndex, store: &ReportStore, meters: &[Checked<'_>]) 
             continue;
         };
         let device = Meter::new(storage.clone(), FileSlots::new(storage));
-        let version = match device.state() {
+        let (version, on_trial) = match device.state() {
             Ok(state) => {
                 checks.verified_signed_release += u64::from(state.highest_counter > 0);
-                state.version
+                (state.version, state.update.is_some())
             }
             Err(e) => {
                 checks
@@ -90,6 +94,7 @@ pub fn check(index: &ReleaseIndex, store: &ReportStore, meters: &[Checked<'_>]) 
             }
         };
         let at_target = version == target;
+        checks.on_trial += u64::from(at_target && on_trial);
         let expected = if at_target { &target } else { meter.source };
         match differences(index, expected, meter.root, &device) {
             None if at_target => checks.exactly_target += 1,

@@ -16,8 +16,8 @@ use otavan_client::engine::{Engine, EngineConfig};
 use otavan_client::fault::FaultStorage;
 use otavan_client::lora::{Event, Host, LoraTrigger, TriggerConfig};
 use otavan_client::meter::Meter;
-use otavan_client::slots::FileSlots;
-use otavan_client::storage::DirStorage;
+use otavan_client::slots::{FileSlots, FirmwareSlots};
+use otavan_client::storage::{DirStorage, Storage};
 use otavan_client::wifi::{Credentials, VanNetwork};
 use otavan_loranet::{DeviceKeys, NetworkServer, SimRadio, SimTimer};
 use otavan_protocol::Version;
@@ -141,20 +141,30 @@ pub async fn run(
             world.incident(m, Cause::PowerCut);
             return;
         }
-        if meter.state().is_ok_and(|s| s.version == setup.target) {
-            // The power failed after the apply had committed: the meter
-            // boots the new version, which passes its self-test.
-            let _ = meter.confirm();
-            let mut log = world.logs[m].borrow_mut();
-            log.updated_at = Some(world.now());
-            log.updated_unreported = true;
-            return;
-        }
         // The meter's clock: the campaign's virtual time on its calendar.
         let clock = MeterClock::starting_at(WALL_EPOCH + Duration::from_micros(world.now()));
         let transport = VanTransport::new(Rc::clone(&world), server.clone(), m);
         let config = EngineConfig::new(device_id(&setup.keys));
         let mut engine = Engine::new(meter, transport, config, clock, attempts);
+        // A start: a version on trial counts it, and is reverted when its
+        // starts ran out, as on a meter.
+        if engine.boot().await.is_err() {
+            world.incident(m, Cause::PowerCut);
+            return;
+        }
+        if let Ok(state) = engine.meter().state()
+            && state.version == setup.target
+        {
+            let mut log = world.logs[m].borrow_mut();
+            log.updated_at.get_or_insert(world.now());
+            match state.update {
+                // A cut came after the new version had confirmed itself.
+                None => return,
+                // A cut came after the commit, before the van heard.
+                Some(journal) if !journal.seen.van_report => log.updated_unreported = true,
+                Some(_) => {}
+            }
+        }
         if rng.chance(setup.power_cut) {
             engine = engine.observing(PowerCut {
                 storage: storage.clone(),
@@ -250,21 +260,28 @@ async fn drive(
                 result: OtaResult::Updated,
                 ..
             }) => {
-                let meter = host.engine.meter();
-                if meter.state().is_ok_and(|s| s.version == setup.target) {
-                    // The new image boots and passes its self-test.
-                    let _ = meter.confirm();
-                    world.logs[m].borrow_mut().updated_at = Some(world.now());
-                }
+                // Installed: on trial until its self-test passes (the van
+                // heard its report, then the status uplink goes out).
+                world.logs[m]
+                    .borrow_mut()
+                    .updated_at
+                    .get_or_insert(world.now());
             }
             _ => {}
         }
-        if world.logs[m].borrow().updated_at.is_some() {
-            // Nothing left to do for the campaign.
+        if settled_at(host.engine.meter(), &setup.target) {
+            // Confirmed: nothing left to do for the campaign.
             return false;
         }
     }
     false
+}
+
+/// Whether the meter runs `target`, confirmed (its self-test passed).
+fn settled_at<S: Storage, F: FirmwareSlots>(meter: &Meter<S, F>, target: &Version) -> bool {
+    meter
+        .state()
+        .is_ok_and(|s| s.version == *target && s.update.is_none())
 }
 
 fn trigger_config(setup: &MeterSetup) -> TriggerConfig {

@@ -1,6 +1,8 @@
 //! The device state, the boot state and the provisioned tree.
 
+use otavan_client::confirm::Revert;
 use otavan_client::device::provision;
+use otavan_client::health::Evidence;
 use otavan_client::path::MeterPath;
 use otavan_client::slots::{BootState, FileSlots, FirmwareSlots, Slot};
 use otavan_client::state::{DeviceState, Journal, Op, Phase};
@@ -40,7 +42,51 @@ fn journal(phase: Phase, firmware_from: Option<BootState>) -> Journal {
             },
         ],
         created_dirs: vec![path("flash/lib/tariff")],
+        removed_dirs: vec![],
         firmware_from,
+        boots: 0,
+        seen: Evidence::default(),
+    }
+}
+
+/// A journal like the engine's for an update where files and folders
+/// swap places: `flash/config` becomes a folder, `flash/lib/drivers/` a
+/// file. Deletes come first, then the emptied folder goes, then the new
+/// one is made, then files are installed.
+fn swap_journal(phase: Phase) -> Journal {
+    Journal {
+        phase,
+        from: version("1.0.0"),
+        to: version("1.1.0"),
+        ops: vec![
+            Op::Delete {
+                path: path("flash/config"),
+                backup: path(".otavan/backup/flash/config"),
+            },
+            Op::Delete {
+                path: path("flash/lib/drivers/modbus.py"),
+                backup: path(".otavan/backup/flash/lib/drivers/modbus.py"),
+            },
+            Op::Install {
+                path: path("flash/config/site.json"),
+                staged: path(
+                    ".otavan/staging/1f0e3dad99908345-a9993e364706816aba3e25717850c26c9cd0d89d",
+                ),
+                backup: None,
+            },
+            Op::Install {
+                path: path("flash/lib/drivers"),
+                staged: path(
+                    ".otavan/staging/4b227777d4dd1fc6-84983e441c3bd26ebaae4aa1f95129e5e54670f1",
+                ),
+                backup: None,
+            },
+        ],
+        created_dirs: vec![path("flash/config")],
+        removed_dirs: vec![path("flash/lib/drivers")],
+        firmware_from: None,
+        boots: 0,
+        seen: Evidence::default(),
     }
 }
 
@@ -56,6 +102,21 @@ fn states() -> Vec<(&'static str, DeviceState)> {
         version: version(v),
         update,
         highest_counter,
+        reverted: None,
+    };
+    // On trial: booted twice since it was applied, and the van heard it.
+    let on_trial = Journal {
+        boots: 2,
+        seen: Evidence::VAN_REPORT,
+        ..journal(Phase::Applied, firmware_a())
+    };
+    let reverted = DeviceState {
+        reverted: Some(Revert {
+            from: version("1.0.0"),
+            to: version("1.1.0"),
+            reason: "1.1.0 was not confirmed within 3 boots".into(),
+        }),
+        ..at("1.0.0", None, 12)
     };
     let firmware = Some(BOOTED_A);
     vec![
@@ -77,7 +138,20 @@ fn states() -> Vec<(&'static str, DeviceState)> {
             "state/rolling-back.json",
             at("1.1.0", Some(journal(Phase::RollingBack, firmware)), 12),
         ),
+        (
+            "state/applying-swap.json",
+            at("1.0.0", Some(swap_journal(Phase::Applying)), 0),
+        ),
+        (
+            "state/applied-on-trial.json",
+            at("1.1.0", Some(on_trial), 12),
+        ),
+        ("state/reverted.json", reverted),
     ]
+}
+
+fn firmware_a() -> Option<BootState> {
+    Some(BOOTED_A)
 }
 
 /// The golden state files today's code writes.
@@ -88,6 +162,9 @@ const STATES_WRITTEN: &[&str] = &[
     "state/applying-files-only.json",
     "state/applied.json",
     "state/rolling-back.json",
+    "state/applying-swap.json",
+    "state/applied-on-trial.json",
+    "state/reverted.json",
 ];
 
 #[test]
@@ -139,6 +216,46 @@ fn a_golden_journal_is_recovered_by_todays_code() {
     assert_eq!(
         std::fs::read(root.join("sd/sounds/beep.wav")).unwrap(),
         b"beep"
+    );
+    let state = meter.state().unwrap();
+    assert_eq!((state.version.as_str(), state.update), ("1.0.0", None));
+}
+
+#[test]
+fn a_golden_swap_journal_is_recovered_by_todays_code() {
+    // state/applying-swap.json cut after its folder steps: flash/config
+    // is a new, empty folder (its file in the backup), flash/lib/drivers
+    // is gone (its one file in the backup).
+    let (dir, storage) = meter_with("state/applying-swap.json", ".otavan/state.json");
+    let root = dir.path();
+    let write = |p: &str, bytes: &[u8]| {
+        std::fs::create_dir_all(root.join(p).parent().unwrap()).unwrap();
+        std::fs::write(root.join(p), bytes).unwrap();
+    };
+    write("flash/lib/meter.py", b"meter");
+    write(".otavan/backup/flash/config", b"old config");
+    write(".otavan/backup/flash/lib/drivers/modbus.py", b"old modbus");
+    std::fs::create_dir_all(root.join("flash/config")).unwrap();
+    write(
+        ".otavan/staging/1f0e3dad99908345-a9993e364706816aba3e25717850c26c9cd0d89d",
+        b"new site",
+    );
+    let slots = FileSlots::new(storage.clone());
+    slots.set_state(BOOTED_A).unwrap();
+    let meter = Meter::new(storage.clone(), slots);
+    assert_eq!(
+        meter.recover().unwrap(),
+        Recovery::Undone {
+            version: version("1.0.0")
+        }
+    );
+    assert_eq!(
+        std::fs::read(root.join("flash/config")).unwrap(),
+        b"old config"
+    );
+    assert_eq!(
+        std::fs::read(root.join("flash/lib/drivers/modbus.py")).unwrap(),
+        b"old modbus"
     );
     let state = meter.state().unwrap();
     assert_eq!((state.version.as_str(), state.update), ("1.0.0", None));
