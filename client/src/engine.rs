@@ -7,7 +7,7 @@ use otavan_protocol::{Manifest, Report, UpdateState, Version};
 use tracing::{debug, info, warn};
 
 use crate::apply::ApplyObserver;
-use crate::clock::{Clock, Entropy};
+use crate::clock::{Clock, Entropy, NetworkTime, trusted_now};
 use crate::download::{DownloadError, stage};
 use crate::meter::Meter;
 use crate::plan::{Limits, PlanError, plan};
@@ -15,7 +15,7 @@ use crate::slots::FirmwareSlots;
 use crate::state::DeviceState;
 use crate::storage::Storage;
 use crate::transport::{Transport, TransportError};
-use crate::trust::{MeterView, fetch_descriptor, vouch};
+use crate::trust::{Anchor, Checks, MeterView, verify, vouch};
 
 /// How the engine behaves.
 #[derive(Debug, Clone)]
@@ -26,6 +26,9 @@ pub struct EngineConfig {
     pub limits: Limits,
     /// How often a cut download is resumed within one cycle.
     pub retries: u32,
+    /// Whether an unsigned meter may go to a version below the one it
+    /// runs (its operator's choice). A signed meter never does.
+    pub allow_downgrade: bool,
 }
 
 impl EngineConfig {
@@ -35,6 +38,7 @@ impl EngineConfig {
             device_id: device_id.into(),
             limits: Limits::default(),
             retries: 2,
+            allow_downgrade: false,
         }
     }
 }
@@ -90,9 +94,28 @@ pub enum EngineError {
     /// The update is not what the release manager signed.
     #[error("refused: {0}")]
     Untrusted(String),
+    /// The target is not above the installed version.
+    #[error("refused: version {to} is not above the installed {from} (downgrade refused{})", downgrade_hint(*.signed))]
+    Downgrade {
+        /// The installed version.
+        from: Version,
+        /// The version offered.
+        to: Version,
+        /// Whether the meter is signed (then no setting permits it).
+        signed: bool,
+    },
     /// The file system failed.
     #[error("storage: {0}")]
     Storage(#[from] io::Error),
+}
+
+/// What may still permit a refused downgrade.
+fn downgrade_hint(signed: bool) -> &'static str {
+    if signed {
+        ""
+    } else {
+        "; --allow-downgrade permits it on an unsigned meter"
+    }
 }
 
 /// Bytes moved by an update, for reports.
@@ -111,7 +134,11 @@ struct Transferred {
 /// system behind the caller's back: a meter passes
 /// [`SystemClock`](crate::clock::SystemClock) and
 /// [`SystemEntropy`](crate::clock::SystemEntropy), a rehearsal its virtual
-/// time and a seeded stream, a test whatever instant it checks.
+/// time and a seeded stream, a test whatever instant it checks. Expiry is
+/// judged at [`trusted_now`]: the meter's clock counts only as far as it
+/// makes the meter stricter; the network's time ([`Engine::network_time`],
+/// set by the LoRa trigger) and the floor kept in the device state are
+/// what the meter trusts.
 pub struct Engine<S, F, T> {
     meter: Meter<S, F>,
     transport: T,
@@ -119,6 +146,7 @@ pub struct Engine<S, F, T> {
     clock: Box<dyn Clock + Send + Sync>,
     entropy: Mutex<Box<dyn Entropy + Send>>,
     observer: Option<Box<dyn ApplyObserver + Send + Sync>>,
+    network_time: NetworkTime,
 }
 
 impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
@@ -139,7 +167,14 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             clock: Box::new(clock),
             entropy: Mutex::new(Box::new(entropy)),
             observer: None,
+            network_time: NetworkTime::new(),
         }
+    }
+
+    /// The network's time this engine trusts: whoever hears the network
+    /// (the LoRa trigger) sets it.
+    pub fn network_time(&self) -> &NetworkTime {
+        &self.network_time
     }
 
     /// This engine, telling `observer` of every apply step before it runs
@@ -214,16 +249,32 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
                 version: current.clone(),
             });
         };
-        if let Some(key) = self.meter.trust_key()? {
-            let descriptor = fetch_descriptor(&self.transport, manifest, &key).await?;
-            let view = MeterView {
-                storage: self.meter.storage(),
-                booted_sha256: self.meter.booted_sha256()?,
-                highest_counter: state.highest_counter,
-                now: self.clock.now().as_secs(),
-            };
-            vouch(&mut plan, &descriptor, &view)?;
+        let anchor = Anchor::load(self.meter.storage())?;
+        if plan.to < plan.from && (anchor.is_some() || !self.config.allow_downgrade) {
+            return Err(EngineError::Downgrade {
+                from: plan.from.clone(),
+                to: plan.to.clone(),
+                signed: anchor.is_some(),
+            });
         }
+        let verified = match &anchor {
+            Some(anchor) => {
+                let checks = Checks {
+                    storage: self.meter.storage(),
+                    version: current,
+                    highest_counter: state.highest_counter,
+                    now: self.trusted_now(state)?,
+                };
+                let verified = verify(&self.transport, manifest, anchor, &checks).await?;
+                let view = MeterView {
+                    storage: self.meter.storage(),
+                    booted_sha256: self.meter.booted_sha256()?,
+                };
+                vouch(&mut plan, &verified, &view)?;
+                Some(verified)
+            }
+            None => None,
+        };
         let (from, to) = (&plan.from, &plan.to);
         info!(%from, %to, files = plan.files.len(), deletes = plan.deletes.len(), firmware = plan.firmware.is_some(), "updating");
         self.check_space(plan.declared_bytes())?;
@@ -266,6 +317,9 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             self.report(attempt, from, to, state, None, Some(moved(bytes)))
                 .await;
         }
+        if let Some(verified) = &verified {
+            verified.keep(self.meter.storage(), from)?;
+        }
         let observer = self.observer.as_deref().map(|o| o as &dyn ApplyObserver);
         self.meter.apply(&staged, observer)?;
         debug!("installed and committed");
@@ -283,6 +337,17 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             to: to.clone(),
             bytes,
         })
+    }
+
+    /// The trusted time in Unix seconds; the network's time, when there is
+    /// one, is first kept as the meter's floor.
+    fn trusted_now(&self, state: &DeviceState) -> Result<u64, EngineError> {
+        let network = self.network_time.now();
+        if let Some(network) = network {
+            self.meter.raise_trusted_time(network.as_secs())?;
+        }
+        let floor = std::time::Duration::from_secs(state.trusted_time);
+        Ok(trusted_now(floor, network, self.clock.now()).as_secs())
     }
 
     /// A new random number from the engine's entropy.

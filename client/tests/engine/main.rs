@@ -5,12 +5,16 @@ mod harness;
 
 mod crash;
 mod deltas;
+mod downgrade;
 mod golden;
 mod hostile;
 mod http;
 mod pycom;
 mod resume;
+mod roles;
 mod slot;
 mod steps;
 mod trust;
+mod trusted_time;
 mod update;
+mod whole_truth;

@@ -5,6 +5,7 @@ use otavan_client::path::MeterPath;
 use otavan_client::slots::{BootState, FileSlots, FirmwareSlots, Slot};
 use otavan_client::state::{DeviceState, Journal, Op, Phase};
 use otavan_client::storage::{DirStorage, Storage, walk_files};
+use otavan_client::trust::Anchor;
 use otavan_client::{Meter, Recovery};
 use otavan_protocol::descriptor::KeyPair;
 use tempfile::TempDir;
@@ -56,6 +57,7 @@ fn states() -> Vec<(&'static str, DeviceState)> {
         version: version(v),
         update,
         highest_counter,
+        trusted_time: 0,
     };
     let firmware = Some(BOOTED_A);
     vec![
@@ -197,7 +199,7 @@ fn provisioning_writes_the_golden_tree_byte_for_byte_and_a_meter_opens_it() {
     let dir = TempDir::new().unwrap();
     let storage = DirStorage::new(dir.path()).unwrap();
     let mut image = PROVISIONED_IMAGE;
-    let key = release_keys().public();
+    let key = Anchor::Key(release_keys().public());
     provision(&storage, &version("1.0.0"), Some(&mut image), Some(&key)).unwrap();
     let files: Vec<MeterPath> = walk_files(&storage, None).unwrap();
     let names: Vec<&str> = files.iter().map(|p| p.as_str()).collect();
@@ -224,5 +226,8 @@ fn provisioning_writes_the_golden_tree_byte_for_byte_and_a_meter_opens_it() {
         .unwrap()
         .sha1;
     assert_eq!(status.firmware_sha1, Some(sha1));
-    assert_eq!(meter.trust_key().unwrap(), Some(release_keys().public()));
+    assert_eq!(
+        Anchor::load(meter.storage()).unwrap(),
+        Some(Anchor::Key(release_keys().public()))
+    );
 }
