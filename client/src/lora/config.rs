@@ -81,6 +81,11 @@ pub struct TriggerConfig {
     /// How long an update may run past its window's close before it is
     /// abandoned (the WiFi is left, the result is `interrupted`).
     pub session_overrun: Duration,
+    /// How old the network's last answer to a time request may grow
+    /// before a signed meter asks again (`DeviceTimeReq` in the next
+    /// uplink; it also asks after every start and join, and on every
+    /// uplink until answered).
+    pub time_sync_every: Duration,
 }
 
 impl TriggerConfig {
@@ -106,6 +111,7 @@ impl TriggerConfig {
             networks,
             join: JoinPolicy::default(),
             session_overrun: Duration::from_secs(5 * 60),
+            time_sync_every: Duration::from_secs(86_400),
         }
     }
 }

@@ -28,6 +28,13 @@
 //!    the [`otavan_protocol::lora::OtaResult`] ([`ota_result`]) and sends
 //!    it in a STATUS uplink at once.
 //!
+//! 5. **Time**: a signed meter asks the network for the time
+//!    (`DeviceTimeReq`) in its first uplink after a start or a join, then
+//!    daily ([`TriggerConfig::time_sync_every`]); the authenticated answer
+//!    goes to the engine's [`crate::clock::NetworkTime`] and becomes the
+//!    meter's trusted-time floor. lorawan-device cannot send or read that
+//!    MAC command, so the radio under it is wrapped ([`TimeRadio`]).
+//!
 //! The LoRaWAN session (keys and frame counters), the schedule, the seen
 //! campaigns and the last result are saved in the meter's storage
 //! (`.otavan/lora.json`, replaced atomically) after every change, and the
@@ -39,6 +46,7 @@
 //! milliseconds with paused time.
 
 mod config;
+mod device_time;
 mod duty;
 mod host;
 mod outcome;
@@ -47,6 +55,7 @@ mod store;
 mod trigger;
 
 pub use config::{DEFAULT_READING_FPORT, JoinPolicy, TriggerConfig};
+pub use device_time::TimeRadio;
 pub use duty::DutyCycle;
 pub use host::{Host, Sensors};
 pub use outcome::ota_result;

@@ -101,6 +101,14 @@ mod tests {
             OtaResult::Refused
         );
         assert_eq!(
+            update(EngineError::Downgrade {
+                from: v("1.1.0"),
+                to: v("1.0.0"),
+                signed: false
+            }),
+            OtaResult::Refused
+        );
+        assert_eq!(
             update(EngineError::PendingConfirm(v("1.1.0"))),
             OtaResult::Refused
         );

@@ -273,9 +273,14 @@ pub fn rehearse_live(
             contacts,
             scenario.van.vans as usize,
         ));
-        let network = NetworkServer::new(match scenario.region() {
-            Region::Eu868 => NetworkConfig::eu868(seed),
-            Region::Us915 => NetworkConfig::us915(seed),
+        let network = NetworkServer::new(NetworkConfig {
+            // The network's clock is the campaign's, like the meters':
+            // signed meters ask it for the time (DeviceTimeReq).
+            time: Some(meter::WALL_EPOCH),
+            ..match scenario.region() {
+                Region::Eu868 => NetworkConfig::eu868(seed),
+                Region::Us915 => NetworkConfig::us915(seed),
+            }
         });
         if let Some(path) = &options.lora_log
             && let Ok(file) = std::fs::File::create(path)
