@@ -79,8 +79,10 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
     pub fn recover(&self) -> Result<Recovery, EngineError> {
         let state = self.state()?;
         let Some(journal) = &state.update else {
-            // A confirm cut short may have left its backups behind.
+            // A confirm cut short may have left its backups behind, and
+            // the old version's kept descriptor.
             self.remove_dir_if_present(&backup_dir())?;
+            crate::trust::installed::prune(&self.storage, &state.version)?;
             return Ok(Recovery::Clean);
         };
         match journal.phase {

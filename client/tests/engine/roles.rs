@@ -19,7 +19,7 @@ use crate::harness::{NEW, NOW, OLD, Release, TestMeter};
 const FAR: u64 = 4_000_000_000;
 const WEEK: u64 = 7 * 86_400;
 
-fn root() -> KeyPair {
+pub fn root() -> KeyPair {
     KeyPair::from_seed([1; 32])
 }
 
@@ -40,14 +40,15 @@ fn terms(keys: &[&KeyPair]) -> Terms {
 }
 
 /// The sample release, certified for the release key and signed by it.
-fn certified_release() -> Release {
+pub fn certified_release() -> Release {
     let mut release = Release::sample();
     release.certify(&root(), &terms(&[&release_key()]));
     release.sign_by(&[&release_key()], FAR, NOW + WEEK);
     release
 }
 
-fn root_meter(release: &Release, version: &str) -> TestMeter {
+/// A meter of `release` at `version` trusting [`root`].
+pub fn root_meter(release: &Release, version: &str) -> TestMeter {
     TestMeter::provisioned_trusting(release, version, Some(&Anchor::Root(root().public())))
 }
 
