@@ -23,6 +23,7 @@ use std::io::{self, Read};
 
 use tracing::{debug, warn};
 
+use crate::bounded::{Bounded, overflow};
 use crate::digest::{Digest3, Hashes, Mismatch};
 use crate::firmware::stage_image;
 use crate::path::MeterPath;
@@ -259,12 +260,22 @@ pub(crate) async fn fetch_resuming<T: Transport>(
             _ => {}
         }
         target.resume_after(have).map_err(&storage_error)?;
+        // Never more than the file's size: a server sending endless data
+        // is cut off there.
+        let mut bounded = Bounded::new(&mut *target, file.expect.size, have);
+        let fetched = transport.fetch(&file.url, have, &mut bounded).await;
         // Whatever arrives is progress, even from a cut fetch.
-        match transport.fetch(&file.url, have, &mut *target).await {
+        match fetched {
             Ok(fetched) => {
                 debug!(path = %file.path, from = fetched.from, bytes = fetched.received, "fetched");
                 *received += fetched.received;
                 return Ok(());
+            }
+            Err(TransportError::Sink(source)) if overflow(&source).is_some() => {
+                return Err(DownloadError::Transport {
+                    path: file.path.clone(),
+                    source: TransportError::BadResponse(source.to_string()),
+                });
             }
             Err(TransportError::Sink(source)) => return Err(storage_error(source)),
             Err(error) if attempt < retries => {

@@ -19,6 +19,7 @@
 pub mod transport;
 
 pub mod apply;
+mod bounded;
 pub mod clock;
 pub mod digest;
 pub mod download;
