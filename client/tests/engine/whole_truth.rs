@@ -111,7 +111,7 @@ async fn an_extra_file_on_the_meter_is_refused() {
 }
 
 #[tokio::test]
-async fn the_installed_descriptor_decides_the_next_updates_deletes() {
+async fn a_signed_meter_keeps_the_installed_descriptor_and_drops_the_old_at_confirm() {
     let release = signed_release();
     let meter = TestMeter::provisioned_with(&release, OLD, Some(&keys().public()));
     meter.engine(release.transport()).update().await.unwrap();
@@ -132,6 +132,62 @@ async fn the_installed_descriptor_decides_the_next_updates_deletes() {
             .join(format!(".otavan/descriptors/{OLD}.json"))
             .exists()
     );
+}
+
+/// Once kept, the installed descriptor decides what may be deleted, not
+/// what the van says the installed version was.
+#[tokio::test]
+async fn the_kept_descriptor_decides_the_deletes() {
+    let release = signed_release();
+    let meter = TestMeter::provisioned_with(&release, OLD, Some(&keys().public()));
+    // A first update and its rollback leave 1.0.0's descriptor kept.
+    meter.engine(release.transport()).update().await.unwrap();
+    meter.meter().rollback().unwrap();
+    meter.assert_at(&release, OLD);
+    // The van no longer names 1.0.0's descriptor: the kept one justifies
+    // deleting flash/lib/old_driver.py and sd/sounds/beep.wav...
+    let without_previous = |m: &mut serde_json::Value| {
+        m.as_object_mut().unwrap().remove("previous_descriptor");
+    };
+    let transport = release.transport();
+    transport.set_manifest(OLD, edited(&release, without_previous));
+    meter.engine(transport).update().await.unwrap();
+    meter.assert_at(&release, NEW);
+    meter.meter().rollback().unwrap();
+    // ...and nothing else.
+    write(&meter.root(), "sd/calibration.dat", b"factory calibration");
+    let manifest = edited(&release, |m| {
+        without_previous(m);
+        m["delete"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("sd/calibration.dat"));
+    });
+    refused(
+        &meter,
+        &release,
+        manifest,
+        "deletes /sd/calibration.dat, which the signed release 1.0.0 does not list",
+    )
+    .await;
+}
+
+/// A meter whose version the van has no descriptor for (and which kept
+/// none) has no signed reason to delete anything.
+#[tokio::test]
+async fn without_any_descriptor_of_the_installed_version_nothing_may_be_deleted() {
+    let release = signed_release();
+    let meter = TestMeter::provisioned_with(&release, OLD, Some(&keys().public()));
+    let manifest = edited(&release, |m| {
+        m.as_object_mut().unwrap().remove("previous_descriptor");
+    });
+    refused(
+        &meter,
+        &release,
+        manifest,
+        "deletes /flash/lib/old_driver.py, which the signed release 1.0.0 does not list",
+    )
+    .await;
 }
 
 #[tokio::test]
