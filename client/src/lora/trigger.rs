@@ -175,6 +175,9 @@ where
     /// When the network last told the time ([`MeterClock`] time; `None`:
     /// not since the start or the last join).
     time_answered_at: Option<Duration>,
+    /// Whether the meter is signed (has a trust anchor): only a signed
+    /// meter needs the network's time.
+    signed: bool,
 }
 
 impl<R, T> LoraTrigger<R, T>
@@ -198,7 +201,8 @@ where
     ///
     /// [`TriggerError::Config`] for an unusable configuration (FPorts,
     /// data rate, join policy), [`TriggerError::Storage`] when the saved
-    /// state cannot be read.
+    /// state cannot be read, [`TriggerError::Meter`] when the meter's
+    /// trust anchor cannot.
     pub fn new(
         config: TriggerConfig,
         radio: R,
@@ -209,6 +213,9 @@ where
     ) -> Result<LoraTrigger<R, T>, TriggerError> {
         let data_rate = check_config(&config)?;
         let saved = Saved::load(storage).map_err(TriggerError::Storage)?;
+        let signed = Anchor::load(storage)
+            .map_err(TriggerError::Meter)?
+            .is_some();
         let last_result = saved.last_result();
         let session = match (saved.dev_eui, saved.session) {
             (Some(dev_eui), Some(session)) if dev_eui == config.dev_eui => Some(session),
@@ -242,6 +249,7 @@ where
             duty: DutyCycle::new(config.region),
             jitter: SplitMix::new(seed.rotate_left(32) ^ 0x6f74_6176_616e_6a72),
             time_answered_at: None,
+            signed,
             config,
         })
     }
@@ -486,7 +494,7 @@ where
             return Ok(Event::UplinkRefused { kind, error });
         }
         let fcnt = self.device.get_session().map_or(0, |s| s.fcnt_up);
-        self.ask_time_if_due(storage, payload.len())?;
+        self.ask_time_if_due(payload.len());
         // Save the counter this frame leaves behind before it goes out, so
         // a restart during the receive windows never reuses it.
         self.save(storage, 1)?;
@@ -536,21 +544,13 @@ where
     /// time) and has had no answer since it started, joined, or in
     /// [`TriggerConfig::time_sync_every`]; and when the extra FOpts byte
     /// still fits the data rate.
-    fn ask_time_if_due(
-        &mut self,
-        storage: &dyn Storage,
-        payload_len: usize,
-    ) -> Result<(), TriggerError> {
+    fn ask_time_if_due(&mut self, payload_len: usize) {
         let now = self.clock.now();
         let due = self
             .time_answered_at
             .is_none_or(|at| now.saturating_sub(at) >= self.config.time_sync_every);
-        if !due
-            || Anchor::load(storage)
-                .map_err(TriggerError::Meter)?
-                .is_none()
-        {
-            return Ok(());
+        if !due || !self.signed {
+            return;
         }
         let fits = check_fits(
             self.config.region,
@@ -562,7 +562,6 @@ where
         if let (true, Some(session)) = (fits, self.device.get_session().cloned()) {
             self.device.get_mut_radio().ask_next(&session);
         }
-        Ok(())
     }
 
     /// The network's answer to a time request in the downlink with
