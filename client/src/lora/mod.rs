@@ -30,7 +30,7 @@
 //!
 //! 5. **Time**: a signed meter asks the network for the time
 //!    (`DeviceTimeReq`) in its first uplink after a start or a join, then
-//!    daily ([`TriggerConfig::time_sync_every`]); the authenticated answer
+//!    weekly ([`TriggerConfig::time_sync_every`]); the authenticated answer
 //!    goes to the engine's [`crate::clock::NetworkTime`] and becomes the
 //!    meter's trusted-time floor. lorawan-device cannot send or read that
 //!    MAC command, so the radio under it is wrapped ([`TimeRadio`]).
