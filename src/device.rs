@@ -7,7 +7,7 @@ use anyhow::Context;
 use otavan_client::confirm::Confirmation;
 use otavan_client::device::{Device, InitOptions, Trial, init};
 use otavan_client::health::{DefaultCheck, Hook};
-use otavan_client::{Outcome, Recovery};
+use otavan_client::{EngineConfig, Outcome, Recovery};
 use otavan_protocol::Version;
 
 /// Device subcommands.
@@ -26,8 +26,13 @@ pub enum DeviceCommand {
         firmware: Option<PathBuf>,
         /// The release-signing public key (PREFIX.pub): the meter then
         /// installs only releases signed with its secret half.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "root_key")]
         public_key: Option<PathBuf>,
+        /// The root public key (PREFIX.pub from `otavan keygen --role
+        /// root`): the meter then installs only what the release keys its
+        /// root certificate names sign.
+        #[arg(long)]
+        root_key: Option<PathBuf>,
     },
     /// Run one update cycle against a server.
     Update {
@@ -40,6 +45,10 @@ pub enum DeviceCommand {
         /// The identifier used in reports (default: this machine's host name).
         #[arg(long)]
         device_id: Option<String>,
+        /// Let an unsigned meter go to a lower version (a signed meter
+        /// never does).
+        #[arg(long)]
+        allow_downgrade: bool,
     },
     /// Show the meter's version, pending state and firmware.
     Status {
@@ -130,22 +139,31 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
             version,
             firmware,
             public_key,
+            root_key,
         } => {
             let options = InitOptions {
                 firmware: firmware.as_deref(),
                 public_key: public_key.as_deref(),
+                root_key: root_key.as_deref(),
             };
             init(&root, &version, &options)?;
+            if public_key.is_none() && root_key.is_none() {
+                eprintln!(
+                    "otavan: warning: no --root-key or --public-key: this meter trusts any van and installs whatever a server offers"
+                );
+            }
             println!("provisioned {} at version {version}", root.display());
         }
         DeviceCommand::Update {
             root,
             server,
             device_id,
+            allow_downgrade,
         } => {
             let device = open(&root)?;
-            let device_id = device_id.unwrap_or_else(host_name);
-            match runtime()?.block_on(device.update(&server, &device_id))? {
+            let mut config = EngineConfig::new(device_id.unwrap_or_else(host_name));
+            config.allow_downgrade = allow_downgrade;
+            match runtime()?.block_on(device.update(&server, config))? {
                 Outcome::UpToDate { version } => println!("already current at {version}"),
                 Outcome::Updated { from, to, bytes } => {
                     println!(

@@ -35,11 +35,16 @@ enum Command {
     /// Act as a meter: provision, update, confirm, roll back.
     #[command(subcommand)]
     Device(device::DeviceCommand),
-    /// Create an Ed25519 key pair for signing releases (PREFIX.key, PREFIX.pub).
+    /// Create an Ed25519 key pair (PREFIX.key, PREFIX.pub): a release
+    /// signing key, or with --role root the offline root key.
     Keygen {
         /// Path prefix of the two key files.
         #[arg(long)]
         out: PathBuf,
+        /// What the key is for: release (signs descriptors and timestamps)
+        /// or root (certifies release keys; keep it offline).
+        #[arg(long, value_enum, default_value = "release")]
+        role: release::Role,
     },
     /// Release manager tools.
     #[command(subcommand)]
@@ -133,7 +138,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Device(command) => device::run(command),
-        Command::Keygen { out } => release::keygen(&out),
+        Command::Keygen { out, role } => release::keygen(&out, role),
         Command::Release(command) => release::run(command),
         Command::Lora(command) => lora::run(command),
         Command::Rehearse(args) => rehearse::run(args),

@@ -9,16 +9,30 @@
 //! [`MeterClock`] anchored at the campaign's epoch) and seeded streams, so
 //! a run is a function of its seed; a test passes a clock stopped at the
 //! instant it checks.
+//!
+//! **Trusted time.** The meter's own clock (its RTC) is not trusted: it
+//! may have reset to 1970, and nothing authenticates it. What the meter
+//! trusts is the network's time ([`NetworkTime`]: LoRaWAN's
+//! `DeviceTimeAns`, authenticated by the network session, carried forward
+//! by the monotonic clock) and its floor ([`crate::state::DeviceState`]'s
+//! `trusted_time`: the latest such time it has seen, kept across reboots,
+//! never lowered). Expiry is judged at [`trusted_now`]: the latest of the
+//! floor, the network's time and the RTC. The RTC can only make a meter
+//! stricter (an expiry comes sooner), never accept what the trusted time
+//! says has expired, and it is never written into the floor, so a clock
+//! that jumped to 2100 stops updates only until it is set right.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
 /// Wall-clock time, as a [`Duration`] since the Unix epoch.
 ///
-/// The engine checks signed descriptors' expiry against it. A trait, not
-/// a call to [`SystemTime::now`], so that the time is whatever the caller
-/// says: the system's on a meter, virtual in a rehearsal, fixed in a test.
+/// The meter's own clock; the engine judges expiry at [`trusted_now`] of
+/// it. A trait, not a call to [`SystemTime::now`], so that the time is
+/// whatever the caller says: the system's on a meter, virtual in a
+/// rehearsal, fixed in a test.
 pub trait Clock {
     /// The time now.
     fn now(&self) -> Duration;
@@ -77,6 +91,48 @@ impl Clock for MeterClock {
     fn now(&self) -> Duration {
         self.wall + self.anchor.elapsed()
     }
+}
+
+/// The network's time: the last authenticated answer (LoRaWAN
+/// `DeviceTimeAns`) and the monotonic instant it stood for, shared by the
+/// LoRa trigger (which sets it) and the engine (which reads it).
+///
+/// It lives for one boot only: tokio's [`Instant`] means nothing after a
+/// restart, which is why the floor in the device state keeps the latest
+/// value across reboots.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkTime(Arc<Mutex<Option<(Duration, Instant)>>>);
+
+impl NetworkTime {
+    /// No answer yet.
+    pub fn new() -> NetworkTime {
+        NetworkTime::default()
+    }
+
+    /// The network said it was Unix time `unix` at `at`. An answer that
+    /// would move the time back is ignored: the time only grows.
+    pub fn set(&self, unix: Duration, at: Instant) {
+        let mut time = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = |(wall, anchor): (Duration, Instant)| wall + anchor.elapsed();
+        if time.is_none_or(|old| now(old) <= unix + at.elapsed()) {
+            *time = Some((unix, at));
+        }
+    }
+
+    /// The network's time now, carried from its last answer by the
+    /// monotonic clock; `None` before any answer.
+    pub fn now(&self) -> Option<Duration> {
+        let time = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        time.map(|(wall, anchor)| wall + anchor.elapsed())
+    }
+}
+
+/// The time a meter judges expiry at: the latest of its `floor` (the
+/// trusted time it kept), the `network`'s time, and its own clock `rtc`.
+/// Each only ever makes the result later, so none of them can make an
+/// expired release look valid again by going back.
+pub fn trusted_now(floor: Duration, network: Option<Duration>, rtc: Duration) -> Duration {
+    floor.max(network.unwrap_or_default()).max(rtc)
 }
 
 /// A source of random 64-bit numbers.
@@ -150,6 +206,32 @@ mod tests {
         assert_eq!(clock.now(), Duration::from_secs(1_767_225_600));
         tokio::time::sleep(Duration::from_secs(86_400)).await;
         assert_eq!(clock.now(), Duration::from_secs(1_767_312_000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn network_time_advances_with_the_monotonic_clock_and_never_goes_back() {
+        let time = NetworkTime::new();
+        assert_eq!(time.now(), None);
+        time.set(Duration::from_secs(1_767_225_600), Instant::now());
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(time.now(), Some(Duration::from_secs(1_767_225_660)));
+        // An older answer (a replayed or delayed frame) changes nothing.
+        time.set(Duration::from_secs(1_000), Instant::now());
+        assert_eq!(time.now(), Some(Duration::from_secs(1_767_225_660)));
+        time.set(Duration::from_secs(1_767_230_000), Instant::now());
+        assert_eq!(time.now(), Some(Duration::from_secs(1_767_230_000)));
+        // Clones share the time: the trigger sets what the engine reads.
+        assert_eq!(time.clone().now(), time.now());
+    }
+
+    #[test]
+    fn trusted_time_is_the_latest_source() {
+        let s = Duration::from_secs;
+        // An RTC reset to 1970 cannot pull the time back.
+        assert_eq!(trusted_now(s(500), Some(s(900)), s(0)), s(900));
+        assert_eq!(trusted_now(s(500), None, s(0)), s(500));
+        // A clock ahead only makes the meter stricter.
+        assert_eq!(trusted_now(s(500), Some(s(900)), s(2_000)), s(2_000));
     }
 
     #[test]

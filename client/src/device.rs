@@ -11,21 +11,22 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use otavan_protocol::descriptor::PublicKey;
+use otavan_protocol::keys::{KeyRole, PublicKey};
 use otavan_protocol::{Manifest, Report, Version};
 
-use crate::clock::{SystemClock, SystemEntropy};
+use crate::clock::{Clock, SystemClock, SystemEntropy};
 use crate::confirm::Confirmation;
 use crate::engine::{Engine, EngineConfig, EngineError, Outcome};
 use crate::health::{DefaultCheck, Evidence};
 use crate::meter::{Meter, Recovery, Status};
 use crate::path::{MeterPath, STATE_DIR};
 use crate::slots::FileSlots;
-use crate::state::{DeviceState, trust_file};
-use crate::storage::{DirStorage, Storage, write_atomic};
+use crate::state::DeviceState;
+use crate::storage::{DirStorage, Storage};
 use crate::transport::{
     Fetched, HttpTransport, HttpTransportConfig, Sink, Transport, TransportError,
 };
+use crate::trust::Anchor;
 use crate::wifi::{Credentials, HostWifi, SessionError, VanNetwork, update_session};
 
 /// Why a device command failed.
@@ -43,6 +44,9 @@ pub enum DeviceError {
     /// The meter is already provisioned.
     #[error("{0} is already provisioned (remove its {STATE_DIR}/ to start over)")]
     AlreadyProvisioned(PathBuf),
+    /// Both a release key and a root key were given.
+    #[error("a meter trusts either a root key or a single release key, not both")]
+    TwoAnchors,
     /// Another `otavan device` command holds the lock.
     #[error("another otavan process is using {0}")]
     Busy(PathBuf),
@@ -57,13 +61,14 @@ pub enum DeviceError {
 }
 
 /// Records `version` as installed and `image` (empty when `None`) as the
-/// booted, confirmed firmware in slot A. Works on any storage, so tests
-/// provision fault-injecting ones the same way.
+/// booted, confirmed firmware in slot A, trusting `anchor` (any server
+/// when `None`). Works on any storage, so tests provision
+/// fault-injecting ones the same way.
 pub fn provision<S: Storage + Clone>(
     storage: &S,
     version: &Version,
     image: Option<&mut dyn Read>,
-    trust: Option<&PublicKey>,
+    anchor: Option<&Anchor>,
 ) -> io::Result<()> {
     let state_dir = MeterPath::parse(STATE_DIR).expect("valid");
     if !storage.exists(&state_dir)? {
@@ -71,14 +76,15 @@ pub fn provision<S: Storage + Clone>(
     }
     let mut empty: &[u8] = &[];
     FileSlots::new(storage.clone()).provision(image.unwrap_or(&mut empty))?;
-    if let Some(key) = trust {
-        write_atomic(storage, &trust_file(), key.to_file().as_bytes())?;
+    if let Some(anchor) = anchor {
+        anchor.save(storage)?;
     }
     DeviceState {
         version: version.clone(),
         update: None,
         highest_counter: 0,
         reverted: None,
+        trusted_time: 0,
     }
     .save(storage)
 }
@@ -88,9 +94,12 @@ pub fn provision<S: Storage + Clone>(
 pub struct InitOptions<'a> {
     /// The image the meter runs now (an empty slot without one).
     pub firmware: Option<&'a Path>,
-    /// The release-signing public key; without one the meter trusts any
-    /// server (Pycom mode).
+    /// The release-signing public key (single-key mode).
     pub public_key: Option<&'a Path>,
+    /// The root public key (root mode: the meter trusts the release keys
+    /// the root certifies). Without this or `public_key` the meter trusts
+    /// any server (Pycom mode).
+    pub root_key: Option<&'a Path>,
 }
 
 /// `otavan device init`: provisions the meter at `root`.
@@ -99,22 +108,31 @@ pub fn init(root: &Path, version: &Version, options: &InitOptions<'_>) -> Result
     if root.join(STATE_DIR).join("state.json").exists() {
         return Err(DeviceError::AlreadyProvisioned(root.to_path_buf()));
     }
-    let trust = match options.public_key {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| io_error(path, source))?;
-            let key = PublicKey::from_text(&text)
-                .map_err(|e| io_error(path, io::Error::new(io::ErrorKind::InvalidData, e)))?;
-            Some(key)
-        }
-        None => None,
+    let read_key = |path: &Path, role| {
+        let text = std::fs::read_to_string(path).map_err(|source| io_error(path, source))?;
+        PublicKey::from_text_as(&text, role)
+            .map_err(|e| io_error(path, io::Error::new(io::ErrorKind::InvalidData, e)))
+    };
+    let anchor = match (options.public_key, options.root_key) {
+        (Some(_), Some(_)) => return Err(DeviceError::TwoAnchors),
+        (Some(path), None) => Some(Anchor::Key(read_key(path, KeyRole::Release)?)),
+        (None, Some(path)) => Some(Anchor::Root(read_key(path, KeyRole::Root)?)),
+        (None, None) => None,
     };
     let mut image = match options.firmware {
         Some(path) => Some(File::open(path).map_err(|source| io_error(path, source))?),
         None => None,
     };
     let image = image.as_mut().map(|f| f as &mut dyn Read);
-    provision(&storage, version, image, trust.as_ref())
-        .map_err(|source| io_error(&root.join(STATE_DIR), source))
+    provision(&storage, version, image, anchor.as_ref())
+        .map_err(|source| io_error(&root.join(STATE_DIR), source))?;
+    if anchor.is_some() {
+        // Provisioning is trusted, like the key it installs: the meter
+        // will never take the time to be earlier than now.
+        let meter = Meter::new(storage.clone(), FileSlots::new(storage));
+        meter.raise_trusted_time(SystemClock.now().as_secs())?;
+    }
+    Ok(())
 }
 
 /// A provisioned meter, locked for this process.
@@ -150,16 +168,10 @@ impl Device {
     }
 
     /// One update cycle against the otavan (or Pycom) server at `server`.
-    pub async fn update(&self, server: &str, device_id: &str) -> Result<Outcome, DeviceError> {
+    pub async fn update(&self, server: &str, config: EngineConfig) -> Result<Outcome, DeviceError> {
         let transport =
             HttpTransport::new(HttpTransportConfig::new(server)).map_err(DeviceError::Server)?;
-        let engine = Engine::new(
-            self.meter(),
-            transport,
-            EngineConfig::new(device_id),
-            SystemClock,
-            SystemEntropy,
-        );
+        let engine = Engine::new(self.meter(), transport, config, SystemClock, SystemEntropy);
         // A Linux meter is already on its network: joining is immediate.
         let network = VanNetwork {
             ssid: "host".into(),

@@ -23,6 +23,7 @@ use std::io::{self, Read};
 
 use tracing::{debug, warn};
 
+use crate::bounded::{Bounded, overflow};
 use crate::digest::{Digest3, Hashes, Mismatch};
 use crate::firmware::stage_image;
 use crate::path::MeterPath;
@@ -264,29 +265,24 @@ pub(crate) async fn fetch_resuming<T: Transport>(
             _ => {}
         }
         target.resume_after(have).map_err(&storage_error)?;
-        // Whatever arrives is progress, even from a cut fetch; nothing
-        // past the declared size is written.
-        let mut bounded = Bounded {
-            inner: &mut *target,
-            at: have,
-            limit: file.expect.size,
-            over: false,
-        };
-        let result = transport.fetch(&file.url, have, &mut bounded).await;
-        if bounded.over {
-            let size = file.expect.size.expect("only a declared size is exceeded");
-            return Err(DownloadError::Mismatch(Mismatch {
-                path: file.path.clone(),
-                what: "size",
-                expected: size.to_string(),
-                actual: format!("more than {size}"),
-            }));
-        }
-        match result {
+        // Never more than the file's size: a server sending endless data
+        // is cut off there. Whatever arrives is progress, even from a cut
+        // fetch.
+        let mut bounded = Bounded::new(&mut *target, file.expect.size, have);
+        let fetched = transport.fetch(&file.url, have, &mut bounded).await;
+        match fetched {
             Ok(fetched) => {
                 debug!(path = %file.path, from = fetched.from, bytes = fetched.received, "fetched");
                 *received += fetched.received;
                 return Ok(());
+            }
+            Err(TransportError::Sink(ref source)) if let Some(over) = overflow(source) => {
+                return Err(DownloadError::Mismatch(Mismatch {
+                    path: file.path.clone(),
+                    what: "size",
+                    expected: over.limit.to_string(),
+                    actual: format!("more: {over}"),
+                }));
             }
             Err(TransportError::Sink(source)) => return Err(storage_error(source)),
             Err(error) if attempt < retries => {
@@ -310,40 +306,6 @@ pub(crate) async fn fetch_resuming<T: Transport>(
                 });
             }
         }
-    }
-}
-
-/// A sink that refuses bytes past a declared size, so a server sending
-/// more than it promised fills neither staging nor a slot.
-struct Bounded<'a> {
-    inner: &'a mut dyn Partial,
-    /// Where the next byte lands in the file.
-    at: u64,
-    limit: Option<u64>,
-    /// Bytes past the limit arrived (and were refused).
-    over: bool,
-}
-
-impl Sink for Bounded<'_> {
-    fn restart(&mut self) -> io::Result<()> {
-        self.at = 0;
-        self.inner.restart()
-    }
-
-    fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        let end = self.at + data.len() as u64;
-        if let Some(limit) = self.limit
-            && end > limit
-        {
-            self.over = true;
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("more than the declared {limit} bytes"),
-            ));
-        }
-        self.inner.write(data)?;
-        self.at = end;
-        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@ use otavan_protocol::{Manifest, Report, UpdateState, Version};
 use tracing::{debug, info, warn};
 
 use crate::apply::ApplyObserver;
-use crate::clock::{Clock, Entropy};
+use crate::clock::{Clock, Entropy, NetworkTime, trusted_now};
 use crate::download::{DownloadError, stage};
 use crate::health::{DefaultCheck, Evidence, HealthCheck};
 use crate::meter::Meter;
@@ -16,7 +16,7 @@ use crate::slots::{FirmwareSlots, Slot};
 use crate::state::DeviceState;
 use crate::storage::Storage;
 use crate::transport::{Transport, TransportError};
-use crate::trust::{MeterView, fetch_descriptor, vouch};
+use crate::trust::{Anchor, Checks, MeterView, verify, vouch};
 
 /// How the engine behaves.
 #[derive(Debug, Clone)]
@@ -30,6 +30,9 @@ pub struct EngineConfig {
     /// Starts an applied update may take unconfirmed before the meter
     /// reverts it ([`Engine::boot`]).
     pub max_boots: u32,
+    /// Whether an unsigned meter may go to a version below the one it
+    /// runs (its operator's choice). A signed meter never does.
+    pub allow_downgrade: bool,
 }
 
 impl EngineConfig {
@@ -40,6 +43,7 @@ impl EngineConfig {
             limits: Limits::default(),
             retries: 2,
             max_boots: 3,
+            allow_downgrade: false,
         }
     }
 }
@@ -107,9 +111,28 @@ pub enum EngineError {
     /// The update is not what the release manager signed.
     #[error("refused: {0}")]
     Untrusted(String),
+    /// The target is not above the installed version.
+    #[error("refused: version {to} is not above the installed {from} (downgrade refused{})", downgrade_hint(*.signed))]
+    Downgrade {
+        /// The installed version.
+        from: Version,
+        /// The version offered.
+        to: Version,
+        /// Whether the meter is signed (then no setting permits it).
+        signed: bool,
+    },
     /// The file system failed.
     #[error("storage: {0}")]
     Storage(#[from] io::Error),
+}
+
+/// What may still permit a refused downgrade.
+fn downgrade_hint(signed: bool) -> &'static str {
+    if signed {
+        ""
+    } else {
+        "; --allow-downgrade permits it on an unsigned meter"
+    }
 }
 
 /// Bytes moved by an update, for reports.
@@ -128,7 +151,11 @@ pub(crate) struct Transferred {
 /// system behind the caller's back: a meter passes
 /// [`SystemClock`](crate::clock::SystemClock) and
 /// [`SystemEntropy`](crate::clock::SystemEntropy), a rehearsal its virtual
-/// time and a seeded stream, a test whatever instant it checks.
+/// time and a seeded stream, a test whatever instant it checks. Expiry is
+/// judged at [`trusted_now`]: the meter's clock counts only as far as it
+/// makes the meter stricter; the network's time ([`Engine::network_time`],
+/// set by the LoRa trigger) and the floor kept in the device state are
+/// what the meter trusts.
 pub struct Engine<S, F, T> {
     meter: Meter<S, F>,
     transport: T,
@@ -137,6 +164,7 @@ pub struct Engine<S, F, T> {
     entropy: Mutex<Box<dyn Entropy + Send>>,
     observer: Option<Box<dyn ApplyObserver + Send + Sync>>,
     health: Box<dyn HealthCheck + Send + Sync>,
+    network_time: NetworkTime,
 }
 
 impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
@@ -158,6 +186,7 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             entropy: Mutex::new(Box::new(entropy)),
             observer: None,
             health: Box::new(DefaultCheck::default()),
+            network_time: NetworkTime::new(),
         }
     }
 
@@ -176,6 +205,12 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// The network's time this engine trusts: whoever hears the network
+    /// (the LoRa trigger) sets it.
+    pub fn network_time(&self) -> &NetworkTime {
+        &self.network_time
     }
 
     /// This engine, telling `observer` of every apply step before it runs
@@ -254,16 +289,32 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
                 version: current.clone(),
             });
         };
-        if let Some(key) = self.meter.trust_key()? {
-            let descriptor = fetch_descriptor(&self.transport, manifest, &key).await?;
-            let view = MeterView {
-                storage: self.meter.storage(),
-                booted_sha256: self.meter.booted_sha256()?,
-                highest_counter: state.highest_counter,
-                now: self.clock.now().as_secs(),
-            };
-            vouch(&mut plan, &descriptor, &view)?;
+        let anchor = Anchor::load(self.meter.storage())?;
+        if plan.to < plan.from && (anchor.is_some() || !self.config.allow_downgrade) {
+            return Err(EngineError::Downgrade {
+                from: plan.from.clone(),
+                to: plan.to.clone(),
+                signed: anchor.is_some(),
+            });
         }
+        let verified = match &anchor {
+            Some(anchor) => {
+                let checks = Checks {
+                    storage: self.meter.storage(),
+                    version: current,
+                    highest_counter: state.highest_counter,
+                    now: self.trusted_now(state)?,
+                };
+                let verified = verify(&self.transport, manifest, anchor, &checks).await?;
+                let view = MeterView {
+                    storage: self.meter.storage(),
+                    booted_sha256: self.meter.booted_sha256()?,
+                };
+                vouch(&mut plan, &verified, &view)?;
+                Some(verified)
+            }
+            None => None,
+        };
         self.meter.check_plan(&plan)?;
         let (from, to) = (&plan.from, &plan.to);
         info!(%from, %to, files = plan.files.len(), deletes = plan.deletes.len(), firmware = plan.firmware.is_some(), "updating");
@@ -307,6 +358,9 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             self.report(attempt, from, to, state, None, Some(moved(bytes)))
                 .await;
         }
+        if let Some(verified) = &verified {
+            verified.keep(self.meter.storage(), from)?;
+        }
         let observer = self.observer.as_deref().map(|o| o as &dyn ApplyObserver);
         self.meter.apply(&staged, observer)?;
         debug!("installed and committed");
@@ -329,6 +383,17 @@ impl<S: Storage, F: FirmwareSlots, T: Transport> Engine<S, F, T> {
             to: to.clone(),
             bytes,
         })
+    }
+
+    /// The trusted time in Unix seconds; the network's time, when there is
+    /// one, is first kept as the meter's floor.
+    fn trusted_now(&self, state: &DeviceState) -> Result<u64, EngineError> {
+        let network = self.network_time.now();
+        if let Some(network) = network {
+            self.meter.raise_trusted_time(network.as_secs())?;
+        }
+        let floor = std::time::Duration::from_secs(state.trusted_time);
+        Ok(trusted_now(floor, network, self.clock.now()).as_secs())
     }
 
     /// A new random number from the engine's entropy.

@@ -19,6 +19,7 @@
 pub mod transport;
 
 pub mod apply;
+mod bounded;
 mod bspatch;
 pub mod clock;
 pub mod confirm;

@@ -6,7 +6,6 @@
 use std::io::{self, Read};
 
 use otavan_protocol::Version;
-use otavan_protocol::descriptor::PublicKey;
 use tracing::{info, warn};
 
 use crate::apply::{ApplyObserver, ApplyStep, Step, boot, journal, perform, steps, undo};
@@ -18,7 +17,7 @@ use crate::health::Evidence;
 use crate::path::MeterPath;
 use crate::plan::UpdatePlan;
 use crate::slots::{BootState, FirmwareSlots, Slot};
-use crate::state::{DeviceState, Journal, Phase, backup_dir, staging_dir, trust_file};
+use crate::state::{DeviceState, Journal, Phase, backup_dir, staging_dir};
 use crate::storage::Storage;
 
 /// What recovery found on start.
@@ -93,8 +92,10 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
     pub fn recover(&self) -> Result<Recovery, EngineError> {
         let state = self.state()?;
         let Some(journal) = &state.update else {
-            // A confirm cut short may have left its backups behind.
+            // A confirm cut short may have left its backups behind, and
+            // the old version's kept descriptor.
             self.remove_dir_if_present(&backup_dir())?;
+            crate::trust::installed::prune(&self.storage, &state.version)?;
             return Ok(Recovery::Clean);
         };
         match journal.phase {
@@ -197,6 +198,7 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
         state.with(&journal.to, None).save(&self.storage)?;
         self.remove_dir_if_present(&backup_dir())?;
         self.remove_dir_if_present(&staging_dir())?;
+        crate::trust::installed::prune(&self.storage, &journal.to)?;
         info!(version = %journal.to, "update confirmed");
         Ok(journal.to.clone())
     }
@@ -310,19 +312,18 @@ impl<S: Storage, F: FirmwareSlots> Meter<S, F> {
         Ok((booted != before.boot.other()).then_some(booted))
     }
 
-    /// The provisioned release-signing key; `None` in Pycom mode.
-    pub fn trust_key(&self) -> Result<Option<PublicKey>, EngineError> {
-        match self.storage.read(&trust_file()) {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                let key = PublicKey::from_text(&text).map_err(|e| {
-                    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", trust_file()))
-                })?;
-                Ok(Some(key))
+    /// Raises the trusted time kept in the device state to `unix` (Unix
+    /// seconds), if that is later; it is never lowered.
+    pub fn raise_trusted_time(&self, unix: u64) -> Result<(), EngineError> {
+        let state = self.state()?;
+        if unix > state.trusted_time {
+            DeviceState {
+                trusted_time: unix,
+                ..state
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
+            .save(&self.storage)?;
         }
+        Ok(())
     }
 
     /// SHA-256 of the booted image (`None`: empty slot).

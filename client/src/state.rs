@@ -33,9 +33,25 @@ pub fn backup_dir() -> MeterPath {
     MeterPath::state("backup")
 }
 
-/// The provisioned release-signing public key (absent: Pycom mode).
+/// The provisioned release-signing public key, in single-key mode.
 pub fn trust_file() -> MeterPath {
     MeterPath::state("trust.pub")
+}
+
+/// The provisioned root public key, in root mode.
+pub fn root_key_file() -> MeterPath {
+    MeterPath::state("root.pub")
+}
+
+/// The highest root certificate the meter has verified (root mode).
+pub fn certificate_file() -> MeterPath {
+    MeterPath::state("root.json")
+}
+
+/// The signed descriptors of the installed version (and, until an update
+/// is confirmed, of the version before), one `VERSION.json` each.
+pub fn descriptors_dir() -> MeterPath {
+    MeterPath::state("descriptors")
 }
 
 /// What the meter runs and what it is in the middle of.
@@ -54,6 +70,13 @@ pub struct DeviceState {
     /// told why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverted: Option<Revert>,
+    /// Unix seconds the meter knows have passed (0: none): raised by the
+    /// network's authenticated time and at provisioning, never lowered,
+    /// never from the meter's own clock. Expiry checks take the time as at
+    /// least this, so a clock that reset to 1970 cannot revive an expired
+    /// release.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub trusted_time: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -15,10 +15,12 @@ use otavan_client::lora::{
 use otavan_client::slots::FileSlots;
 use otavan_client::storage::DirStorage;
 use otavan_client::transport::MemoryTransport;
+use otavan_client::trust::Anchor;
 use otavan_client::wifi::{Credentials, VanNetwork, WifiError, WifiLink};
 use otavan_client::{Engine, EngineConfig, Meter};
 use otavan_loranet::{DeviceKeys, NetworkConfig, NetworkServer, SimRadio, SimTimer};
 use otavan_protocol::Version;
+use otavan_protocol::descriptor::KeyPair;
 use otavan_protocol::lora::{
     DEFAULT_FPORT, DownlinkCommand, OtaResult, StatusUplink, VersionTag, Wake,
 };
@@ -100,6 +102,19 @@ impl Release {
         ]
     }
 
+    /// Signs every version with `keys` until `expires` (as `otavan release
+    /// sign`) and indexes the release again.
+    fn sign(&mut self, keys: &KeyPair, expires: u64) {
+        let signing = otavan_server::sign::Signing {
+            keys: &[keys],
+            now: EPOCH.as_secs(),
+            expires,
+            timestamp_expires: expires,
+        };
+        otavan_server::sign::sign_release(&self.root, &signing).unwrap();
+        self.index = ReleaseIndex::build(&self.root, None, &[]).unwrap();
+    }
+
     /// The van's server, in memory: manifests for meters at OLD, every file.
     fn transport(&self) -> MemoryTransport {
         let old: Version = OLD.parse().unwrap();
@@ -112,6 +127,10 @@ impl Release {
             }
             let image = std::fs::read(self.root.join(format!("firmware_{version}.bin"))).unwrap();
             transport.set_file(&format!("/firmware_{version}.bin"), image);
+            let descriptor = format!("target_{version}.json");
+            if let Ok(signed) = std::fs::read(self.root.join(&descriptor)) {
+                transport.set_file(&format!("/{descriptor}"), signed);
+            }
         }
         transport
     }
@@ -128,6 +147,14 @@ struct TestMeter {
 
 impl TestMeter {
     fn provisioned(release: &Release, version: &str) -> TestMeter {
+        TestMeter::provisioned_trusting(release, version, None)
+    }
+
+    fn provisioned_trusting(
+        release: &Release,
+        version: &str,
+        anchor: Option<&Anchor>,
+    ) -> TestMeter {
         let dir = TempDir::new().unwrap();
         let (_, files) = Release::files()
             .into_iter()
@@ -142,7 +169,7 @@ impl TestMeter {
             &storage,
             &version.parse().unwrap(),
             Some(&mut image.as_slice()),
-            None,
+            anchor,
         )
         .unwrap();
         TestMeter { dir }
@@ -244,19 +271,29 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
-        let network = NetworkServer::new(NetworkConfig::eu868(5));
-        let keys = DeviceKeys::simulated(1);
-        network.register(keys);
         let release = Release::sample();
         let meter = TestMeter::provisioned(&release, OLD);
-        let transport = release.transport();
+        Rig::with(
+            NetworkConfig::eu868(5),
+            &release,
+            meter,
+            MeterClock::starting_at(EPOCH),
+        )
+    }
+
+    /// A rig on `network` for `meter`, serving `release`, the meter's
+    /// clock `clock`.
+    fn with(network: NetworkConfig, release: &Release, meter: TestMeter, clock: MeterClock) -> Rig {
+        let network = NetworkServer::new(network);
+        let keys = DeviceKeys::simulated(1);
+        network.register(keys);
         Rig {
             network,
             keys,
             meter,
-            transport,
+            transport: release.transport(),
             wifi: RecordingWifi::default(),
-            clock: MeterClock::starting_at(EPOCH),
+            clock,
         }
     }
 
@@ -511,7 +548,12 @@ async fn a_wake_opens_wifi_at_the_window_and_the_next_status_reports_the_update(
     assert!(abs_diff(next, status_at + HOUR) < Duration::from_secs(5));
     assert_eq!(rig.network.stats().uplinks_rejected, 0);
     assert_eq!(
-        trigger.device().get_radio().stats().duty_cycle_violations,
+        trigger
+            .device()
+            .get_radio()
+            .inner()
+            .stats()
+            .duty_cycle_violations,
         0
     );
 }
@@ -773,7 +815,12 @@ async fn joins_retry_with_growing_backoff() {
     }
     assert_eq!(rig.network.stats().joins_accepted, 1);
     assert_eq!(
-        trigger.device().get_radio().stats().duty_cycle_violations,
+        trigger
+            .device()
+            .get_radio()
+            .inner()
+            .stats()
+            .duty_cycle_violations,
         0
     );
 }
@@ -1122,4 +1169,135 @@ async fn a_version_that_cannot_prove_itself_is_reverted_and_the_status_uplink_sa
     );
     // The van heard nothing yet; it will, first thing, at the next session.
     assert!(rig.meter.meter().status().unwrap().reverted.is_some());
+}
+
+/// The network's time from `events`' uplinks that carried an answer.
+fn network_times(events: &[Event]) -> Vec<Duration> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Uplink {
+                network_time: Some(t),
+                ..
+            } => Some(*t),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Trusted time over LoRaWAN, end to end: a signed meter whose clock
+/// reset to 1970 asks the network for the time (`DeviceTimeReq` in the
+/// FOpts of its first uplink), keeps the authenticated answer, and judges
+/// the release's expiry by it: an expired release is refused (it would
+/// install by the meter's clock), a valid one installs.
+#[tokio::test(start_paused = true)]
+async fn a_signed_meter_judges_expiry_by_the_networks_time_not_its_clock() {
+    let keys = KeyPair::from_seed([42; 32]);
+    let mut release = Release::sample();
+    // Expired a day before the network's "now"; decades ahead of 1970.
+    release.sign(&keys, EPOCH.as_secs() - 86_400);
+    let anchor = Anchor::Key(keys.public());
+    let meter = TestMeter::provisioned_trusting(&release, OLD, Some(&anchor));
+    let network = NetworkConfig {
+        time: Some(EPOCH),
+        ..NetworkConfig::eu868(5)
+    };
+    let rig = Rig::with(
+        network,
+        &release,
+        meter,
+        MeterClock::starting_at(Duration::ZERO),
+    );
+    let mut trigger = rig.trigger(11);
+    let mut host = rig.host();
+    let start = Instant::now();
+    let events = trigger
+        .run_until(start + HOUR + MARGIN, &mut host)
+        .await
+        .unwrap();
+    // The first uplink asked and got the network's time; no other did.
+    let times = network_times(&events);
+    assert_eq!(times.len(), 1, "{events:?}");
+    assert!(times[0] > EPOCH && times[0] < EPOCH + Duration::from_secs(600));
+    assert_eq!(rig.network.stats().device_times_sent, 1);
+    // It is the meter's floor now, kept in its state.
+    let floor = rig.meter.meter().state().unwrap().trusted_time;
+    assert!(floor >= EPOCH.as_secs(), "{floor}");
+    assert_eq!(
+        trigger.clock().now().as_secs() / 86_400,
+        0,
+        "the RTC is in 1970"
+    );
+
+    rig.enqueue(wake(7, HOUR, 0, Some(NEW)));
+    let events = trigger
+        .run_until(start + 4 * HOUR, &mut host)
+        .await
+        .unwrap();
+    let results: Vec<OtaResult> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Session { result, .. } => Some(*result),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results, [OtaResult::Refused]);
+    assert_eq!(rig.meter.version(), OLD);
+    let failed = rig.transport.reports().into_iter().last().unwrap();
+    assert_eq!(failed.state, otavan_protocol::UpdateState::Failed);
+    assert!(
+        failed.error.as_deref().unwrap().contains("expired"),
+        "{failed:?}"
+    );
+
+    // Re-signed for a month, the same meter installs it.
+    let mut release = release;
+    release.sign(&keys, EPOCH.as_secs() + 30 * 86_400);
+    let transport = release.transport();
+    let mut host = Host {
+        engine: Engine::new(
+            rig.meter.meter(),
+            transport,
+            EngineConfig::new("meter-1"),
+            rig.clock,
+            SystemEntropy,
+        ),
+        ..host
+    };
+    rig.enqueue(wake(8, HOUR, 0, Some(NEW)));
+    let events = trigger
+        .run_until(start + 8 * HOUR, &mut host)
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Session {
+                result: OtaResult::Updated,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    assert_eq!(rig.meter.version(), NEW);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unsigned_meter_never_asks_the_time() {
+    let release = Release::sample();
+    let meter = TestMeter::provisioned(&release, OLD);
+    let network = NetworkConfig {
+        time: Some(EPOCH),
+        ..NetworkConfig::eu868(5)
+    };
+    let rig = Rig::with(network, &release, meter, MeterClock::starting_at(EPOCH));
+    let mut trigger = rig.trigger(11);
+    let mut host = rig.host();
+    let events = trigger
+        .run_until(Instant::now() + 3 * HOUR, &mut host)
+        .await
+        .unwrap();
+    assert!(uplink_kinds(&events).len() >= 3);
+    assert!(network_times(&events).is_empty());
+    assert_eq!(rig.network.stats().device_times_sent, 0);
 }

@@ -33,6 +33,8 @@ pub enum DownlinkKind {
     Data,
     /// An empty data frame acknowledging a confirmed uplink.
     Ack,
+    /// A data frame carrying only MAC answers (`DeviceTimeAns`).
+    Mac,
 }
 
 /// One transmission of the gateway.

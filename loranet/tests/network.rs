@@ -689,3 +689,147 @@ async fn rx2_answers_when_rx1_is_blocked() {
         UplinkOutcome::Rejected(RejectReason::FcntReplay)
     ));
 }
+
+/// A data uplink from the device's session asking the time: in FOpts, or
+/// (FPort 0) as the encrypted payload.
+fn time_request(network: &NetworkServer, keys: &DeviceKeys, in_fopts: bool) -> Vec<u8> {
+    use lorawan::creator::DataPayloadCreator;
+    use lorawan::maccommandcreator::DeviceTimeReqCreator;
+    use lorawan::maccommands::SerializableMacCommand;
+    let session = network.session(keys.dev_eui).unwrap();
+    let mut creator = DataPayloadCreator::new();
+    creator
+        .set_uplink(true)
+        .set_dev_addr(&session.dev_addr.to_le_bytes())
+        .set_fcnt(session.next_fcnt_up as u32);
+    let request = DeviceTimeReqCreator::new();
+    let commands: [&dyn SerializableMacCommand; 1] = [&request];
+    let payload: &[u8] = if in_fopts {
+        creator.set_f_port(7);
+        b"reading"
+    } else {
+        creator.set_f_port(0);
+        &[]
+    };
+    creator
+        .build(payload, &commands, &session.nwk_s_key, &session.app_s_key)
+        .unwrap()
+        .to_vec()
+}
+
+/// The DeviceTimeAns in the FOpts of downlink `phy`, decoded by
+/// otavan-protocol.
+fn device_time_answer(
+    network: &NetworkServer,
+    keys: &DeviceKeys,
+    phy: &[u8],
+) -> Option<otavan_protocol::device_time::DeviceTime> {
+    use lorawan::maccommands::{DownlinkMacCommand, MacCommandIterator};
+    let session = network.session(keys.dev_eui).unwrap();
+    let Ok(PhyPayload::Data(DataPayload::Encrypted(data))) = parse(phy.to_vec()) else {
+        panic!("not a data downlink");
+    };
+    let fcnt = u32::from(data.fhdr().fcnt());
+    assert!(data.validate_mic(session.nwk_s_key.inner(), fcnt));
+    let fopts = data.fhdr().data().to_vec();
+    MacCommandIterator::<DownlinkMacCommand>::new(&fopts).find_map(|command| match command {
+        DownlinkMacCommand::DeviceTimeAns(answer) => {
+            otavan_protocol::device_time::DeviceTime::decode(answer.bytes())
+        }
+        _ => None,
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn device_time_requests_are_answered_with_gps_time() {
+    // The network's clock reads 2026-01-01T00:00:00Z when it starts.
+    let start = Duration::from_secs(1_767_225_600);
+    let network = NetworkServer::new(NetworkConfig {
+        time: Some(start),
+        ..NetworkConfig::eu868(31)
+    });
+    let keys = DeviceKeys::simulated(31);
+    network.register(keys);
+    let mut dev = device(&network, 31);
+    join(&mut dev, &keys, Duration::from_secs(10)).await;
+    dev.send(b"x", 1, false).await.unwrap();
+    let channel = network.uplinks_of(keys.dev_eui)[0].channel;
+    for in_fopts in [true, false] {
+        sleep(Duration::from_secs(600)).await;
+        let phy = time_request(&network, &keys, in_fopts);
+        let end = Instant::now();
+        let outcome = network.receive(ReceivedFrame { phy, channel, end });
+        let UplinkOutcome::Data {
+            reply: Reply::Sent { kind, .. },
+            ..
+        } = outcome
+        else {
+            panic!("no answer: {outcome:?}");
+        };
+        assert_eq!(kind, DownlinkKind::Mac);
+        let answer = network.gateway_transmissions().pop().unwrap();
+        let time = device_time_answer(&network, &keys, &answer.phy).expect("a DeviceTimeAns");
+        // The end of the asking uplink, in GPS time (18 leap seconds ahead).
+        let expected = start + (end - network.started_at());
+        // To the answer's resolution, 1/256 s.
+        let expected_time = otavan_protocol::device_time::DeviceTime::from_unix(expected);
+        assert_eq!(time, expected_time, "in FOpts: {in_fopts}");
+        assert!(expected - time.to_unix() < Duration::from_micros(3_907));
+        assert_eq!(
+            u64::from(time.gps_seconds),
+            expected.as_secs() - 315_964_800 + 18
+        );
+    }
+    assert_eq!(network.stats().device_times_sent, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_network_without_a_clock_leaves_device_time_requests_unanswered() {
+    let network = NetworkServer::new(NetworkConfig::eu868(32));
+    let keys = DeviceKeys::simulated(32);
+    network.register(keys);
+    let mut dev = device(&network, 32);
+    join(&mut dev, &keys, Duration::from_secs(10)).await;
+    dev.send(b"x", 1, false).await.unwrap();
+    let channel = network.uplinks_of(keys.dev_eui)[0].channel;
+    sleep(Duration::from_secs(600)).await;
+    let phy = time_request(&network, &keys, true);
+    let outcome = network.receive(ReceivedFrame {
+        phy,
+        channel,
+        end: Instant::now(),
+    });
+    assert!(
+        matches!(
+            outcome,
+            UplinkOutcome::Data {
+                reply: Reply::None,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(network.stats().device_times_sent, 0);
+}
+
+/// lorawan 0.9 writes `DeviceTimeAns` seconds little-endian, as LoRaWAN
+/// says, but reads them big-endian; this is why the meter decodes the
+/// answer with otavan-protocol instead. (If this fails, the crate was
+/// fixed and its reader can be used.)
+#[test]
+fn lorawan_0_9_reads_device_time_seconds_in_the_wrong_byte_order() {
+    use lorawan::maccommandcreator::DeviceTimeAnsCreator;
+    use lorawan::maccommands::{DownlinkMacCommand, MacCommandIterator};
+    let mut creator = DeviceTimeAnsCreator::new();
+    creator.set_seconds(0x1234_5678);
+    let bytes = creator.build().to_vec();
+    let command = MacCommandIterator::<DownlinkMacCommand>::new(&bytes)
+        .next()
+        .unwrap();
+    let DownlinkMacCommand::DeviceTimeAns(answer) = command else {
+        panic!("{command:?}");
+    };
+    assert_eq!(answer.seconds(), 0x7856_3412);
+    let ours = otavan_protocol::device_time::DeviceTime::decode(answer.bytes()).unwrap();
+    assert_eq!(ours.gps_seconds, 0x1234_5678);
+}

@@ -27,8 +27,10 @@
 
 use std::fmt;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
+
+pub use crate::keys::{KeyError, KeyPair, PublicKey};
+use crate::signed::{KeySignature, signers};
 
 /// Everything a version consists of, as the release manager signed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,8 +81,12 @@ impl TargetDescriptor {
     }
 }
 
-/// A descriptor and its signature, as served next to the release
+/// A descriptor and its signatures, as served next to the release
 /// (`target_VERSION.json`).
+///
+/// One signer's descriptor has exactly the shape meters read before
+/// release roles existed (`signed`, `signature`, `key`); further signers,
+/// for a certificate's threshold above one, go in `cosignatures`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignedDescriptor {
@@ -89,8 +95,11 @@ pub struct SignedDescriptor {
     /// Hex Ed25519 signature of `signed`'s bytes.
     pub signature: String,
     /// Hex public key of the signer (informative: meters verify against
-    /// their provisioned key, never this one).
+    /// the keys they trust, never this one).
     pub key: String,
+    /// Signatures by further release keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cosignatures: Vec<KeySignature>,
 }
 
 /// Why a descriptor is not trustworthy.
@@ -98,6 +107,13 @@ pub struct SignedDescriptor {
 pub enum DescriptorError {
     /// The signature is malformed or does not match the provisioned key.
     BadSignature,
+    /// Fewer certified release keys signed it than the certificate asks.
+    BelowThreshold {
+        /// Distinct certified keys with a valid signature.
+        signers: usize,
+        /// How many the certificate asks for.
+        threshold: u32,
+    },
     /// The signed text is not a descriptor.
     Malformed(String),
 }
@@ -108,6 +124,10 @@ impl fmt::Display for DescriptorError {
             DescriptorError::BadSignature => {
                 f.write_str("descriptor signature does not verify with the provisioned key")
             }
+            DescriptorError::BelowThreshold { signers, threshold } => write!(
+                f,
+                "descriptor signature does not verify: {signers} certified release key(s) signed it, {threshold} needed"
+            ),
             DescriptorError::Malformed(why) => write!(f, "malformed descriptor: {why}"),
         }
     }
@@ -118,116 +138,64 @@ impl std::error::Error for DescriptorError {}
 impl SignedDescriptor {
     /// Signs `descriptor` with `keys`.
     pub fn sign(descriptor: &TargetDescriptor, keys: &KeyPair) -> SignedDescriptor {
+        SignedDescriptor::sign_by(descriptor, keys, &[])
+    }
+
+    /// Signs `descriptor` with `first` and every key of `more`.
+    pub fn sign_by(
+        descriptor: &TargetDescriptor,
+        first: &KeyPair,
+        more: &[&KeyPair],
+    ) -> SignedDescriptor {
         let signed = serde_json::to_string(descriptor).expect("descriptor serialises");
-        let signature = keys.signing.sign(signed.as_bytes());
         SignedDescriptor {
+            signature: first.sign(signed.as_bytes()),
+            key: first.public().to_text(),
+            cosignatures: more.iter().map(|k| KeySignature::of(&signed, k)).collect(),
             signed,
-            signature: hex::encode(signature.to_bytes()),
-            key: keys.public().to_text(),
         }
     }
 
-    /// Checks the signature against `key` and returns the descriptor.
+    /// Checks that `key` signed it and returns the descriptor.
     pub fn verify(&self, key: &PublicKey) -> Result<TargetDescriptor, DescriptorError> {
-        let bytes: [u8; 64] = hex::decode(&self.signature)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(DescriptorError::BadSignature)?;
-        key.0
-            .verify_strict(self.signed.as_bytes(), &Signature::from_bytes(&bytes))
-            .map_err(|_| DescriptorError::BadSignature)?;
+        if self.signers(std::slice::from_ref(key)) == 0 {
+            return Err(DescriptorError::BadSignature);
+        }
+        self.descriptor()
+    }
+
+    /// Checks that at least `threshold` distinct keys of `certified`
+    /// signed it and returns the descriptor.
+    pub fn verify_threshold(
+        &self,
+        certified: &[PublicKey],
+        threshold: u32,
+    ) -> Result<TargetDescriptor, DescriptorError> {
+        let signers = self.signers(certified);
+        if signers < threshold as usize || signers == 0 {
+            return Err(DescriptorError::BelowThreshold { signers, threshold });
+        }
+        self.descriptor()
+    }
+
+    /// The signed descriptor, parsed without checking any signature: for
+    /// a meter's own record of what it installed, and for the release
+    /// manager's record of the counters it gave.
+    pub fn descriptor(&self) -> Result<TargetDescriptor, DescriptorError> {
         serde_json::from_str(&self.signed).map_err(|e| DescriptorError::Malformed(e.to_string()))
     }
-}
 
-/// An Ed25519 public key (the meters' trust anchor).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PublicKey(VerifyingKey);
-
-/// Why a key file could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyError(String);
-
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+    /// Distinct keys of `trusted` that signed it.
+    fn signers(&self, trusted: &[PublicKey]) -> usize {
+        let primary = KeySignature {
+            key: self.key.clone(),
+            signature: self.signature.clone(),
+        };
+        let all: Vec<KeySignature> = std::iter::once(primary)
+            .chain(self.cosignatures.iter().cloned())
+            .collect();
+        signers(self.signed.as_bytes(), &all, trusted)
     }
-}
-
-impl std::error::Error for KeyError {}
-
-/// First line of a public key file.
-const PUBLIC_TAG: &str = "otavan-ed25519-public";
-/// First line of a secret key file.
-const SECRET_TAG: &str = "otavan-ed25519-secret";
-
-impl PublicKey {
-    /// The key in hex (64 digits).
-    pub fn to_text(&self) -> String {
-        hex::encode(self.0.to_bytes())
-    }
-
-    /// Parses a public key file (tag line optional) or bare hex.
-    pub fn from_text(text: &str) -> Result<PublicKey, KeyError> {
-        let bytes = key_bytes(text, PUBLIC_TAG)?;
-        VerifyingKey::from_bytes(&bytes)
-            .map(PublicKey)
-            .map_err(|_| KeyError("not a valid Ed25519 public key".into()))
-    }
-
-    /// The contents of a `.pub` file.
-    pub fn to_file(&self) -> String {
-        format!("{PUBLIC_TAG}\n{}\n", self.to_text())
-    }
-}
-
-/// A signing key and its public half (the release manager's).
-pub struct KeyPair {
-    signing: SigningKey,
-}
-
-impl KeyPair {
-    /// The key pair for a 32-byte secret seed (from a CSPRNG).
-    pub fn from_seed(seed: [u8; 32]) -> KeyPair {
-        KeyPair {
-            signing: SigningKey::from_bytes(&seed),
-        }
-    }
-
-    /// Parses a secret key file.
-    pub fn from_text(text: &str) -> Result<KeyPair, KeyError> {
-        key_bytes(text, SECRET_TAG).map(KeyPair::from_seed)
-    }
-
-    /// The contents of a `.key` file.
-    pub fn to_file(&self) -> String {
-        format!("{SECRET_TAG}\n{}\n", hex::encode(self.signing.to_bytes()))
-    }
-
-    /// The public key.
-    pub fn public(&self) -> PublicKey {
-        PublicKey(self.signing.verifying_key())
-    }
-}
-
-/// 32 bytes of hex after an optional tag line.
-fn key_bytes(text: &str, tag: &str) -> Result<[u8; 32], KeyError> {
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let mut line = lines
-        .next()
-        .ok_or_else(|| KeyError("empty key file".into()))?;
-    if line.starts_with("otavan-") {
-        if line != tag {
-            return Err(KeyError(format!("expected a {tag} key, found {line}")));
-        }
-        line = lines
-            .next()
-            .ok_or_else(|| KeyError("key file has no key".into()))?;
-    }
-    hex::decode(line)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| KeyError("key is not 64 hex digits".into()))
 }
 
 #[cfg(test)]
@@ -284,21 +252,6 @@ mod tests {
         let mut relabelled = signed;
         relabelled.key = KeyPair::from_seed([2; 32]).public().to_text();
         assert!(relabelled.verify(&keys.public()).is_ok());
-    }
-
-    #[test]
-    fn key_files_round_trip_and_are_checked() {
-        let keys = KeyPair::from_seed([9; 32]);
-        let public = PublicKey::from_text(&keys.public().to_file()).unwrap();
-        assert_eq!(public, keys.public());
-        let again = KeyPair::from_text(&keys.to_file()).unwrap();
-        assert_eq!(again.public(), keys.public());
-        assert!(
-            PublicKey::from_text(&keys.to_file()).is_err(),
-            "a secret key is not a public key"
-        );
-        assert!(PublicKey::from_text("zz").is_err());
-        assert!(PublicKey::from_text("").is_err());
     }
 
     #[test]

@@ -11,7 +11,11 @@
 //! - [`Manifest`]: the Pycom-compatible `manifest.json`, plus otavan's
 //!   optional extensions (`sha256`, `size`, `previous_version`).
 //! - [`Report`]: the status report a meter posts to `/report`.
-//! - [`descriptor`]: offline-signed target descriptors and their keys.
+//! - [`descriptor`]: offline-signed target descriptors; [`keys`]: the
+//!   Ed25519 keys by role (root, release); [`root`]: the root certificate
+//!   naming the release keys; [`timestamp`]: the short-lived statement of
+//!   the latest release; [`signed`]: the signed-JSON envelope they share.
+//! - [`device_time`]: LoRaWAN's `DeviceTimeAns` and GPS time.
 //! - [`lora`]: the LoRaWAN downlink commands that wake meters and the
 //!   meters' status uplink.
 //! - [`region`]: the LoRaWAN regional parameters: data rates and their
@@ -26,10 +30,15 @@
 //! ```
 
 pub mod descriptor;
+pub mod device_time;
+pub mod keys;
 pub mod lora;
 pub mod manifest;
 pub mod region;
 pub mod report;
+pub mod root;
+pub mod signed;
+pub mod timestamp;
 pub mod version;
 
 pub use manifest::{FileEntry, FirmwareEntry, FirmwarePatch, Manifest};

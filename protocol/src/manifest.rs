@@ -4,8 +4,9 @@
 //! meters in the field run unchanged: `new` and `update` entries carry an
 //! upper-case `URL`, a `dst_path` starting with `/` and the lower-case SHA-1
 //! hex of the file; `delete` lists paths *without* a leading slash. otavan
-//! adds optional fields (`sha256`, `size`, `previous_version`) that the Pycom
-//! library ignores; they are omitted when unknown, so a manifest from a plain
+//! adds optional fields (`sha256`, `size`, `previous_version`, and for
+//! signed releases `descriptor`, `previous_descriptor`, `root`,
+//! `timestamp`) that the Pycom library ignores; they are omitted when unknown, so a manifest from a plain
 //! Pycom server deserialises into the same types.
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,20 @@ pub struct Manifest {
     /// unsigned releases).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub descriptor: Option<String>,
+    /// URL of the signed descriptor of the version the manifest was
+    /// computed against, when that version is signed (otavan extension):
+    /// what a signed meter that has not kept one holds, so it knows which
+    /// files it may delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_descriptor: Option<String>,
+    /// URL of the root certificate naming the release keys (otavan
+    /// extension; `root.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// URL of the signed timestamp naming the latest release (otavan
+    /// extension; `timestamp.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
 }
 
 /// One file to download and install.
@@ -133,6 +148,9 @@ mod tests {
             version: "1.0.0".into(),
             previous_version: None,
             descriptor: None,
+            previous_descriptor: None,
+            root: None,
+            timestamp: None,
         };
         let json = serde_json::to_string(&manifest).unwrap();
         assert_eq!(

@@ -2,7 +2,8 @@
 //!
 //! A Pycom-style release root holds one folder per version (`1.0.0/flash/...`,
 //! `1.0.0/sd/...`), firmware images named `firmware_VERSION.bin`, and, for
-//! signed releases, descriptors named `target_VERSION.json`. The index
+//! signed releases, descriptors named `target_VERSION.json`, the root
+//! certificate `root.json` and the timestamp `timestamp.json`. The index
 //! is built once (at start and on SIGHUP) and never changes afterwards, so
 //! request handling reads it without locks. Only files recorded here are ever
 //! served: a request path is looked up as a key, never joined onto the root,
@@ -17,6 +18,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use otavan_protocol::Version;
+use otavan_protocol::root::ROOT_FILE;
+use otavan_protocol::timestamp::TIMESTAMP_FILE;
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 use tracing::{debug, warn};
@@ -25,6 +28,9 @@ use walkdir::WalkDir;
 /// File names that editors and the Pycom tooling leave in release trees and
 /// that must never reach a meter.
 const IGNORED_NAMES: [&str; 2] = [".DS_Store", "pymakr.conf"];
+
+/// The release-metadata files served from the release root by name.
+const TRUST_FILES: [&str; 2] = [ROOT_FILE, TIMESTAMP_FILE];
 
 /// Buffer size for hashing files while indexing.
 const HASH_BUFFER: usize = 64 * 1024;
@@ -81,6 +87,8 @@ pub struct ReleaseIndex {
     versions: BTreeMap<Version, VersionTree>,
     firmware: BTreeMap<Version, Arc<IndexedFile>>,
     descriptors: BTreeMap<Version, Arc<IndexedFile>>,
+    /// `root.json` and `timestamp.json`, by file name.
+    trust_files: BTreeMap<String, Arc<IndexedFile>>,
     /// Patches to the target's image, by source image SHA-256.
     patches: BTreeMap<String, Arc<IndexedFile>>,
     /// URL path (without the leading `/`, not percent-encoded) to file.
@@ -128,6 +136,7 @@ impl ReleaseIndex {
         let mut versions = BTreeMap::new();
         let mut firmware = BTreeMap::new();
         let mut descriptors = BTreeMap::new();
+        let mut trust_files = BTreeMap::new();
         for entry in std::fs::read_dir(&root).map_err(io_err(&root))? {
             let entry = entry.map_err(io_err(&root))?;
             let path = entry.path();
@@ -151,6 +160,8 @@ impl ReleaseIndex {
                     firmware.insert(version, Arc::new(hash_file(&path)?));
                 } else if let Some(version) = descriptor_version(&name) {
                     descriptors.insert(version, Arc::new(hash_file(&path)?));
+                } else if TRUST_FILES.contains(&name.as_str()) {
+                    trust_files.insert(name, Arc::new(hash_file(&path)?));
                 } else {
                     debug!(file = %name, "ignoring top-level file");
                 }
@@ -166,12 +177,13 @@ impl ReleaseIndex {
                 None => return Err(IndexError::NoVersions(root)),
             },
         };
-        let by_url_path = url_paths(&versions, &firmware, &descriptors);
+        let by_url_path = url_paths(&versions, &firmware, &descriptors, &trust_files);
         Ok(ReleaseIndex {
             root,
             versions,
             firmware,
             descriptors,
+            trust_files,
             patches: BTreeMap::new(),
             by_url_path,
             target,
@@ -206,6 +218,12 @@ impl ReleaseIndex {
     /// Signed target descriptors (`target_VERSION.json`) by version.
     pub fn descriptors(&self) -> &BTreeMap<Version, Arc<IndexedFile>> {
         &self.descriptors
+    }
+
+    /// The root certificate or the timestamp at the release root, by file
+    /// name ([`ROOT_FILE`], [`TIMESTAMP_FILE`]); served at `/{name}`.
+    pub fn trust_file(&self, name: &str) -> Option<&Arc<IndexedFile>> {
+        self.trust_files.get(name)
     }
 
     /// Adds firmware patches (from [`crate::patches::build_patches`]) to
@@ -283,6 +301,7 @@ fn url_paths(
     versions: &BTreeMap<Version, VersionTree>,
     firmware: &BTreeMap<Version, Arc<IndexedFile>>,
     descriptors: &BTreeMap<Version, Arc<IndexedFile>>,
+    trust_files: &BTreeMap<String, Arc<IndexedFile>>,
 ) -> HashMap<String, Arc<IndexedFile>> {
     let version_files = versions.iter().flat_map(|(version, tree)| {
         tree.iter()
@@ -294,7 +313,14 @@ fn url_paths(
     let signed = descriptors
         .iter()
         .map(|(version, file)| (descriptor_url_path(version), Arc::clone(file)));
-    version_files.chain(images).chain(signed).collect()
+    let trust = trust_files
+        .iter()
+        .map(|(name, file)| (name.clone(), Arc::clone(file)));
+    version_files
+        .chain(images)
+        .chain(signed)
+        .chain(trust)
+        .collect()
 }
 
 /// Walks one version folder without following links.

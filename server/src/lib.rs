@@ -27,6 +27,7 @@
 //! Host, and are computed once per index.
 
 pub mod body;
+pub mod certify;
 pub mod dashboard;
 pub mod files;
 pub mod index;

@@ -3,7 +3,9 @@
 //! A manifest takes a meter from its current version `X` to the target:
 //! files only in the target are `new`, files in both with a different SHA-1
 //! are `update`, files only in `X` are `delete`, and the firmware is the
-//! highest image above `X` and not above the target. Entries come out in
+//! highest image above `X` and not above the target. A signed release also
+//! names the target's descriptor, `X`'s, the root certificate and the
+//! timestamp, when the root holds them. Entries come out in
 //! path order (the index keeps them sorted), so the same request always
 //! yields the same bytes.
 
@@ -11,6 +13,8 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use bytes::Bytes;
+use otavan_protocol::root::ROOT_FILE;
+use otavan_protocol::timestamp::TIMESTAMP_FILE;
 use otavan_protocol::{FileEntry, FirmwareEntry, FirmwarePatch, Manifest, Version};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
@@ -92,6 +96,13 @@ pub fn build(index: &ReleaseIndex, current: Option<&Version>, host: &str) -> Opt
             .descriptors()
             .contains_key(target)
             .then(|| url(&descriptor_url_path(target))),
+        previous_descriptor: current
+            .filter(|c| index.descriptors().contains_key(*c))
+            .map(|c| url(&descriptor_url_path(c))),
+        root: index.trust_file(ROOT_FILE).map(|_| url(ROOT_FILE)),
+        timestamp: index
+            .trust_file(TIMESTAMP_FILE)
+            .map(|_| url(TIMESTAMP_FILE)),
     })
 }
 

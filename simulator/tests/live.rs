@@ -165,17 +165,24 @@ fn a_signed_release_is_verified_by_every_meter() {
     std::fs::write(&key, keys.to_file()).unwrap();
     let mut s = town(20);
     s.release.signing_key = Some(key);
-    let r = rehearse_live(
-        &s,
-        "town",
-        &options(&dir.path().join("run"), 3),
-        &mut |_| {},
-    )
-    .unwrap();
+    // Power cuts too: the kept descriptor and trusted time go through them.
+    s.faults.power_cut_per_apply = 0.3;
+    let run = |name: &str| {
+        rehearse_live(&s, "town", &options(&dir.path().join(name), 3), &mut |_| {}).unwrap()
+    };
+    let r = run("a");
     let live = r.report.live.as_ref().unwrap();
     assert!(live.checks.passed(), "{:?}", live.checks);
     assert!(r.report.updated > 10, "{:?}", r.report.failures);
-    // Every updated meter verified the target's signed descriptor (and
-    // recorded its counter); unsigned runs record none.
+    // Every updated meter verified the chain from the run's root key down
+    // to the target's descriptor, recorded its counter and kept the
+    // descriptor; unsigned runs record none.
     assert_eq!(live.checks.verified_signed_release, r.report.updated);
+    // Signed meters asked the network for the time, and the run is still
+    // a function of its scenario and seed.
+    let again = run("b");
+    assert_eq!(
+        serde_json::to_string(&r.report).unwrap(),
+        serde_json::to_string(&again.report).unwrap()
+    );
 }

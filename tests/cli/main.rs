@@ -10,5 +10,6 @@ mod device;
 mod fleet;
 mod lora;
 mod rehearse;
+mod roles;
 mod serve;
 mod signing;

@@ -81,6 +81,13 @@ pub struct TriggerConfig {
     /// How long an update may run past its window's close before it is
     /// abandoned (the WiFi is left, the result is `interrupted`).
     pub session_overrun: Duration,
+    /// How old the network's last answer to a time request may grow
+    /// before a signed meter asks again with `DeviceTimeReq` in its next
+    /// uplink; it also asks after every start and join, and on every
+    /// uplink until answered. A week by default: a crystal's 20 ppm drift
+    /// is 12 s a week, nothing next to expiries counted in days, and each
+    /// answer costs the gateway a downlink.
+    pub time_sync_every: Duration,
 }
 
 impl TriggerConfig {
@@ -106,6 +113,7 @@ impl TriggerConfig {
             networks,
             join: JoinPolicy::default(),
             session_overrun: Duration::from_secs(5 * 60),
+            time_sync_every: Duration::from_secs(7 * 86_400),
         }
     }
 }

@@ -34,6 +34,13 @@
 //!    which the meter's main loop calls before building the trigger),
 //!    makes the next uplink a STATUS saying `reverted`.
 //!
+//! 5. **Time**: a signed meter asks the network for the time
+//!    (`DeviceTimeReq`) in its first uplink after a start or a join, then
+//!    weekly ([`TriggerConfig::time_sync_every`]); the authenticated answer
+//!    goes to the engine's [`crate::clock::NetworkTime`] and becomes the
+//!    meter's trusted-time floor. lorawan-device cannot send or read that
+//!    MAC command, so the radio under it is wrapped ([`TimeRadio`]).
+//!
 //! The LoRaWAN session (keys and frame counters), the schedule, the seen
 //! campaigns and the last result are saved in the meter's storage
 //! (`.otavan/lora.json`, replaced atomically) after every change, and the
@@ -45,6 +52,7 @@
 //! milliseconds with paused time.
 
 mod config;
+mod device_time;
 mod duty;
 mod host;
 mod outcome;
@@ -53,6 +61,7 @@ mod store;
 mod trigger;
 
 pub use config::{DEFAULT_READING_FPORT, JoinPolicy, TriggerConfig};
+pub use device_time::TimeRadio;
 pub use duty::DutyCycle;
 pub use host::{Host, Sensors};
 pub use outcome::ota_result;

@@ -13,8 +13,9 @@ use crate::wifi::SessionError;
 ///
 /// - installed: `updated`; nothing newer: `already_current`;
 /// - the WiFi join failed: `wifi_join_failed`;
-/// - the release or manifest was refused (unsigned, untrusted, unsafe
-///   paths, a pending update awaiting confirmation, an unprovisioned meter):
+/// - the release or manifest was refused (unsigned, untrusted, a
+///   downgrade, unsafe paths, a pending update awaiting confirmation, an
+///   unprovisioned meter):
 ///   `refused`;
 /// - the manifest or a file could not be fetched: `download_failed`;
 /// - a file did not match its hash or size: `verification_failed`;
@@ -36,7 +37,8 @@ fn engine_result(error: &EngineError) -> OtaResult {
         | EngineError::NothingPending
         | EngineError::BootMismatch { .. }
         | EngineError::Plan(_)
-        | EngineError::Untrusted(_) => OtaResult::Refused,
+        | EngineError::Untrusted(_)
+        | EngineError::Downgrade { .. } => OtaResult::Refused,
         EngineError::Manifest(error) => transport_result(error),
         EngineError::Download(DownloadError::Transport { source, .. }) => transport_result(source),
         EngineError::Download(DownloadError::Mismatch(_)) => OtaResult::VerificationFailed,
@@ -97,6 +99,14 @@ mod tests {
         );
         assert_eq!(
             update(EngineError::Untrusted("expired".into())),
+            OtaResult::Refused
+        );
+        assert_eq!(
+            update(EngineError::Downgrade {
+                from: v("1.1.0"),
+                to: v("1.0.0"),
+                signed: false
+            }),
             OtaResult::Refused
         );
         assert_eq!(

@@ -20,6 +20,7 @@ use tokio::time::{Instant, sleep_until, timeout_at};
 use tracing::{debug, info, warn};
 
 use super::config::TriggerConfig;
+use super::device_time::TimeRadio;
 use super::duty::{DutyCycle, JOIN_REQUEST_LEN, MAX_DATA_OVERHEAD};
 use super::host::{Host, Sensors};
 use super::outcome::ota_result;
@@ -33,11 +34,13 @@ use crate::slots::FirmwareSlots;
 use crate::state::{DeviceState, Phase};
 use crate::storage::Storage;
 use crate::transport::Transport;
+use crate::trust::Anchor;
 use crate::wifi::{WifiLink, update_session};
 
 /// The LoRaWAN device the trigger drives: lorawan-device's async device
-/// with its software crypto and seeded PRNG.
-pub type LoraDevice<R, T> = Device<R, DefaultFactory, T, Prng>;
+/// with its software crypto and seeded PRNG, over the meter's radio
+/// wrapped to ask the network for the time ([`TimeRadio`]).
+pub type LoraDevice<R, T> = Device<TimeRadio<R>, DefaultFactory, T, Prng>;
 
 /// Which kind of uplink was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +76,9 @@ pub enum Event {
         fcnt: u32,
         /// What the downlink received after it did, if one came.
         downlink: Option<Decision>,
+        /// The network's time (Unix) when the uplink asked for it
+        /// (`DeviceTimeReq`) and the downlink after it answered.
+        network_time: Option<Duration>,
     },
     /// An uplink was not sent: it does not fit the data rate.
     UplinkRefused {
@@ -168,6 +174,12 @@ where
     duty: DutyCycle,
     /// Join jitter, seeded from the trigger's seed.
     jitter: SplitMix,
+    /// When the network last told the time ([`MeterClock`] time; `None`:
+    /// not since the start or the last join).
+    time_answered_at: Option<Duration>,
+    /// Whether the meter is signed (has a trust anchor): only a signed
+    /// meter needs the network's time.
+    signed: bool,
 }
 
 impl<R, T> LoraTrigger<R, T>
@@ -191,7 +203,8 @@ where
     ///
     /// [`TriggerError::Config`] for an unusable configuration (FPorts,
     /// data rate, join policy), [`TriggerError::Storage`] when the saved
-    /// state cannot be read.
+    /// state cannot be read, [`TriggerError::Meter`] when the meter's
+    /// trust anchor cannot.
     pub fn new(
         config: TriggerConfig,
         radio: R,
@@ -202,6 +215,9 @@ where
     ) -> Result<LoraTrigger<R, T>, TriggerError> {
         let data_rate = check_config(&config)?;
         let saved = Saved::load(storage).map_err(TriggerError::Storage)?;
+        let signed = Anchor::load(storage)
+            .map_err(TriggerError::Meter)?
+            .is_some();
         let last_result = saved.last_result();
         let session = match (saved.dev_eui, saved.session) {
             (Some(dev_eui), Some(session)) if dev_eui == config.dev_eui => Some(session),
@@ -216,7 +232,8 @@ where
             info!(fcnt_up = session.fcnt_up, "restored the LoRaWAN session");
         }
         let region = async_device::region::Configuration::new(radio_region(config.region));
-        let mut device = Device::new_with_seed_and_session(region, radio, timer, seed, session);
+        let mut device =
+            Device::new_with_seed_and_session(region, TimeRadio::new(radio), timer, seed, session);
         device.set_datarate(data_rate);
         let scheduler =
             Scheduler::restore(config.command_fport, config.networks.len(), saved.scheduler);
@@ -233,6 +250,8 @@ where
             last_result,
             duty: DutyCycle::new(config.region),
             jitter: SplitMix::new(seed.rotate_left(32) ^ 0x6f74_6176_616e_6a72),
+            time_answered_at: None,
+            signed,
             config,
         })
     }
@@ -276,7 +295,7 @@ where
         self.status_due
     }
 
-    /// The LoRaWAN device (for its radio).
+    /// The LoRaWAN device (for its radio: `get_radio().inner()`).
     pub fn device(&mut self) -> &mut LoraDevice<R, T> {
         &mut self.device
     }
@@ -378,6 +397,7 @@ where
                 info!(attempt, "joined");
                 self.joined = true;
                 self.join_failures = 0;
+                self.time_answered_at = None;
                 self.next_join = None;
                 self.next_uplink = None;
                 // Announce the meter's version on the new session.
@@ -485,6 +505,7 @@ where
             return Ok(Event::UplinkRefused { kind, error });
         }
         let fcnt = self.device.get_session().map_or(0, |s| s.fcnt_up);
+        self.ask_time_if_due(payload.len());
         // Save the counter this frame leaves behind before it goes out, so
         // a restart during the receive windows never reuses it.
         self.save(storage, 1)?;
@@ -499,20 +520,24 @@ where
                 if on_trial {
                     self.self_test(&host.engine).await;
                 }
-                let downlink = match response {
-                    SendResponse::DownlinkReceived(_) => self.take_downlink(received_at, &state),
+                let (downlink, network_time) = match response {
+                    SendResponse::DownlinkReceived(fcnt_down) => {
+                        let network_time = self.take_time(fcnt_down, host);
+                        (self.take_downlink(received_at, &state), network_time)
+                    }
                     SendResponse::SessionExpired => {
                         warn!("the frame counter is exhausted; joining again");
                         self.joined = false;
-                        None
+                        (None, None)
                     }
-                    SendResponse::NoAck | SendResponse::RxComplete => None,
+                    SendResponse::NoAck | SendResponse::RxComplete => (None, None),
                 };
-                debug!(?kind, fcnt, ?downlink, "uplink sent");
+                debug!(?kind, fcnt, ?downlink, ?network_time, "uplink sent");
                 Event::Uplink {
                     kind,
                     fcnt,
                     downlink,
+                    network_time,
                 }
             }
             Err(error) => {
@@ -548,6 +573,55 @@ where
             Ok(_) => {}
             Err(error) => warn!(%error, "the self-test after the uplink failed"),
         }
+    }
+
+    /// Has the next uplink (of `payload_len` bytes) ask the network for
+    /// the time, when the meter is signed (it judges expiry at trusted
+    /// time) and has had no answer since it started, joined, or in
+    /// [`TriggerConfig::time_sync_every`]; and when the extra FOpts byte
+    /// still fits the data rate.
+    fn ask_time_if_due(&mut self, payload_len: usize) {
+        let now = self.clock.now();
+        let due = self
+            .time_answered_at
+            .is_none_or(|at| now.saturating_sub(at) >= self.config.time_sync_every);
+        if !due || !self.signed {
+            return;
+        }
+        let fits = check_fits(
+            self.config.region,
+            self.data_rate(),
+            Direction::Uplink,
+            payload_len + 1,
+        )
+        .is_ok();
+        if let (true, Some(session)) = (fits, self.device.get_session().cloned()) {
+            self.device.get_mut_radio().ask_next(&session);
+        }
+    }
+
+    /// The network's answer to a time request in the downlink with
+    /// counter `fcnt_down`: handed to the engine, and kept as the meter's
+    /// trusted-time floor.
+    fn take_time<W, S, F, Tr, M>(
+        &mut self,
+        fcnt_down: u32,
+        host: &Host<W, S, F, Tr, M>,
+    ) -> Option<Duration>
+    where
+        S: Storage,
+        F: FirmwareSlots,
+        Tr: Transport,
+    {
+        let (unix, at) = self.device.get_mut_radio().answer(fcnt_down)?;
+        host.engine.network_time().set(unix, at);
+        let now = host.engine.network_time().now()?;
+        if let Err(error) = host.engine.meter().raise_trusted_time(now.as_secs()) {
+            warn!(%error, "the network's time could not be kept");
+        }
+        self.time_answered_at = Some(self.clock.now());
+        info!(unix = now.as_secs(), "the network told the time");
+        Some(now)
     }
 
     /// Bookkeeping after an uplink of `kind` was sent (or refused for

@@ -6,7 +6,10 @@
 
 use otavan_client::Recovery;
 
-use crate::harness::{NEW, OLD, Release, TestMeter, pass, read_dirs};
+use std::time::Duration;
+
+use crate::harness::{NEW, NOW, OLD, Release, TestMeter, pass, read_dirs};
+use crate::roles::{certified_release, root_meter};
 use crate::transitions::swapped_release;
 
 /// Exactly at `version`: files, version and image, and its folders too.
@@ -156,5 +159,93 @@ async fn a_power_cut_at_any_operation_of_a_confirm_keeps_the_new_version() {
             !meter.root().join(".otavan/backup").exists(),
             "cut {cut}: backups left"
         );
+    }
+}
+
+/// A root-mode update also follows the certificate, raises the trusted
+/// time and keeps the descriptors: a cut at any of its operations still
+/// leaves the meter at OLD or NEW, and at NEW with NEW's descriptor and
+/// the certificate kept (OLD's too, so a rollback finds it).
+#[tokio::test]
+async fn a_power_cut_at_any_operation_of_a_signed_update_keeps_its_trust_state() {
+    let release = certified_release();
+    let network_now = Duration::from_secs(NOW);
+    let count = {
+        let meter = root_meter(&release, OLD);
+        let (engine, storage) = meter.faulty_engine(release.transport(), None);
+        engine
+            .network_time()
+            .set(network_now, tokio::time::Instant::now());
+        engine.update().await.unwrap();
+        storage.ops()
+    };
+    let kept = |meter: &TestMeter, version: &str| {
+        meter
+            .root()
+            .join(format!(".otavan/descriptors/{version}.json"))
+            .exists()
+    };
+    let (mut ended_old, mut ended_new) = (0, 0);
+    for cut in 0..count {
+        let meter = root_meter(&release, OLD);
+        let (engine, storage) = meter.faulty_engine(release.transport(), Some(cut));
+        engine
+            .network_time()
+            .set(network_now, tokio::time::Instant::now());
+        assert!(engine.update().await.is_err(), "cut {cut}");
+        assert!(storage.is_cut());
+        meter.meter().recover().unwrap();
+        if meter.version() == NEW {
+            meter.assert_at(&release, NEW);
+            ended_new += 1;
+        } else {
+            meter.assert_at(&release, OLD);
+            ended_old += 1;
+            meter.engine(release.transport()).update().await.unwrap();
+            meter.assert_at(&release, NEW);
+        }
+        assert!(kept(&meter, NEW) && kept(&meter, OLD), "cut {cut}");
+        assert!(meter.root().join(".otavan/root.json").exists(), "cut {cut}");
+        assert_eq!(
+            meter.meter().state().unwrap().highest_counter,
+            release.descriptor(NEW).counter
+        );
+        meter.meter().rollback().unwrap();
+        meter.assert_at(&release, OLD);
+        assert!(kept(&meter, OLD));
+        meter.assert_outside_untouched();
+    }
+    assert!(
+        ended_old > 0 && ended_new > 0,
+        "old {ended_old}, new {ended_new}"
+    );
+}
+
+/// Confirming drops every kept descriptor but the installed version's; a
+/// cut anywhere in it keeps NEW's.
+#[tokio::test]
+async fn a_power_cut_at_any_operation_of_a_signed_confirm_keeps_the_installed_descriptor() {
+    let release = certified_release();
+    let probe = root_meter(&release, OLD);
+    probe.engine(release.transport()).update().await.unwrap();
+    let (engine, storage) = probe.faulty_engine(release.transport(), None);
+    engine.meter().confirm().unwrap();
+    let total = storage.ops();
+    for cut in 0..total {
+        let meter = root_meter(&release, OLD);
+        meter.engine(release.transport()).update().await.unwrap();
+        let (engine, _) = meter.faulty_engine(release.transport(), Some(cut));
+        assert!(engine.meter().confirm().is_err(), "cut {cut}");
+        meter.meter().recover().unwrap();
+        if meter.meter().status().unwrap().pending_confirm {
+            meter.meter().confirm().unwrap();
+        }
+        meter.assert_at(&release, NEW);
+        let descriptors = meter.root().join(".otavan/descriptors");
+        let names: Vec<String> = std::fs::read_dir(descriptors)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, [format!("{NEW}.json")], "cut {cut}");
     }
 }

@@ -11,6 +11,7 @@ use otavan_client::fault::FaultStorage;
 use otavan_client::slots::{FileSlots, FirmwareSlots};
 use otavan_client::storage::{DirStorage, Storage, walk_files};
 use otavan_client::transport::{MemoryTransport, Transport};
+use otavan_client::trust::Anchor;
 use otavan_client::{Engine, EngineConfig, EngineError, Meter};
 use otavan_protocol::Version;
 use otavan_protocol::descriptor::{KeyPair, PublicKey, SignedDescriptor, TargetDescriptor};
@@ -82,7 +83,34 @@ impl Release {
     /// Signs every version with `keys` (as `otavan release sign` does) and
     /// re-indexes, so manifests name the target's descriptor.
     pub fn sign(&mut self, keys: &KeyPair, expires: u64) {
-        otavan_server::sign::sign_release(self.root.path(), keys, expires).unwrap();
+        self.sign_by(&[keys], expires, NOW + 7 * 86_400);
+    }
+
+    /// Signs every version with all of `keys`, descriptors valid until
+    /// `expires`, the timestamp (issued at [`NOW`]) until
+    /// `timestamp_expires`, and re-indexes.
+    pub fn sign_by(&mut self, keys: &[&KeyPair], expires: u64, timestamp_expires: u64) {
+        let signing = otavan_server::sign::Signing {
+            keys,
+            now: NOW,
+            expires,
+            timestamp_expires,
+        };
+        otavan_server::sign::sign_release(self.root.path(), &signing).unwrap();
+        self.reindex();
+    }
+
+    /// Writes the release root's next certificate, signed by `root`, for
+    /// `terms`, and re-indexes.
+    pub fn certify(&mut self, root: &KeyPair, terms: &otavan_server::certify::Terms) {
+        otavan_server::certify::certify(self.root.path(), root, terms).unwrap();
+        self.reindex();
+    }
+
+    /// Replaces a file at the release root (`root.json`, `timestamp.json`,
+    /// a descriptor) with `bytes` and re-indexes.
+    pub fn put_file(&mut self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.root.path().join(name), bytes).unwrap();
         self.reindex();
     }
 
@@ -139,6 +167,30 @@ impl Release {
         serde_json::to_vec(&manifest).unwrap()
     }
 
+    /// The manifest a rogue server sends a meter at [`NEW`] to take it
+    /// back to [`OLD`]: every file of OLD, the deletes of what NEW added,
+    /// OLD's firmware and OLD's signed descriptor, all genuine bytes any
+    /// van serves to anyone.
+    pub fn downgrade_manifest_json(&self) -> Vec<u8> {
+        let old: Version = OLD.parse().unwrap();
+        let index = ReleaseIndex::build(self.root.path(), Some(&old), &[]).unwrap();
+        let mut manifest =
+            otavan_server::manifest::build(&index, None, "van.local").expect("a full install");
+        let (old_tree, new_tree) = (self.tree(OLD), self.tree(NEW));
+        manifest.delete = new_tree
+            .keys()
+            .filter(|path| !old_tree.contains_key(*path))
+            .cloned()
+            .collect();
+        manifest.previous_version = Some(NEW.to_owned());
+        serde_json::to_vec(&manifest).unwrap()
+    }
+
+    /// The release root on disk.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
     /// A transport serving this release to meters at [`OLD`].
     pub fn transport(&self) -> MemoryTransport {
         let transport = MemoryTransport::new().with_manifest(OLD, self.manifest_json(OLD));
@@ -164,6 +216,11 @@ impl Release {
             }
             if let Ok(bytes) = std::fs::read(descriptor) {
                 transport.set_file(&format!("/target_{version}.json"), bytes);
+            }
+        }
+        for name in ["root.json", "timestamp.json"] {
+            if let Ok(bytes) = std::fs::read(self.root.path().join(name)) {
+                transport.set_file(&format!("/{name}"), bytes);
             }
         }
         transport
@@ -295,10 +352,16 @@ impl TestMeter {
         version: &str,
         key: Option<&PublicKey>,
     ) -> TestMeter {
-        let dir = TempDir::new().unwrap();
-        std::fs::create_dir(dir.path().join("meter")).unwrap();
-        std::fs::write(dir.path().join("outside.txt"), b"sentinel").unwrap();
-        let meter = TestMeter { dir };
+        TestMeter::provisioned_trusting(release, version, key.map(|k| Anchor::Key(*k)).as_ref())
+    }
+
+    /// Like [`TestMeter::provisioned`], trusting `anchor`.
+    pub fn provisioned_trusting(
+        release: &Release,
+        version: &str,
+        anchor: Option<&Anchor>,
+    ) -> TestMeter {
+        let meter = TestMeter::empty();
         for (path, bytes) in release.tree(version) {
             write(&meter.root(), &path, &bytes);
         }
@@ -307,10 +370,18 @@ impl TestMeter {
             &meter.storage(),
             &version.parse().unwrap(),
             Some(&mut image.as_slice()),
-            key,
+            anchor,
         )
         .unwrap();
         meter
+    }
+
+    /// An empty meter root, not provisioned.
+    pub fn empty() -> TestMeter {
+        let dir = TempDir::new().unwrap();
+        std::fs::create_dir(dir.path().join("meter")).unwrap();
+        std::fs::write(dir.path().join("outside.txt"), b"sentinel").unwrap();
+        TestMeter { dir }
     }
 
     pub fn root(&self) -> std::path::PathBuf {

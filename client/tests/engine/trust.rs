@@ -231,3 +231,50 @@ async fn unprovisioned_meters_keep_working_in_pycom_mode() {
     meter.engine(release.transport()).update().await.unwrap();
     meter.assert_at(&release, NEW);
 }
+
+/// Endless data: a van sends far more bytes than the signed size of a
+/// file or of the image. The meter stops reading at the signed size (it
+/// never fills its flash with junk), reports the download failed, and
+/// stays as it was.
+#[tokio::test]
+async fn endless_data_a_file_or_image_longer_than_signed_stops_at_its_size() {
+    let release = signed_release();
+    let junk = vec![0x5a; 16 * 1024 * 1024];
+    for (url, signed_size) in [
+        (
+            format!("/{NEW}/flash/main.py"),
+            release.tree(NEW)["flash/main.py"].len(),
+        ),
+        (format!("/firmware_{NEW}.bin"), release.image(NEW).len()),
+    ] {
+        let meter = TestMeter::provisioned_with(&release, OLD, Some(&keys().public()));
+        let transport = release.transport();
+        transport.set_file(&url, junk.clone());
+        let error = meter.engine(transport.clone()).update().await.unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!("sent more than the {signed_size} bytes expected")),
+            "{url}: {text}"
+        );
+        meter.assert_at(&release, OLD);
+        // Nothing on the meter grew past the signed size.
+        let mut largest = 0;
+        for dir in [".otavan/staging", ".otavan/slots"] {
+            let Ok(entries) = std::fs::read_dir(meter.root().join(dir)) else {
+                continue;
+            };
+            for entry in entries {
+                largest = largest.max(entry.unwrap().metadata().unwrap().len());
+            }
+        }
+        assert!(largest <= 16_000, "{url}: {largest} bytes staged");
+        let fetched = transport.stats().bytes;
+        assert!(fetched < 1024 * 1024, "{url}: read {fetched} bytes");
+        let failed = transport
+            .reports()
+            .into_iter()
+            .find(|r| r.state == UpdateState::Failed)
+            .unwrap();
+        assert_eq!(failed.error.as_deref(), Some(text.as_str()));
+    }
+}

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use lorawan::creator::DataPayloadCreator;
 use lorawan::default_crypto::DefaultFactory;
+use lorawan::maccommandcreator::DeviceTimeAnsCreator;
+use lorawan::maccommands::{MacCommandIterator, SerializableMacCommand, UplinkMacCommand};
 use lorawan::parser::{DataHeader, EncryptedDataPayload, FCtrl, FRMPayload};
+use otavan_protocol::device_time::DeviceTime;
 
 use super::state::{State, airtime_ms, dev_addr_wire, frame_kind};
 use super::types::{
@@ -54,6 +57,8 @@ impl State {
         }
         let fport = data.f_port();
         record.fport = fport;
+        // LoRaWAN 1.0 FOpts travel in the clear (the MIC covers them).
+        let mut time_requested = asks_device_time(fhdr.data());
         let payload = match data.decrypt(
             Some(session.nwk_s_key.inner()),
             Some(session.app_s_key.inner()),
@@ -61,7 +66,10 @@ impl State {
         ) {
             Ok(decrypted) => match decrypted.frm_payload() {
                 FRMPayload::Data(bytes) => bytes.to_vec(),
-                FRMPayload::MACCommands(commands) => commands.data().to_vec(),
+                FRMPayload::MACCommands(commands) => {
+                    time_requested |= asks_device_time(commands.data());
+                    commands.data().to_vec()
+                }
                 FRMPayload::None => Vec::new(),
             },
             Err(_) => Vec::new(),
@@ -92,7 +100,14 @@ impl State {
         self.uplinks.push(uplink.clone());
         let _ = self.uplink_events.send(uplink);
 
-        let reply = self.reply(frame, key, confirmed);
+        // The time at the end of the uplink that asked (LoRaWAN 1.0.3 5.9).
+        let device_time = match self.config.time {
+            Some(start) if time_requested => {
+                Some(DeviceTime::from_unix(start + (frame.end - self.start)))
+            }
+            _ => None,
+        };
+        let reply = self.reply(frame, key, confirmed, device_time);
         UplinkOutcome::Data {
             dev_eui,
             fcnt,
@@ -101,11 +116,18 @@ impl State {
     }
 
     /// Answers a data uplink: the next queued downlink (with ACK when the
-    /// uplink was confirmed) or a bare ACK, in RX1 or else RX2.
-    fn reply(&mut self, frame: &ReceivedFrame, key: EuiKey, confirmed_uplink: bool) -> Reply {
+    /// uplink was confirmed, and `DeviceTimeAns` in FOpts when it asked for
+    /// the time) or a frame with only those, in RX1 or else RX2.
+    fn reply(
+        &mut self,
+        frame: &ReceivedFrame,
+        key: EuiKey,
+        confirmed_uplink: bool,
+        device_time: Option<DeviceTime>,
+    ) -> Reply {
         let entry = self.devices.get(&key).expect("known device");
         let next = entry.queue.front().cloned();
-        if next.is_none() && !confirmed_uplink {
+        if next.is_none() && !confirmed_uplink && device_time.is_none() {
             return Reply::None;
         }
         let session = entry.session.expect("joined device");
@@ -134,15 +156,24 @@ impl State {
             }
             None => &[],
         };
+        let mut answer = DeviceTimeAnsCreator::new();
+        let mut commands: Vec<&dyn SerializableMacCommand> = Vec::new();
+        if let Some(time) = device_time {
+            answer
+                .set_seconds(time.gps_seconds)
+                .set_nano_seconds(u32::from(time.fraction) * 3_906_250)
+                .expect("a fraction of a second");
+            commands.push(&answer);
+        }
         let phy = creator
-            .build(payload, &[], &session.nwk_s_key, &session.app_s_key)
+            .build(payload, &commands, &session.nwk_s_key, &session.app_s_key)
             .expect("payload checked at enqueue")
             .to_vec();
 
-        let kind = if next.is_some() {
-            DownlinkKind::Data
-        } else {
-            DownlinkKind::Ack
+        let kind = match (&next, device_time) {
+            (Some(_), _) => DownlinkKind::Data,
+            (None, Some(_)) => DownlinkKind::Mac,
+            (None, None) => DownlinkKind::Ack,
         };
         let rx1_delay = Duration::from_secs(u64::from(self.config.rx1_delay_s.clamp(1, 15)));
         let slots = self.slots(frame, rx1_delay, rx1_delay + Duration::from_secs(1));
@@ -154,20 +185,27 @@ impl State {
                     self.stats.downlinks_deferred += 1;
                     Reply::Deferred
                 }
-                None => {
+                None if confirmed_uplink => {
                     self.stats.acks_dropped += 1;
                     Reply::AckDropped
                 }
+                // A time answer finds no slot: the device asks again.
+                None => Reply::None,
             };
         };
 
         let fcnt_down = session.fcnt_down;
         let entry = self.devices.get_mut(&key).expect("known device");
-        if next.is_some() {
-            entry.queue.pop_front();
-            self.stats.downlinks_sent += 1;
-        } else {
-            self.stats.acks_sent += 1;
+        match kind {
+            DownlinkKind::Data => {
+                entry.queue.pop_front();
+                self.stats.downlinks_sent += 1;
+            }
+            DownlinkKind::Ack => self.stats.acks_sent += 1,
+            DownlinkKind::Mac | DownlinkKind::JoinAccept => {}
+        }
+        if device_time.is_some() {
+            self.stats.device_times_sent += 1;
         }
         let live = entry.session.as_mut().expect("joined device");
         live.fcnt_down = live.fcnt_down.wrapping_add(1);
@@ -199,6 +237,12 @@ impl State {
             kind,
         }
     }
+}
+
+/// Whether a run of uplink MAC commands holds a `DeviceTimeReq`.
+fn asks_device_time(commands: &[u8]) -> bool {
+    MacCommandIterator::<UplinkMacCommand>::new(commands)
+        .any(|command| matches!(command, UplinkMacCommand::DeviceTimeReq(_)))
 }
 
 /// The full FCnt a 16-bit counter stands for, given the lowest acceptable

@@ -14,9 +14,13 @@
 //! Simplifications: a JoinAccept replaces the device's session at once
 //! (a real server keeps the old one until the first uplink of the new);
 //! confirmed downlinks are not retransmitted when the device does not
-//! acknowledge them (the count of acknowledged ones is kept); no MAC
-//! commands are sent or interpreted (uplink FOpts are ignored, FPort 0
-//! payloads are decrypted and recorded); no ADR; no CFList.
+//! acknowledge them (the count of acknowledged ones is kept); the one MAC
+//! command interpreted is `DeviceTimeReq` (in FOpts or an FPort 0
+//! payload), answered with `DeviceTimeAns` in the FOpts of the next
+//! downlink when the network has a clock ([`NetworkConfig::time`]): the
+//! GPS time at the end of the asking uplink; other uplink MAC commands
+//! are ignored, FPort 0 payloads are decrypted and recorded; no ADR; no
+//! CFList.
 
 mod data;
 mod join;

@@ -34,6 +34,10 @@ pub struct NetworkConfig {
     pub net_id: u32,
     /// RX1 delay in seconds (1..=15) announced in JoinAccepts.
     pub rx1_delay_s: u8,
+    /// The network's wall clock when it started (Unix time): it answers
+    /// `DeviceTimeReq` with it, as GPS time. `None`: like a network server
+    /// without the command, it never answers.
+    pub time: Option<Duration>,
 }
 
 impl NetworkConfig {
@@ -44,6 +48,7 @@ impl NetworkConfig {
             seed,
             net_id: 0x13,
             rx1_delay_s: 1,
+            time: None,
         }
     }
 
@@ -229,6 +234,9 @@ pub struct NetworkStats {
     pub downlinks_deferred: u64,
     /// Empty acknowledgements of confirmed uplinks sent.
     pub acks_sent: u64,
+    /// `DeviceTimeReq`s answered (in a frame of their own or beside a
+    /// queued downlink).
+    pub device_times_sent: u64,
     /// Confirmed uplinks left unacknowledged for lack of a slot.
     pub acks_dropped: u64,
     /// Confirmed downlinks the device acknowledged.

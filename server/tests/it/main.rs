@@ -9,4 +9,5 @@ mod lifecycle;
 mod manifests;
 mod pycom;
 mod reports;
+mod signing;
 mod traversal;

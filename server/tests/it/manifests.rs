@@ -268,7 +268,13 @@ async fn signed_releases_name_and_serve_their_descriptor() {
         ("firmware_1.1.0.bin", b"image"),
     ]);
     let keys = KeyPair::from_seed([3; 32]);
-    let signed = otavan_server::sign::sign_release(root.path(), &keys, 4_000_000_000).unwrap();
+    let signing = otavan_server::sign::Signing {
+        keys: &[&keys],
+        now: 1_767_225_600,
+        expires: 4_000_000_000,
+        timestamp_expires: 1_767_225_600 + 7 * 86_400,
+    };
+    let signed = otavan_server::sign::sign_release(root.path(), &signing).unwrap();
     assert_eq!(signed.iter().map(|s| s.counter).collect::<Vec<_>>(), [1, 2]);
     let server = TestServer::start(root.path()).await;
     let manifest = server

@@ -28,8 +28,9 @@ pub struct Checks {
     /// self-test never passed (the van never heard their report), so they
     /// would revert at their fourth start.
     pub on_trial: u64,
-    /// Meters that recorded a signed release's counter: they verified its
-    /// descriptor (0 when the release is not signed).
+    /// Meters that recorded a signed release's counter and keep its
+    /// descriptor: they verified the chain from the root key (0 when the
+    /// release is not signed).
     pub verified_signed_release: u64,
     /// Meters in neither state (should be 0), with what differs.
     pub mismatched: Vec<String>,
@@ -83,7 +84,9 @@ pub fn check(index: &ReleaseIndex, store: &ReportStore, meters: &[Checked<'_>]) 
         let device = Meter::new(storage.clone(), FileSlots::new(storage));
         let (version, on_trial) = match device.state() {
             Ok(state) => {
-                checks.verified_signed_release += u64::from(state.highest_counter > 0);
+                let kept = otavan_client::trust::installed::load(device.storage(), &state.version)
+                    .is_ok_and(|d| d.is_some());
+                checks.verified_signed_release += u64::from(state.highest_counter > 0 && kept);
                 (state.version, state.update.is_some())
             }
             Err(e) => {

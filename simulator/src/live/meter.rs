@@ -18,10 +18,10 @@ use otavan_client::lora::{Event, Host, LoraTrigger, TriggerConfig};
 use otavan_client::meter::Meter;
 use otavan_client::slots::{FileSlots, FirmwareSlots};
 use otavan_client::storage::{DirStorage, Storage};
+use otavan_client::trust::Anchor;
 use otavan_client::wifi::{Credentials, VanNetwork};
 use otavan_loranet::{DeviceKeys, NetworkServer, SimRadio, SimTimer};
 use otavan_protocol::Version;
-use otavan_protocol::descriptor::PublicKey;
 use otavan_protocol::lora::{DEFAULT_FPORT, OtaResult};
 use otavan_protocol::region::Region;
 use tokio::time::sleep_until;
@@ -79,7 +79,8 @@ pub fn device_id(keys: &DeviceKeys) -> String {
 }
 
 /// Provisions `root` at `version`: the version's files from the release
-/// tree (`source`, its folder) and `image` as the booted firmware.
+/// tree (`source`, its folder) and `image` as the booted firmware,
+/// trusting `trust` (any van when `None`).
 ///
 /// # Errors
 ///
@@ -89,7 +90,7 @@ pub fn provision(
     source: &Path,
     version: &Version,
     image: Option<&Path>,
-    trust: Option<&PublicKey>,
+    trust: Option<&Anchor>,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(root)?;
     copy_tree(source, root)?;

@@ -43,9 +43,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use otavan_client::trust::Anchor;
 use otavan_loranet::{DeviceKeys, NetworkConfig, NetworkServer};
-use otavan_protocol::descriptor::{KeyPair, PublicKey};
+use otavan_protocol::descriptor::KeyPair;
 use otavan_protocol::region::{Direction, Modulation, Region};
+use otavan_server::certify::Terms;
+use otavan_server::sign::Signing;
 use otavan_server::state::{IndexSettings, Release, Shared};
 use otavan_store::reports::ReportStore;
 use otavan_store::{SqliteBackend, VanId};
@@ -270,9 +273,14 @@ pub fn rehearse_live(
             contacts,
             scenario.van.vans as usize,
         ));
-        let network = NetworkServer::new(match scenario.region() {
-            Region::Eu868 => NetworkConfig::eu868(seed),
-            Region::Us915 => NetworkConfig::us915(seed),
+        let network = NetworkServer::new(NetworkConfig {
+            // The network's clock is the campaign's, like the meters':
+            // signed meters ask it for the time (DeviceTimeReq).
+            time: Some(meter::WALL_EPOCH),
+            ..match scenario.region() {
+                Region::Eu868 => NetworkConfig::eu868(seed),
+                Region::Us915 => NetworkConfig::us915(seed),
+            }
         });
         if let Some(path) = &options.lora_log
             && let Ok(file) = std::fs::File::create(path)
@@ -445,15 +453,22 @@ fn signed_until(horizon: Time) -> u64 {
     (meter::WALL_EPOCH + Duration::from_micros(horizon) + SIGNED_MARGIN).as_secs()
 }
 
-/// Signs a copy of the release tree at `release` into `copy` with the key
-/// in `key_file`, valid until `expires` (Unix seconds); returns the copy
-/// and the public key meters trust.
+/// The root key of a live rehearsal's signed release: it exists only
+/// inside the run (a fixed seed, so the run stays a function of its
+/// scenario), certifying the scenario's release key.
+const LIVE_ROOT_SEED: [u8; 32] = *b"otavan live rehearsal root key..";
+
+/// Signs a copy of the release tree at `release` into `copy` as a release
+/// manager would: the run's root key certifies the key in `key_file`
+/// (`root.json`), which signs every version and the timestamp, all valid
+/// until `expires` (Unix seconds). Returns the copy and the anchor meters
+/// trust: the root key, so live meters verify the whole chain.
 fn signed_copy(
     release: &Path,
     key_file: &Path,
     copy: &Path,
     expires: u64,
-) -> Result<(PathBuf, Option<PublicKey>), LiveError> {
+) -> Result<(PathBuf, Option<Anchor>), LiveError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| LiveError::Io { path, source }
@@ -465,9 +480,23 @@ fn signed_copy(
     })?;
     std::fs::create_dir_all(copy).map_err(io(copy))?;
     meter::copy_tree(release, copy).map_err(io(copy))?;
-    otavan_server::sign::sign_release(copy, &keys, expires)
+    let root = KeyPair::from_seed(LIVE_ROOT_SEED);
+    let terms = Terms {
+        keys: vec![keys.public()],
+        expires,
+        ..Terms::default()
+    };
+    otavan_server::certify::certify(copy, &root, &terms)
+        .map_err(|e| LiveError::Server(format!("certifying the release key: {e}")))?;
+    let signing = Signing {
+        keys: &[&keys],
+        now: meter::WALL_EPOCH.as_secs(),
+        expires,
+        timestamp_expires: expires,
+    };
+    otavan_server::sign::sign_release(copy, &signing)
         .map_err(|e| LiveError::Server(format!("signing the release: {e}")))?;
-    Ok((copy.to_path_buf(), Some(keys.public())))
+    Ok((copy.to_path_buf(), Some(Anchor::Root(root.public()))))
 }
 
 /// The uplink data rate for spreading factor `sf` at 125 kHz (DR0 without

@@ -7,12 +7,14 @@
 //!     bytes.
 //!
 //! The formats: the device state `.otavan/state.json` (version, signed
-//! release counter and the update journal in each phase), the firmware
-//! slots' `.otavan/slots/boot.json`, `a.bin` and `b.bin`, the release key
-//! `.otavan/trust.pub` (the whole provisioned `.otavan/` is one golden
-//! tree), the LoRa trigger's `.otavan/lora.json`, and the firmware
-//! staging marker, whose name and byte say which slot holds how much of
-//! which image. The rest of `.otavan/` holds no format of its own: staged
+//! release counter, trusted-time floor and the update journal in each
+//! phase), the firmware slots' `.otavan/slots/boot.json`, `a.bin` and
+//! `b.bin`, the release key `.otavan/trust.pub` or the root key
+//! `.otavan/root.pub` (each provisioned `.otavan/` is one golden tree),
+//! the root certificate a meter follows `.otavan/root.json` and the
+//! signed descriptors it keeps `.otavan/descriptors/VERSION.json`, the
+//! LoRa trigger's `.otavan/lora.json`, and the firmware staging marker,
+//! whose name and byte say which slot holds how much of which image. The rest of `.otavan/` holds no format of its own: staged
 //! downloads and backups are the files' bytes (named as the journal and
 //! the marker's scheme say), `lock` is empty, and the temporary files of
 //! atomic writes are never read.
@@ -33,6 +35,7 @@
 mod lora;
 mod staging;
 mod state;
+mod trust;
 
 use std::path::{Path, PathBuf};
 

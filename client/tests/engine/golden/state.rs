@@ -7,6 +7,7 @@ use otavan_client::path::MeterPath;
 use otavan_client::slots::{BootState, FileSlots, FirmwareSlots, Slot};
 use otavan_client::state::{DeviceState, Journal, Op, Phase};
 use otavan_client::storage::{DirStorage, Storage, walk_files};
+use otavan_client::trust::Anchor;
 use otavan_client::{Meter, Recovery};
 use otavan_protocol::descriptor::KeyPair;
 use tempfile::TempDir;
@@ -103,6 +104,7 @@ fn states() -> Vec<(&'static str, DeviceState)> {
         update,
         highest_counter,
         reverted: None,
+        trusted_time: 0,
     };
     // On trial: booted twice since it was applied, and the van heard it.
     let on_trial = Journal {
@@ -314,7 +316,7 @@ fn provisioning_writes_the_golden_tree_byte_for_byte_and_a_meter_opens_it() {
     let dir = TempDir::new().unwrap();
     let storage = DirStorage::new(dir.path()).unwrap();
     let mut image = PROVISIONED_IMAGE;
-    let key = release_keys().public();
+    let key = Anchor::Key(release_keys().public());
     provision(&storage, &version("1.0.0"), Some(&mut image), Some(&key)).unwrap();
     let files: Vec<MeterPath> = walk_files(&storage, None).unwrap();
     let names: Vec<&str> = files.iter().map(|p| p.as_str()).collect();
@@ -341,5 +343,8 @@ fn provisioning_writes_the_golden_tree_byte_for_byte_and_a_meter_opens_it() {
         .unwrap()
         .sha1;
     assert_eq!(status.firmware_sha1, Some(sha1));
-    assert_eq!(meter.trust_key().unwrap(), Some(release_keys().public()));
+    assert_eq!(
+        Anchor::load(meter.storage()).unwrap(),
+        Some(Anchor::Key(release_keys().public()))
+    );
 }
