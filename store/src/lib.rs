@@ -22,6 +22,7 @@ pub mod location;
 pub mod postgres;
 pub mod reports;
 mod row;
+mod spreadsheet;
 pub mod sqlite;
 pub mod sync;
 mod time;

@@ -24,6 +24,7 @@ use super::{
     SummaryQuery,
 };
 use crate::reports::CSV_HEADER;
+use crate::spreadsheet::neutralise;
 
 /// How long one database call may take, connecting included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -323,7 +324,7 @@ impl ReportBackend for PgStore {
                     "source" => Source::Van.as_str().to_owned(),
                     _ => String::new(),
                 });
-                writer.write_record(fields)?;
+                writer.write_record(fields.map(|cell| neutralise(&cell).into_owned()))?;
             }
             writer
                 .into_inner()

@@ -16,6 +16,7 @@ use otavan_protocol::Report;
 use otavan_protocol::lora::StatusUplink;
 use rusqlite::{Connection, params};
 
+use crate::spreadsheet::neutralise;
 use crate::{ReportTime, Source, StoredState};
 
 /// Columns of `GET /reports.csv`, in order.
@@ -192,7 +193,8 @@ impl ReportStore {
         Ok(n.try_into().unwrap_or(0))
     }
 
-    /// Writes every report as CSV with the [`CSV_HEADER`] columns.
+    /// Writes every report as CSV with the [`CSV_HEADER`] columns, formula
+    /// cells neutralised for spreadsheets.
     pub fn export_csv<W: Write>(&self, out: W) -> Result<(), StoreError> {
         let mut writer = csv::Writer::from_writer(out);
         writer.write_record(CSV_HEADER)?;
@@ -212,7 +214,7 @@ impl ReportStore {
                 row.get(5)?,
                 row.get(6)?,
             ];
-            writer.write_record(&fields)?;
+            writer.write_record(fields.iter().map(|cell| neutralise(cell).into_owned()))?;
         }
         writer.flush().map_err(csv::Error::from)?;
         Ok(())

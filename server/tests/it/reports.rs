@@ -159,3 +159,49 @@ async fn reports_survive_a_restart() {
     let csv = second.get("/reports.csv", &[]).await.text();
     assert_eq!(csv.lines().count(), 2, "{csv}");
 }
+
+/// OWASP CSV injection: a cell that a spreadsheet would read as a formula
+/// (it begins with `=`, `+`, `-`, `@`, tab or carriage return) is exported
+/// with a leading `'`, so it shows as text; every other cell is unchanged.
+/// Tab and carriage return never reach the store in a device id: such a
+/// report is refused (the store module's unit test covers their cells).
+#[tokio::test]
+async fn formula_cells_are_neutralised_in_the_export() {
+    let server = TestServer::start(&sample_root()).await;
+    let hostile = [
+        (
+            "=HYPERLINK(\"http://evil.example\",\"x\")",
+            "+cmd|' /C calc'!A0",
+        ),
+        ("@SUM(1+1)", "-2+3"),
+    ];
+    for (device, error) in hostile {
+        let body = serde_json::json!({
+            "device_id": device,
+            "from_version": "1.0.0",
+            "to_version": "1.1.0",
+            "state": "FAILED",
+            "error": error,
+        });
+        let response = server
+            .request("POST", "/report", &[], body.to_string().as_bytes())
+            .await;
+        assert_eq!(response.status, 204, "{device:?}");
+    }
+    let tab =
+        r#"{"device_id":"\tTAB","from_version":"1.0.0","to_version":"1.1.0","state":"FAILED"}"#;
+    let response = server.request("POST", "/report", &[], tab.as_bytes()).await;
+    assert_eq!(response.status, 400);
+    let csv = server.get("/reports.csv", &[]).await;
+    let mut reader = csv::Reader::from_reader(csv.body.as_slice());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), hostile.len());
+    for (row, (device, error)) in rows.iter().zip(hostile) {
+        assert_eq!(&row[1], format!("'{device}"));
+        assert_eq!(&row[5], format!("'{error}"));
+        // Versions, state and source start with none of the characters.
+        assert_eq!(&row[2], "1.0.0");
+        assert_eq!(&row[4], "FAILED");
+        assert_eq!(&row[6], "van");
+    }
+}
