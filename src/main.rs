@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use otavan_protocol::Version;
+use otavan_server::pace::Pace;
 use otavan_server::{Server, ServerConfig};
 use otavan_store::{StoreLocation, VanId};
 
@@ -97,6 +98,19 @@ struct ServeArgs {
     /// Seconds a client may take to send request headers.
     #[arg(long, default_value_t = 10)]
     header_timeout: u64,
+    /// Most simultaneous connections from one client address (0: no cap).
+    #[arg(long, default_value_t = otavan_server::slots::DEFAULT_PER_IP)]
+    max_connections_per_ip: usize,
+    /// Seconds a response may wait without the client taking a byte; also
+    /// the window the minimum rate is averaged over.
+    #[arg(long, default_value_t = 20)]
+    stall_timeout: u64,
+    /// Fewest KiB per second a client must take a response at (0: no floor).
+    #[arg(long, default_value_t = 4)]
+    min_rate_kib: u64,
+    /// MiB of rendered manifests kept in memory.
+    #[arg(long, default_value_t = 32)]
+    manifest_cache_mib: usize,
     /// MiB of release content kept in memory (target files and firmware).
     #[arg(long, default_value_t = 32)]
     preload_mib: u64,
@@ -168,6 +182,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         van_id,
         max_connections: args.max_connections,
         header_timeout: Duration::from_secs(args.header_timeout),
+        max_connections_per_ip: args.max_connections_per_ip,
+        pace: Pace {
+            stall_timeout: Duration::from_secs(args.stall_timeout.max(1)),
+            min_rate: args.min_rate_kib * 1024,
+        },
+        manifest_cache_bytes: args.manifest_cache_mib * 1024 * 1024,
         preload_bytes: args.preload_mib * 1024 * 1024,
         patch_cache: (!args.no_deltas).then_some(args.patch_cache),
         ..ServerConfig::new(args.root)

@@ -1,6 +1,7 @@
 //! Response bodies: bytes already in memory, or a file streamed from disk
 //! in fixed-size chunks so memory stays bounded whatever the file size.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::pin::Pin;
@@ -8,6 +9,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 
 use crate::metrics::DownloadGuard;
@@ -22,6 +24,10 @@ pub const CHUNK: usize = 32 * 1024;
 pub enum Body {
     /// In-memory content, sent in one frame (`None` once sent).
     Bytes(Option<Bytes>),
+    /// In-memory content in parts, one frame each (a shared manifest with
+    /// its base spliced in), and what the body holds until it is dropped
+    /// (a permit that bounds how many such bodies exist).
+    Parts(VecDeque<Bytes>, Option<OwnedSemaphorePermit>),
     /// A byte range of a file, read chunk by chunk on the blocking pool.
     File(FileStream),
     /// A file download, counted as it is sent and listed among the
@@ -200,6 +206,7 @@ impl http_body::Body for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
             Body::Bytes(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Body::Parts(parts, _) => Poll::Ready(parts.pop_front().map(|b| Ok(Frame::data(b)))),
             Body::File(stream) => stream.poll_chunk(cx).map(|c| c.map(|r| r.map(Frame::data))),
             Body::Download(download) => download
                 .poll_chunk(cx)
@@ -210,6 +217,7 @@ impl http_body::Body for Body {
     fn is_end_stream(&self) -> bool {
         match self {
             Body::Bytes(bytes) => bytes.is_none(),
+            Body::Parts(parts, _) => parts.is_empty(),
             Body::File(stream) => stream.remaining == 0,
             Body::Download(download) => download.is_end_stream(),
         }
@@ -219,6 +227,9 @@ impl http_body::Body for Body {
         match self {
             Body::Bytes(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Body::Parts(parts, _) => {
+                SizeHint::with_exact(parts.iter().map(|p| p.len() as u64).sum())
             }
             Body::File(stream) => SizeHint::with_exact(stream.remaining),
             Body::Download(download) => SizeHint::with_exact(download.remaining()),

@@ -33,7 +33,9 @@ pub mod files;
 pub mod index;
 pub mod local;
 pub mod manifest;
+pub mod manifest_cache;
 pub mod metrics;
+pub mod pace;
 mod pages;
 pub mod patches;
 pub mod preload;
@@ -43,6 +45,7 @@ pub mod server;
 pub mod service;
 pub mod sign;
 pub mod signals;
+pub mod slots;
 pub mod state;
 
 pub use server::{Reloader, Server, ServerConfig, StartError};

@@ -152,6 +152,7 @@ mod tests {
             target: None,
             exclude: Vec::new(),
             preload_bytes: u64::MAX,
+            manifest_cache_bytes: crate::manifest_cache::DEFAULT_BUDGET,
             patch_cache: None,
         };
         let release = Release::load(&settings).unwrap();

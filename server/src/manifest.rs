@@ -9,9 +9,6 @@
 //! path order (the index keeps them sorted), so the same request always
 //! yields the same bytes.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-
 use bytes::Bytes;
 use otavan_protocol::root::ROOT_FILE;
 use otavan_protocol::timestamp::TIMESTAMP_FILE;
@@ -141,46 +138,5 @@ pub fn render(manifest: Option<&Manifest>) -> Bytes {
     match manifest {
         Some(m) => Bytes::from(serde_json::to_vec(m).expect("manifest serialises")),
         None => Bytes::from_static(UP_TO_DATE),
-    }
-}
-
-/// Rendered manifests for one index, keyed by Host, then by the raw
-/// `current_ver` (empty for none).
-///
-/// The cache lives and dies with its index, so a reload never serves a stale
-/// manifest. Lookups borrow the request's strings, so a hit allocates
-/// nothing. Both key parts come from the request, so the number of entries
-/// is capped: past the cap, manifests are still correct, just computed per
-/// request.
-#[derive(Debug, Default)]
-pub struct ManifestCache {
-    entries: RwLock<HashMap<String, HashMap<String, Bytes>>>,
-}
-
-/// Most cached manifests per index (over all hosts).
-const CACHE_CAPACITY: usize = 4096;
-
-impl ManifestCache {
-    /// A manifest rendered earlier for `current` (the raw, already
-    /// validated `current_ver`; empty for none) and `host`.
-    pub fn cached(&self, current: &str, host: &str) -> Option<Bytes> {
-        let entries = self.entries.read().expect("cache lock");
-        entries.get(host)?.get(current).cloned()
-    }
-
-    /// Renders the manifest for `current` and `host` and keeps it if there
-    /// is room.
-    pub fn render(&self, index: &ReleaseIndex, current: Option<&Version>, host: &str) -> Bytes {
-        let body = render(build(index, current, host).as_ref());
-        let mut entries = self.entries.write().expect("cache lock");
-        let total: usize = entries.values().map(HashMap::len).sum();
-        if total < CACHE_CAPACITY {
-            let key = current.map(|c| c.as_str().to_owned()).unwrap_or_default();
-            entries
-                .entry(host.to_owned())
-                .or_default()
-                .insert(key, body.clone());
-        }
-        body
     }
 }

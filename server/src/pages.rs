@@ -110,8 +110,10 @@ pub async fn device(shared: &Shared, path: &str) -> Response<Body> {
 
 /// `GET /metrics`.
 pub fn metrics(shared: &Shared) -> Response<Body> {
-    let target = shared.release.load().index.target().to_string();
+    let release = shared.release.load();
+    let target = release.index.target().to_string();
     let text = shared.metrics.render(&MetricsInfo {
+        manifest_cache_bytes: release.manifests.bytes(),
         target: &target,
         van_id: shared.reports.van().as_str(),
         uptime_seconds: shared.started_instant.elapsed().as_secs_f64(),

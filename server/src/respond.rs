@@ -8,11 +8,21 @@ use crate::body::Body;
 
 /// A response with `content` and its type.
 pub fn content(status: StatusCode, content_type: &'static str, content: Bytes) -> Response<Body> {
+    with_body(status, content_type, content.len(), Body::from(content))
+}
+
+/// A response whose body `body` already holds, `len` bytes long.
+pub fn with_body(
+    status: StatusCode,
+    content_type: &'static str,
+    len: usize,
+    body: Body,
+) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, content_type)
-        .header(CONTENT_LENGTH, content.len())
-        .body(Body::from(content))
+        .header(CONTENT_LENGTH, len)
+        .body(body)
         .expect("valid response")
 }
 

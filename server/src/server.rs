@@ -12,16 +12,22 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use otavan_protocol::Version;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::index::IndexError;
+use crate::manifest_cache::DEFAULT_BUDGET;
 use crate::metrics::{ConnTap, TappedStream};
+use crate::pace::{Pace, PacedStream};
 use crate::service::{ConnInfo, handle_tapped};
+use crate::slots::{DEFAULT_PER_IP, EVICT_AFTER, Slots};
 use crate::state::{IndexSettings, Release, Shared};
 use otavan_store::postgres::{BadUrl, PgStore, describe, parse_url};
 use otavan_store::reports::{ReportStore, StoreError};
 use otavan_store::{ReportBackend, SqliteBackend, StoreLocation, VanId};
+
+/// How often a full server looks again for a connection to close when
+/// none had stalled long enough.
+const RECHECK: Duration = Duration::from_millis(250);
 
 /// Most bytes queued for one connection's socket (and the longest request
 /// head accepted).
@@ -40,7 +46,8 @@ pub struct ServerConfig {
     pub store: StoreLocation,
     /// This van's name, stored with every report.
     pub van_id: VanId,
-    /// Most connections served at once; further clients wait in the
+    /// Most connections served at once; when all are taken the stalest is
+    /// closed (see [`crate::slots`]) or further clients wait in the
     /// kernel's accept queue.
     pub max_connections: usize,
     /// How long a client may take to send a request's headers, including
@@ -53,6 +60,12 @@ pub struct ServerConfig {
     /// Where firmware patches are cached (see [`crate::patches`]); `None`
     /// serves full images only.
     pub patch_cache: Option<PathBuf>,
+    /// Bytes of rendered manifests kept (see [`crate::manifest_cache`]).
+    pub manifest_cache_bytes: usize,
+    /// Most connections from one address at once; 0 for no cap.
+    pub max_connections_per_ip: usize,
+    /// How fast a response must be taken (see [`crate::pace`]).
+    pub pace: Pace,
 }
 
 impl ServerConfig {
@@ -69,6 +82,9 @@ impl ServerConfig {
             drain_timeout: Duration::from_secs(30),
             preload_bytes: 32 * 1024 * 1024,
             patch_cache: Some(PathBuf::from("otavan-patches")),
+            manifest_cache_bytes: DEFAULT_BUDGET,
+            max_connections_per_ip: DEFAULT_PER_IP,
+            pace: Pace::default(),
         }
     }
 }
@@ -133,6 +149,7 @@ impl Server {
             exclude: database_files(&config.store),
             preload_bytes: config.preload_bytes,
             patch_cache: config.patch_cache.clone(),
+            manifest_cache_bytes: config.manifest_cache_bytes,
         };
         let loaded = {
             let settings = settings.clone();
@@ -178,7 +195,7 @@ impl Server {
             config,
         } = self;
         info!(addr = %listener.local_addr().expect("bound"), "serving");
-        let permits = Arc::new(Semaphore::new(config.max_connections));
+        let slots = Slots::new(config.max_connections, config.max_connections_per_ip);
         let graceful = GracefulShutdown::new();
         let mut builder = http1::Builder::new();
         builder
@@ -191,10 +208,20 @@ impl Server {
             .max_buf_size(WRITE_BUFFER);
         tokio::pin!(shutdown);
         loop {
-            let permit = tokio::select! {
-                () = &mut shutdown => break,
-                permit = Arc::clone(&permits).acquire_owned() => permit.expect("semaphore never closes"),
-            };
+            if slots.full() {
+                // Make room by closing the stalest connection, or wait for
+                // one to end (and look again: one may stall meanwhile).
+                let evicted = slots.evict_stalest(EVICT_AFTER);
+                if evicted {
+                    shared.metrics.connections_evicted.inc();
+                }
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = slots.freed() => {}
+                    () = tokio::time::sleep(RECHECK), if !evicted => {}
+                }
+                continue;
+            }
             let (stream, peer) = tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
@@ -210,10 +237,17 @@ impl Server {
             let Some(conn) = conn_info(&stream, peer) else {
                 continue;
             };
+            let Some(slot) = slots.admit(peer.ip()) else {
+                shared.metrics.connections_refused.inc();
+                debug!(peer = %peer, "connection refused: this address has its share");
+                continue;
+            };
+            let state = Arc::clone(slot.state());
             // Counts the bytes each download on this connection writes.
             let tap = Arc::new(ConnTap::default());
             let downloads = Arc::clone(&shared.metrics.downloads);
             let stream = TappedStream::new(stream, Arc::clone(&tap), downloads);
+            let stream = PacedStream::new(stream, config.pace, Arc::clone(&state));
             let shared = Arc::clone(&shared);
             let service = service_fn(move |request| {
                 let shared = Arc::clone(&shared);
@@ -226,10 +260,15 @@ impl Server {
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    debug!(%error, peer = %conn.peer, "connection ended with an error");
+                tokio::select! {
+                    ended = connection => if let Err(error) = ended {
+                        debug!(%error, peer = %conn.peer, "connection ended with an error");
+                    },
+                    () = state.evicted() => {
+                        debug!(peer = %conn.peer, "connection closed to make room");
+                    }
                 }
-                drop(permit);
+                drop(slot);
             });
         }
         drop(listener);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_RANGE, DATE, HOST, HeaderValue};
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_RANGE, DATE, HOST, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode, Version as HttpVersion};
 use otavan_protocol::{Report, Version};
 use percent_encoding::percent_decode_str;
@@ -16,6 +16,7 @@ use tracing::{error, info};
 
 use crate::body::Body;
 use crate::files::{self, ServeOptions, Tracking};
+use crate::manifest_cache::Answer;
 use crate::metrics::{ConnTap, Route};
 use crate::pages;
 use crate::respond;
@@ -143,11 +144,49 @@ fn manifest<B>(shared: &Shared, conn: ConnInfo, request: &Request<B>) -> Respons
             }
         },
     };
-    shared.metrics.manifest_renders.inc();
-    let body = release
+    let own_host = is_own_host(&host, conn.local);
+    let answer = release
         .manifests
-        .render(&release.index, current.as_ref(), &host);
-    respond::content(StatusCode::OK, "application/json", body)
+        .answer(&release.index, current.as_ref(), &host, own_host);
+    let len = answer.len();
+    let body = match answer {
+        Answer::Whole(body) => {
+            shared.metrics.manifest_renders.inc();
+            Body::from(body)
+        }
+        Answer::Spliced(parts) => {
+            shared.metrics.manifest_cache_hits.inc();
+            Body::Parts(parts.into(), None)
+        }
+        Answer::Uncached(body, permit) => {
+            shared.metrics.manifest_renders.inc();
+            Body::Parts([body].into(), Some(permit))
+        }
+        Answer::Busy => {
+            let mut response = respond::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many manifests in flight",
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
+    };
+    respond::with_body(StatusCode::OK, "application/json", len, body)
+}
+
+/// Whether `host` (a validated Host header) names the address the
+/// connection came in on: what meters use, so it always gets cache entries.
+fn is_own_host(host: &str, local: SocketAddr) -> bool {
+    let ip = match host.parse::<SocketAddr>() {
+        Ok(addr) => addr.ip(),
+        Err(_) => match host.trim_start_matches('[').trim_end_matches(']').parse() {
+            Ok(ip) => ip,
+            Err(_) => return false,
+        },
+    };
+    ip == local.ip()
 }
 
 /// The raw `current_ver` from the query string; empty when absent (a full

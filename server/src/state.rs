@@ -10,7 +10,7 @@ use otavan_protocol::Version;
 use tracing::{error, info};
 
 use crate::index::{IndexError, ReleaseIndex};
-use crate::manifest::ManifestCache;
+use crate::manifest_cache::ManifestCache;
 use crate::metrics::Metrics;
 use crate::patches::build_patches;
 use crate::preload::preload;
@@ -29,6 +29,8 @@ pub struct IndexSettings {
     pub preload_bytes: u64,
     /// Where firmware patches are cached; `None` turns deltas off.
     pub patch_cache: Option<PathBuf>,
+    /// Bytes of rendered manifests kept (see [`crate::manifest_cache`]).
+    pub manifest_cache_bytes: usize,
 }
 
 /// One indexed release and everything derived from it. Replaced as a whole
@@ -64,7 +66,7 @@ impl Release {
         );
         Ok(Release {
             index,
-            manifests: ManifestCache::default(),
+            manifests: ManifestCache::new(settings.manifest_cache_bytes),
         })
     }
 }

@@ -73,6 +73,7 @@ pub fn update_sizes(
         target: None,
         exclude: Vec::new(),
         preload_bytes: 0,
+        manifest_cache_bytes: otavan_server::manifest_cache::DEFAULT_BUDGET,
         patch_cache: patch_cache.filter(|_| release.deltas),
     };
     let loaded = Release::load(&settings).map_err(|e| ScenarioError::Invalid {

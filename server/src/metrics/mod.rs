@@ -98,6 +98,10 @@ pub struct Metrics {
     pub reloads: Counter,
     /// Re-indexes that failed (the old release stayed).
     pub reload_failures: Counter,
+    /// Connections closed to make room for new ones (see [`crate::slots`]).
+    pub connections_evicted: Counter,
+    /// Connections refused because their address had its share.
+    pub connections_refused: Counter,
 }
 
 impl Metrics {
@@ -203,6 +207,33 @@ impl Metrics {
         );
         family(
             &mut out,
+            "otavan_manifest_cache_bytes",
+            "gauge",
+            "Bytes of rendered manifests kept for the current release.",
+        );
+        let _ = writeln!(
+            out,
+            "otavan_manifest_cache_bytes {}",
+            info.manifest_cache_bytes
+        );
+        family(
+            &mut out,
+            "otavan_connections_closed_total",
+            "counter",
+            "Connections closed by the server: evicted (stalest, to make room) or refused (per-address cap).",
+        );
+        let _ = writeln!(
+            out,
+            "otavan_connections_closed_total{{reason=\"evicted\"}} {}",
+            self.connections_evicted.get()
+        );
+        let _ = writeln!(
+            out,
+            "otavan_connections_closed_total{{reason=\"refused\"}} {}",
+            self.connections_refused.get()
+        );
+        family(
+            &mut out,
             "otavan_reports_total",
             "counter",
             "Reports stored by this server, by state; duplicates were already stored.",
@@ -256,6 +287,8 @@ pub struct MetricsInfo<'a> {
     pub van_id: &'a str,
     /// Seconds since start.
     pub uptime_seconds: f64,
+    /// Bytes the manifest cache holds.
+    pub manifest_cache_bytes: usize,
 }
 
 /// Escapes a Prometheus label value (`\`, `"`, newline).
@@ -282,6 +315,7 @@ mod tests {
             target: "1.1.0",
             van_id: "van-\"1\"",
             uptime_seconds: 1.5,
+            manifest_cache_bytes: 42,
         });
         for line in [
             "otavan_info{target=\"1.1.0\",van_id=\"van-\\\"1\\\"\"} 1",
@@ -292,6 +326,8 @@ mod tests {
             "otavan_reports_total{state=\"FAILED\"} 1",
             "otavan_reports_total{state=\"UPDATED\"} 0",
             "otavan_index_reloads_total{result=\"ok\"} 0",
+            "otavan_manifest_cache_bytes 42",
+            "otavan_connections_closed_total{reason=\"evicted\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }

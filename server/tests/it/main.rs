@@ -5,6 +5,7 @@ mod harness;
 
 mod dashboard;
 mod files;
+mod hostile;
 mod lifecycle;
 mod manifests;
 mod pycom;

@@ -199,6 +199,7 @@ pub fn rehearse_live(
         exclude: vec![db.clone()],
         // Everything in memory: no file reads on the blocking pool.
         preload_bytes: u64::MAX,
+        manifest_cache_bytes: otavan_server::manifest_cache::DEFAULT_BUDGET,
         patch_cache: options
             .base
             .patch_cache
