@@ -23,7 +23,7 @@
 //! manifest.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use otavan_protocol::Version;
@@ -86,7 +86,7 @@ impl Answer {
 #[derive(Debug)]
 pub struct ManifestCache {
     budget: usize,
-    inner: Mutex<Entries>,
+    inner: RwLock<Entries>,
     uncached: Arc<Semaphore>,
 }
 
@@ -115,7 +115,7 @@ impl ManifestCache {
     pub fn new(budget: usize) -> ManifestCache {
         ManifestCache {
             budget,
-            inner: Mutex::new(Entries::default()),
+            inner: RwLock::new(Entries::default()),
             uncached: Arc::new(Semaphore::new(MAX_UNCACHED)),
         }
     }
@@ -123,13 +123,13 @@ impl ManifestCache {
     /// A manifest rendered earlier for the exact `current` text (empty for
     /// none) and `host`, if it has its own entry. Allocates nothing.
     pub fn cached(&self, current: &str, host: &str) -> Option<Bytes> {
-        let entries = self.inner.lock().expect("cache lock");
+        let entries = self.inner.read().expect("cache lock");
         entries.hosts.get(host)?.known.get(current).cloned()
     }
 
     /// Bytes held by cached manifests.
     pub fn bytes(&self) -> usize {
-        self.inner.lock().expect("cache lock").bytes
+        self.inner.read().expect("cache lock").bytes
     }
 
     /// The manifest for a meter at `current` asking through `host`;
@@ -157,7 +157,7 @@ impl ManifestCache {
         };
         let quoted = Bytes::from(serde_json::to_vec(base.as_str()).expect("string serialises"));
         let hit = {
-            let entries = self.inner.lock().expect("cache lock");
+            let entries = self.inner.read().expect("cache lock");
             entries
                 .hosts
                 .get(host)
@@ -223,7 +223,7 @@ impl ManifestCache {
         size: usize,
         put: impl FnOnce(&mut HostEntries) -> usize,
     ) -> bool {
-        let mut entries = self.inner.lock().expect("cache lock");
+        let mut entries = self.inner.write().expect("cache lock");
         if entries.bytes + size > self.budget {
             return false;
         }
@@ -308,7 +308,7 @@ mod tests {
         // Below 0.5.0 (no image to patch from), from 0.5.0 (its patch
         // source), and at or above 1.5.0, the target's image (no
         // firmware): three classes.
-        let entries = cache.inner.lock().unwrap();
+        let entries = cache.inner.read().unwrap();
         assert_eq!(entries.hosts["van:8000"].shared.len(), 3);
     }
 
