@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
+use crate::authenticity::ReportAuth;
 use crate::index::IndexError;
 use crate::metrics::{ConnTap, TappedStream};
 use crate::service::{ConnInfo, handle_tapped};
@@ -53,6 +54,9 @@ pub struct ServerConfig {
     /// Where firmware patches are cached (see [`crate::patches`]); `None`
     /// serves full images only.
     pub patch_cache: Option<PathBuf>,
+    /// The fleet's report secret and whether only verified reports count
+    /// (see [`crate::authenticity`]).
+    pub report_auth: ReportAuth,
 }
 
 impl ServerConfig {
@@ -69,6 +73,7 @@ impl ServerConfig {
             drain_timeout: Duration::from_secs(30),
             preload_bytes: 32 * 1024 * 1024,
             patch_cache: Some(PathBuf::from("otavan-patches")),
+            report_auth: ReportAuth::default(),
         }
     }
 }
@@ -150,7 +155,9 @@ impl Server {
             })?;
         Ok(Server {
             listener,
-            shared: Arc::new(Shared::new(loaded, reports, settings)),
+            shared: Arc::new(
+                Shared::new(loaded, reports, settings).with_report_auth(config.report_auth.clone()),
+            ),
             config,
         })
     }

@@ -9,5 +9,6 @@ mod lifecycle;
 mod manifests;
 mod pycom;
 mod reports;
+mod signed_reports;
 mod signing;
 mod traversal;
