@@ -68,9 +68,9 @@ impl fmt::Display for SignatureError {
                 "{SIGNATURE_HEADER} must be {SCHEME}= and {} hex digits",
                 KEY_BYTES * 2
             ),
-            SignatureError::Mismatch => f.write_str(
-                "the report's signature does not match its body and device id",
-            ),
+            SignatureError::Mismatch => {
+                f.write_str("the report's signature does not match its body and device id")
+            }
         }
     }
 }
@@ -94,6 +94,16 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
 }
 
 impl FleetSecret {
+    /// A secret from 32 random bytes.
+    pub fn from_bytes(bytes: [u8; KEY_BYTES]) -> FleetSecret {
+        FleetSecret(bytes)
+    }
+
+    /// The secret as 64 hex digits, for its file.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
     /// Reads a secret from its 64 hex digits.
     pub fn from_hex(text: &str) -> Result<FleetSecret, BadKey> {
         key_bytes(text).map(FleetSecret)
@@ -164,6 +174,7 @@ mod tests {
     #[test]
     fn a_meter_signature_verifies_and_any_change_breaks_it() {
         let fleet = FleetSecret::from_hex(&format!("{SECRET}\n")).unwrap();
+        assert_eq!(fleet.to_hex(), SECRET);
         let key = fleet.meter_key("m1");
         let header = key.sign(BODY);
         assert!(header.starts_with("hmac-sha256=") && header.len() == 12 + 64);

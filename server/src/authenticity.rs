@@ -96,7 +96,10 @@ mod tests {
     const SECRET: &str = "5f1b0e3c8a9d4e2f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f";
 
     fn parts(json: &str) -> (Report, Vec<u8>) {
-        (serde_json::from_str(json).unwrap(), json.as_bytes().to_vec())
+        (
+            serde_json::from_str(json).unwrap(),
+            json.as_bytes().to_vec(),
+        )
     }
 
     fn signed(signature: &str) -> HeaderMap {
@@ -116,7 +119,10 @@ mod tests {
             r#"{"device_id":"m1","from_version":"1.0.0","to_version":"1.1.0","state":"UPDATED","report_id":"a/UPDATED"}"#,
         );
         let good = signed(&fleet.meter_key("m1").sign(&body));
-        assert_eq!(auth.check(&good, &report, &body), Ok(Verification::Verified));
+        assert_eq!(
+            auth.check(&good, &report, &body),
+            Ok(Verification::Verified)
+        );
         assert_eq!(
             auth.check(&HeaderMap::new(), &report, &body),
             Ok(Verification::Unsigned)

@@ -212,7 +212,10 @@ mod tests {
             &report(&with_id),
             Verification::Verified,
         );
-        assert_ne!(a, signed, "an unsigned report cannot take a signed one's key");
+        assert_ne!(
+            a, signed,
+            "an unsigned report cannot take a signed one's key"
+        );
         let other_meter = with_id.replace("m1", "m2");
         assert_ne!(
             a,

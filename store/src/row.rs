@@ -99,7 +99,9 @@ impl FromStr for Verification {
         Verification::ALL
             .into_iter()
             .find(|v| v.as_str() == text)
-            .ok_or_else(|| BadRow::new("verified", text, "verified, unsigned, unchecked or network"))
+            .ok_or_else(|| {
+                BadRow::new("verified", text, "verified, unsigned, unchecked or network")
+            })
     }
 }
 

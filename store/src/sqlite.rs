@@ -441,16 +441,28 @@ mod tests {
         };
         let (unsigned, verified) = (Verification::Unsigned, Verification::Verified);
         let forged = with_id("m1", "UPDATED", "a1/UPDATED");
-        assert_eq!(put_as(&store, &van, &forged, unsigned, at(1)), Inserted::New);
+        assert_eq!(
+            put_as(&store, &van, &forged, unsigned, at(1)),
+            Inserted::New
+        );
         // The meter's own signed report with the same id is still stored.
         let genuine = with_id("m1", "UPDATED", "a1/UPDATED");
-        assert_eq!(put_as(&store, &van, &genuine, verified, at(2)), Inserted::New);
+        assert_eq!(
+            put_as(&store, &van, &genuine, verified, at(2)),
+            Inserted::New
+        );
         assert_eq!(
             put_as(&store, &van, &genuine, verified, at(3)),
             Inserted::Duplicate,
             "a replay"
         );
-        put_as(&store, &van, &report("m2", "UPDATED", None), unsigned, at(4));
+        put_as(
+            &store,
+            &van,
+            &report("m2", "UPDATED", None),
+            unsigned,
+            at(4),
+        );
         let status = StatusUplink {
             version_tag: VersionTag::of(&"1.1.0".parse().unwrap()),
             pending_confirm: false,

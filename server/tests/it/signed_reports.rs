@@ -95,7 +95,12 @@ async fn only_signed_reports_and_lora_uplinks_count_as_updated_when_required() {
     let wrong_key = other_fleet.meter_key("m1").sign(genuine.as_bytes());
     for (what, body, signature, status) in [
         ("tampered body", &tampered, signature.clone(), 403),
-        ("replayed for another device", &as_other_device, signature.clone(), 403),
+        (
+            "replayed for another device",
+            &as_other_device,
+            signature.clone(),
+            403,
+        ),
         ("wrong key", &genuine, wrong_key, 403),
         ("malformed", &genuine, "hmac-sha256=beef".to_owned(), 400),
     ] {
