@@ -162,7 +162,7 @@ async fn tts_status_uplinks_are_stored_as_lora_rows() {
     assert_eq!(summary.stored, 1);
     assert!(
         csv(&store).ends_with(
-            "2025-06-03T09:11:00.250Z,70B3D57ED0000009,tag:deadbeef,tag:deadbeef,WIFI_JOIN_FAILED,,lora\n"
+            "2025-06-03T09:11:00.250Z,70B3D57ED0000009,tag:deadbeef,tag:deadbeef,WIFI_JOIN_FAILED,,lora,network\n"
         ),
         "{}",
         csv(&store)
