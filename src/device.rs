@@ -1,6 +1,6 @@
 //! `otavan device ...`: a meter on this machine's file system.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,6 +9,7 @@ use otavan_client::device::{Device, InitOptions, Trial, init};
 use otavan_client::health::{DefaultCheck, Hook};
 use otavan_client::{EngineConfig, Outcome, Recovery};
 use otavan_protocol::Version;
+use otavan_protocol::report_auth::MeterKey;
 
 /// Device subcommands.
 #[derive(clap::Subcommand)]
@@ -49,6 +50,10 @@ pub enum DeviceCommand {
         /// never does).
         #[arg(long)]
         allow_downgrade: bool,
+        /// The meter's report key (`otavan reports meter-key`, for its
+        /// device id): reports are signed with it.
+        #[arg(long)]
+        report_key: Option<PathBuf>,
     },
     /// Show the meter's version, pending state and firmware.
     Status {
@@ -115,6 +120,9 @@ pub struct TrialArgs {
     /// The identifier used in reports (default: this machine's host name).
     #[arg(long)]
     device_id: Option<String>,
+    /// The meter's report key: reports are signed with it.
+    #[arg(long)]
+    report_key: Option<PathBuf>,
 }
 
 impl TrialArgs {
@@ -159,8 +167,9 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
             server,
             device_id,
             allow_downgrade,
+            report_key,
         } => {
-            let device = open(&root)?;
+            let device = signing(open(&root)?, report_key.as_deref())?;
             let mut config = EngineConfig::new(device_id.unwrap_or_else(host_name));
             config.allow_downgrade = allow_downgrade;
             match runtime()?.block_on(device.update(&server, config))? {
@@ -207,7 +216,7 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
             max_boots,
             trial,
         } => {
-            let device = open(&root)?;
+            let device = signing(open(&root)?, trial.report_key.as_deref())?;
             let device_id = trial.device_id.clone().unwrap_or_else(host_name);
             let options = Trial {
                 server: trial.server.as_deref(),
@@ -224,7 +233,7 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
             }
         }
         DeviceCommand::Check { root, trial } => {
-            let device = open(&root)?;
+            let device = signing(open(&root)?, trial.report_key.as_deref())?;
             let device_id = trial.device_id.clone().unwrap_or_else(host_name);
             let options = Trial {
                 server: trial.server.as_deref(),
@@ -261,6 +270,14 @@ fn open(root: &std::path::Path) -> anyhow::Result<Device> {
         Recovery::Reverted(revert) => eprintln!("otavan: {}", revert.report_error()),
     }
     Ok(device)
+}
+
+/// The meter signing its reports with the key in `report_key`, if given.
+fn signing(device: Device, report_key: Option<&Path>) -> anyhow::Result<Device> {
+    Ok(match report_key {
+        Some(path) => device.with_report_key(crate::reports::read_key(path, MeterKey::from_hex)?),
+        None => device,
+    })
 }
 
 /// Prints how a trial ended (a revert is an error: exit status 1), or

@@ -18,6 +18,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use otavan_protocol::Version;
 use otavan_server::pace::Pace;
+use otavan_protocol::report_auth::FleetSecret;
+use otavan_server::authenticity::ReportAuth;
 use otavan_server::{Server, ServerConfig};
 use otavan_store::{StoreLocation, VanId};
 
@@ -120,6 +122,15 @@ struct ServeArgs {
     /// Serve full firmware images only (no bsdiff patches).
     #[arg(long)]
     no_deltas: bool,
+    /// The fleet's report secret (`otavan reports keygen`): signed reports
+    /// are checked against their meter's key, stored `verified` when they
+    /// match and refused when they do not.
+    #[arg(long)]
+    report_key: Option<PathBuf>,
+    /// Count only verified reports (and LoRa status uplinks) as UPDATED on
+    /// the dashboard; unsigned reports are still stored, marked.
+    #[arg(long, requires = "report_key")]
+    require_signed_reports: bool,
 }
 
 fn main() -> ExitCode {
@@ -190,6 +201,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         manifest_cache_bytes: args.manifest_cache_mib * 1024 * 1024,
         preload_bytes: args.preload_mib * 1024 * 1024,
         patch_cache: (!args.no_deltas).then_some(args.patch_cache),
+        report_auth: ReportAuth {
+            secret: args
+                .report_key
+                .as_deref()
+                .map(|path| reports::read_key(path, FleetSecret::from_hex))
+                .transpose()?,
+            require_signed: args.require_signed_reports,
+        },
         ..ServerConfig::new(args.root)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use otavan_protocol::keys::{KeyRole, PublicKey};
+use otavan_protocol::report_auth::MeterKey;
 use otavan_protocol::{Manifest, Report, Version};
 
 use crate::clock::{Clock, SystemClock, SystemEntropy};
@@ -139,6 +140,7 @@ pub fn init(root: &Path, version: &Version, options: &InitOptions<'_>) -> Result
 pub struct Device {
     storage: DirStorage,
     _lock: File,
+    report_key: Option<MeterKey>,
 }
 
 impl Device {
@@ -162,15 +164,29 @@ impl Device {
         let device = Device {
             storage,
             _lock: lock,
+            report_key: None,
         };
         let recovery = device.meter().recover()?;
         Ok((device, recovery))
     }
 
+    /// Signs this meter's reports with `key` (its report key, derived at
+    /// provisioning for the device id it reports as).
+    pub fn with_report_key(mut self, key: MeterKey) -> Device {
+        self.report_key = Some(key);
+        self
+    }
+
+    /// The transport to the van at `server`, signing with the report key.
+    fn transport(&self, server: &str) -> Result<HttpTransport, DeviceError> {
+        let mut config = HttpTransportConfig::new(server);
+        config.report_key = self.report_key.clone();
+        HttpTransport::new(config).map_err(DeviceError::Server)
+    }
+
     /// One update cycle against the otavan (or Pycom) server at `server`.
     pub async fn update(&self, server: &str, config: EngineConfig) -> Result<Outcome, DeviceError> {
-        let transport =
-            HttpTransport::new(HttpTransportConfig::new(server)).map_err(DeviceError::Server)?;
+        let transport = self.transport(server)?;
         let engine = Engine::new(self.meter(), transport, config, SystemClock, SystemEntropy);
         // A Linux meter is already on its network: joining is immediate.
         let network = VanNetwork {
@@ -208,10 +224,7 @@ impl Device {
         trial: &Trial<'_>,
     ) -> Result<Engine<DirStorage, FileSlots<DirStorage>, Van>, DeviceError> {
         let van = match trial.server {
-            Some(server) => Van::Server(
-                HttpTransport::new(HttpTransportConfig::new(server))
-                    .map_err(DeviceError::Server)?,
-            ),
+            Some(server) => Van::Server(self.transport(server)?),
             None => Van::Absent,
         };
         let mut config = EngineConfig::new(trial.device_id);

@@ -92,6 +92,11 @@ const MAIN_V1: &[u8] = b"print('v1')\n";
 const MAIN_V2: &[u8] = b"print('v2')\n";
 
 async fn start_van() -> Van {
+    start_van_with(|_| {}).await
+}
+
+/// [`start_van`] after `adjust` has changed the server's configuration.
+async fn start_van_with(adjust: impl FnOnce(&mut ServerConfig)) -> Van {
     let root = TempDir::new().unwrap();
     let big = big();
     let files: [(&str, &[u8]); 5] = [
@@ -109,6 +114,7 @@ async fn start_van() -> Van {
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.store = otavan_store::StoreLocation::Sqlite(db.path().join("reports.db"));
     config.patch_cache = Some(db.path().join("patches"));
+    adjust(&mut config);
     let server = Server::bind(config).await.expect("server starts");
     let addr = server.local_addr();
     let task = tokio::spawn(server.run(std::future::pending()));
@@ -688,4 +694,62 @@ fn server_urls_are_validated() {
             "{bad}"
         );
     }
+}
+
+/// A meter with its report key signs what it posts: the van, holding the
+/// fleet secret, stores it `verified`; a meter with another fleet's key is
+/// refused (403) and nothing is stored; without a key it is `unsigned`.
+#[tokio::test]
+async fn reports_signed_with_the_meter_key_are_verified() {
+    use otavan_protocol::report_auth::FleetSecret;
+    let secret = "00ff".repeat(16);
+    let fleet = FleetSecret::from_hex(&secret).unwrap();
+    let van = start_van_with(|config| {
+        config.report_auth.secret = Some(fleet.clone());
+    })
+    .await;
+    let report = |id: &str| Report {
+        device_id: "70B3D57ED0001234".into(),
+        from_version: version("1.0.0"),
+        to_version: version("1.1.0"),
+        state: UpdateState::Updated,
+        error: None,
+        bytes: Some(10),
+        full_bytes: None,
+        report_id: Some(id.into()),
+    };
+    let signing = |key| {
+        let mut config = HttpTransportConfig::new(format!("http://{}", van.addr));
+        config.report_key = Some(key);
+        HttpTransport::new(config).unwrap()
+    };
+    let meter = signing(fleet.meter_key("70B3D57ED0001234"));
+    meter.send_report(&report("a/UPDATED")).await.unwrap();
+    let stranger = FleetSecret::from_hex(&"11".repeat(32)).unwrap();
+    let impostor = signing(stranger.meter_key("70B3D57ED0001234"));
+    let refused = impostor.send_report(&report("b/UPDATED")).await;
+    assert!(
+        matches!(refused, Err(TransportError::Status { status: 403, .. })),
+        "{refused:?}"
+    );
+    transport(van.addr)
+        .send_report(&report("c/UPDATED"))
+        .await
+        .unwrap();
+
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let csv = client
+        .get(format!("http://{}/reports.csv", van.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marks: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap())
+        .collect();
+    assert_eq!(marks, ["verified", "unsigned"], "{csv}");
 }

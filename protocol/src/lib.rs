@@ -10,7 +10,8 @@
 //!   Python's `LooseVersion` and with semver.
 //! - [`Manifest`]: the Pycom-compatible `manifest.json`, plus otavan's
 //!   optional extensions (`sha256`, `size`, `previous_version`).
-//! - [`Report`]: the status report a meter posts to `/report`.
+//! - [`Report`]: the status report a meter posts to `/report`;
+//!   [`report_auth`]: its HMAC signature with a per-meter key.
 //! - [`descriptor`]: offline-signed target descriptors; [`keys`]: the
 //!   Ed25519 keys by role (root, release); [`root`]: the root certificate
 //!   naming the release keys; [`timestamp`]: the short-lived statement of
@@ -36,6 +37,7 @@ pub mod lora;
 pub mod manifest;
 pub mod region;
 pub mod report;
+pub mod report_auth;
 pub mod root;
 pub mod signed;
 pub mod timestamp;

@@ -123,14 +123,20 @@ impl fmt::Display for ReportError {
 
 impl std::error::Error for ReportError {}
 
+/// Checks a device id: 1 to [`MAX_DEVICE_ID_LEN`] bytes without control
+/// characters.
+pub fn check_device_id(id: &str) -> Result<(), ReportError> {
+    if id.is_empty() || id.len() > MAX_DEVICE_ID_LEN || id.chars().any(char::is_control) {
+        return Err(ReportError::BadDeviceId);
+    }
+    Ok(())
+}
+
 impl Report {
     /// Checks the constraints the type system does not: identifier and
     /// error text lengths and characters.
     pub fn validate(&self) -> Result<(), ReportError> {
-        let id = &self.device_id;
-        if id.is_empty() || id.len() > MAX_DEVICE_ID_LEN || id.chars().any(char::is_control) {
-            return Err(ReportError::BadDeviceId);
-        }
+        check_device_id(&self.device_id)?;
         if self.error.as_ref().is_some_and(|e| e.len() > MAX_ERROR_LEN) {
             return Err(ReportError::ErrorTooLong);
         }

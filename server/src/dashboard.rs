@@ -37,6 +37,9 @@ pub struct Overview<'a> {
     pub store: &'a str,
     /// The store's counts.
     pub summary: &'a Summary,
+    /// Whether the counts hold only authenticated reports
+    /// (`--require-signed-reports`).
+    pub require_signed: bool,
     /// Downloads in flight, with their URL paths.
     pub downloads: Vec<(String, ActiveDownload)>,
     /// Downloads in flight, listed or not.
@@ -177,8 +180,26 @@ pub fn render_overview(view: &Overview<'_>) -> String {
     }
     body.push_str(
         "</div><p class=\"muted\">Each meter counts once, in the state of its latest report \
-         toward the target, whichever van heard it.</p></section>",
+         toward the target, whichever van heard it.",
     );
+    if view.require_signed {
+        let _ = write!(
+            body,
+            " Only reports signed by their meter (<i>verified</i>) and LoRa status uplinks \
+             count; <b id=\"unverified-reports\">{}</b> unverified reports toward the target \
+             are not counted.",
+            summary.unverified_reports
+        );
+    } else {
+        let _ = write!(
+            body,
+            " Unsigned reports count too (<b id=\"unverified-reports\">{}</b> toward the \
+             target are not verified); <code>--require-signed-reports</code> counts only \
+             verified ones.",
+            summary.unverified_reports
+        );
+    }
+    body.push_str("</p></section>");
     // This session and the release.
     let _ = write!(
         body,
@@ -239,17 +260,19 @@ pub fn render_overview(view: &Overview<'_>) -> String {
     } else {
         body.push_str(
             "<table id=\"failures\"><tr><th>time</th><th>meter</th><th>van</th>\
-             <th>update</th><th>error</th></tr>",
+             <th>update</th><th>verified</th><th>error</th></tr>",
         );
         for report in &summary.recent_failures {
             let _ = write!(
                 body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} → {}</td><td class=\"err\">{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} → {}</td><td>{}</td>\
+                 <td class=\"err\">{}</td></tr>",
                 escape(&report.time.to_string()),
                 device_link(&report.device_id),
                 escape(report.van_id.as_ref().map_or("", VanId::as_str)),
                 escape(&report.from_version),
                 escape(&report.to_version),
+                report.verification,
                 escape(report.error.as_deref().unwrap_or("")),
             );
         }
@@ -275,7 +298,7 @@ pub fn render_device(device_id: &str, reports: &[StoredReport]) -> String {
     } else {
         body.push_str(
             "<table id=\"history\"><tr><th>time</th><th>van</th><th>update</th><th>state</th>\
-             <th>bytes</th><th>error</th></tr>",
+             <th>verified</th><th>bytes</th><th>error</th></tr>",
         );
         for report in reports {
             let bytes = report
@@ -284,12 +307,14 @@ pub fn render_device(device_id: &str, reports: &[StoredReport]) -> String {
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td>{}</td><td>{} → {}</td><td class=\"state\">{}</td>\
-                 <td class=\"num\">{}</td><td class=\"err\">{}</td></tr>",
+                 <td class=\"verified\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"err\">{}</td></tr>",
                 escape(&report.time.to_string()),
                 escape(report.van_id.as_ref().map_or("", VanId::as_str)),
                 escape(&report.from_version),
                 escape(&report.to_version),
                 escape(&report.state.to_string()),
+                report.verification,
                 bytes,
                 escape(report.error.as_deref().unwrap_or("")),
             );
@@ -328,6 +353,7 @@ mod tests {
             files: 3,
             store: "SQLite otavan.db",
             summary: &summary,
+            require_signed: false,
             downloads: Vec::new(),
             active_downloads: 0,
             uptime: Duration::from_secs(61),

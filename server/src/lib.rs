@@ -5,7 +5,7 @@
 //! every file of the release is served with `Content-Length`, `ETag` and
 //! single `Range`s; `POST /report` stores meters' status reports (SQLite,
 //! or PostgreSQL shared by many vans: the `otavan-store` crate) and `GET /reports.csv`
-//! exports them. `GET /` is the van's dashboard ([`dashboard`]) and
+//! exports them; signed reports are checked ([`authenticity`]). `GET /` is the van's dashboard ([`dashboard`]) and
 //! `GET /metrics` the Prometheus counters ([`metrics`]).
 //!
 //! The caller binds, so tests use port 0:
@@ -26,6 +26,7 @@
 //! manifest's bytes depend only on the index, the current version and the
 //! Host, and are computed once per index.
 
+pub mod authenticity;
 pub mod body;
 pub mod certify;
 pub mod dashboard;

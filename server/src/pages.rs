@@ -33,6 +33,7 @@ pub async fn overview(shared: &Arc<Shared>) -> Response<Body> {
         van: shared.reports.van().clone(),
         since: ReportTime::from(shared.started),
         recent_failures: RECENT_FAILURES,
+        authenticated_only: shared.report_auth.require_signed,
     };
     let summary = match shared.reports.summary(&query).await {
         Ok(summary) => summary,
@@ -69,6 +70,7 @@ pub async fn overview(shared: &Arc<Shared>) -> Response<Body> {
         files: index.file_count(),
         store: &store,
         summary: &summary,
+        require_signed: shared.report_auth.require_signed,
         downloads,
         active_downloads: shared.metrics.downloads.active(),
         uptime: shared.started_instant.elapsed(),

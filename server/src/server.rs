@@ -14,6 +14,7 @@ use otavan_protocol::Version;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
+use crate::authenticity::ReportAuth;
 use crate::index::IndexError;
 use crate::manifest_cache::DEFAULT_BUDGET;
 use crate::metrics::{ConnTap, TappedStream};
@@ -66,6 +67,9 @@ pub struct ServerConfig {
     pub max_connections_per_ip: usize,
     /// How fast a response must be taken (see [`crate::pace`]).
     pub pace: Pace,
+    /// The fleet's report secret and whether only verified reports count
+    /// (see [`crate::authenticity`]).
+    pub report_auth: ReportAuth,
 }
 
 impl ServerConfig {
@@ -85,6 +89,7 @@ impl ServerConfig {
             manifest_cache_bytes: DEFAULT_BUDGET,
             max_connections_per_ip: DEFAULT_PER_IP,
             pace: Pace::default(),
+            report_auth: ReportAuth::default(),
         }
     }
 }
@@ -167,7 +172,9 @@ impl Server {
             })?;
         Ok(Server {
             listener,
-            shared: Arc::new(Shared::new(loaded, reports, settings)),
+            shared: Arc::new(
+                Shared::new(loaded, reports, settings).with_report_auth(config.report_auth.clone()),
+            ),
             config,
         })
     }

@@ -256,7 +256,8 @@ async fn report<B: RequestBody>(shared: &Shared, request: Request<B>) -> Respons
     if declared.is_some_and(|n| n > MAX_REPORT_BYTES as u64) {
         return respond::error(StatusCode::PAYLOAD_TOO_LARGE, "report body over 16 KiB");
     }
-    let limited = Limited::new(request.into_body(), MAX_REPORT_BYTES);
+    let (parts, body) = request.into_parts();
+    let limited = Limited::new(body, MAX_REPORT_BYTES);
     let body = match tokio::time::timeout(REPORT_BODY_TIMEOUT, limited.collect()).await {
         Err(_) => return respond::error(StatusCode::REQUEST_TIMEOUT, "report body too slow"),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
@@ -276,7 +277,20 @@ async fn report<B: RequestBody>(shared: &Shared, request: Request<B>) -> Respons
     if let Err(e) = report.validate() {
         return respond::error(StatusCode::BAD_REQUEST, &format!("invalid report: {e}"));
     }
-    match shared.reports.insert(&report, SystemTime::now()).await {
+    // The signature covers the body's exact bytes, as they arrived.
+    let verification = match shared.report_auth.check(&parts.headers, &report, &body) {
+        Ok(verification) => verification,
+        Err(refused) => {
+            shared.metrics.reports_refused.inc();
+            info!(device = %report.device_id, reason = %refused.reason, "report refused");
+            return respond::error(refused.status, &refused.reason);
+        }
+    };
+    match shared
+        .reports
+        .insert(&report, verification, SystemTime::now())
+        .await
+    {
         Ok(Inserted::New) => {
             shared.metrics.report_stored(report.state);
             respond::empty(StatusCode::NO_CONTENT)

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use otavan_protocol::Version;
 use tracing::{error, info};
 
+use crate::authenticity::ReportAuth;
 use crate::index::{IndexError, ReleaseIndex};
 use crate::manifest_cache::ManifestCache;
 use crate::metrics::Metrics;
@@ -77,6 +78,8 @@ pub struct Shared {
     pub release: ArcSwap<Release>,
     /// Where reports go (the van's SQLite file or the fleet's PostgreSQL).
     pub reports: Arc<dyn ReportBackend>,
+    /// How report signatures are checked and counted.
+    pub report_auth: ReportAuth,
     /// How to rebuild the release.
     pub settings: IndexSettings,
     /// Serialises reloads so two SIGHUPs do not index twice at once.
@@ -99,12 +102,20 @@ impl Shared {
         Shared {
             release: ArcSwap::from_pointee(release),
             reports,
+            report_auth: ReportAuth::default(),
             settings,
             reload_lock: tokio::sync::Mutex::new(()),
             metrics: Metrics::default(),
             started: SystemTime::now(),
             started_instant: Instant::now(),
         }
+    }
+
+    /// This state checking report signatures as `auth` says (by default
+    /// none are checked: signed reports are stored `unchecked`).
+    pub fn with_report_auth(mut self, auth: ReportAuth) -> Shared {
+        self.report_auth = auth;
+        self
     }
 
     /// Re-indexes on the blocking pool and swaps the new release in. On

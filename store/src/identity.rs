@@ -9,7 +9,11 @@
 //! The key is a SHA-256 (hex) over, by priority:
 //! - a meter's own `report_id`, with its `device_id`: the same report
 //!   whichever van hears it;
-//!   the otavan client sends one per attempt and state;
+//!   the otavan client sends one per attempt and state. A verified
+//!   (signed) report's key is apart from an unsigned one's with the same
+//!   id, so a forger who sees a meter's report ids cannot store an
+//!   unsigned report first and make the meter's signed one a duplicate;
+//!   a replayed signed report is a duplicate of itself;
 //! - else the van, its session (the server's start) and the report's
 //!   content (device, versions, state, error, byte counts): a re-send
 //!   reaches the same van process, while the same report in a later drive
@@ -22,6 +26,8 @@ use std::fmt;
 
 use otavan_protocol::Report;
 use sha2::{Digest, Sha256};
+
+use crate::Verification;
 
 /// Longest van id, in bytes.
 pub const MAX_VAN_ID_LEN: usize = 64;
@@ -75,12 +81,21 @@ impl std::str::FromStr for VanId {
     }
 }
 
-/// The stable key of `report` as heard by `van` in the session that
-/// started at `session` (see the module docs).
-pub fn report_key(van: &VanId, session: &str, report: &Report) -> String {
+/// The stable key of `report`, checked as `verification`, as heard by
+/// `van` in the session that started at `session` (see the module docs).
+pub fn report_key(
+    van: &VanId,
+    session: &str,
+    report: &Report,
+    verification: Verification,
+) -> String {
     let mut hash = Hasher::new();
+    let kind = match verification {
+        Verification::Verified => "signed-id",
+        _ => "id",
+    };
     match &report.report_id {
-        Some(id) => hash.field("id").field(&report.device_id).field(id),
+        Some(id) => hash.field(kind).field(&report.device_id).field(id),
         None => {
             let number = |n: Option<u64>| n.map_or(String::new(), |n| n.to_string());
             hash.field("body")
@@ -139,6 +154,7 @@ mod tests {
     }
 
     const S: &str = "2026-01-01T00:00:00.000Z";
+    const U: Verification = Verification::Unsigned;
     const BASE: &str = r#"{"device_id":"m1","from_version":"1.0.0","to_version":"1.1.0","state":"FAILED","error":"cut","bytes":10}"#;
 
     #[test]
@@ -155,15 +171,15 @@ mod tests {
     #[test]
     fn the_same_report_has_the_same_key_and_any_change_changes_it() {
         let van = VanId::new("van-1").unwrap();
-        let key = report_key(&van, S, &report(BASE));
+        let key = report_key(&van, S, &report(BASE), U);
         assert_eq!(key.len(), 64);
-        assert_eq!(key, report_key(&van, S, &report(BASE)));
+        assert_eq!(key, report_key(&van, S, &report(BASE), U));
         let other_van = VanId::new("van-2").unwrap();
-        assert_ne!(key, report_key(&other_van, S, &report(BASE)));
+        assert_ne!(key, report_key(&other_van, S, &report(BASE), U));
         let later = "2026-01-02T00:00:00.000Z";
         assert_ne!(
             key,
-            report_key(&van, later, &report(BASE)),
+            report_key(&van, later, &report(BASE), U),
             "another session"
         );
         for changed in [
@@ -175,25 +191,35 @@ mod tests {
             BASE.replace("10", "11"),
             BASE.replace(",\"bytes\":10", ""),
         ] {
-            assert_ne!(key, report_key(&van, S, &report(&changed)), "{changed}");
+            assert_ne!(key, report_key(&van, S, &report(&changed), U), "{changed}");
         }
         // An empty error is not the same as none.
         assert_ne!(
-            report_key(&van, S, &report(&BASE.replace("\"cut\"", "\"\""))),
-            report_key(&van, S, &report(&BASE.replace(",\"error\":\"cut\"", "")))
+            report_key(&van, S, &report(&BASE.replace("\"cut\"", "\"\"")), U),
+            report_key(&van, S, &report(&BASE.replace(",\"error\":\"cut\"", "")), U)
         );
     }
 
     #[test]
     fn a_meter_supplied_id_identifies_the_report_across_vans() {
         let with_id = BASE.replace("}", r#","report_id":"attempt-4/FAILED"}"#);
-        let a = report_key(&VanId::new("van-1").unwrap(), S, &report(&with_id));
-        let b = report_key(&VanId::new("van-2").unwrap(), S, &report(&with_id));
+        let a = report_key(&VanId::new("van-1").unwrap(), S, &report(&with_id), U);
+        let b = report_key(&VanId::new("van-2").unwrap(), S, &report(&with_id), U);
         assert_eq!(a, b);
+        let signed = report_key(
+            &VanId::new("van-1").unwrap(),
+            S,
+            &report(&with_id),
+            Verification::Verified,
+        );
+        assert_ne!(
+            a, signed,
+            "an unsigned report cannot take a signed one's key"
+        );
         let other_meter = with_id.replace("m1", "m2");
         assert_ne!(
             a,
-            report_key(&VanId::new("van-1").unwrap(), S, &report(&other_meter))
+            report_key(&VanId::new("van-1").unwrap(), S, &report(&other_meter), U)
         );
     }
 

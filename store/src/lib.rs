@@ -36,7 +36,7 @@ use otavan_protocol::{Report, UpdateState, Version};
 pub use crate::reports::{ReportStore, StoreError};
 pub use identity::VanId;
 pub use location::StoreLocation;
-pub use row::{BadRow, Source, StoredReport, StoredState};
+pub use row::{BadRow, Source, StoredReport, StoredState, Verification};
 pub use sqlite::SqliteBackend;
 pub use time::{BadTime, ReportTime};
 
@@ -63,6 +63,11 @@ pub struct SummaryQuery {
     pub since: ReportTime,
     /// How many of the most recent failures to list.
     pub recent_failures: u32,
+    /// Count only reports known to come from their meters
+    /// (`--require-signed-reports`): verified van reports, and LoRa status
+    /// uplinks saying the meter runs the target after an update (the
+    /// network authenticated them), which count as UPDATED.
+    pub authenticated_only: bool,
 }
 
 /// The store's side of the dashboard.
@@ -74,6 +79,9 @@ pub struct Summary {
     /// Meters whose latest report toward the target has a state this build
     /// does not know (written by other tools).
     pub other_state: u64,
+    /// Van reports toward the target that are not verified (left out of
+    /// the counts with [`SummaryQuery::authenticated_only`]).
+    pub unverified_reports: u64,
     /// Distinct meters that reported to this van this session.
     pub session_meters: u64,
     /// Reports this van stored this session.
@@ -113,9 +121,14 @@ impl Summary {
 /// Implementations stamp every report with their van's id and its
 /// [`identity::report_key`], and store each key once.
 pub trait ReportBackend: Send + Sync {
-    /// Stores `report`, received at `time`, unless its key is already
-    /// stored.
-    fn insert<'a>(&'a self, report: &'a Report, time: SystemTime) -> StoreFuture<'a, Inserted>;
+    /// Stores `report`, received at `time` and checked as `verification`,
+    /// unless its key is already stored.
+    fn insert<'a>(
+        &'a self,
+        report: &'a Report,
+        verification: Verification,
+        time: SystemTime,
+    ) -> StoreFuture<'a, Inserted>;
 
     /// Every report as CSV ([`crate::reports::CSV_HEADER`]), oldest first.
     fn export_csv(&self) -> StoreFuture<'_, Vec<u8>>;

@@ -21,7 +21,7 @@ use super::row::RawReport;
 use super::sqlite::KeyedRow;
 use super::{
     Inserted, ReportBackend, ReportTime, Source, StoreError, StoreFuture, StoredReport, Summary,
-    SummaryQuery,
+    SummaryQuery, Verification,
 };
 use crate::reports::CSV_HEADER;
 use crate::spreadsheet::neutralise;
@@ -44,8 +44,11 @@ CREATE TABLE IF NOT EXISTS reports (
     error TEXT,
     bytes BIGINT,
     full_bytes BIGINT,
-    stored_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    stored_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    verified TEXT NOT NULL DEFAULT 'unsigned'
 );
+-- Tables from before signatures: their rows were not checked by anyone.
+ALTER TABLE reports ADD COLUMN IF NOT EXISTS verified TEXT NOT NULL DEFAULT 'unsigned';
 CREATE INDEX IF NOT EXISTS reports_device ON reports (device_id, time);
 CREATE INDEX IF NOT EXISTS reports_target ON reports (to_version, device_id, time);
 CREATE INDEX IF NOT EXISTS reports_van ON reports (van_id, time);
@@ -57,7 +60,7 @@ CREATE INDEX IF NOT EXISTS reports_van ON reports (van_id, time);
 const SCHEMA_LOCK: i64 = 0x6f74_6176_616e;
 
 const COLUMNS: &str =
-    "time, van_id, device_id, from_version, to_version, state, error, bytes, full_bytes";
+    "time, van_id, device_id, from_version, to_version, state, error, bytes, full_bytes, verified";
 
 /// Why a `postgres://` address was refused.
 #[derive(Debug, thiserror::Error)]
@@ -202,21 +205,24 @@ impl PgStore {
         let count = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let bytes: Vec<Option<i64>> = rows.iter().map(|r| count(r.report.bytes)).collect();
         let full: Vec<Option<i64>> = rows.iter().map(|r| count(r.report.full_bytes)).collect();
+        let verified = column(|r| Some(r.report.verification.as_str().to_owned()));
         self.with_client(|client| {
             let (keys, vans, times, devices) = (&keys, &vans, &times, &devices);
-            let (froms, tos, states, errors, bytes, full) =
-                (&froms, &tos, &states, &errors, &bytes, &full);
+            let (froms, tos, states, errors, bytes, full, verified) =
+                (&froms, &tos, &states, &errors, &bytes, &full, &verified);
             async move {
                 client
                     .execute(
                         "INSERT INTO reports (report_key, van_id, time, device_id, from_version,
-                                              to_version, state, error, bytes, full_bytes)
+                                              to_version, state, error, bytes, full_bytes,
+                                              verified)
                          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
                                               $5::text[], $6::text[], $7::text[], $8::text[],
-                                              $9::int8[], $10::int8[])
+                                              $9::int8[], $10::int8[], $11::text[])
                          ON CONFLICT (report_key) DO NOTHING",
                         &[
                             keys, vans, times, devices, froms, tos, states, errors, bytes, full,
+                            verified,
                         ],
                     )
                     .await
@@ -249,14 +255,20 @@ fn stored_report(row: &Row) -> Result<StoredReport, StoreError> {
         error: row.get(6),
         bytes: row.get(7),
         full_bytes: row.get(8),
+        verified: row.get(9),
     };
     Ok(raw.check()?)
 }
 
 impl ReportBackend for PgStore {
-    fn insert<'a>(&'a self, report: &'a Report, time: SystemTime) -> StoreFuture<'a, Inserted> {
+    fn insert<'a>(
+        &'a self,
+        report: &'a Report,
+        verification: Verification,
+        time: SystemTime,
+    ) -> StoreFuture<'a, Inserted> {
         Box::pin(async move {
-            let key = report_key(&self.van, &self.session, report);
+            let key = report_key(&self.van, &self.session, report, verification);
             let time = ReportTime::from(time).to_string();
             let integer = |n: Option<u64>| n.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
             let (bytes, full) = (integer(report.bytes), integer(report.full_bytes));
@@ -267,8 +279,9 @@ impl ReportBackend for PgStore {
                         client
                             .execute(
                                 "INSERT INTO reports (report_key, van_id, time, device_id,
-                                     from_version, to_version, state, error, bytes, full_bytes)
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                     from_version, to_version, state, error, bytes, full_bytes,
+                                     verified)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                                  ON CONFLICT (report_key) DO NOTHING",
                                 &[
                                     key,
@@ -281,6 +294,7 @@ impl ReportBackend for PgStore {
                                     &report.error,
                                     &bytes,
                                     &full,
+                                    &verification.as_str(),
                                 ],
                             )
                             .await
@@ -302,7 +316,7 @@ impl ReportBackend for PgStore {
                     client
                         .query(
                             "SELECT time, device_id, from_version, to_version, state,
-                                    COALESCE(error, '') FROM reports ORDER BY id",
+                                    COALESCE(error, ''), verified FROM reports ORDER BY id",
                             &[],
                         )
                         .await
@@ -322,6 +336,7 @@ impl ReportBackend for PgStore {
                     "error" => row.get(5),
                     // The fleet table holds what vans heard.
                     "source" => Source::Van.as_str().to_owned(),
+                    "verified" => row.get(6),
                     _ => String::new(),
                 });
                 writer.write_record(fields.map(|cell| neutralise(&cell).into_owned()))?;
@@ -341,9 +356,10 @@ impl ReportBackend for PgStore {
                         .query(
                             "SELECT state, COUNT(*) FROM (
                                  SELECT DISTINCT ON (device_id) state FROM reports
-                                 WHERE to_version = $1 ORDER BY device_id, time DESC, id DESC) AS l
+                                 WHERE to_version = $1 AND (NOT $2 OR verified = 'verified')
+                                 ORDER BY device_id, time DESC, id DESC) AS l
                              GROUP BY state",
-                            &[&query.target.as_str()],
+                            &[&query.target.as_str(), &query.authenticated_only],
                         )
                         .await
                 })
@@ -356,9 +372,15 @@ impl ReportBackend for PgStore {
                     client
                         .query_one(
                             "SELECT COUNT(DISTINCT device_id), COUNT(*),
-                                    (SELECT COUNT(*) FROM reports)
+                                    (SELECT COUNT(*) FROM reports),
+                                    (SELECT COUNT(*) FROM reports
+                                     WHERE to_version = $3 AND verified <> 'verified')
                              FROM reports WHERE van_id = $1 AND time >= $2",
-                            &[&query.van.as_str(), &query.since.to_string()],
+                            &[
+                                &query.van.as_str(),
+                                &query.since.to_string(),
+                                &query.target.as_str(),
+                            ],
                         )
                         .await
                 })
@@ -366,6 +388,7 @@ impl ReportBackend for PgStore {
             summary.session_meters = session.get::<_, i64>(0) as u64;
             summary.session_reports = session.get::<_, i64>(1) as u64;
             summary.total_reports = session.get::<_, i64>(2) as u64;
+            summary.unverified_reports = session.get::<_, i64>(3) as u64;
             let limit = i64::from(query.recent_failures);
             let failures = self
                 .with_client(|client| async move {

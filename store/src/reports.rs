@@ -17,10 +17,11 @@ use otavan_protocol::lora::StatusUplink;
 use rusqlite::{Connection, params};
 
 use crate::spreadsheet::neutralise;
-use crate::{ReportTime, Source, StoredState};
+use crate::{ReportTime, Source, StoredState, Verification};
 
-/// Columns of `GET /reports.csv`, in order.
-pub const CSV_HEADER: [&str; 7] = [
+/// Columns of `GET /reports.csv`, in order (`verified` is
+/// [`crate::Verification`]'s text).
+pub const CSV_HEADER: [&str; 8] = [
     "time",
     "device_id",
     "from_version",
@@ -28,6 +29,7 @@ pub const CSV_HEADER: [&str; 7] = [
     "state",
     "error",
     "source",
+    "verified",
 ];
 
 /// A meter's status as its LoRaWAN STATUS uplink tells it.
@@ -85,6 +87,8 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         ("campaign", "campaign INTEGER"),
         ("battery", "battery INTEGER"),
         ("pending_confirm", "pending_confirm INTEGER"),
+        // Rows from before signatures were not checked by anyone.
+        ("verified", "verified TEXT NOT NULL DEFAULT 'unsigned'"),
     ];
     for (name, definition) in added {
         if !columns.iter().any(|c| c == name) {
@@ -122,7 +126,8 @@ impl ReportStore {
                 source TEXT NOT NULL DEFAULT 'van',
                 campaign INTEGER,
                 battery INTEGER,
-                pending_confirm INTEGER
+                pending_confirm INTEGER,
+                verified TEXT NOT NULL DEFAULT 'unsigned'
             );",
         )?;
         migrate(&conn)?;
@@ -161,16 +166,16 @@ impl ReportStore {
         Ok(())
     }
 
-    /// Stores a meter's status uplink received at `time` (source `lora`):
-    /// `from_version` and `to_version` are both the version it runs,
-    /// `state` is [`LoraStatus::state`], and the campaign, battery and
-    /// pending-confirmation flag get their own columns.
+    /// Stores a meter's status uplink received at `time` (source `lora`,
+    /// verified `network`): `from_version` and `to_version` are both the
+    /// version it runs, `state` is [`LoraStatus::state`], and the campaign,
+    /// battery and pending-confirmation flag get their own columns.
     pub fn insert_lora(&self, row: &LoraStatus<'_>, time: SystemTime) -> Result<(), StoreError> {
         let time = ReportTime::from(time).to_string();
         self.conn().execute(
             "INSERT INTO reports (time, device_id, from_version, to_version, state, source,
-                                  campaign, battery, pending_confirm)
-             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                  campaign, battery, pending_confirm, verified)
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 time,
                 row.device_id,
@@ -179,7 +184,8 @@ impl ReportStore {
                 Source::Lora.as_str(),
                 row.status.campaign,
                 row.status.battery,
-                row.status.pending_confirm
+                row.status.pending_confirm,
+                Verification::Network.as_str()
             ],
         )?;
         Ok(())
@@ -200,12 +206,13 @@ impl ReportStore {
         writer.write_record(CSV_HEADER)?;
         let conn = self.conn();
         let mut statement = conn.prepare(
-            "SELECT time, device_id, from_version, to_version, state, COALESCE(error, ''), source
+            "SELECT time, device_id, from_version, to_version, state, COALESCE(error, ''), source,
+                    verified
              FROM reports ORDER BY id",
         )?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
-            let fields: [String; 7] = [
+            let fields: [String; 8] = [
                 row.get(0)?,
                 row.get(1)?,
                 row.get(2)?,
@@ -213,6 +220,7 @@ impl ReportStore {
                 row.get(4)?,
                 row.get(5)?,
                 row.get(6)?,
+                row.get(7)?,
             ];
             writer.write_record(fields.iter().map(|cell| neutralise(cell).into_owned()))?;
         }
@@ -256,7 +264,10 @@ mod tests {
         let mut csv = Vec::new();
         store.export_csv(&mut csv).unwrap();
         let csv = String::from_utf8(csv).unwrap();
-        assert!(csv.lines().skip(1).all(|l| l.ends_with(",van")), "{csv}");
+        assert!(
+            csv.lines().skip(1).all(|l| l.ends_with(",van,unsigned")),
+            "{csv}"
+        );
     }
 
     #[test]
@@ -291,9 +302,9 @@ mod tests {
         store.export_csv(&mut csv).unwrap();
         assert_eq!(
             String::from_utf8(csv).unwrap(),
-            "time,device_id,from_version,to_version,state,error,source\n\
-             1970-01-01T00:00:00.000Z,70B3D57ED0001234,1.0.0,1.1.0,UPDATED,,van\n\
-             1970-01-01T00:00:00.000Z,70B3D57ED0001234,1.0.0,1.0.0,WIFI_JOIN_FAILED,,lora\n"
+            "time,device_id,from_version,to_version,state,error,source,verified\n\
+             1970-01-01T00:00:00.000Z,70B3D57ED0001234,1.0.0,1.1.0,UPDATED,,van,unsigned\n\
+             1970-01-01T00:00:00.000Z,70B3D57ED0001234,1.0.0,1.0.0,WIFI_JOIN_FAILED,,lora,network\n"
         );
         let conn = store.conn();
         let (campaign, battery, pending): (i64, i64, bool) = conn

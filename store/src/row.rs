@@ -41,6 +41,70 @@ impl FromStr for Source {
     }
 }
 
+/// Whether a stored row is known to come from its meter: the `verified`
+/// column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verification {
+    /// A van report whose signature the van checked against the meter's
+    /// key (`verified`).
+    Verified,
+    /// A van report without a signature, as Pycom meters send them, or
+    /// stored before signatures (`unsigned`): anyone on the van's WiFi
+    /// could have sent it.
+    Unsigned,
+    /// A signed van report heard by a van without the fleet's report
+    /// secret, so the signature was not checked (`unchecked`).
+    Unchecked,
+    /// A LoRa status row: the network server checked the uplink's MIC
+    /// (`network`).
+    Network,
+}
+
+impl Verification {
+    /// Every value.
+    pub const ALL: [Verification; 4] = [
+        Verification::Verified,
+        Verification::Unsigned,
+        Verification::Unchecked,
+        Verification::Network,
+    ];
+
+    /// The column's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verification::Verified => "verified",
+            Verification::Unsigned => "unsigned",
+            Verification::Unchecked => "unchecked",
+            Verification::Network => "network",
+        }
+    }
+
+    /// Whether the row is known to come from its meter (checked by the van
+    /// or by the network).
+    pub fn is_authenticated(self) -> bool {
+        matches!(self, Verification::Verified | Verification::Network)
+    }
+}
+
+impl fmt::Display for Verification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Verification {
+    type Err = BadRow;
+
+    fn from_str(text: &str) -> Result<Verification, BadRow> {
+        Verification::ALL
+            .into_iter()
+            .find(|v| v.as_str() == text)
+            .ok_or_else(|| {
+                BadRow::new("verified", text, "verified, unsigned, unchecked or network")
+            })
+    }
+}
+
 /// What a stored row says happened: the `state` column, read by who heard
 /// it. Its [`Display`](fmt::Display) is the column's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,6 +197,8 @@ pub struct StoredReport {
     pub bytes: Option<u64>,
     /// Bytes without firmware deltas.
     pub full_bytes: Option<u64>,
+    /// Whether it is known to come from the meter.
+    pub verification: Verification,
 }
 
 /// A stored row that does not read as a report: a column holds what otavan
@@ -171,6 +237,7 @@ pub(crate) struct RawReport {
     pub(crate) error: Option<String>,
     pub(crate) bytes: Option<i64>,
     pub(crate) full_bytes: Option<i64>,
+    pub(crate) verified: String,
 }
 
 impl RawReport {
@@ -196,6 +263,7 @@ impl RawReport {
             state: StoredState::parse(source, &self.state)?,
             bytes: count("bytes", self.bytes)?,
             full_bytes: count("full_bytes", self.full_bytes)?,
+            verification: self.verified.parse()?,
             device_id: self.device_id,
             from_version: self.from_version,
             to_version: self.to_version,
@@ -220,6 +288,7 @@ mod tests {
             error: None,
             bytes: Some(7),
             full_bytes: None,
+            verified: "verified".into(),
         }
     }
 
@@ -268,6 +337,10 @@ mod tests {
         assert_eq!(report.time.to_string(), "2026-01-01T08:00:00.000Z");
         assert_eq!(report.van_id, Some(VanId::new("van-1").unwrap()));
         assert_eq!((report.bytes, report.full_bytes), (Some(7), None));
+        assert_eq!(report.verification, Verification::Verified);
+        for verification in Verification::ALL {
+            assert_eq!(verification.as_str().parse(), Ok(verification));
+        }
         let lora = raw("UPDATED", "lora").check().unwrap();
         assert_eq!(lora.state, StoredState::Lora(OtaResult::Updated));
         assert_eq!(lora.state.source(), Source::Lora);
@@ -301,6 +374,13 @@ mod tests {
                     ..raw("UPDATED", "van")
                 },
                 "full_bytes",
+            ),
+            (
+                RawReport {
+                    verified: "yes".into(),
+                    ..raw("UPDATED", "van")
+                },
+                "verified",
             ),
         ];
         for (row, column) in broken {

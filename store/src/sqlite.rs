@@ -12,7 +12,7 @@ use super::identity::{VanId, legacy_key, report_key};
 use super::row::RawReport;
 use super::{
     Inserted, ReportBackend, ReportTime, StoreError, StoreFuture, StoredReport, Summary,
-    SummaryQuery,
+    SummaryQuery, Verification,
 };
 use crate::reports::ReportStore;
 
@@ -39,8 +39,8 @@ pub(crate) fn migrate_identity(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// The columns a [`StoredReport`] is read from, in [`raw_report`]'s order.
-const ROW_COLUMNS: &str =
-    "time, van_id, device_id, from_version, to_version, state, source, error, bytes, full_bytes";
+const ROW_COLUMNS: &str = "time, van_id, device_id, from_version, to_version, state, source, \
+                           error, bytes, full_bytes, verified";
 
 fn raw_report(row: &Row<'_>) -> rusqlite::Result<RawReport> {
     Ok(RawReport {
@@ -54,6 +54,7 @@ fn raw_report(row: &Row<'_>) -> rusqlite::Result<RawReport> {
         error: row.get(7)?,
         bytes: row.get(8)?,
         full_bytes: row.get(9)?,
+        verified: row.get(10)?,
     })
 }
 
@@ -75,21 +76,23 @@ pub struct KeyedRow {
 }
 
 impl ReportStore {
-    /// Stores `report` from `van` received at `time` under `key` (see
-    /// [`report_key`]), unless a report with that key is already stored.
+    /// Stores `report` from `van`, checked as `verification`, received at
+    /// `time` under `key` (see [`report_key`]), unless a report with that
+    /// key is already stored.
     pub fn insert_identified(
         &self,
         van: &VanId,
         key: &str,
         report: &Report,
+        verification: Verification,
         time: SystemTime,
     ) -> Result<Inserted, StoreError> {
         // SQLite integers are signed; a byte count past i64::MAX is not real.
         let integer = |n: Option<u64>| n.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
         let changed = self.conn().execute(
             "INSERT INTO reports (time, device_id, from_version, to_version, state, error, bytes,
-                                  full_bytes, van_id, report_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                  full_bytes, van_id, report_key, verified)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (report_key) DO NOTHING",
             params![
                 ReportTime::from(time).to_string(),
@@ -102,6 +105,7 @@ impl ReportStore {
                 integer(report.full_bytes),
                 van.as_str(),
                 key,
+                verification.as_str(),
             ],
         )?;
         Ok(if changed == 1 {
@@ -123,8 +127,8 @@ impl ReportStore {
         ))?;
         let rows = statement.query_map(params![after, limit], |row| {
             let report = raw_report(row)?;
-            let id: i64 = row.get(10)?;
-            let key: Option<String> = row.get(11)?;
+            let id: i64 = row.get(11)?;
+            let key: Option<String> = row.get(12)?;
             let key = key
                 .unwrap_or_else(|| legacy_key(id, &report.time, &report.device_id, &report.state));
             Ok((id, key, report))
@@ -142,18 +146,29 @@ impl ReportStore {
     pub fn summary(&self, query: &SummaryQuery) -> Result<Summary, StoreError> {
         let conn = self.conn();
         let mut summary = Summary::default();
+        // With authenticated_only (?2): verified van rows, and LoRa rows
+        // saying the meter runs the target after an update.
         let mut latest = conn.prepare_cached(
             "SELECT state, COUNT(*) FROM (
                  SELECT state, ROW_NUMBER() OVER (PARTITION BY device_id ORDER BY time DESC, id DESC) AS n
-                 FROM reports WHERE to_version = ?1 AND source = 'van')
+                 FROM reports WHERE to_version = ?1
+                     AND ((source = 'van' AND (NOT ?2 OR verified = 'verified'))
+                          OR (?2 AND source = 'lora' AND state = 'UPDATED')))
              WHERE n = 1 GROUP BY state",
         )?;
-        let mut rows = latest.query(params![query.target.as_str()])?;
+        let mut rows = latest.query(params![query.target.as_str(), query.authenticated_only])?;
         while let Some(row) = rows.next()? {
             let state: String = row.get(0)?;
             let n: i64 = row.get(1)?;
             summary.add_state(&state, n as u64);
         }
+        let unverified: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM reports
+             WHERE to_version = ?1 AND source = 'van' AND verified <> 'verified'",
+            params![query.target.as_str()],
+            |row| row.get(0),
+        )?;
+        summary.unverified_reports = unverified as u64;
         let (meters, reports): (i64, i64) = conn.query_row(
             "SELECT COUNT(DISTINCT device_id), COUNT(*) FROM reports WHERE van_id = ?1 AND time >= ?2",
             params![query.van.as_str(), query.since.to_string()],
@@ -265,11 +280,16 @@ impl SqliteBackend {
 }
 
 impl ReportBackend for SqliteBackend {
-    fn insert<'a>(&'a self, report: &'a Report, time: SystemTime) -> StoreFuture<'a, Inserted> {
-        let key = report_key(&self.van, &self.session, report);
+    fn insert<'a>(
+        &'a self,
+        report: &'a Report,
+        verification: Verification,
+        time: SystemTime,
+    ) -> StoreFuture<'a, Inserted> {
+        let key = report_key(&self.van, &self.session, report, verification);
         let report = report.clone();
         let van = self.van.clone();
-        self.call(move |store| store.insert_identified(&van, &key, &report, time))
+        self.call(move |store| store.insert_identified(&van, &key, &report, verification, time))
     }
 
     fn export_csv(&self) -> StoreFuture<'_, Vec<u8>> {
@@ -317,10 +337,22 @@ mod tests {
         .unwrap()
     }
 
-    /// Inserts as `van` in session 0.
+    /// Inserts as `van` in session 0, unsigned.
     fn put(store: &ReportStore, van: &VanId, report: &Report, time: SystemTime) -> Inserted {
-        let key = report_key(van, "s0", report);
-        store.insert_identified(van, &key, report, time).unwrap()
+        put_as(store, van, report, Verification::Unsigned, time)
+    }
+
+    fn put_as(
+        store: &ReportStore,
+        van: &VanId,
+        report: &Report,
+        verification: Verification,
+        time: SystemTime,
+    ) -> Inserted {
+        let key = report_key(van, "s0", report, verification);
+        store
+            .insert_identified(van, &key, report, verification, time)
+            .unwrap()
     }
 
     fn at(secs: u64) -> SystemTime {
@@ -381,6 +413,7 @@ mod tests {
                 van: van.clone(),
                 since: ReportTime::from(at(0)),
                 recent_failures: 10,
+                authenticated_only: false,
             })
             .unwrap();
         assert_eq!(summary.count(UpdateState::Updated), 1);
@@ -390,6 +423,83 @@ mod tests {
         let synced = store.rows_after(0, 100).unwrap();
         assert_eq!(synced.len(), 1);
         assert_eq!(synced[0].report.device_id, "m1");
+    }
+
+    /// `--require-signed-reports`: a forged (unsigned) UPDATED counts
+    /// only without it; a verified one and a LoRa uplink saying the meter
+    /// runs the target count with it. An unsigned report cannot take the
+    /// key of the meter's signed one.
+    #[test]
+    fn authenticated_only_counts_verified_reports_and_lora_updates() {
+        use otavan_protocol::lora::{OtaResult, StatusUplink, VersionTag};
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = ReportStore::open(&dir.path().join("van.db")).unwrap();
+        let van = VanId::new("van-1").unwrap();
+        let with_id = |device: &str, state: &str, id: &str| Report {
+            report_id: Some(id.into()),
+            ..report(device, state, None)
+        };
+        let (unsigned, verified) = (Verification::Unsigned, Verification::Verified);
+        let forged = with_id("m1", "UPDATED", "a1/UPDATED");
+        assert_eq!(
+            put_as(&store, &van, &forged, unsigned, at(1)),
+            Inserted::New
+        );
+        // The meter's own signed report with the same id is still stored.
+        let genuine = with_id("m1", "UPDATED", "a1/UPDATED");
+        assert_eq!(
+            put_as(&store, &van, &genuine, verified, at(2)),
+            Inserted::New
+        );
+        assert_eq!(
+            put_as(&store, &van, &genuine, verified, at(3)),
+            Inserted::Duplicate,
+            "a replay"
+        );
+        put_as(
+            &store,
+            &van,
+            &report("m2", "UPDATED", None),
+            unsigned,
+            at(4),
+        );
+        let status = StatusUplink {
+            version_tag: VersionTag::of(&"1.1.0".parse().unwrap()),
+            pending_confirm: false,
+            last_result: OtaResult::Updated,
+            battery: 200,
+            campaign: 7,
+        };
+        let lora = crate::reports::LoraStatus {
+            device_id: "m3",
+            version: "1.1.0",
+            status: &status,
+        };
+        store.insert_lora(&lora, at(5)).unwrap();
+        let checked = Verification::Unchecked;
+        put_as(&store, &van, &report("m4", "UPDATED", None), checked, at(6));
+        let summary = |authenticated_only| {
+            store
+                .summary(&SummaryQuery {
+                    target: "1.1.0".parse().unwrap(),
+                    van: van.clone(),
+                    since: ReportTime::from(at(0)),
+                    recent_failures: 10,
+                    authenticated_only,
+                })
+                .unwrap()
+        };
+        let all = summary(false);
+        assert_eq!((all.count(UpdateState::Updated), all.meters()), (3, 3));
+        assert_eq!(all.unverified_reports, 3);
+        let authenticated = summary(true);
+        assert_eq!(authenticated.count(UpdateState::Updated), 2, "m1 and m3");
+        assert_eq!(authenticated.meters(), 2);
+        let history = store.device_history("m1", 10).unwrap();
+        let marks: Vec<_> = history.iter().map(|r| r.verification).collect();
+        assert_eq!(marks, [unsigned, verified]);
+        let m3 = store.device_history("m3", 10).unwrap();
+        assert_eq!(m3[0].verification, Verification::Network);
     }
 
     #[test]
@@ -410,6 +520,7 @@ mod tests {
                 van: van.clone(),
                 since: ReportTime::from(at(1)),
                 recent_failures: 10,
+                authenticated_only: false,
             })
             .unwrap();
         assert_eq!(summary.count(UpdateState::Updated), 2);
@@ -465,7 +576,12 @@ mod tests {
         assert_eq!(first[0].report.van_id, None);
         assert_eq!(
             first[1].key,
-            report_key(&van, "s0", &report("m2", "UPDATED", None))
+            report_key(
+                &van,
+                "s0",
+                &report("m2", "UPDATED", None),
+                Verification::Unsigned
+            )
         );
         assert_eq!(first, store.rows_after(0, 10).unwrap(), "keys are stable");
         assert_eq!(store.rows_after(first[0].id, 10).unwrap().len(), 1);

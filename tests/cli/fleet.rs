@@ -381,3 +381,118 @@ fn bad_fleet_addresses_are_clear_errors() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--van-id"));
 }
+
+/// The verified mark in the fleet database: a table from before it is
+/// migrated (old rows `unsigned`), a van with `--report-key
+/// --require-signed-reports` stores and counts like a SQLite van, and
+/// `otavan reports sync` carries a van file's marks.
+#[test]
+fn the_fleet_table_keeps_whether_each_report_was_verified() {
+    use otavan_protocol::report_auth::FleetSecret;
+    let pg = PgCluster::start();
+    let dir = tempfile::TempDir::new().unwrap();
+    pg.query(
+        "CREATE TABLE reports (id BIGSERIAL PRIMARY KEY, report_key TEXT NOT NULL UNIQUE,
+             van_id TEXT NOT NULL, time TEXT NOT NULL, device_id TEXT NOT NULL,
+             from_version TEXT NOT NULL, to_version TEXT NOT NULL, state TEXT NOT NULL,
+             error TEXT, bytes BIGINT, full_bytes BIGINT,
+             stored_at TIMESTAMPTZ NOT NULL DEFAULT now());
+         INSERT INTO reports (report_key, van_id, time, device_id, from_version, to_version, state)
+         VALUES ('old', 'van-0', '2026-01-01T00:00:00.000Z', 'old-meter', '1.0.0', '1.1.0', 'UPDATED');",
+    );
+    let secret = "7e".repeat(32);
+    let key_file = dir.path().join("fleet-report.key");
+    std::fs::write(&key_file, format!("{secret}\n")).unwrap();
+    let fleet = FleetSecret::from_hex(&secret).unwrap();
+    let url = pg.url();
+    let cache = dir.path().join("patches");
+    let served = Served::start_with(
+        &sample(),
+        &[
+            OsStr::new("--db"),
+            OsStr::new(&url),
+            OsStr::new("--van-id"),
+            OsStr::new("van-s"),
+            OsStr::new("--patch-cache"),
+            cache.as_os_str(),
+            OsStr::new("--report-key"),
+            key_file.as_os_str(),
+            OsStr::new("--require-signed-reports"),
+        ],
+    );
+    assert_eq!(
+        pg.query("SELECT verified FROM reports WHERE device_id = 'old-meter'"),
+        "unsigned"
+    );
+    let forged = report_json("meter-f", "UPDATED", None);
+    assert_eq!(served.post("/report", &forged), 204);
+    let genuine =
+        report_json("meter-s", "UPDATED", None).replace('}', r#","report_id":"9c1e-UPDATED"}"#);
+    let signature = fleet.meter_key("meter-s").sign(genuine.as_bytes());
+    let signed_post = |body: &str| {
+        let mut stream = TcpStream::connect(served.addr).unwrap();
+        write!(
+            stream,
+            "POST /report HTTP/1.0\r\nX-Otavan-Signature: {signature}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+        response.split(' ').nth(1).unwrap().to_owned()
+    };
+    assert_eq!(signed_post(&genuine), "204");
+    assert_eq!(signed_post(&genuine.replace("meter-s", "meter-x")), "403");
+    assert_eq!(
+        pg.query("SELECT string_agg(device_id || '=' || verified, ',' ORDER BY id) FROM reports"),
+        "old-meter=unsigned,meter-f=unsigned,meter-s=verified"
+    );
+    let page = served.get("/");
+    let count = page
+        .split("id=\"count-UPDATED\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap();
+    assert_eq!(count, "1", "only meter-s is verified");
+    let csv = served.get("/reports.csv");
+    assert!(
+        csv.starts_with("time,device_id,from_version,to_version,state,error,source,verified\n")
+    );
+    assert!(
+        csv.lines()
+            .any(|l| l.contains(",meter-s,") && l.ends_with(",van,verified")),
+        "{csv}"
+    );
+
+    // A van's SQLite file with a verified row, synced.
+    let db = dir.path().join("van.db");
+    let file_van = Served::start_with(
+        &sample(),
+        &[
+            OsStr::new("--db"),
+            db.as_os_str(),
+            OsStr::new("--patch-cache"),
+            cache.as_os_str(),
+            OsStr::new("--report-key"),
+            key_file.as_os_str(),
+        ],
+    );
+    let offline =
+        report_json("meter-o", "UPDATED", None).replace('}', r#","report_id":"5d-UPDATED"}"#);
+    let signature = fleet.meter_key("meter-o").sign(offline.as_bytes());
+    let mut stream = TcpStream::connect(file_van.addr).unwrap();
+    write!(
+        stream,
+        "POST /report HTTP/1.0\r\nX-Otavan-Signature: {signature}\r\nContent-Length: {}\r\n\r\n{offline}",
+        offline.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.0 204"), "{response}");
+    sync(&db, &pg, &[]);
+    assert_eq!(
+        pg.query("SELECT verified FROM reports WHERE device_id = 'meter-o'"),
+        "verified"
+    );
+}

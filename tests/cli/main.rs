@@ -12,4 +12,5 @@ mod lora;
 mod rehearse;
 mod roles;
 mod serve;
+mod signed_reports;
 mod signing;

@@ -5,14 +5,16 @@
 //! server: a manifest's absolute URLs only contribute their path and query.
 //! Downloads are streamed chunk by chunk into the [`Sink`], so memory use
 //! does not depend on file sizes; manifests are read into memory up to a
-//! cap.
+//! cap. With a report key, reports are signed (`X-Otavan-Signature` over
+//! the exact body sent, see `otavan_protocol::report_auth`).
 
 use std::error::Error as _;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use otavan_protocol::report_auth::{MeterKey, SIGNATURE_HEADER};
 use otavan_protocol::{Manifest, Report, Version};
-use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use reqwest::{StatusCode, Url};
 
 use super::response::{
@@ -38,6 +40,9 @@ pub struct HttpTransportConfig {
     /// Largest manifest body accepted; larger ones are a
     /// [`TransportError::BadResponse`].
     pub max_manifest_bytes: usize,
+    /// The meter's report key: reports are signed with it; `None` sends
+    /// them unsigned (the van stores them marked `unsigned`).
+    pub report_key: Option<MeterKey>,
 }
 
 impl HttpTransportConfig {
@@ -49,6 +54,7 @@ impl HttpTransportConfig {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(10),
             max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
+            report_key: None,
         }
     }
 }
@@ -62,6 +68,7 @@ pub struct HttpTransport {
     /// `http://host[:port]`, no trailing slash.
     base: String,
     max_manifest_bytes: usize,
+    report_key: Option<MeterKey>,
 }
 
 impl HttpTransport {
@@ -92,6 +99,7 @@ impl HttpTransport {
             client,
             base,
             max_manifest_bytes: config.max_manifest_bytes,
+            report_key: config.report_key,
         })
     }
 
@@ -180,14 +188,16 @@ impl Transport for HttpTransport {
 
     async fn send_report(&self, report: &Report) -> Result<(), TransportError> {
         let what = "POST /report";
-        let response = self
-            .send(
-                what,
-                self.client
-                    .post(format!("{}/report", self.base))
-                    .json(report),
-            )
-            .await?;
+        // The signature covers these exact bytes, so they are sent as they are.
+        let body = serde_json::to_vec(report).expect("a report serialises");
+        let mut request = self
+            .client
+            .post(format!("{}/report", self.base))
+            .header(CONTENT_TYPE, "application/json");
+        if let Some(key) = &self.report_key {
+            request = request.header(SIGNATURE_HEADER, key.sign(&body));
+        }
+        let response = self.send(what, request.body(body)).await?;
         if response.status().is_success() {
             Ok(())
         } else {

@@ -94,6 +94,8 @@ pub struct Metrics {
     reports: [Counter; 6],
     /// Reports whose key was already stored.
     pub reports_duplicate: Counter,
+    /// Reports refused for a signature that is malformed or does not match.
+    pub reports_refused: Counter,
     /// Successful re-indexes.
     pub reloads: Counter,
     /// Re-indexes that failed (the old release stayed).
@@ -236,7 +238,8 @@ impl Metrics {
             &mut out,
             "otavan_reports_total",
             "counter",
-            "Reports stored by this server, by state; duplicates were already stored.",
+            "Reports stored by this server, by state; duplicates were already stored, \
+             refused ones had a bad signature.",
         );
         for (state, counter) in UpdateState::ALL.iter().zip(&self.reports) {
             let _ = writeln!(
@@ -250,6 +253,11 @@ impl Metrics {
             out,
             "otavan_reports_total{{state=\"duplicate\"}} {}",
             self.reports_duplicate.get()
+        );
+        let _ = writeln!(
+            out,
+            "otavan_reports_total{{state=\"refused\"}} {}",
+            self.reports_refused.get()
         );
         family(
             &mut out,

@@ -10,5 +10,6 @@ mod lifecycle;
 mod manifests;
 mod pycom;
 mod reports;
+mod signed_reports;
 mod signing;
 mod traversal;

@@ -40,7 +40,8 @@ async fn valid_reports_are_stored_and_exported() {
             "to_version",
             "state",
             "error",
-            "source"
+            "source",
+            "verified"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -54,6 +55,7 @@ async fn valid_reports_are_stored_and_exported() {
     assert_eq!(&rows[0][4], "UPDATED");
     assert_eq!(&rows[0][5], "");
     assert_eq!(&rows[0][6], "van");
+    assert_eq!(&rows[0][7], "unsigned");
     assert_eq!(&rows[1][1], "meter,\"7\"");
     assert_eq!(&rows[1][4], "FAILED");
     assert_eq!(&rows[1][5], "sha1 mismatch for /flash/main.py");
@@ -131,7 +133,7 @@ async fn malformed_reports_get_4xx_and_store_nothing() {
     );
     let csv = server.get("/reports.csv", &[]).await.text();
     assert_eq!(
-        csv, "time,device_id,from_version,to_version,state,error,source\n",
+        csv, "time,device_id,from_version,to_version,state,error,source,verified\n",
         "nothing stored"
     );
 }
