@@ -7,6 +7,7 @@ mod dashboard;
 mod files;
 mod lifecycle;
 mod manifests;
+mod parsers;
 mod pycom;
 mod reports;
 mod signing;
