@@ -6,6 +6,7 @@
 #   bench/fuzz.sh [EXECUTIONS]          # default 10000000 per target
 #   TARGETS="manifest report" bench/fuzz.sh 100000
 #   SANITIZER=none bench/fuzz.sh        # cargo fuzz's -s (default: address)
+#   MAX_SECONDS=1500 bench/fuzz.sh      # also stop each target after 1500 s
 #
 # Needs the nightly toolchain; installs cargo-fuzz when it is missing.
 # Inputs that found new coverage go to fuzz/corpus/TARGET (gitignored), so
@@ -18,13 +19,16 @@ set -euo pipefail
 RUNS=${1:-10000000}
 TARGETS=${TARGETS:-downlink uplink manifest report range query version}
 SANITIZER=${SANITIZER:-address}
+MAX_SECONDS=${MAX_SECONDS:-0}
 
-case $RUNS in
-'' | *[!0-9]*)
-    echo "usage: bench/fuzz.sh [EXECUTIONS]  (a positive number, got '$RUNS')" >&2
-    exit 2
-    ;;
-esac
+for number in "$RUNS" "$MAX_SECONDS"; do
+    case $number in
+    '' | *[!0-9]*)
+        echo "usage: [MAX_SECONDS=S] bench/fuzz.sh [EXECUTIONS]  (numbers, got '$number')" >&2
+        exit 2
+        ;;
+    esac
+done
 
 cd "$(dirname "$0")/../fuzz"
 
@@ -55,7 +59,7 @@ failed=0
 for target in $TARGETS; do
     mkdir -p "corpus/$target" "artifacts/$target"
     log=../bench/out/fuzz/$target.log
-    args=(-runs="$RUNS" -timeout=30 -print_final_stats=1)
+    args=(-runs="$RUNS" -max_total_time="$MAX_SECONDS" -timeout=30 -print_final_stats=1)
     dict=$(dictionary "$target")
     [ -n "$dict" ] && args+=(-dict="$dict")
     before=$(find "artifacts/$target" -type f | wc -l)

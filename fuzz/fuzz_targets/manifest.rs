@@ -26,7 +26,11 @@ fuzz_target!(|data: &[u8]| {
     // The meter's own version: a fixed one, and the manifest's claimed base
     // so the checks past the base comparison are reached.
     let mut currents = vec![Version::parse("1.0.0").expect("valid")];
-    if let Some(base) = manifest.previous_version.as_deref().and_then(|v| Version::parse(v).ok()) {
+    if let Some(base) = manifest
+        .previous_version
+        .as_deref()
+        .and_then(|v| Version::parse(v).ok())
+    {
         currents.push(base);
     }
     for current in &currents {
@@ -40,12 +44,17 @@ fuzz_target!(|data: &[u8]| {
         };
         assert_eq!(update.to.as_str(), manifest.version);
         assert_ne!(&update.to, current);
-        assert_eq!(update.files.len(), manifest.new.len() + manifest.update.len());
+        assert_eq!(
+            update.files.len(),
+            manifest.new.len() + manifest.update.len()
+        );
         let mut paths = BTreeSet::new();
         for path in update.files.iter().map(|f| &f.path).chain(&update.deletes) {
             assert!(paths.insert(path.clone()), "{path} twice");
         }
-        let files = update.downloads().chain(update.patch.as_ref().map(|p| &p.file));
+        let files = update
+            .downloads()
+            .chain(update.patch.as_ref().map(|p| &p.file));
         for file in files {
             let hex = |h: &str, len| {
                 h.len() == len && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))

@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let RangeRequest::Partial { start, end } = RangeRequest::parse(Some(header), size) {
-        assert!(start <= end && end < size, "{header:?} of {size}: {start}-{end}");
+        assert!(
+            start <= end && end < size,
+            "{header:?} of {size}: {start}-{end}"
+        );
         let canonical = format!("bytes={start}-{end}");
         assert_eq!(
             RangeRequest::parse(Some(&canonical), size),

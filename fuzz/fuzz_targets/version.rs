@@ -13,10 +13,14 @@ use otavan_protocol::Version;
 
 fn parsed(text: &str) -> Option<Version> {
     let version = Version::parse(text).ok()?;
-    assert_eq!(version.to_string(), text);
-    assert_eq!(Version::parse(&version.to_string()).as_ref(), Ok(&version));
+    let printed = version.to_string();
+    assert_eq!(printed, text);
+    assert_eq!(Version::parse(&printed).as_ref(), Ok(&version));
     let json = serde_json::to_string(&version).expect("a version serialises");
-    assert_eq!(serde_json::from_str::<Version>(&json).expect("re-parses"), version);
+    assert_eq!(
+        serde_json::from_str::<Version>(&json).expect("re-parses"),
+        version
+    );
     assert_eq!(version.cmp(&version), Ordering::Equal);
     Some(version)
 }

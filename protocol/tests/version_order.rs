@@ -443,8 +443,9 @@ proptest! {
     #[test]
     fn a_parsed_version_reprints_and_reparses_equal(s in version_like()) {
         if let Ok(version) = Version::parse(&s) {
-            prop_assert_eq!(version.to_string(), s.clone());
-            prop_assert_eq!(Version::parse(&version.to_string()), Ok(version.clone()));
+            let printed = version.to_string();
+            prop_assert_eq!(&printed, &s);
+            prop_assert_eq!(Version::parse(&printed), Ok(version.clone()));
             let json = serde_json::to_string(&version).unwrap();
             prop_assert_eq!(serde_json::from_str::<Version>(&json).unwrap(), version);
         }
