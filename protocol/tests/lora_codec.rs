@@ -725,6 +725,8 @@ proptest! {
         );
     }
 
+    /// The property `fuzz/fuzz_targets/downlink.rs` and `uplink.rs` check
+    /// on millions of inputs (bench/fuzz.sh).
     #[test]
     fn decoding_any_bytes_never_panics_and_is_canonical(bytes in plausible_bytes()) {
         if let Ok(command) = DownlinkCommand::decode(&bytes) {

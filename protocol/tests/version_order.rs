@@ -438,6 +438,19 @@ proptest! {
         }
     }
 
+    /// The property `fuzz/fuzz_targets/version.rs` checks on millions of
+    /// inputs (bench/fuzz.sh).
+    #[test]
+    fn a_parsed_version_reprints_and_reparses_equal(s in version_like()) {
+        if let Ok(version) = Version::parse(&s) {
+            let printed = version.to_string();
+            prop_assert_eq!(&printed, &s);
+            prop_assert_eq!(Version::parse(&printed), Ok(version.clone()));
+            let json = serde_json::to_string(&version).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Version>(&json).unwrap(), version);
+        }
+    }
+
     #[test]
     fn order_is_antisymmetric_and_consistent_with_eq(a in valid_version(), b in valid_version()) {
         prop_assert_eq!(a.cmp(&b), b.cmp(&a).reverse());

@@ -189,9 +189,11 @@ fn is_own_host(host: &str, local: SocketAddr) -> bool {
     ip == local.ip()
 }
 
-/// The raw `current_ver` from the query string; empty when absent (a full
-/// install).
-fn current_ver(query: Option<&str>) -> Cow<'_, str> {
+/// The raw `current_ver` from a `GET /manifest.json` query string
+/// (percent- and `+`-decoded, the first one when repeated); empty when
+/// absent (a full install). Public so the fuzz targets and property tests
+/// exercise the server's own parsing; the value is still unvalidated text.
+pub fn current_ver(query: Option<&str>) -> Cow<'_, str> {
     form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(key, _)| key == "current_ver")
         .map_or(Cow::Borrowed(""), |(_, value)| value)

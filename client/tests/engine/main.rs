@@ -10,6 +10,7 @@ mod downgrade;
 mod golden;
 mod hostile;
 mod http;
+mod manifest_input;
 mod patch_bounds;
 mod pycom;
 mod resume;

@@ -8,6 +8,7 @@ mod files;
 mod hostile;
 mod lifecycle;
 mod manifests;
+mod parsers;
 mod pycom;
 mod reports;
 mod signed_reports;
