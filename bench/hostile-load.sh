@@ -44,17 +44,18 @@ die() {
 # ---------------------------------------------------------------- cleanup
 SERVER_PID=""
 SAMPLER_PID=""
+CONNS_PID=""
 cleanup() {
   local rc=$? pid
   trap - EXIT INT TERM
-  for pid in $SAMPLER_PID $SERVER_PID; do
+  for pid in $SAMPLER_PID $CONNS_PID $SERVER_PID; do
     kill -TERM "$pid" 2>/dev/null || true
   done
   for _ in $(seq 50); do
     [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done
-  for pid in $SAMPLER_PID $SERVER_PID; do
+  for pid in $SAMPLER_PID $CONNS_PID $SERVER_PID; do
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
@@ -108,6 +109,25 @@ RSS_IDLE=$(rss_kib "$SERVER_PID")
   done
 ) >"$RUN/rss.txt" &
 SAMPLER_PID=$!
+# SYNs the listen queue dropped (system-wide counter; nothing else should
+# be connecting during the run).
+listen_overflows() {
+  awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) n[i] = $i; h = 1 }
+    else for (i = 1; i <= NF; i++) if (n[i] == "ListenOverflows") print $i }' /proc/net/netstat
+}
+# Every 0.5 s: the server's established connections, all its connections
+# (closing ones whose response still sits in the kernel's send buffer
+# included), bytes queued in its send buffers, ListenOverflows.
+(
+  while kill -0 "$SERVER_PID" 2>/dev/null; do
+    ss -Htn "( sport = :$PORT )" |
+      awk -v o="$(listen_overflows)" '{ all++; q += $3 } $1 == "ESTAB" { est++ }
+        END { print est + 0, all + 0, q + 0, o }'
+    sleep 0.5
+  done
+) >"$RUN/connections.txt" &
+CONNS_PID=$!
+OVERFLOWS_BEFORE=$(listen_overflows)
 
 # ---------------------------------------------------------------- load
 log "driving: $METERS meters for ${DURATION}s, $HOSTILE hostile, $FILLER filler requests, $JUNK junk reporters"
@@ -119,14 +139,16 @@ cargo bench --locked --quiet -p otavan-server --bench hostile_load -- \
   --hostile "$HOSTILE" --filler "$FILLER" --junk "$JUNK" --seed "$SEED" \
   --json "$RUN/driver.json" >/dev/null
 LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
+OVERFLOWS=$(($(listen_overflows) - OVERFLOWS_BEFORE))
 RSS_FINAL=$(rss_kib "$SERVER_PID")
 METRICS=$(curl -fsS --max-time 5 "http://127.0.0.1:$PORT/metrics" || true)
 printf '%s\n' "$METRICS" >"$RUN/metrics.txt"
 
 # Stop the server (graceful) before reading the store.
-kill -TERM "$SAMPLER_PID" 2>/dev/null || true
-wait "$SAMPLER_PID" 2>/dev/null || true
+kill -TERM "$SAMPLER_PID" "$CONNS_PID" 2>/dev/null || true
+wait "$SAMPLER_PID" "$CONNS_PID" 2>/dev/null || true
 SAMPLER_PID=""
+CONNS_PID=""
 kill -TERM "$SERVER_PID"
 for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$SERVER_PID" 2>/dev/null && die "the server did not stop within 10 s of SIGTERM"
@@ -144,10 +166,14 @@ OTHER_ROWS=$(q "SELECT count(*) FROM reports WHERE NOT device_id GLOB 'meter-[0-
 rc=0
 python3 - "$RUN/driver.json" "$RUN/rss.txt" "$RSS_IDLE" "$RSS_FINAL" "$ROWS" "$METER_ROWS" \
   "$OTHER_ROWS" "$RUN/metrics.txt" "$STARTED" "$COMMIT" "$LOAD_BEFORE" "$LOAD_AFTER" \
-  "$OUT/hostile-load.md" <<'EOF' || rc=$?
+  "$OUT/hostile-load.md" "$RUN/connections.txt" "$OVERFLOWS" <<'EOF' || rc=$?
 import json, sys
 (driver, rss_file, rss_idle, rss_final, rows, meter_rows, other_rows, metrics_file,
- started, commit, load_before, load_after, out) = sys.argv[1:]
+ started, commit, load_before, load_after, out, conns_file, overflows) = sys.argv[1:]
+samples = [[int(x) for x in line.split()] for line in open(conns_file) if line.strip()]
+est_peak = max((s[0] for s in samples), default=0)
+all_peak = max((s[1] for s in samples), default=0)
+sendq_peak = max((s[2] for s in samples), default=0)
 d = json.load(open(driver))
 rss = [int(x) for x in open(rss_file).read().split()]
 rss_max = max(rss) if rss else 0
@@ -170,6 +196,9 @@ fig = [
     ("hostile clients, connections opened (errors)", f"{d['hostile']}, {d['hostile_connections']} ({d['hostile_connect_errors']})"),
     ("filler requests, statuses, seconds", f"{d['filler_sent']}, {statuses(d['filler_statuses'])}, {d['filler_seconds']:.1f} s"),
     ("junk reporters, posts, statuses", f"{d['junk']}, {d['junk_sent']}, {statuses(d['junk_statuses'])}"),
+    ("server's connections, peak established / peak all states (0.5 s samples)", f"{est_peak} / {all_peak}"),
+    ("server's kernel send queues, peak total", f"{sendq_peak / 2**20:.0f} MiB"),
+    ("SYNs dropped by a full listen queue (ListenOverflows)", overflows),
     ("server RSS idle / max / final", f"{mib(rss_idle)} / {mib(rss_max)} / {mib(rss_final)} ({len(rss)} samples)"),
     ("store rows: all / meters' UPDATED / other", f"{rows} / {meter_rows} / {other_rows}"),
 ]
