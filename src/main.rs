@@ -17,9 +17,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use otavan_protocol::Version;
-use otavan_server::pace::Pace;
 use otavan_protocol::report_auth::FleetSecret;
 use otavan_server::authenticity::ReportAuth;
+use otavan_server::pace::Pace;
 use otavan_server::{Server, ServerConfig};
 use otavan_store::{StoreLocation, VanId};
 

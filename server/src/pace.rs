@@ -155,13 +155,14 @@ impl<S: AsyncWrite + Unpin> PacedStream<S> {
         loop {
             match write(Pin::new(&mut self.inner), cx) {
                 Poll::Ready(Ok(n)) => {
+                    self.state.set_blocked(false);
                     self.window_bytes += n as u64;
                     self.last_write = Instant::now();
                     self.state.progressed();
                     return Poll::Ready(self.check(self.last_write).map(|()| n));
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {}
+                Poll::Pending => self.state.set_blocked(true),
             }
             let deadline = self.deadline();
             self.timer.as_mut().reset(deadline);

@@ -20,7 +20,7 @@ use crate::manifest_cache::DEFAULT_BUDGET;
 use crate::metrics::{ConnTap, TappedStream};
 use crate::pace::{Pace, PacedStream};
 use crate::service::{ConnInfo, handle_tapped};
-use crate::slots::{DEFAULT_PER_IP, EVICT_AFTER, Slots};
+use crate::slots::{DEFAULT_PER_IP, EVICT_AFTER, EVICT_BLOCKED_AFTER, Slots};
 use crate::state::{IndexSettings, Release, Shared};
 use otavan_store::postgres::{BadUrl, PgStore, describe, parse_url};
 use otavan_store::reports::{ReportStore, StoreError};
@@ -218,7 +218,7 @@ impl Server {
             if slots.full() {
                 // Make room by closing the stalest connection, or wait for
                 // one to end (and look again: one may stall meanwhile).
-                let evicted = slots.evict_stalest(EVICT_AFTER);
+                let evicted = slots.evict_stalest(EVICT_AFTER, EVICT_BLOCKED_AFTER);
                 if evicted {
                     shared.metrics.connections_evicted.inc();
                 }

@@ -4,9 +4,12 @@
 //!
 //! When every slot is taken the accept loop asks [`Slots::evict_stalest`]
 //! to close the connection whose client last sent a byte or took one
-//! longest ago, if that is at least [`EVICT_AFTER`] ago: an idle keep-alive
-//! connection, one that connected and never sent its request, or one that
-//! stopped reading its download. A connection making progress is never
+//! longest ago: first among those waiting for a request (an idle
+//! keep-alive connection, one that connected and never sent its request)
+//! silent at least [`EVICT_AFTER`], then among those whose download waits
+//! on the client, stalled at least [`EVICT_BLOCKED_AFTER`] (a slow meter
+//! behind the kernel's send buffer sees a write complete only every second
+//! or two, so it must not be taken for stalled). A connection making progress is never
 //! closed for a newcomer; if all of them are, newcomers wait in the
 //! kernel's accept queue as before. So a stalled or greedy client can
 //! delay a new meter's manifest by at most a slot's turnover, never keep
@@ -20,10 +23,18 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-/// How long a connection must have gone without progress before it may be
-/// closed to make room: longer than a meter's pause between two requests
-/// of one session, far shorter than the header and stall timeouts.
+/// How long a connection that is not in the middle of sending a response
+/// (waiting for its first or next request) must have been silent before
+/// it may be closed to make room: longer than a meter's pause between two
+/// requests of one session, far shorter than the header timeout.
 pub const EVICT_AFTER: Duration = Duration::from_secs(2);
+
+/// How long a connection whose response waits on the client must have gone
+/// without the client taking a byte before it may be closed to make room.
+/// Behind the kernel's send buffer a meter taking 40 kB/s sees a write
+/// complete only every second or two, so it must not look stale at 2 s;
+/// half the default stall timeout.
+pub const EVICT_BLOCKED_AFTER: Duration = Duration::from_secs(10);
 
 /// The default cap per client address: a meter uses one or two
 /// connections; 8 leaves room for a client behind NAT (a phone, a laptop).
@@ -53,6 +64,8 @@ pub struct ConnState {
     epoch: Instant,
     /// Milliseconds from the epoch to the last byte sent or taken.
     last_progress_ms: AtomicU64,
+    /// Whether the last write waited on the client (a response under way).
+    blocked: AtomicBool,
     evicted: AtomicBool,
     evict: Notify,
 }
@@ -62,6 +75,11 @@ impl ConnState {
     pub fn progressed(&self) {
         let ms = self.epoch.elapsed().as_millis() as u64;
         self.last_progress_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Records whether the socket's last write had to wait for the client.
+    pub fn set_blocked(&self, blocked: bool) {
+        self.blocked.store(blocked, Ordering::Relaxed);
     }
 
     /// Completes when the connection has been chosen to make room.
@@ -142,6 +160,7 @@ impl Slots {
         let state = Arc::new(ConnState {
             epoch: self.epoch,
             last_progress_ms: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
+            blocked: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             evict: Notify::new(),
         });
@@ -154,19 +173,25 @@ impl Slots {
         })
     }
 
-    /// Tells the connection that has gone longest without progress, if
-    /// that is at least `idle`, to close. Whether one was told.
-    pub fn evict_stalest(&self, idle: Duration) -> bool {
+    /// Tells one connection to close to make room: the one silent longest
+    /// among those waiting for a request and silent at least `idle`, else
+    /// the one stalled longest among those whose response waits on the
+    /// client and stalled at least `blocked_idle`. Whether one was told.
+    pub fn evict_stalest(&self, idle: Duration, blocked_idle: Duration) -> bool {
         let now = self.epoch.elapsed().as_millis() as u64;
-        let limit = idle.as_millis() as u64;
         let inner = self.inner.lock().expect("slots lock");
-        let stalest = inner
-            .conns
-            .values()
-            .filter(|c| !c.evicted.load(Ordering::Relaxed))
-            .map(|c| (c.last_progress_ms.load(Ordering::Relaxed), c))
-            .filter(|(last, _)| now.saturating_sub(*last) >= limit)
-            .min_by_key(|(last, _)| *last);
+        let stalest = |blocked: bool, limit: Duration| {
+            let limit = limit.as_millis() as u64;
+            inner
+                .conns
+                .values()
+                .filter(|c| !c.evicted.load(Ordering::Relaxed))
+                .filter(|c| c.blocked.load(Ordering::Relaxed) == blocked)
+                .map(|c| (c.last_progress_ms.load(Ordering::Relaxed), c))
+                .filter(|(last, _)| now.saturating_sub(*last) >= limit)
+                .min_by_key(|(last, _)| *last)
+        };
+        let stalest = stalest(false, idle).or_else(|| stalest(true, blocked_idle));
         match stalest {
             Some((_, conn)) => {
                 conn.evicted.store(true, Ordering::Relaxed);
@@ -181,5 +206,44 @@ impl Slots {
     /// last call).
     pub async fn freed(&self) {
         self.freed.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A download waiting on a slow client is closed only after the longer
+    /// limit, and a connection waiting for a request goes first.
+    #[test]
+    fn a_connection_waiting_for_a_request_goes_before_a_slow_download() {
+        let slots = Slots::new(2, 0);
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        let download = slots.admit(ip).unwrap();
+        download.state().set_blocked(true);
+        let idle = slots.admit(ip).unwrap();
+        assert!(slots.full());
+        let hour = Duration::from_secs(3600);
+        assert!(slots.evict_stalest(Duration::ZERO, hour));
+        assert!(idle.state().evicted.load(Ordering::Relaxed));
+        assert!(!download.state().evicted.load(Ordering::Relaxed));
+        assert!(
+            !slots.evict_stalest(Duration::ZERO, hour),
+            "the download is not stale yet"
+        );
+        assert!(slots.evict_stalest(Duration::ZERO, Duration::ZERO));
+        assert!(download.state().evicted.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn one_address_gets_its_share_and_a_freed_slot_returns() {
+        let slots = Slots::new(10, 2);
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        let a = slots.admit(ip).unwrap();
+        let _b = slots.admit(ip).unwrap();
+        assert!(slots.admit(ip).is_none());
+        assert!(slots.admit(IpAddr::from([10, 0, 0, 2])).is_some());
+        drop(a);
+        assert!(slots.admit(ip).is_some());
     }
 }
