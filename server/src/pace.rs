@@ -164,15 +164,20 @@ impl<S: AsyncWrite + Unpin> PacedStream<S> {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => self.state.set_blocked(true),
             }
-            let deadline = self.deadline();
-            self.timer.as_mut().reset(deadline);
+            // The deadline only ever moves later (progress and new windows
+            // push it), so the timer stays armed at an earlier one and is
+            // moved only when it fires: no timer-wheel update per wait.
+            if self.timer.is_elapsed() || self.timer.deadline() > self.deadline() {
+                let deadline = self.deadline();
+                self.timer.as_mut().reset(deadline);
+            }
             if self.timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
             if let Err(e) = self.check(Instant::now()) {
                 return Poll::Ready(Err(e));
             }
-            // A new window began: try the socket again, then re-arm.
+            // Progress or a new window moved the deadline: re-arm it.
         }
     }
 }
