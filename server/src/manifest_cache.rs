@@ -52,14 +52,25 @@ pub struct BaseClass {
     gets_firmware: bool,
 }
 
+/// Where an answer's body came from, for the manifest metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Kept from an earlier request (or the fixed "up to date" body):
+    /// nothing was rendered.
+    Cache,
+    /// Rendered for this request (and kept, unless the answer is
+    /// [`Answer::Uncached`]).
+    Rendered,
+}
+
 /// A manifest answer, ready to send.
 #[derive(Debug)]
 pub enum Answer {
     /// The whole body.
-    Whole(Bytes),
+    Whole(Bytes, Source),
     /// A shared manifest with this request's `previous_version` spliced in:
     /// the parts in order.
-    Spliced([Bytes; 3]),
+    Spliced([Bytes; 3], Source),
     /// Rendered for this request only; the permit bounds how many are held.
     Uncached(Bytes, OwnedSemaphorePermit),
     /// Too many uncached manifests in flight: try again shortly.
@@ -70,9 +81,19 @@ impl Answer {
     /// The body's length.
     pub fn len(&self) -> usize {
         match self {
-            Answer::Whole(body) | Answer::Uncached(body, _) => body.len(),
-            Answer::Spliced(parts) => parts.iter().map(Bytes::len).sum(),
+            Answer::Whole(body, _) | Answer::Uncached(body, _) => body.len(),
+            Answer::Spliced(parts, _) => parts.iter().map(Bytes::len).sum(),
             Answer::Busy => 0,
+        }
+    }
+
+    /// Where the body came from; [`Answer::Uncached`] is rendered and
+    /// [`Answer::Busy`] has none.
+    pub fn source(&self) -> Option<Source> {
+        match self {
+            Answer::Whole(_, source) | Answer::Spliced(_, source) => Some(*source),
+            Answer::Uncached(..) => Some(Source::Rendered),
+            Answer::Busy => None,
         }
     }
 
@@ -146,7 +167,7 @@ impl ManifestCache {
             return self.known(index, None, host, own_host);
         };
         if base >= target {
-            return Answer::Whole(Bytes::from_static(UP_TO_DATE));
+            return Answer::Whole(Bytes::from_static(UP_TO_DATE), Source::Cache);
         }
         if index.version(base).is_some() || index.descriptors().contains_key(base) {
             return self.known(index, current, host, own_host);
@@ -164,7 +185,7 @@ impl ManifestCache {
                 .and_then(|h| h.shared.get(&class).cloned())
         };
         if let Some((head, tail)) = hit {
-            return Answer::Spliced([head, quoted, tail]);
+            return Answer::Spliced([head, quoted, tail], Source::Cache);
         }
         let mut manifest = build(index, current, host).expect("below the target");
         manifest.previous_version = Some(BASE_MARKER.to_owned());
@@ -181,7 +202,7 @@ impl ManifestCache {
             old.map_or(0, |(a, b)| a.len() + b.len())
         });
         if kept {
-            return Answer::Spliced([head, quoted, tail]);
+            return Answer::Spliced([head, quoted, tail], Source::Rendered);
         }
         let mut whole = Vec::with_capacity(head.len() + quoted.len() + tail.len());
         for part in [&head, &quoted, &tail] {
@@ -199,7 +220,7 @@ impl ManifestCache {
     ) -> Answer {
         let key = current.map_or("", Version::as_str);
         if let Some(body) = self.cached(key, host) {
-            return Answer::Whole(body);
+            return Answer::Whole(body, Source::Cache);
         }
         let body = render(build(index, current, host).as_ref());
         let kept = self.insert(host, own_host, body.len(), |h| {
@@ -207,7 +228,7 @@ impl ManifestCache {
             old.map_or(0, |old| old.len())
         });
         match kept {
-            true => Answer::Whole(body),
+            true => Answer::Whole(body, Source::Rendered),
             false => self.uncached_answer(body),
         }
     }
@@ -275,8 +296,8 @@ mod tests {
 
     fn body(answer: Answer) -> Vec<u8> {
         match answer {
-            Answer::Whole(b) | Answer::Uncached(b, _) => b.to_vec(),
-            Answer::Spliced(parts) => parts.concat(),
+            Answer::Whole(b, _) | Answer::Uncached(b, _) => b.to_vec(),
+            Answer::Spliced(parts, _) => parts.concat(),
             Answer::Busy => panic!("busy"),
         }
     }
@@ -312,6 +333,30 @@ mod tests {
         assert_eq!(entries.hosts["van:8000"].shared.len(), 3);
     }
 
+    /// The first answer for a key is rendered, the next ones come from the
+    /// cache, for own entries and shared ones; "up to date" is never
+    /// rendered.
+    #[test]
+    fn answers_say_whether_they_were_rendered() {
+        let (_root, index) = index();
+        let cache = ManifestCache::new(DEFAULT_BUDGET);
+        for text in ["1.0.0", "1.2.0"] {
+            let version = Version::parse(text).unwrap();
+            let sources: Vec<_> = (0..3)
+                .map(|_| cache.answer(&index, Some(&version), "van", true).source())
+                .collect();
+            let expected = [Source::Rendered, Source::Cache, Source::Cache].map(Some);
+            assert_eq!(sources, expected, "{text}");
+        }
+        let top = Version::parse("2.0.0").unwrap();
+        let answer = cache.answer(&index, Some(&top), "van", true);
+        assert_eq!(answer.source(), Some(Source::Cache));
+        let full = ManifestCache::new(0);
+        let uncached = full.answer(&index, None, "van", true);
+        assert!(matches!(uncached, Answer::Uncached(..)));
+        assert_eq!(uncached.source(), Some(Source::Rendered));
+    }
+
     #[test]
     fn foreign_hosts_are_capped_but_own_addresses_are_not() {
         let (_root, index) = index();
@@ -320,11 +365,11 @@ mod tests {
         for n in 0..MAX_FOREIGN_HOSTS + 3 {
             let host = format!("h{n}");
             let answer = cache.answer(&index, Some(&base), &host, false);
-            let cached = matches!(answer, Answer::Whole(_));
+            let cached = matches!(answer, Answer::Whole(..));
             assert_eq!(cached, n < MAX_FOREIGN_HOSTS, "host {n}");
         }
         let own = cache.answer(&index, Some(&base), "10.0.0.1:8000", true);
-        assert!(matches!(own, Answer::Whole(_)));
+        assert!(matches!(own, Answer::Whole(..)));
         assert!(cache.cached("1.0.0", "10.0.0.1:8000").is_some());
     }
 

@@ -16,7 +16,7 @@ use tracing::{error, info};
 
 use crate::body::Body;
 use crate::files::{self, ServeOptions, Tracking};
-use crate::manifest_cache::Answer;
+use crate::manifest_cache::{Answer, Source};
 use crate::metrics::{ConnTap, Route};
 use crate::pages;
 use crate::respond;
@@ -149,19 +149,15 @@ fn manifest<B>(shared: &Shared, conn: ConnInfo, request: &Request<B>) -> Respons
         .manifests
         .answer(&release.index, current.as_ref(), &host, own_host);
     let len = answer.len();
+    match answer.source() {
+        Some(Source::Cache) => shared.metrics.manifest_cache_hits.inc(),
+        Some(Source::Rendered) => shared.metrics.manifest_renders.inc(),
+        None => {}
+    }
     let body = match answer {
-        Answer::Whole(body) => {
-            shared.metrics.manifest_renders.inc();
-            Body::from(body)
-        }
-        Answer::Spliced(parts) => {
-            shared.metrics.manifest_cache_hits.inc();
-            Body::Parts(parts.into(), None)
-        }
-        Answer::Uncached(body, permit) => {
-            shared.metrics.manifest_renders.inc();
-            Body::Parts([body].into(), Some(permit))
-        }
+        Answer::Whole(body, _) => Body::from(body),
+        Answer::Spliced(parts, _) => Body::Parts(parts.into(), None),
+        Answer::Uncached(body, permit) => Body::Parts([body].into(), Some(permit)),
         Answer::Busy => {
             let mut response = respond::error(
                 StatusCode::SERVICE_UNAVAILABLE,

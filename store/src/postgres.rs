@@ -44,10 +44,10 @@ CREATE TABLE IF NOT EXISTS reports (
     error TEXT,
     bytes BIGINT,
     full_bytes BIGINT,
-    stored_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    verified TEXT NOT NULL DEFAULT 'unsigned'
+    stored_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
--- Tables from before signatures: their rows were not checked by anyone.
+-- Added with signatures (here for new tables and old ones alike): rows
+-- from before were not checked by anyone.
 ALTER TABLE reports ADD COLUMN IF NOT EXISTS verified TEXT NOT NULL DEFAULT 'unsigned';
 CREATE INDEX IF NOT EXISTS reports_device ON reports (device_id, time);
 CREATE INDEX IF NOT EXISTS reports_target ON reports (to_version, device_id, time);

@@ -75,27 +75,22 @@ pub enum StoreError {
     BadRow(#[from] crate::BadRow),
 }
 
-/// Brings a database made by an older otavan up to the current columns.
+/// Adds the columns that came after the first schema, in order, where
+/// they are missing: a new database gets all of them, one made by an older
+/// otavan those it lacks (the one home of their definitions).
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let mut statement = conn.prepare("SELECT name FROM pragma_table_info('reports')")?;
-    let columns: Vec<String> = statement
-        .query_map([], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    let added = [
-        ("full_bytes", "full_bytes INTEGER"),
-        ("source", "source TEXT NOT NULL DEFAULT 'van'"),
-        ("campaign", "campaign INTEGER"),
-        ("battery", "battery INTEGER"),
-        ("pending_confirm", "pending_confirm INTEGER"),
-        // Rows from before signatures were not checked by anyone.
-        ("verified", "verified TEXT NOT NULL DEFAULT 'unsigned'"),
-    ];
-    for (name, definition) in added {
-        if !columns.iter().any(|c| c == name) {
-            conn.execute_batch(&format!("ALTER TABLE reports ADD COLUMN {definition};"))?;
-        }
-    }
-    Ok(())
+    crate::sqlite::add_missing_columns(
+        conn,
+        &[
+            ("full_bytes", "full_bytes INTEGER"),
+            ("source", "source TEXT NOT NULL DEFAULT 'van'"),
+            ("campaign", "campaign INTEGER"),
+            ("battery", "battery INTEGER"),
+            ("pending_confirm", "pending_confirm INTEGER"),
+            // Rows from before signatures were not checked by anyone.
+            ("verified", "verified TEXT NOT NULL DEFAULT 'unsigned'"),
+        ],
+    )
 }
 
 /// Reports received by this van, in arrival order.
@@ -121,15 +116,10 @@ impl ReportStore {
                 to_version TEXT NOT NULL,
                 state TEXT NOT NULL,
                 error TEXT,
-                bytes INTEGER,
-                full_bytes INTEGER,
-                source TEXT NOT NULL DEFAULT 'van',
-                campaign INTEGER,
-                battery INTEGER,
-                pending_confirm INTEGER,
-                verified TEXT NOT NULL DEFAULT 'unsigned'
+                bytes INTEGER
             );",
         )?;
+        // The later columns, for a new database as for an old one.
         migrate(&conn)?;
         crate::sqlite::migrate_identity(&conn)?;
         Ok(ReportStore {

@@ -16,19 +16,32 @@ use super::{
 };
 use crate::reports::ReportStore;
 
-/// Adds the van id and report key columns to a database from before them
-/// (rows already there keep no key: [`ReportStore::rows_after`] derives
-/// one), and the indexes the dashboard's queries use.
-pub(crate) fn migrate_identity(conn: &Connection) -> Result<(), StoreError> {
+/// Adds each `(name, definition)` column the reports table lacks, in
+/// order.
+pub(crate) fn add_missing_columns(
+    conn: &Connection,
+    wanted: &[(&str, &str)],
+) -> Result<(), StoreError> {
     let mut statement = conn.prepare("SELECT name FROM pragma_table_info('reports')")?;
     let columns: Vec<String> = statement
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
-    for (name, definition) in [("van_id", "van_id TEXT"), ("report_key", "report_key TEXT")] {
+    for (name, definition) in wanted {
         if !columns.iter().any(|c| c == name) {
             conn.execute_batch(&format!("ALTER TABLE reports ADD COLUMN {definition};"))?;
         }
     }
+    Ok(())
+}
+
+/// Adds the van id and report key columns to a database from before them
+/// (rows already there keep no key: [`ReportStore::rows_after`] derives
+/// one), and the indexes the dashboard's queries use.
+pub(crate) fn migrate_identity(conn: &Connection) -> Result<(), StoreError> {
+    add_missing_columns(
+        conn,
+        &[("van_id", "van_id TEXT"), ("report_key", "report_key TEXT")],
+    )?;
     // UNIQUE lets any number of rows have no key (NULLs are distinct).
     conn.execute_batch(
         "CREATE UNIQUE INDEX IF NOT EXISTS reports_report_key ON reports (report_key);

@@ -4,12 +4,33 @@ use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 pub fn otavan() -> Command {
     Command::new(env!("CARGO_BIN_EXE_otavan"))
+}
+
+/// The sample release tree, `examples/releases`.
+pub fn sample() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/releases"))
+}
+
+/// Runs `otavan ARGS` to completion.
+pub fn run<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> Output {
+    otavan().args(args).output().unwrap()
+}
+
+/// Runs `otavan ARGS`, which must succeed; its stdout.
+pub fn ok<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> String {
+    let output = run(args);
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
 }
 
 /// A running `otavan serve` and the address it logged.

@@ -4,25 +4,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::common::{Served, copy_tree, otavan};
-
-fn sample() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/releases"))
-}
-
-fn run(args: &[&str]) -> Output {
-    otavan().args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let output = run(args);
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
+use crate::common::{Served, copy_tree, ok, otavan, run, sample};
 
 /// Files under `root` except the client's state and editor files.
 fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {

@@ -11,28 +11,10 @@ use otavan_protocol::descriptor::{KeyPair, SignedDescriptor};
 use otavan_protocol::keys::KeyRole;
 use otavan_protocol::timestamp::Timestamp;
 
-use crate::common::{Served, copy_tree, otavan, write};
-
-fn run(args: &[&OsStr]) -> Output {
-    otavan().args(args).output().unwrap()
-}
-
-fn ok(args: &[&OsStr]) -> String {
-    let output = run(args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
+use crate::common::{Served, copy_tree, ok, otavan, run, sample, write};
 
 fn os(s: &str) -> &OsStr {
     s.as_ref()
-}
-
-fn sample() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/releases"))
 }
 
 /// Files under `root` outside `.otavan/`.

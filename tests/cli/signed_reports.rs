@@ -7,25 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
-use crate::common::{Served, copy_tree, otavan, report_json};
-
-fn sample() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/releases"))
-}
-
-fn run(args: &[&OsStr]) -> Output {
-    otavan().args(args).output().unwrap()
-}
-
-fn ok(args: &[&OsStr]) -> String {
-    let output = run(args);
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
+use crate::common::{Served, copy_tree, ok, otavan, report_json, run, sample};
 
 fn os<'a>(args: &[&'a str]) -> Vec<&'a OsStr> {
     args.iter().map(|a| OsStr::new(*a)).collect()

@@ -4,17 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::common::{Served, copy_tree, otavan};
-
-fn ok(args: &[&std::ffi::OsStr]) -> String {
-    let output = otavan().args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
+use crate::common::{Served, copy_tree, ok, otavan};
 
 fn os(s: &str) -> &std::ffi::OsStr {
     s.as_ref()

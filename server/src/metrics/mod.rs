@@ -87,9 +87,11 @@ pub struct Metrics {
     bytes_other: Counter,
     /// File downloads in flight.
     pub downloads: std::sync::Arc<Downloads>,
-    /// Manifests answered from the cache.
+    /// Manifests answered without rendering (from the cache, or the fixed
+    /// "up to date" body).
     pub manifest_cache_hits: Counter,
-    /// Manifests rendered (then cached).
+    /// Manifests rendered for their request (then cached when the budget
+    /// and the Host cap allow).
     pub manifest_renders: Counter,
     reports: [Counter; 6],
     /// Reports whose key was already stored.
