@@ -131,7 +131,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for PacedStream<S> {
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             // A request: its response gets a fresh window.
             this.window_start = None;
-            this.state.progressed();
+            this.state.progressed_at(Instant::now().into_std());
         }
         polled
     }
@@ -146,8 +146,10 @@ impl<S: AsyncWrite + Unpin> PacedStream<S> {
         cx: &mut Context<'_>,
         mut write: impl FnMut(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
+        // One clock reading per call: a write that completes does so now,
+        // and a new response's window starts now.
+        let mut now = Instant::now();
         if self.window_start.is_none() {
-            let now = Instant::now();
             self.window_start = Some(now);
             self.window_bytes = 0;
             self.last_write = now;
@@ -157,9 +159,9 @@ impl<S: AsyncWrite + Unpin> PacedStream<S> {
                 Poll::Ready(Ok(n)) => {
                     self.state.set_blocked(false);
                     self.window_bytes += n as u64;
-                    self.last_write = Instant::now();
-                    self.state.progressed();
-                    return Poll::Ready(self.check(self.last_write).map(|()| n));
+                    self.last_write = now;
+                    self.state.progressed_at(now.into_std());
+                    return Poll::Ready(self.check(now).map(|()| n));
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => self.state.set_blocked(true),
@@ -174,7 +176,8 @@ impl<S: AsyncWrite + Unpin> PacedStream<S> {
             if self.timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            if let Err(e) = self.check(Instant::now()) {
+            now = Instant::now();
+            if let Err(e) = self.check(now) {
                 return Poll::Ready(Err(e));
             }
             // Progress or a new window moved the deadline: re-arm it.

@@ -71,9 +71,10 @@ pub struct ConnState {
 }
 
 impl ConnState {
-    /// Records that the client sent or took bytes now.
-    pub fn progressed(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64;
+    /// Records that the client sent or took bytes at `now` (the caller's
+    /// clock reading: the socket's hot path reads the clock once per call).
+    pub fn progressed_at(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
         self.last_progress_ms.store(ms, Ordering::Relaxed);
     }
 
