@@ -61,6 +61,7 @@
 mod downlink;
 mod duration;
 mod error;
+pub mod multicast;
 mod tag;
 mod uplink;
 
