@@ -55,6 +55,7 @@ mod config;
 mod device_time;
 mod duty;
 mod host;
+pub mod multicast;
 mod outcome;
 mod schedule;
 mod store;
