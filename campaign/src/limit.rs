@@ -20,12 +20,12 @@ use crate::plan::Outcome;
 /// The limit and the split of the meters the plan cannot update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitSplit {
-    /// Meters not at the target that at least one contact could update at
+    /// Meters not at the target that the route's contacts could update at
     /// best.
     pub physical_limit: usize,
     /// Meters not at the target no van comes within range of.
     pub not_reachable: usize,
-    /// Meters not at the target whose contacts are all too short at the
+    /// Meters not at the target whose contacts are too short at the
     /// planned speed for the update.
     pub too_short_at_planned_speed: usize,
     /// Updatable meters the plan gives no WAKE (the planner's minimum

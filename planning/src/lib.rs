@@ -17,8 +17,8 @@
 //! - [`contacts`]: [`Contacts`], every meter's in-range intervals.
 //! - [`wake`]: the planner ([`wake::plan`]), its [`Policy`] and
 //!   [`PlanConfig`].
-//! - [`limit`]: the physical limit, which meters any contact could have
-//!   updated at best ([`limit::reach`]).
+//! - [`limit`]: the physical limit, which meters the route's contacts could
+//!   have updated at best ([`limit::reach`]).
 //! - [`defaults`]: the planner's default [`Margins`], WiFi ranges per
 //!   install kind ([`WifiRanges`]) and van speed, with their sources.
 //!

@@ -1,11 +1,11 @@
-//! The physical limit of a campaign: which meters any contact of the route
+//! The physical limit of a campaign: which meters the route's contacts
 //! could have updated at best, whatever the plan.
 //!
-//! A contact carries a meter's update when, after the link setup
+//! A contact carries part of a meter's update: after the link setup
 //! (association at its median plus the session overhead), the rest of the
-//! contact moves the meter's bytes at its share of the van's access point.
-//! The share at best is the access point's capacity divided equally among
-//! the candidates in range of the same van at each moment (at most
+//! contact moves bytes at the meter's share of the van's access point. The
+//! share at best is the access point's capacity divided equally among the
+//! candidates in range of the same van at each moment (at most
 //! `max_clients` of them, the ones the access point admits), and never more
 //! than the meter's own goodput:
 //!
@@ -17,19 +17,24 @@
 //! in range of the van at `t` (the meter included) and `K` the access
 //! point's client limit. (Taking the minimum of the two integrals instead
 //! of integrating the minimum is what keeps this cheap, and makes it an
-//! upper bound of the equal-share transfer.) A meter is
-//! [`Reach::Updatable`] when its best contact moves at least its update.
+//! upper bound of the equal-share transfer.)
+//!
+//! A meter is [`Reach::Updatable`] when its contacts together move at
+//! least its update: a download resumes on the next pass (the meter keeps
+//! what it staged), so a campaign of many short passes can carry an update
+//! no single pass could, each pass paying the setup again.
 //!
 //! "At best" has two limits worth knowing: a lucky association faster than
 //! the median can beat it, and the access point's max-min sharing can give
 //! a fast meter more than an equal share when slow ones cannot use theirs.
 //! So a run can, rarely, update a meter this calls too short.
 //!
-//! Cost: one sort of each van's contact ends and a binary search per
-//! contact, O(contacts log contacts), one van's breakpoints in memory at a
-//! time.
+//! Cost: per van, one sort of its contact ends and a sweep over them; a
+//! contact's share is read off the sweep at its end and found from its
+//! start's breakpoint by a short forward scan (the breakpoints within the
+//! setup time). One van's buffers in memory at a time.
 
-use crate::contacts::{Contact, Contacts};
+use crate::contacts::Contacts;
 use crate::time::{Time, as_secs_f64};
 
 /// The van's access point and the meters' link setup, as the limit sees
@@ -61,9 +66,10 @@ pub enum Reach {
     NotCandidate,
     /// No van ever comes within its range.
     NeverInRange,
-    /// Vans pass, but no contact is long enough at the planned speed.
+    /// Vans pass, but its contacts at the planned speed, all passes
+    /// together, are too short for its update.
     TooShort,
-    /// At least one contact could carry its update.
+    /// Its contacts could carry its update.
     Updatable,
 }
 
@@ -75,19 +81,14 @@ pub fn reach(
     candidates: &[Option<Candidate>],
     link: &LinkModel,
 ) -> Vec<Reach> {
-    let mut best = vec![0.0f64; candidates.len()];
+    let mut carried = vec![0.0f64; candidates.len()];
     let vans = (0..candidates.len())
-        .flat_map(|m| contacts.of(m).iter().map(|c| c.van))
+        .filter_map(|m| contacts.of(m).iter().map(|c| c.van).max())
         .max()
-        .map_or(0, |v| usize::from(v) + 1);
+        .map_or(0, |v| v + 1);
+    let mut sweep = Sweep::default();
     for van in 0..vans {
-        let share = Share::of_van(contacts, candidates, link, van as u16);
-        for (m, candidate) in candidates.iter().enumerate() {
-            let Some(candidate) = candidate else { continue };
-            for c in contacts.of(m).iter().filter(|c| usize::from(c.van) == van) {
-                best[m] = best[m].max(share.carried(c, candidate, link.setup));
-            }
-        }
+        sweep.van(contacts, candidates, link, van, &mut carried);
     }
     candidates
         .iter()
@@ -96,84 +97,111 @@ pub fn reach(
             None => Reach::NotCandidate,
             Some(_) if contacts.of(m).is_empty() => Reach::NeverInRange,
             // The simulation counts a download done within a byte.
-            Some(c) if best[m] >= c.bytes - 1.0 => Reach::Updatable,
+            Some(c) if carried[m] >= c.bytes - 1.0 => Reach::Updatable,
             Some(_) => Reach::TooShort,
         })
         .collect()
 }
 
-/// One van's equal share over time: breakpoints where the number of
-/// candidates in range changes, with the cumulative bytes one candidate
-/// could have moved since the first.
-struct Share {
+/// One van's equal share over time, swept over its candidates' contact
+/// ends in time order (buffers kept from van to van).
+#[derive(Default)]
+struct Sweep {
+    /// The van's contacts of candidates: meter, start, end.
+    own: Vec<(u32, Time, Time)>,
+    /// Contact ends: time, and the contact's index times two (plus one
+    /// when it leaves).
+    ends: Vec<(Time, u32)>,
+    /// Breakpoints: where the number of candidates in range changes.
     times: Vec<Time>,
-    /// Bytes per second from `times[i]` to `times[i + 1]`.
+    /// Bytes per second one candidate's share moves from `times[i]` on.
     rates: Vec<f64>,
     /// Bytes one candidate's share moved from `times[0]` to `times[i]`.
     cumulative: Vec<f64>,
+    /// Per contact: the breakpoint at its start.
+    first_breakpoint: Vec<u32>,
+    /// Per contact: `cumulative` at its end.
+    moved_at_end: Vec<f64>,
 }
 
-impl Share {
-    fn of_van(
+impl Sweep {
+    /// Adds to `carried[m]` what each contact of `van` carries at best.
+    fn van(
+        &mut self,
         contacts: &Contacts,
         candidates: &[Option<Candidate>],
         link: &LinkModel,
         van: u16,
-    ) -> Share {
-        let mut ends: Vec<(Time, i32)> = Vec::new();
+        carried: &mut [f64],
+    ) {
+        self.own.clear();
+        self.ends.clear();
         for (m, candidate) in candidates.iter().enumerate() {
             if candidate.is_none() {
                 continue;
             }
             for c in contacts.of(m).iter().filter(|c| c.van == van) {
-                ends.push((c.start, 1));
-                ends.push((c.end, -1));
+                let id = self.own.len() as u32;
+                self.own.push((m as u32, c.start, c.end));
+                self.ends.push((c.start, id * 2));
+                self.ends.push((c.end, id * 2 + 1));
             }
         }
-        // Every change at one instant is applied before the breakpoint.
-        ends.sort_unstable();
-        let limit = i64::from(link.max_clients.max(1));
-        let mut share = Share {
-            times: Vec::with_capacity(ends.len()),
-            rates: Vec::with_capacity(ends.len()),
-            cumulative: Vec::with_capacity(ends.len()),
-        };
-        let mut in_range = 0i64;
-        let mut moved = 0.0;
-        for (i, &(t, delta)) in ends.iter().enumerate() {
-            in_range += i64::from(delta);
-            if i + 1 < ends.len() && ends[i + 1].0 == t {
+        // Ends at one instant are applied together, in any order.
+        self.ends.sort_unstable_by_key(|e| e.0);
+        self.breakpoints(link);
+        for (id, &(m, start, end)) in self.own.iter().enumerate() {
+            let first = start + link.setup;
+            if first >= end {
                 continue;
             }
-            if let (Some(&last), Some(&rate)) = (share.times.last(), share.rates.last()) {
+            let mut i = self.first_breakpoint[id] as usize;
+            while i + 1 < self.times.len() && self.times[i + 1] <= first {
+                i += 1;
+            }
+            let at_first = self.cumulative[i] + self.rates[i] * as_secs_f64(first - self.times[i]);
+            let share = self.moved_at_end[id] - at_first;
+            let candidate = candidates[m as usize].expect("only candidates' contacts");
+            let own = candidate.goodput_bps * as_secs_f64(end - first);
+            carried[m as usize] += own.min(share);
+        }
+    }
+
+    /// The breakpoints of `ends`, and each contact's first breakpoint and
+    /// share moved at its end.
+    fn breakpoints(&mut self, link: &LinkModel) {
+        self.times.clear();
+        self.rates.clear();
+        self.cumulative.clear();
+        self.first_breakpoint.clear();
+        self.first_breakpoint.resize(self.own.len(), 0);
+        self.moved_at_end.clear();
+        self.moved_at_end.resize(self.own.len(), 0.0);
+        let limit = i64::from(link.max_clients.max(1));
+        let (mut in_range, mut moved) = (0i64, 0.0);
+        let mut i = 0;
+        while i < self.ends.len() {
+            let t = self.ends[i].0;
+            if let (Some(&last), Some(&rate)) = (self.times.last(), self.rates.last()) {
                 moved += rate * as_secs_f64(t - last);
             }
-            share.times.push(t);
-            share
-                .rates
+            let breakpoint = self.times.len() as u32;
+            while i < self.ends.len() && self.ends[i].0 == t {
+                let id = (self.ends[i].1 / 2) as usize;
+                if self.ends[i].1.is_multiple_of(2) {
+                    self.first_breakpoint[id] = breakpoint;
+                    in_range += 1;
+                } else {
+                    self.moved_at_end[id] = moved;
+                    in_range -= 1;
+                }
+                i += 1;
+            }
+            self.times.push(t);
+            self.rates
                 .push(link.capacity_bps / in_range.clamp(1, limit) as f64);
-            share.cumulative.push(moved);
+            self.cumulative.push(moved);
         }
-        share
-    }
-
-    /// Bytes one candidate's share moves from `times[0]` to `t`.
-    fn at(&self, t: Time) -> f64 {
-        let i = self.times.partition_point(|&x| x <= t);
-        if i == 0 {
-            return 0.0;
-        }
-        self.cumulative[i - 1] + self.rates[i - 1] * as_secs_f64(t - self.times[i - 1])
-    }
-
-    /// Bytes contact `c` carries at best for `candidate`.
-    fn carried(&self, c: &Contact, candidate: &Candidate, setup: Time) -> f64 {
-        let first = c.start + setup;
-        if first >= c.end {
-            return 0.0;
-        }
-        let own = candidate.goodput_bps * as_secs_f64(c.end - first);
-        own.min(self.at(c.end) - self.at(first))
     }
 }
 
@@ -233,6 +261,26 @@ mod tests {
         assert_eq!(reach_of(640_000.0), Reach::Updatable);
         assert_eq!(reach_of(641_100.0), Reach::TooShort);
         assert_eq!(reach(&contacts, &[None], &LINK), [Reach::NotCandidate]);
+    }
+
+    /// A download resumes: two passes a day apart carry 2 x 640 kB, each
+    /// paying the setup again.
+    #[test]
+    fn the_passes_of_a_campaign_add_up() {
+        let m = meters(&[(500.0, 0.0)]);
+        let mut legs = drive(1000.0, 100);
+        Leg::split(
+            Point::new(1000.0, 0.0),
+            Point::new(0.0, 0.0),
+            secs(86_500),
+            secs(86_600),
+            &mut legs,
+        );
+        let contacts = Contacts::compute(&m, &legs);
+        assert_eq!(contacts.of(0).len(), 2);
+        let reach_of = |bytes| reach(&contacts, &[wants(bytes)], &LINK)[0];
+        assert_eq!(reach_of(1_280_000.0), Reach::Updatable);
+        assert_eq!(reach_of(1_282_000.0), Reach::TooShort);
     }
 
     /// Two meters at the same spot share the 100 kB/s: 50 kB/s each for

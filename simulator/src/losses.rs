@@ -24,9 +24,9 @@ pub enum Loss {
     /// No van comes within its WiFi range, or no gateway hears it (it
     /// cannot be woken): no plan could have reached it.
     NotReachable,
-    /// Vans pass, but no contact at the planned speed is long enough for
-    /// association plus its transfer at its best share of the access
-    /// point.
+    /// Vans pass, but its contacts at the planned speed (all passes
+    /// together, each paying association again) are too short for its
+    /// transfer at its best share of the access point.
     TooShortAtPlannedSpeed,
     /// Updatable, but its last WAKE never reached it (expired in the
     /// queue behind the gateways' duty cycle or lost uplinks, or lost on

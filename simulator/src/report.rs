@@ -83,8 +83,8 @@ pub struct RehearsalReport {
     /// Meters at the target at the end (already current or updated), as a
     /// share of all meters.
     pub updated_fraction: f64,
-    /// Meters that need the update and that at least one contact of this
-    /// route could have updated at best (`otavan_planning::limit`).
+    /// Meters that need the update and that the contacts of this route
+    /// could have updated at best (`otavan_planning::limit`).
     pub physical_limit: u64,
     /// `updated / physical_limit` (null when nothing is updatable).
     pub planning_efficiency: Option<f64>,
