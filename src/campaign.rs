@@ -72,6 +72,10 @@ pub struct PlanArgs {
     /// The LoRaWAN region, for the gateway capacity (EU868, US915).
     #[arg(long, default_value = "EU868")]
     region: Region,
+    /// The update's size in bytes: the summary then says how many meters
+    /// the route could update at best, and why the others cannot be.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    update_bytes: Option<u64>,
 }
 
 /// Which network server, and how to reach its MQTT integration.
@@ -200,6 +204,7 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
         fport: args.fport,
         wifi_ranges: ranges,
         region: args.region,
+        update_bytes: args.update_bytes,
         ..Settings::new(args.start)
     };
     let plan = plan::plan(&meters, &waypoints, &settings)?;
@@ -234,6 +239,20 @@ fn print_summary(s: &Summary, out: &Path) {
         s.too_soon
     );
     println!("already at the target: {}", s.already_at_target);
+    match &s.limit {
+        Some(l) => {
+            println!(
+                "physical limit: {} meters updatable at best on this route",
+                l.physical_limit
+            );
+            println!(
+                "losses: not_reachable {}, too_short_at_planned_speed {}, missed_by_plan {} \
+                 (wake_not_delivered and faults: after the drive)",
+                l.not_reachable, l.too_short_at_planned_speed, l.missed_by_plan
+            );
+        }
+        None => println!("physical limit: give --update-bytes"),
+    }
     let airtime = capacity::rx2_airtime(s.region, s.wake_bytes);
     let channel = match s.region {
         Region::Eu868 => "RX2 SF12/125 kHz, 10 % duty cycle",

@@ -13,7 +13,9 @@
 //!    each meter's WAKE with [`otavan_planning::wake::plan`];
 //!    [`plan_csv::write`] writes PLAN.csv atomically. The [`plan::Summary`]
 //!    says which meters are covered, which not and why, and the peak hour's
-//!    downlinks against a gateway's RX2 capacity ([`capacity`]).
+//!    downlinks against a gateway's RX2 capacity ([`capacity`]); given the
+//!    update's size, the route's physical limit and the loss split
+//!    ([`limit`]).
 //! 3. [`push::push`] queues each WAKE at its time over the network
 //!    server's MQTT integration ([`mqtt::NetworkServer`]: ChirpStack v4 or
 //!    The Things Stack), QoS 1, recording every PUBACK in
@@ -51,6 +53,7 @@ pub mod clock;
 pub mod deveui;
 pub mod geo;
 pub mod inventory;
+pub mod limit;
 pub mod link;
 pub mod mqtt;
 pub mod plan;

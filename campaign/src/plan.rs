@@ -50,6 +50,7 @@ use crate::clock::Clock;
 use crate::deveui::DevEui;
 use crate::geo::Projection;
 use crate::inventory::Meter;
+use crate::limit::{self, LimitSplit};
 
 use crate::plan_csv::PlanRow;
 use crate::route::{self, Waypoint};
@@ -79,6 +80,9 @@ pub struct Settings {
     pub region: Region,
     /// Timing margins and the shortest useful contact.
     pub margins: Margins,
+    /// The update's size, bytes: with it the summary has the route's
+    /// physical limit ([`crate::limit`]).
+    pub update_bytes: Option<u64>,
 }
 
 impl Settings {
@@ -95,6 +99,7 @@ impl Settings {
             wifi_ranges: WifiRanges::default(),
             region: Region::Eu868,
             margins: Margins::default(),
+            update_bytes: None,
         }
     }
 }
@@ -160,6 +165,8 @@ pub struct Summary {
     pub region: Region,
     /// The longest window planned, seconds.
     pub longest_window_s: u32,
+    /// The physical limit and the loss split (with `update_bytes`).
+    pub limit: Option<LimitSplit>,
 }
 
 /// A finished plan.
@@ -252,6 +259,10 @@ pub fn plan(
         wake_bytes,
         region: settings.region,
         longest_window_s,
+        limit: settings.update_bytes.map(|bytes| {
+            let kinds: Vec<Outcome> = outcomes.iter().map(|(_, o)| *o).collect();
+            limit::split(&contacts, &kinds, bytes)
+        }),
     };
     Ok(Plan {
         rows,
@@ -558,6 +569,49 @@ mod tests {
         assert!(row.wake.window.secs() >= 1800);
         assert_eq!(plan.summary.phase_known, 0);
         assert_eq!(plan.summary.longest_window_s, row.wake.window.secs());
+    }
+
+    /// The limit by hand: at 5 m/s an indoor meter (30 m) 10 m off the
+    /// street sees the van for 2 * sqrt(30^2 - 10^2) / 5 = 11.31 s, 9.18 s
+    /// after association and overhead (2.13 s), 1.19 MB at 130 kB/s (the
+    /// access point shared by at most three is not the limit); a basement
+    /// meter (10 m) 8 m off for 2.4 s, 35 kB.
+    #[test]
+    fn the_physical_limit_splits_the_meters_the_plan_cannot_update() {
+        let mut at_target = meter(1, 500.0, 10.0, "indoor", 3600);
+        at_target.version = Some("2.0.0".parse().unwrap());
+        let meters = [
+            at_target,
+            meter(3, 1000.0, 500.0, "outdoor", 3600), // never in range
+            meter(4, 1000.0, 8.0, "basement", 3600),  // 2.4 s
+            meter(5, 1000.0, 10.0, "indoor", 86_400), // not planned
+            meter(6, 1000.0, 10.0, "indoor", 7200),   // planned
+        ];
+        let mut s = settings();
+        s.target = Some("2.0.0".parse().unwrap());
+        assert_eq!(plan(&meters, &street(), &s).unwrap().summary.limit, None);
+        let mut split = |bytes| {
+            s.update_bytes = Some(bytes);
+            plan(&meters, &street(), &s).unwrap().summary.limit.unwrap()
+        };
+        assert_eq!(
+            split(1_000_000),
+            LimitSplit {
+                physical_limit: 2,
+                not_reachable: 1,
+                too_short_at_planned_speed: 1,
+                missed_by_plan: 1,
+            }
+        );
+        assert_eq!(
+            split(1_200_000),
+            LimitSplit {
+                physical_limit: 0,
+                not_reachable: 1,
+                too_short_at_planned_speed: 3,
+                missed_by_plan: 0,
+            }
+        );
     }
 
     #[test]

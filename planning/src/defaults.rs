@@ -42,6 +42,25 @@ pub const INSTALL_KINDS: [InstallKind; 3] = [
 /// The van's speed when nothing says otherwise, km/h (a town drive).
 pub const SPEED_KMH: f64 = 20.0;
 
+/// The van's access point: aggregate goodput, Mbit/s (estimate for an
+/// 802.11n van access point serving ESP32-class meters).
+pub const AP_CAPACITY_MBPS: f64 = 30.0;
+
+/// Stations the van's access point serves at once (estimate).
+pub const AP_MAX_CLIENTS: u32 = 32;
+
+/// Median ESP32 wake + WiFi association with DHCP, seconds
+/// (field-physics.md: 1.63 s measured).
+pub const ASSOC_MEDIAN_S: f64 = 1.63;
+
+/// Per-session overhead after association (manifest, report), seconds
+/// (estimate).
+pub const SESSION_OVERHEAD_S: f64 = 0.5;
+
+/// The fastest flash-bound OTA goodput of a meter, kB/s
+/// (field-physics.md: 40-130 kB/s).
+pub const GOODPUT_MAX_KB_S: f64 = 130.0;
+
 /// The planner's timing margins, seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Margins {

@@ -17,6 +17,8 @@
 //! - [`contacts`]: [`Contacts`], every meter's in-range intervals.
 //! - [`wake`]: the planner ([`wake::plan`]), its [`Policy`] and
 //!   [`PlanConfig`].
+//! - [`limit`]: the physical limit, which meters the route's contacts could
+//!   have updated at best ([`limit::reach`]).
 //! - [`defaults`]: the planner's default [`Margins`], WiFi ranges per
 //!   install kind ([`WifiRanges`]) and van speed, with their sources.
 //!
@@ -51,6 +53,7 @@ pub mod contacts;
 pub mod defaults;
 pub mod geometry;
 pub mod leg;
+pub mod limit;
 pub mod meters;
 pub mod time;
 pub mod wake;

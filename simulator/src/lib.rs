@@ -19,8 +19,9 @@
 //!    each meter's WAKE for a pass, the WAKE rides on an uplink (or not),
 //!    the meter opens its WiFi window, downloads through the van's shared
 //!    access point, applies, and is planned again after a miss.
-//! 5. [`fuota::baseline`] computes the same update by LoRaWAN FUOTA and
-//!    [`RehearsalReport`] sums everything up; [`output::write`] writes
+//! 5. [`fuota::baseline`] computes the same update by LoRaWAN FUOTA,
+//!    [`losses`] the route's physical limit and where each meter below it
+//!    was lost, and [`RehearsalReport`] sums everything up; [`output::write`] writes
 //!    `report.json`, `meters.csv` and the plots.
 //!
 //! ```
@@ -45,6 +46,7 @@ pub mod ap;
 pub mod fleet;
 pub mod fuota;
 pub mod live;
+pub mod losses;
 pub mod output;
 pub mod overrides;
 pub mod plot;
@@ -61,6 +63,7 @@ use std::path::PathBuf;
 pub use fleet::Fleet;
 use otavan_planning::Contacts;
 use otavan_planning::defaults::Margins;
+use otavan_planning::limit::Reach;
 pub use overrides::Override;
 pub use radio::Radio;
 pub use report::RehearsalReport;
@@ -102,6 +105,10 @@ pub struct Rehearsal {
     pub run: RunResult,
     /// The FUOTA baseline.
     pub fuota: FuotaBaseline,
+    /// What the route could do for each meter at best.
+    pub reach: Vec<Reach>,
+    /// Each meter's loss (`None`: updated or already current).
+    pub losses: Vec<Option<losses::Loss>>,
 }
 
 /// Rehearses `scenario` (named `name` in the report); `progress` gets the
@@ -132,7 +139,8 @@ pub fn rehearse(
         options.seed,
     )
     .run(progress);
-    Ok(world.finish(scenario, name, options.seed, run))
+    let reach = world.reach(scenario);
+    Ok(world.finish(scenario, name, options.seed, reach, run))
 }
 
 /// Everything a run happens in, before anything happens: the release's
@@ -182,15 +190,29 @@ impl World {
         })
     }
 
-    /// Sums up `run` in this world: the FUOTA baseline and the report.
+    /// Each meter's reach on this world's route ([`losses::reach`]).
+    pub(crate) fn reach(&self, scenario: &Scenario) -> Vec<Reach> {
+        losses::reach(
+            scenario,
+            &self.fleet,
+            &self.radio,
+            &self.needs,
+            &self.contacts,
+        )
+    }
+
+    /// Sums up `run` in this world, where the route could reach meters as
+    /// `reach` says: the losses, the FUOTA baseline and the report.
     pub(crate) fn finish(
         self,
         scenario: &Scenario,
         name: &str,
         seed: u64,
+        reach: Vec<Reach>,
         run: RunResult,
     ) -> Rehearsal {
         let fuota = fuota_baseline(scenario, &self.fleet, &self.radio, &self.needs);
+        let losses = losses::of_run(&reach, &run.meters);
         let report = RehearsalReport::build(&ReportInputs {
             scenario,
             name,
@@ -201,6 +223,8 @@ impl World {
             run: &run,
             sizes: &self.sizes,
             fuota: &fuota,
+            physical_limit: reach.iter().filter(|r| **r == Reach::Updatable).count() as u64,
+            losses: &losses,
         });
         Rehearsal {
             report,
@@ -209,6 +233,8 @@ impl World {
             drives: self.drives,
             run,
             fuota,
+            reach,
+            losses,
         }
     }
 }

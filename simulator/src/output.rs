@@ -57,7 +57,7 @@ pub fn write(
     let path = dir.join("meters.csv");
     let file = File::create(&path).map_err(io(&path))?;
     let mut out = BufWriter::new(file);
-    write_meters_csv(&mut out, &run.fleet, &run.radio, &run.run).map_err(io(&path))?;
+    write_meters_csv(&mut out, &run.fleet, &run.radio, &run.run, &run.losses).map_err(io(&path))?;
     out.flush().map_err(io(&path))?;
     written.push(path);
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::fleet::Fleet;
 use crate::fuota::FuotaBaseline;
+use crate::losses::{Loss, Losses};
 use crate::radio::Radio;
 use crate::release::UpdateSizes;
 use crate::route::Drives;
@@ -82,6 +83,14 @@ pub struct RehearsalReport {
     /// Meters at the target at the end (already current or updated), as a
     /// share of all meters.
     pub updated_fraction: f64,
+    /// Meters that need the update and that the contacts of this route
+    /// could have updated at best (`otavan_planning::limit`).
+    pub physical_limit: u64,
+    /// `updated / physical_limit` (null when nothing is updatable).
+    pub planning_efficiency: Option<f64>,
+    /// Every meter that needed the update and did not get it, by one loss
+    /// each: `updated` plus these is every meter not already current.
+    pub losses: Losses,
     /// Seconds from t = 0 until half the meters are at the target (null:
     /// never).
     pub time_to_50_s: Option<f64>,
@@ -154,6 +163,10 @@ pub struct ReportInputs<'a> {
     pub sizes: &'a UpdateSizes,
     /// The baseline.
     pub fuota: &'a FuotaBaseline,
+    /// Meters the route could have updated at best.
+    pub physical_limit: u64,
+    /// Each meter's loss.
+    pub losses: &'a [Option<Loss>],
 }
 
 impl RehearsalReport {
@@ -199,6 +212,10 @@ impl RehearsalReport {
             already_current,
             updated,
             updated_fraction: (already_current + updated) as f64 / meters as f64,
+            physical_limit: i.physical_limit,
+            planning_efficiency: (i.physical_limit > 0)
+                .then(|| updated as f64 / i.physical_limit as f64),
+            losses: Losses::count(i.losses),
             time_to_50_s: reach(0.5),
             time_to_90_s: reach(0.9),
             time_to_99_s: reach(0.99),
@@ -282,7 +299,8 @@ pub fn outcome_name(outcome: &Outcome) -> &'static str {
     }
 }
 
-/// Writes `meters.csv`: one row per meter.
+/// Writes `meters.csv`: one row per meter; `loss` is empty for meters
+/// updated or already current.
 ///
 /// # Errors
 ///
@@ -292,6 +310,7 @@ pub fn write_meters_csv(
     fleet: &Fleet,
     radio: &Radio,
     run: &RunResult,
+    losses: &[Option<Loss>],
 ) -> std::io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record([
@@ -304,6 +323,7 @@ pub fn write_meters_csv(
         "sf",
         "wifi_range_m",
         "outcome",
+        "loss",
         "updated_at_s",
         "bytes",
         "passes",
@@ -311,7 +331,7 @@ pub fn write_meters_csv(
         "energy_j",
     ])?;
     let meters = fleet.meters.iter().zip(&fleet.profiles);
-    for (m, ((spec, profile), r)) in meters.zip(&run.meters).enumerate() {
+    for (m, (((spec, profile), r), loss)) in meters.zip(&run.meters).zip(losses).enumerate() {
         let updated_at = match r.outcome {
             Outcome::Updated(t) => format!("{:.3}", as_secs_f64(t)),
             _ => String::new(),
@@ -326,6 +346,7 @@ pub fn write_meters_csv(
             radio.sf(m).map_or(String::new(), |sf| sf.to_string()),
             format!("{:.1}", spec.wifi_range_m),
             outcome_name(&r.outcome).to_string(),
+            loss.map_or("", Loss::as_str).to_string(),
             updated_at,
             format!("{:.0}", r.bytes),
             r.sessions.to_string(),

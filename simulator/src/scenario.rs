@@ -303,8 +303,8 @@ impl Default for VanSettings {
             first_day: 1,
             shift_start_h: 8.0,
             shift_hours: 8.0,
-            ap_capacity_mbps: 30.0,
-            ap_max_clients: 32,
+            ap_capacity_mbps: defaults::AP_CAPACITY_MBPS,
+            ap_max_clients: defaults::AP_MAX_CLIENTS,
         }
     }
 }
@@ -348,11 +348,11 @@ pub struct WifiSettings {
 impl Default for WifiSettings {
     fn default() -> Self {
         WifiSettings {
-            assoc_median_s: 1.63,
+            assoc_median_s: defaults::ASSOC_MEDIAN_S,
             assoc_p99_s: 4.9,
             goodput_min_kb_s: 40.0,
-            goodput_max_kb_s: 130.0,
-            session_overhead_s: 0.5,
+            goodput_max_kb_s: defaults::GOODPUT_MAX_KB_S,
+            session_overhead_s: defaults::SESSION_OVERHEAD_S,
             apply_s: 5.0,
             supply_v: 3.3,
             wait_ma: 100.0,

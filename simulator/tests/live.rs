@@ -57,6 +57,14 @@ fn live_meters_update_and_every_check_passes() {
         analytic.updated_fraction,
         r.report.updated_fraction
     );
+    // The same limit from the same route and radio model, and the live
+    // losses add up.
+    assert_eq!(analytic.physical_limit, r.report.physical_limit);
+    assert!(r.report.physical_limit > 0);
+    assert_eq!(
+        r.report.updated + r.report.losses.total(),
+        r.report.meters - r.report.already_current
+    );
     // The meters' directories are gone.
     let meters = std::fs::read_dir(dir.path().join("meters"))
         .unwrap()
@@ -92,7 +100,8 @@ fn a_live_run_is_reproducible() {
         let r =
             rehearse_live(&s, "town", &options(&dir.path().join(name), 4), &mut |_| {}).unwrap();
         let mut csv = Vec::new();
-        otavan_sim::report::write_meters_csv(&mut csv, &r.fleet, &r.radio, &r.run).unwrap();
+        otavan_sim::report::write_meters_csv(&mut csv, &r.fleet, &r.radio, &r.run, &r.losses)
+            .unwrap();
         (
             serde_json::to_string(&r.report).unwrap(),
             csv,

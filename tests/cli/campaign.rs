@@ -54,6 +54,7 @@ fn campaign_plan_writes_a_row_per_covered_meter_and_a_summary() {
         "never within WiFi range",
         "downlinks per hour: peak",
         "gateway(s) needed",
+        "physical limit: give --update-bytes",
     ] {
         assert!(stdout.contains(line), "{line}: {stdout}");
     }
@@ -73,6 +74,50 @@ fn campaign_plan_writes_a_row_per_covered_meter_and_a_summary() {
             .all(|l| l.contains(",200,110007") && l.ends_with("7fbd210e")),
         "{plan}"
     );
+}
+
+/// With the update's size the summary has the limit, and its split adds
+/// up to every meter not at the target.
+#[test]
+fn campaign_plan_splits_the_meters_by_the_physical_limit() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = dir.path().join("PLAN.csv");
+    let number = |stdout: &str, prefix: &str| -> usize {
+        let at = stdout
+            .find(prefix)
+            .unwrap_or_else(|| panic!("{prefix}: {stdout}"));
+        stdout[at + prefix.len()..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let mut limits = Vec::new();
+    for bytes in ["50000", "2000000"] {
+        let output = otavan()
+            .args(["campaign", "plan", "--meters"])
+            .arg(example("METERS.csv"))
+            .arg("--route")
+            .arg(example("ROUTE.csv"))
+            .args(["--start", "2025-06-03T06:00:00Z", "--target", "1.1.0"])
+            .args(["--update-bytes", bytes, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(output.status.success(), "{stdout}");
+        let limit = number(&stdout, "physical limit: ");
+        let total = number(&stdout, "of ");
+        let split =
+            number(&stdout, "not_reachable ") + number(&stdout, "too_short_at_planned_speed ");
+        let current = number(&stdout, "already at the target: ");
+        assert_eq!(limit + split + current, total, "{stdout}");
+        assert!(number(&stdout, "missed_by_plan ") <= limit, "{stdout}");
+        limits.push(limit);
+    }
+    // A bigger update needs longer contacts: fewer meters are updatable.
+    assert!(limits[0] > limits[1], "{limits:?}");
 }
 
 #[test]

@@ -135,6 +135,9 @@ pub struct AnalyticSummary {
     pub time_to_90_s: Option<f64>,
     /// Its `failures`.
     pub failures: BTreeMap<String, u64>,
+    /// Its `physical_limit` (the same route and radio model: equal to the
+    /// live run's).
+    pub physical_limit: u64,
 }
 
 /// Runs `scenario` live; the report has the analytic mode's shape plus a
@@ -216,6 +219,8 @@ pub fn rehearse_live(
         drives,
         contacts,
     } = crate::World::prepare_with(&scenario, seed, sizes)?;
+    // The limit of the same route and radio model as the analytic mode's.
+    let reach = crate::losses::reach(&scenario, &fleet, &radio, &needs, &contacts);
     let store = ReportStore::open(&db).map_err(|e| LiveError::Server(e.to_string()))?;
     let store = Arc::new(store);
     let van = VanId::new("rehearsal-van").expect("a valid van id");
@@ -413,7 +418,7 @@ pub fn rehearse_live(
         drives,
         contacts: Contacts::default(),
     }
-    .finish(&scenario, name, seed, run);
+    .finish(&scenario, name, seed, reach, run);
     let report = &mut rehearsal.report;
     report.live = Some(LiveSummary {
         meters: setups.len() as u64,
@@ -433,6 +438,7 @@ pub fn rehearse_live(
             updated_fraction: analytic.report.updated_fraction,
             time_to_90_s: analytic.report.time_to_90_s,
             failures: analytic.report.failures,
+            physical_limit: analytic.report.physical_limit,
         });
     }
     Ok(rehearsal)
