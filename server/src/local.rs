@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HOST, RANGE};
 use hyper::{Method, Request, Response};
+use otavan_protocol::report_auth::SIGNATURE_HEADER;
 
 use crate::body::Body;
 use crate::service::{ConnInfo, handle};
@@ -50,16 +51,26 @@ impl LocalServer {
         self.call(peer, request.body(Full::default())).await
     }
 
-    /// `POST target` with a JSON `body` from `peer`.
-    pub async fn post_json(&self, peer: SocketAddr, target: &str, body: Vec<u8>) -> LocalResponse {
-        let request = Request::builder()
+    /// `POST target` with a JSON `body` from `peer`, and the meter's
+    /// report signature (the `X-Otavan-Signature` value) when it signs.
+    pub async fn post_json(
+        &self,
+        peer: SocketAddr,
+        target: &str,
+        body: Vec<u8>,
+        signature: Option<&str>,
+    ) -> LocalResponse {
+        let mut request = Request::builder()
             .method(Method::POST)
             .uri(target)
             .header(HOST, self.local.to_string())
             .header(CONTENT_TYPE, "application/json")
-            .header(CONTENT_LENGTH, body.len())
-            .body(Full::new(Bytes::from(body)));
-        self.call(peer, request).await
+            .header(CONTENT_LENGTH, body.len());
+        if let Some(signature) = signature {
+            request = request.header(SIGNATURE_HEADER, signature);
+        }
+        self.call(peer, request.body(Full::new(Bytes::from(body))))
+            .await
     }
 
     async fn call(
@@ -185,13 +196,15 @@ mod tests {
         let report =
             br#"{"device_id":"m1","from_version":"1.0.0","to_version":"1.1.0","state":"UPDATED"}"#;
         assert_eq!(
-            van.post_json(PEER, "/report", report.to_vec())
+            van.post_json(PEER, "/report", report.to_vec(), None)
                 .await
                 .status(),
             204
         );
         assert_eq!(
-            van.post_json(PEER, "/report", b"{".to_vec()).await.status(),
+            van.post_json(PEER, "/report", b"{".to_vec(), None)
+                .await
+                .status(),
             400
         );
         assert_eq!(store.count().unwrap(), 1);

@@ -47,6 +47,8 @@ fn live_meters_update_and_every_check_passes() {
     assert_eq!(checks.on_trial, 0);
     assert!(r.report.updated >= 30, "{:?}", r.report.failures);
     assert!(checks.reports_stored >= r.report.updated * 5);
+    // Every meter signed every report, and the van verified each one.
+    assert_eq!(checks.reports_verified, checks.reports_stored);
     assert_eq!(live.joins, 40);
     assert_eq!(checks.verified_signed_release, 0);
     // The analytic mode on the same meters agrees within a few meters.

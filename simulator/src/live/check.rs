@@ -36,6 +36,9 @@ pub struct Checks {
     pub mismatched: Vec<String>,
     /// Reports in the van server's store.
     pub reports_stored: u64,
+    /// Of those, reports whose signature the van verified (live meters
+    /// sign every report; the van refuses a bad signature).
+    pub reports_verified: u64,
     /// Meters whose last stored report agrees with their state (UPDATED
     /// for an updated meter, anything else or nothing for the others).
     pub store_agrees: u64,
@@ -70,8 +73,9 @@ pub struct Checked<'a> {
 /// Checks `meters` against the release `index` and the report `store`.
 pub fn check(index: &ReleaseIndex, store: &ReportStore, meters: &[Checked<'_>]) -> Checks {
     let mut checks = Checks::default();
-    let last_states = last_states(store);
+    let (last_states, verified) = last_states(store);
     checks.reports_stored = store.count().unwrap_or(0);
+    checks.reports_verified = verified;
     let target = index.target().clone();
     for meter in meters {
         checks.meters_checked += 1;
@@ -122,20 +126,27 @@ pub fn check(index: &ReleaseIndex, store: &ReportStore, meters: &[Checked<'_>]) 
     checks
 }
 
-/// Each device's last stored state.
-fn last_states(store: &ReportStore) -> HashMap<String, String> {
+/// Each device's last stored state, and how many stored reports were
+/// verified.
+fn last_states(store: &ReportStore) -> (HashMap<String, String>, u64) {
     let mut csv = Vec::new();
     let mut last = HashMap::new();
+    let mut verified = 0;
     if store.export_csv(&mut csv).is_err() {
-        return last;
+        return (last, verified);
     }
     let mut reader = csv::Reader::from_reader(&csv[..]);
+    let mark = reader
+        .headers()
+        .ok()
+        .and_then(|h| h.iter().position(|name| name == "verified"));
     for record in reader.records().flatten() {
         if let (Some(device), Some(state)) = (record.get(1), record.get(4)) {
             last.insert(device.to_string(), state.to_string());
         }
+        verified += u64::from(mark.and_then(|i| record.get(i)) == Some("verified"));
     }
-    last
+    (last, verified)
 }
 
 /// What differs between the meter and `version` of the release: `None`

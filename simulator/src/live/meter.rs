@@ -24,6 +24,7 @@ use otavan_loranet::{DeviceKeys, NetworkServer, SimRadio, SimTimer};
 use otavan_protocol::Version;
 use otavan_protocol::lora::{DEFAULT_FPORT, OtaResult};
 use otavan_protocol::region::Region;
+use otavan_protocol::report_auth::MeterKey;
 use tokio::time::sleep_until;
 
 use super::van::{VanServer, VanTransport};
@@ -71,6 +72,9 @@ pub struct MeterSetup {
     pub starts_at: Time,
     /// The run's seed.
     pub seed: u64,
+    /// The key it signs its reports with, derived at provisioning from the
+    /// run's fleet secret.
+    pub report_key: MeterKey,
 }
 
 /// The meter's id in reports: its DevEUI.
@@ -144,7 +148,12 @@ pub async fn run(
         }
         // The meter's clock: the campaign's virtual time on its calendar.
         let clock = MeterClock::starting_at(WALL_EPOCH + Duration::from_micros(world.now()));
-        let transport = VanTransport::new(Rc::clone(&world), server.clone(), m);
+        let transport = VanTransport::new(
+            Rc::clone(&world),
+            server.clone(),
+            m,
+            setup.report_key.clone(),
+        );
         let config = EngineConfig::new(device_id(&setup.keys));
         let mut engine = Engine::new(meter, transport, config, clock, attempts);
         // A start: a version on trial counts it, and is reverted when its

@@ -47,6 +47,8 @@ use otavan_client::trust::Anchor;
 use otavan_loranet::{DeviceKeys, NetworkConfig, NetworkServer};
 use otavan_protocol::descriptor::KeyPair;
 use otavan_protocol::region::{Direction, Modulation, Region};
+use otavan_protocol::report_auth::FleetSecret;
+use otavan_server::authenticity::ReportAuth;
 use otavan_server::certify::Terms;
 use otavan_server::sign::Signing;
 use otavan_server::state::{IndexSettings, Release, Shared};
@@ -226,7 +228,14 @@ pub fn rehearse_live(
     let van = VanId::new("rehearsal-van").expect("a valid van id");
     let label = db.display().to_string();
     let backend = SqliteBackend::new(Arc::clone(&store), van, label).inline();
-    let shared = Arc::new(Shared::new(release, Arc::new(backend), settings));
+    // Meters sign their reports and the van counts only verified ones, as
+    // a fleet with `--require-signed-reports` runs.
+    let report_secret = FleetSecret::from_bytes(LIVE_REPORT_SECRET);
+    let auth = ReportAuth {
+        secret: Some(report_secret.clone()),
+        require_signed: true,
+    };
+    let shared = Arc::new(Shared::new(release, Arc::new(backend), settings).with_report_auth(auth));
 
     let mut setups = Vec::new();
     for (m, (spec, profile)) in fleet.meters.iter().zip(&fleet.profiles).enumerate() {
@@ -260,6 +269,7 @@ pub fn rehearse_live(
             end: horizon,
             starts_at: secs(m as u64 * 7 % 21_600),
             seed,
+            report_key: report_secret.meter_key(&meter::device_id(&keys)),
         });
     }
 
@@ -464,6 +474,10 @@ fn signed_until(horizon: Time) -> u64 {
 /// inside the run (a fixed seed, so the run stays a function of its
 /// scenario), certifying the scenario's release key.
 const LIVE_ROOT_SEED: [u8; 32] = *b"otavan live rehearsal root key..";
+
+/// The fleet report secret of a live rehearsal: like its root key, it
+/// exists only inside the run.
+const LIVE_REPORT_SECRET: [u8; 32] = *b"otavan live rehearsal reports...";
 
 /// Signs a copy of the release tree at `release` into `copy` as a release
 /// manager would: the run's root key certifies the key in `key_file`

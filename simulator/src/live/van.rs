@@ -19,6 +19,7 @@ use otavan_client::transport::response::{
 };
 use otavan_client::transport::{Fetched, Sink, Transport, TransportError};
 use otavan_planning::time::from_secs_f64;
+use otavan_protocol::report_auth::MeterKey;
 use otavan_protocol::{Manifest, Report, UpdateState, Version};
 use otavan_server::local::{LocalResponse, LocalServer};
 use otavan_server::state::Shared;
@@ -62,12 +63,23 @@ pub struct VanTransport {
     world: Rc<LiveWorld>,
     server: VanServer,
     m: usize,
+    report_key: MeterKey,
 }
 
 impl VanTransport {
-    /// Meter `m`'s transport.
-    pub fn new(world: Rc<LiveWorld>, server: VanServer, m: usize) -> VanTransport {
-        VanTransport { world, server, m }
+    /// Meter `m`'s transport, signing its reports with `report_key`.
+    pub fn new(
+        world: Rc<LiveWorld>,
+        server: VanServer,
+        m: usize,
+        report_key: MeterKey,
+    ) -> VanTransport {
+        VanTransport {
+            world,
+            server,
+            m,
+            report_key,
+        }
     }
 
     async fn get(&self, target: &str, range_from: u64) -> LocalResponse {
@@ -110,10 +122,16 @@ impl VanTransport {
     }
 
     async fn post_report(&self, report: &Report) -> Result<(), TransportError> {
+        // Signed over these exact bytes, as the HTTP transport does.
         let json = serde_json::to_vec(report).expect("a report serialises");
+        let signature = self.report_key.sign(&json);
         self.carry(json.len() + 200).await?;
         let peer = VanServer::peer(self.m);
-        let response = self.server.local.post_json(peer, "/report", json).await;
+        let response = self
+            .server
+            .local
+            .post_json(peer, "/report", json, Some(&signature))
+            .await;
         let status = response.status();
         self.small_body(response).await?;
         if (200..300).contains(&status) {
