@@ -35,6 +35,8 @@ pub enum DownlinkKind {
     Ack,
     /// A data frame carrying only MAC answers (`DeviceTimeAns`).
     Mac,
+    /// A class C frame to a multicast group.
+    Multicast,
 }
 
 /// One transmission of the gateway.
@@ -48,8 +50,8 @@ pub struct GatewayTx {
     pub channel: Channel,
     /// The receive window it targeted.
     pub window: RxWindow,
-    /// The device it was for.
-    pub dev_eui: DevEui,
+    /// The device it was for (`None` for a multicast frame).
+    pub dev_eui: Option<DevEui>,
     /// What it carried.
     pub kind: DownlinkKind,
     /// The duty-cycle sub-band (EU868); `None` where there is no duty
@@ -137,7 +139,7 @@ impl Gateway {
         channel: Channel,
         airtime: Duration,
         window: RxWindow,
-        dev_eui: DevEui,
+        dev_eui: Option<DevEui>,
         kind: DownlinkKind,
         phy: Vec<u8>,
     ) {
@@ -169,6 +171,41 @@ impl Gateway {
             sub_band,
             phy,
         });
+    }
+
+    /// The earliest instant at or after `from` when a transmission of
+    /// `airtime` on `channel` may start: after the sub-band's off-time and
+    /// clear of every frame already on the air. `None` where the region
+    /// forbids the frequency.
+    pub(crate) fn earliest(
+        &self,
+        from: Instant,
+        channel: Channel,
+        airtime: Duration,
+    ) -> Option<Instant> {
+        let mut start = from;
+        loop {
+            match self.check(start, channel, airtime) {
+                Ok(_) => return Some(start),
+                Err(Blocked::Forbidden) => return None,
+                Err(Blocked::DutyCycle) => {
+                    let Some(Band::Limited(index, _)) = self.region.band(channel.frequency) else {
+                        return None;
+                    };
+                    start = self.band_free_at[index].expect("a duty cycle blocks only when set");
+                }
+                Err(Blocked::Busy) => {
+                    let end = start + airtime;
+                    start = self
+                        .air
+                        .iter()
+                        .filter(|f| f.start < end && start < f.end)
+                        .map(|f| f.end)
+                        .max()
+                        .expect("busy means a frame overlaps");
+                }
+            }
+        }
     }
 
     /// The earliest frame on `channel` whose start a receiver listening
@@ -216,7 +253,7 @@ mod tests {
             eu(868_100_000),
             toa,
             RxWindow::Rx1,
-            dev,
+            Some(dev),
             DownlinkKind::Data,
             vec![1],
         );

@@ -64,6 +64,6 @@ pub use keys::{AppEui, AppKey, AppSKey, DevEui, DeviceKeys, NewSKey};
 pub use log::{FrameDirection, FrameKind, FrameRecord, RxWindow};
 pub use radio::{RadioStats, SimRadio, SimRadioError, SimTimer};
 pub use server::{
-    EnqueueError, NetworkConfig, NetworkServer, NetworkStats, ReceivedFrame, RejectReason, Reply,
-    SessionInfo, Uplink, UplinkInfo, UplinkOutcome,
+    EnqueueError, MulticastError, MulticastSent, NetworkConfig, NetworkServer, NetworkStats,
+    ReceivedFrame, RejectReason, Reply, SessionInfo, Uplink, UplinkInfo, UplinkOutcome,
 };

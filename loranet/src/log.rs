@@ -56,6 +56,9 @@ pub enum RxWindow {
     Rx1,
     /// Second window, one second after the first.
     Rx2,
+    /// A class C window opened for a multicast group.
+    #[serde(rename = "class_c")]
+    ClassC,
 }
 
 /// One line of the frame log.

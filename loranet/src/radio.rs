@@ -7,8 +7,9 @@
 //! gateway frame that starts on its channel (frequency, spreading factor,
 //! bandwidth) while it listens. Every frame arrives: there is no path
 //! loss, collision or capture model (uplink loss can be injected with
-//! [`NetworkServer::set_uplink_loss`]). Class C (`rx_continuous`) is not
-//! supported: it waits forever.
+//! [`NetworkServer::set_uplink_loss`]). Class C (`rx_continuous`) hears
+//! the first frame that starts on its channel after it began listening
+//! (multicast frames: [`NetworkServer::send_multicast`]).
 //!
 //! Timing follows the radio contract the Device relies on: `tx` returns
 //! when the frame has been sent, and returns 0, because the Device adds
@@ -28,6 +29,12 @@ use otavan_protocol::region::{Band, Channel, EU868_SUB_BANDS, Region};
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::server::{NetworkServer, ReceivedFrame, UplinkOutcome};
+
+/// How far ahead a class C receiver looks for a frame, and how often it
+/// looks again: shorter than any frame's time on air at the class C data
+/// rates (SF12 to SF7 frames of a WAKE last 40 ms to 1.2 s; a frame found
+/// late is still received whole, as it stays on the air log).
+const CLASS_C_LOOK: Duration = Duration::from_millis(20);
 
 /// Why the simulated radio failed an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,12 +199,33 @@ impl PhyRxTx for SimRadio {
         Ok(())
     }
 
-    /// Class C is not simulated: never returns.
+    /// Listens on the configured channel from now until a gateway frame
+    /// starts on it (a class C window; the caller bounds it with a
+    /// timeout), and receives it whole.
     async fn rx_continuous(
         &mut self,
-        _rx_buf: &mut [u8],
+        rx_buf: &mut [u8],
     ) -> Result<(usize, RxQuality), SimRadioError> {
-        std::future::pending().await
+        let config = self.rx_config.ok_or(SimRadioError::NoRxConfig)?;
+        let (channel, _) = modulation(&config.rf)?;
+        let from = Instant::now();
+        let frame = loop {
+            // Frames are scheduled ahead of their start, so looking ahead
+            // finds one at once; one scheduled later is found at the next
+            // look, before it ends.
+            let ahead = Instant::now() + CLASS_C_LOOK;
+            if let Some(frame) = self.server.downlink_on_air(channel, from, ahead) {
+                break frame;
+            }
+            sleep(CLASS_C_LOOK).await;
+        };
+        sleep_until(frame.end).await;
+        let target = rx_buf
+            .get_mut(..frame.phy.len())
+            .ok_or(SimRadioError::BufferTooSmall)?;
+        target.copy_from_slice(&frame.phy);
+        self.stats.frames_received += 1;
+        Ok((frame.phy.len(), RxQuality::new(-80, 7)))
     }
 
     /// Listens from now for the lead time, the configured window buffer

@@ -258,7 +258,7 @@ async fn queued_downlink_arrives_after_the_next_uplink() {
         network
             .gateway_transmissions()
             .iter()
-            .all(|tx| tx.dev_eui == keys.dev_eui)
+            .all(|tx| tx.dev_eui == Some(keys.dev_eui))
     );
 
     // A confirmed uplink with nothing queued gets a bare ACK.

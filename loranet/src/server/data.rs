@@ -202,7 +202,7 @@ impl State {
                 self.stats.downlinks_sent += 1;
             }
             DownlinkKind::Ack => self.stats.acks_sent += 1,
-            DownlinkKind::Mac | DownlinkKind::JoinAccept => {}
+            DownlinkKind::Mac | DownlinkKind::JoinAccept | DownlinkKind::Multicast => {}
         }
         if device_time.is_some() {
             self.stats.device_times_sent += 1;

@@ -24,6 +24,7 @@
 
 mod data;
 mod join;
+mod multicast;
 mod state;
 mod types;
 
@@ -42,6 +43,7 @@ use crate::keys::{DevEui, DeviceKeys};
 use crate::log::FrameLog;
 use crate::rng::SimRng;
 
+pub use multicast::{MulticastError, MulticastSent};
 use state::State;
 use types::{DeviceEntry, Loss, MAX_DOWNLINK_PAYLOAD, QueuedDownlink, eui_key};
 pub use types::{
@@ -83,6 +85,7 @@ impl NetworkServer {
             stats: NetworkStats::default(),
             loss: None,
             uplink_events,
+            groups: HashMap::new(),
         };
         NetworkServer {
             state: Arc::new(Mutex::new(state)),

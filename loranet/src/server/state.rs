@@ -32,6 +32,8 @@ pub(super) struct State {
     pub(super) stats: NetworkStats,
     pub(super) loss: Option<Loss>,
     pub(super) uplink_events: broadcast::Sender<Uplink>,
+    /// Multicast groups by address.
+    pub(super) groups: HashMap<u32, super::multicast::GroupState>,
 }
 
 /// The message type of a PHYPayload, for the log.
@@ -185,7 +187,7 @@ impl State {
                         slot.channel,
                         airtime,
                         slot.window,
-                        dev_eui,
+                        Some(dev_eui),
                         kind,
                         phy.to_vec(),
                     );
@@ -193,6 +195,7 @@ impl State {
                     match slot.window {
                         RxWindow::Rx1 => self.stats.rx1_transmissions += 1,
                         RxWindow::Rx2 => self.stats.rx2_transmissions += 1,
+                        RxWindow::ClassC => self.stats.multicast_transmissions += 1,
                     }
                     return Some((slot.window, airtime, slot.channel, slot.start));
                 }

@@ -245,6 +245,8 @@ pub struct NetworkStats {
     pub rx1_transmissions: u64,
     /// Gateway transmissions in RX2.
     pub rx2_transmissions: u64,
+    /// Multicast frames sent in class C windows.
+    pub multicast_transmissions: u64,
     /// Total gateway time on air.
     pub airtime_used: Duration,
 }
