@@ -2,9 +2,8 @@
 //! (or an operator testing one) runs.
 
 use std::path::Path;
-use std::process::Output;
 
-use crate::common::{Served, copy_tree, ok, otavan, run, sample};
+use crate::common::{Served, copy_tree, ok, run, sample};
 
 /// Files under `root` except the client's state and editor files.
 fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {

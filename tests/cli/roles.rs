@@ -11,7 +11,7 @@ use otavan_protocol::descriptor::{KeyPair, SignedDescriptor};
 use otavan_protocol::keys::KeyRole;
 use otavan_protocol::timestamp::Timestamp;
 
-use crate::common::{Served, copy_tree, ok, otavan, run, sample, write};
+use crate::common::{Served, copy_tree, ok, run, sample, write};
 
 fn os(s: &str) -> &OsStr {
     s.as_ref()

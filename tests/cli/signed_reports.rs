@@ -5,9 +5,8 @@
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Output;
 
-use crate::common::{Served, copy_tree, ok, otavan, report_json, run, sample};
+use crate::common::{Served, copy_tree, ok, report_json, run, sample};
 
 fn os<'a>(args: &[&'a str]) -> Vec<&'a OsStr> {
     args.iter().map(|a| OsStr::new(*a)).collect()
