@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use lorawan_device::{AppEui, AppKey, DevEui};
 use otavan_protocol::lora::DEFAULT_FPORT;
+use otavan_protocol::lora::multicast::McRootKey;
 use otavan_protocol::region::Region;
 
 use crate::wifi::VanNetwork;
@@ -48,6 +49,24 @@ impl JoinPolicy {
     }
 }
 
+/// A meter that takes part in multicast (LoRaWAN Remote Multicast Setup,
+/// TS005): the network defines its groups and class C windows by unicast
+/// setup downlinks, and one multicast frame then reaches a whole group.
+#[derive(Debug, Clone)]
+pub struct MulticastConfig {
+    /// The key group keys arrive encrypted with (from the GenAppKey on a
+    /// LoRaWAN 1.0 meter, [`McRootKey::from_gen_app_key`]).
+    pub root: McRootKey,
+    /// Where setup requests arrive and answers go. TS005's default is
+    /// 200, otavan's command port; provision another one
+    /// ([`DEFAULT_MULTICAST_SETUP_FPORT`]) or move the commands.
+    pub setup_fport: u8,
+}
+
+/// The multicast setup FPort otavan provisions: TS005's 200 is taken by
+/// otavan's commands ([`DEFAULT_FPORT`]).
+pub const DEFAULT_MULTICAST_SETUP_FPORT: u8 = 201;
+
 /// Everything the trigger needs to know about the meter's LoRaWAN side.
 #[derive(Debug, Clone)]
 pub struct TriggerConfig {
@@ -88,6 +107,10 @@ pub struct TriggerConfig {
     /// is 12 s a week, nothing next to expiries counted in days, and each
     /// answer costs the gateway a downlink.
     pub time_sync_every: Duration,
+    /// Multicast groups, when the meter takes part (`None` by default).
+    /// Such a meter also asks the network for the time, as a signed one
+    /// does: class C windows are set in GPS time.
+    pub multicast: Option<MulticastConfig>,
 }
 
 impl TriggerConfig {
@@ -114,6 +137,7 @@ impl TriggerConfig {
             join: JoinPolicy::default(),
             session_overrun: Duration::from_secs(5 * 60),
             time_sync_every: Duration::from_secs(7 * 86_400),
+            multicast: None,
         }
     }
 }

@@ -51,6 +51,7 @@
 //! [`LoraTrigger::new`]), so a test drives a meter through days in a few
 //! milliseconds with paused time.
 
+mod class_c;
 mod config;
 mod device_time;
 mod duty;
@@ -61,7 +62,10 @@ mod schedule;
 mod store;
 mod trigger;
 
-pub use config::{DEFAULT_READING_FPORT, JoinPolicy, TriggerConfig};
+pub use config::{
+    DEFAULT_MULTICAST_SETUP_FPORT, DEFAULT_READING_FPORT, JoinPolicy, MulticastConfig,
+    TriggerConfig,
+};
 pub use device_time::TimeRadio;
 pub use duty::DutyCycle;
 pub use host::{Host, Sensors};

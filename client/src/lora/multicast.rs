@@ -1,6 +1,6 @@
 //! The meter's multicast groups (LoRaWAN Remote Multicast Setup, TS005):
-//! what it does with the setup requests it receives, and which multicast
-//! frames heard in a class C window it accepts.
+//! what it does with the setup requests it receives, when its class C
+//! windows open, and which multicast frames heard in them it accepts.
 //!
 //! lorawan-device listens in class C but only for the meter's own
 //! address, so multicast frames are checked here, with the `lorawan`
@@ -11,24 +11,77 @@
 //! McAppSKey. A frame for an address the meter has no group for is
 //! ignored; one for its group that fails a check is refused, with the
 //! reason.
+//!
+//! The groups (their session keys and counters) and the scheduled windows
+//! are part of the trigger's saved state ([`GroupsState`]), so a restart
+//! neither forgets a group nor accepts a frame counter twice.
+
+use std::time::Duration;
 
 use lorawan::default_crypto::DefaultFactory;
 use lorawan::keys::AES128;
 use lorawan::parser::{DataHeader, DataPayload, FRMPayload, PhyPayload, parse_with_factory};
+use otavan_protocol::device_time::DeviceTime;
 use otavan_protocol::lora::multicast::{
-    ClassCSession, GroupId, GroupSessionKeys, MAX_GROUPS, McAnswer, McRequest, McRootKey,
+    ClassCSession, GroupId, GroupSessionKeys, Key, MAX_GROUPS, McAnswer, McRequest, McRootKey,
     PACKAGE_IDENTIFIER, PACKAGE_VERSION, SessionAnswer,
 };
+use otavan_protocol::region::{Direction, Modulation, Region};
+use serde::{Deserialize, Serialize};
 
 /// One group the meter belongs to.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Group {
     addr: u32,
-    keys: GroupSessionKeys,
+    app_s_key: Key,
+    nwk_s_key: Key,
     /// The lowest frame counter still accepted.
     next_fcnt: u32,
     max_fcnt: u32,
-    session: Option<ClassCSession>,
+    /// The group's scheduled class C window.
+    window: Option<ClassCWindow>,
+}
+
+/// A class C window the meter will listen in, in [`crate::clock::MeterClock`]
+/// time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassCWindow {
+    /// The group it is for (0..=3).
+    pub group: u8,
+    /// When it opens.
+    #[serde(rename = "opens_at_ms", with = "super::schedule::millis")]
+    pub opens_at: Duration,
+    /// When it closes.
+    #[serde(rename = "closes_at_ms", with = "super::schedule::millis")]
+    pub closes_at: Duration,
+    /// The downlink frequency, Hz.
+    pub frequency_hz: u32,
+    /// The downlink data rate index.
+    pub data_rate: u8,
+}
+
+impl ClassCWindow {
+    /// The window's spreading factor and bandwidth (the data rate was
+    /// checked against the region when the session was accepted).
+    pub fn modulation(&self, region: Region) -> Option<(u8, u32)> {
+        match region.modulation(self.data_rate, Direction::Downlink)? {
+            Modulation::Lora { sf, bandwidth_hz } => Some((sf, bandwidth_hz)),
+            Modulation::Fsk50k => None,
+        }
+    }
+}
+
+/// The groups as saved with the trigger's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupsState {
+    groups: [Option<Group>; MAX_GROUPS as usize],
+}
+
+impl GroupsState {
+    /// Whether no group is defined.
+    pub fn is_empty(&self) -> bool {
+        self.groups.iter().all(Option::is_none)
+    }
 }
 
 /// A multicast frame the meter accepted.
@@ -72,29 +125,48 @@ pub enum Ignored {
 #[derive(Debug, Clone)]
 pub struct MulticastGroups {
     root: McRootKey,
-    groups: [Option<Group>; MAX_GROUPS as usize],
+    region: Region,
+    state: GroupsState,
+}
+
+/// The time of a setup request, on both clocks: the network's (Unix
+/// time, from its last `DeviceTimeAns`, or the meter's own when it has
+/// not answered; session times are in GPS time) and the meter's clock
+/// (what windows are kept in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetupTime {
+    /// Unix time.
+    pub unix: Duration,
+    /// [`crate::clock::MeterClock`] time.
+    pub meter: Duration,
 }
 
 impl MulticastGroups {
-    /// No groups yet; group keys will arrive encrypted for `root`.
-    pub fn new(root: McRootKey) -> MulticastGroups {
+    /// The groups in `state` (default: none); group keys arrive encrypted
+    /// for `root`, windows must use `region`'s downlink channels.
+    pub fn new(root: McRootKey, region: Region, state: GroupsState) -> MulticastGroups {
         MulticastGroups {
             root,
-            groups: Default::default(),
+            region,
+            state,
         }
     }
 
-    /// Carries out `requests` (one setup frame) and gives the answers, in
-    /// order; `now_gps` is the meter's GPS time, seconds, for the time to
-    /// a class C session's start.
-    pub fn handle(&mut self, requests: &[McRequest], now_gps: u32) -> Vec<McAnswer> {
+    /// What to save.
+    pub fn state(&self) -> &GroupsState {
+        &self.state
+    }
+
+    /// Carries out `requests` (one setup frame) received at `now` and
+    /// gives the answers, in order.
+    pub fn handle(&mut self, requests: &[McRequest], now: SetupTime) -> Vec<McAnswer> {
         requests
             .iter()
-            .map(|request| self.handle_one(request, now_gps))
+            .map(|request| self.handle_one(request, now))
             .collect()
     }
 
-    fn handle_one(&mut self, request: &McRequest, now_gps: u32) -> McAnswer {
+    fn handle_one(&mut self, request: &McRequest, now: SetupTime) -> McAnswer {
         match request {
             McRequest::PackageVersion => McAnswer::PackageVersion {
                 package: PACKAGE_IDENTIFIER,
@@ -106,19 +178,21 @@ impl MulticastGroups {
                     .filter_map(|id| Some((self.slot(id)?, id)))
                     .map(|(group, id)| (GroupId::new(id).expect("0..=3"), group.addr))
                     .collect();
-                let defined = self.groups.iter().flatten().count() as u8;
+                let defined = self.state.groups.iter().flatten().count() as u8;
                 McAnswer::GroupStatus { defined, groups }
             }
             McRequest::GroupSetup(setup) => {
                 let mc_key = self.root.decrypt_group_key(&setup.mc_key_encrypted);
                 let id_error = setup.min_fcount > setup.max_fcount;
                 if !id_error {
-                    self.groups[usize::from(setup.group.get())] = Some(Group {
+                    let keys = GroupSessionKeys::derive(&mc_key, setup.mc_addr);
+                    self.state.groups[usize::from(setup.group.get())] = Some(Group {
                         addr: setup.mc_addr,
-                        keys: GroupSessionKeys::derive(&mc_key, setup.mc_addr),
+                        app_s_key: keys.app_s_key,
+                        nwk_s_key: keys.nwk_s_key,
                         next_fcnt: setup.min_fcount,
                         max_fcnt: setup.max_fcount,
-                        session: None,
+                        window: None,
                     });
                 }
                 McAnswer::GroupSetup {
@@ -127,44 +201,81 @@ impl MulticastGroups {
                 }
             }
             McRequest::GroupDelete(group) => {
-                let slot = &mut self.groups[usize::from(group.get())];
+                let slot = &mut self.state.groups[usize::from(group.get())];
                 McAnswer::GroupDelete {
                     group: *group,
                     undefined: slot.take().is_none(),
                 }
             }
-            McRequest::ClassCSession(session) => {
-                let answer = match &mut self.groups[usize::from(session.group.get())] {
-                    None => SessionAnswer::Refused {
-                        group_undefined: true,
-                        freq_error: false,
-                        dr_error: false,
-                    },
-                    Some(group) => {
-                        group.session = Some(*session);
-                        SessionAnswer::Scheduled {
-                            time_to_start: session
-                                .session_time
-                                .wrapping_sub(now_gps)
-                                .min((1 << 24) - 1),
-                        }
-                    }
-                };
-                McAnswer::ClassCSession {
-                    group: session.group,
-                    answer,
-                }
-            }
+            McRequest::ClassCSession(session) => McAnswer::ClassCSession {
+                group: session.group,
+                answer: self.schedule(session, now),
+            },
+        }
+    }
+
+    /// Schedules `session`'s window, or says why not: the group must be
+    /// defined, the frequency in one of the region's bands and the data
+    /// rate a LoRa downlink rate of the region. A session time already
+    /// past opens the window at once, for what is left of it.
+    fn schedule(&mut self, session: &ClassCSession, now: SetupTime) -> SessionAnswer {
+        let freq_error = self.region.band(session.frequency_hz).is_none();
+        let dr_error = !matches!(
+            self.region
+                .modulation(session.data_rate, Direction::Downlink),
+            Some(Modulation::Lora { .. })
+        );
+        let group = &mut self.state.groups[usize::from(session.group.get())];
+        let Some(group) = group.as_mut().filter(|_| !freq_error && !dr_error) else {
+            return SessionAnswer::Refused {
+                group_undefined: group.is_none(),
+                freq_error,
+                dr_error,
+            };
+        };
+        let session_unix = DeviceTime {
+            gps_seconds: session.session_time,
+            fraction: 0,
+        }
+        .to_unix();
+        let opens_at = match session_unix.checked_sub(now.unix) {
+            Some(ahead) => now.meter + ahead,
+            None => now.meter.saturating_sub(now.unix - session_unix),
+        };
+        let ahead = session_unix.saturating_sub(now.unix).as_secs();
+        group.window = Some(ClassCWindow {
+            group: session.group.get(),
+            opens_at,
+            closes_at: opens_at + Duration::from_secs(u64::from(session.window_s())),
+            frequency_hz: session.frequency_hz,
+            data_rate: session.data_rate,
+        });
+        SessionAnswer::Scheduled {
+            time_to_start: u32::try_from(ahead).unwrap_or(u32::MAX).min((1 << 24) - 1),
         }
     }
 
     fn slot(&self, id: u8) -> Option<&Group> {
-        self.groups.get(usize::from(id))?.as_ref()
+        self.state.groups.get(usize::from(id))?.as_ref()
     }
 
-    /// The class C windows scheduled, by group.
-    pub fn sessions(&self) -> impl Iterator<Item = ClassCSession> + '_ {
-        self.groups.iter().flatten().filter_map(|g| g.session)
+    /// The earliest class C window that has not closed by `now`.
+    pub fn next_window(&self, now: Duration) -> Option<ClassCWindow> {
+        self.windows()
+            .filter(|w| w.closes_at > now)
+            .min_by_key(|w| w.opens_at)
+    }
+
+    /// Every scheduled class C window, by group.
+    pub fn windows(&self) -> impl Iterator<Item = ClassCWindow> + '_ {
+        self.state.groups.iter().flatten().filter_map(|g| g.window)
+    }
+
+    /// Forgets group `group`'s window (it was listened in).
+    pub fn close_window(&mut self, group: u8) {
+        if let Some(Some(group)) = self.state.groups.get_mut(usize::from(group)) {
+            group.window = None;
+        }
     }
 
     /// Checks a frame heard in a class C window and, if it is a valid
@@ -182,6 +293,7 @@ impl MulticastGroups {
         // DevAddr travels least significant byte first, like McAddr.
         let addr = u32::from_le_bytes(data.fhdr().dev_addr().as_ref().try_into().expect("4"));
         let (id, group) = self
+            .state
             .groups
             .iter_mut()
             .enumerate()
@@ -194,7 +306,7 @@ impl MulticastGroups {
         if fcnt < group.next_fcnt || fcnt > group.max_fcnt {
             return Err(Ignored::Counter(fcnt));
         }
-        let (nwk_s_key, app_s_key) = (AES128(group.keys.nwk_s_key), AES128(group.keys.app_s_key));
+        let (nwk_s_key, app_s_key) = (AES128(group.nwk_s_key), AES128(group.app_s_key));
         if !data.validate_mic(&nwk_s_key, fcnt) {
             return Err(Ignored::BadMic);
         }
@@ -230,7 +342,7 @@ mod tests {
     use lorawan::creator::DataPayloadCreator;
     use lorawan::keys::{AppSKey, NewSKey};
     use lorawan::parser::DevAddr;
-    use otavan_protocol::lora::multicast::{GroupSetup, Key};
+    use otavan_protocol::lora::multicast::GroupSetup;
 
     use super::*;
 
@@ -241,9 +353,25 @@ mod tests {
         McRootKey::from_gen_app_key(&[n; 16])
     }
 
+    fn groups(n: u8) -> MulticastGroups {
+        MulticastGroups::new(root(n), Region::Eu868, GroupsState::default())
+    }
+
+    /// GPS time `gps`, when the meter's clock reads 1,000 s more.
+    fn at(gps: u32) -> SetupTime {
+        SetupTime {
+            unix: DeviceTime {
+                gps_seconds: gps,
+                fraction: 0,
+            }
+            .to_unix(),
+            meter: Duration::from_secs(u64::from(gps) + 1000),
+        }
+    }
+
     /// A meter whose group 1 was set up by the network with `mc_key`.
     fn meter(n: u8, mc_key: &Key) -> MulticastGroups {
-        let mut meter = MulticastGroups::new(root(n));
+        let mut meter = groups(n);
         let setup = McRequest::GroupSetup(GroupSetup {
             group: GroupId::new(1).unwrap(),
             mc_addr: MC_ADDR,
@@ -251,7 +379,7 @@ mod tests {
             min_fcount: 10,
             max_fcount: 100,
         });
-        let answers = meter.handle(&[setup], 0);
+        let answers = meter.handle(&[setup], at(0));
         assert_eq!(
             answers,
             [McAnswer::GroupSetup {
@@ -297,7 +425,7 @@ mod tests {
     #[test]
     fn a_meter_outside_the_group_ignores_the_frame() {
         let wake = frame(&GROUP_KEY, MC_ADDR, 12, b"wake!");
-        let mut alone = MulticastGroups::new(root(9));
+        let mut alone = groups(9);
         assert_eq!(alone.accept(&wake), Err(Ignored::OtherAddress));
         let mut other_group = meter(4, &GROUP_KEY);
         let elsewhere = frame(&GROUP_KEY, MC_ADDR + 1, 12, b"wake!");
@@ -310,7 +438,7 @@ mod tests {
         let mut meter = meter(1, &GROUP_KEY);
         assert_eq!(meter.accept(&forged), Err(Ignored::BadMic));
         // A group key encrypted for another meter decrypts to garbage here.
-        let mut misprovisioned = MulticastGroups::new(root(5));
+        let mut misprovisioned = groups(5);
         let setup = McRequest::GroupSetup(GroupSetup {
             group: GroupId::new(0).unwrap(),
             mc_addr: MC_ADDR,
@@ -318,7 +446,7 @@ mod tests {
             min_fcount: 0,
             max_fcount: 100,
         });
-        misprovisioned.handle(&[setup], 0);
+        misprovisioned.handle(&[setup], at(0));
         let wake = frame(&GROUP_KEY, MC_ADDR, 12, b"wake!");
         assert_eq!(misprovisioned.accept(&wake), Err(Ignored::BadMic));
     }
@@ -349,7 +477,7 @@ mod tests {
                 data_rate: 0,
             })
         };
-        let answers = meter.handle(&[session(1), session(2)], 1_000_000);
+        let answers = meter.handle(&[session(1), session(2)], at(1_000_000));
         assert_eq!(
             answers[0],
             McAnswer::ClassCSession {
@@ -367,9 +495,24 @@ mod tests {
                 ..
             }
         ));
-        let windows: Vec<_> = meter.sessions().map(|s| s.window_s()).collect();
-        assert_eq!(windows, [64]);
-        let deleted = meter.handle(&[McRequest::GroupDelete(GroupId::new(1).unwrap())], 0);
+        let opens = Duration::from_secs(1_001_300);
+        let window = ClassCWindow {
+            group: 1,
+            opens_at: opens,
+            closes_at: opens + Duration::from_secs(64),
+            frequency_hz: 869_525_000,
+            data_rate: 0,
+        };
+        assert_eq!(meter.windows().collect::<Vec<_>>(), [window]);
+        assert_eq!(
+            meter.next_window(opens + Duration::from_secs(63)),
+            Some(window)
+        );
+        assert_eq!(meter.next_window(opens + Duration::from_secs(64)), None);
+        assert_eq!(window.modulation(Region::Eu868), Some((12, 125_000)));
+        meter.close_window(1);
+        assert_eq!(meter.windows().count(), 0);
+        let deleted = meter.handle(&[McRequest::GroupDelete(GroupId::new(1).unwrap())], at(0));
         assert!(matches!(
             deleted[..],
             [McAnswer::GroupDelete {
@@ -379,5 +522,89 @@ mod tests {
         ));
         let wake = frame(&GROUP_KEY, MC_ADDR, 12, b"wake!");
         assert_eq!(meter.accept(&wake), Err(Ignored::OtherAddress));
+    }
+
+    #[test]
+    fn sessions_on_channels_the_region_has_not_are_refused() {
+        let mut meter = meter(1, &GROUP_KEY);
+        let session = |frequency_hz, data_rate| {
+            McRequest::ClassCSession(ClassCSession {
+                group: GroupId::new(1).unwrap(),
+                session_time: 500,
+                timeout_exponent: 4,
+                frequency_hz,
+                data_rate,
+            })
+        };
+        // 915 MHz is not EU868; DR7 is FSK, DR9 does not exist.
+        let answers = meter.handle(
+            &[
+                session(915_000_000, 0),
+                session(869_525_000, 7),
+                session(869_525_000, 9),
+            ],
+            at(100),
+        );
+        let refusals: Vec<_> = answers
+            .iter()
+            .map(|a| match a {
+                McAnswer::ClassCSession {
+                    answer:
+                        SessionAnswer::Refused {
+                            group_undefined,
+                            freq_error,
+                            dr_error,
+                        },
+                    ..
+                } => (*group_undefined, *freq_error, *dr_error),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            refusals,
+            [
+                (false, true, false),
+                (false, false, true),
+                (false, false, true)
+            ]
+        );
+        assert_eq!(meter.windows().count(), 0);
+    }
+
+    #[test]
+    fn a_session_time_already_past_opens_the_window_at_once_for_what_is_left() {
+        let mut meter = meter(1, &GROUP_KEY);
+        let late = McRequest::ClassCSession(ClassCSession {
+            group: GroupId::new(1).unwrap(),
+            session_time: 90,
+            timeout_exponent: 4,
+            frequency_hz: 869_525_000,
+            data_rate: 0,
+        });
+        let answers = meter.handle(&[late], at(100));
+        assert!(matches!(
+            answers[..],
+            [McAnswer::ClassCSession {
+                answer: SessionAnswer::Scheduled { time_to_start: 0 },
+                ..
+            }]
+        ));
+        let window = meter.windows().next().unwrap();
+        assert_eq!(window.opens_at, Duration::from_secs(1090));
+        assert_eq!(window.closes_at, Duration::from_secs(1106));
+    }
+
+    #[test]
+    fn groups_survive_a_restart_without_accepting_a_counter_twice() {
+        let mut meter = meter(1, &GROUP_KEY);
+        let wake = frame(&GROUP_KEY, MC_ADDR, 12, b"wake!");
+        assert!(meter.accept(&wake).is_ok());
+        let saved = serde_json::to_string(meter.state()).unwrap();
+        let restored: GroupsState = serde_json::from_str(&saved).unwrap();
+        assert_eq!(&restored, meter.state());
+        let mut restarted = MulticastGroups::new(root(1), Region::Eu868, restored);
+        assert!(matches!(restarted.accept(&wake), Err(Ignored::Counter(_))));
+        let next = frame(&GROUP_KEY, MC_ADDR, 13, b"again");
+        assert_eq!(restarted.accept(&next).unwrap().payload, b"again");
     }
 }

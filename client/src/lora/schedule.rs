@@ -325,7 +325,7 @@ impl Scheduler {
 }
 
 /// Durations as whole milliseconds, for readable saved state.
-mod millis {
+pub(super) mod millis {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -1,6 +1,7 @@
 //! The trigger's durable state, `.otavan/lora.json`: the LoRaWAN session
-//! (keys and frame counters), the scheduler's state and the last update
-//! result, replaced atomically through the meter's [`Storage`].
+//! (keys and frame counters), the scheduler's state, the last update
+//! result and the multicast groups, replaced atomically through the
+//! meter's [`Storage`].
 
 use std::io;
 
@@ -9,6 +10,7 @@ use lorawan_device::async_device::Session;
 use otavan_protocol::lora::OtaResult;
 use serde::{Deserialize, Serialize};
 
+use super::multicast::GroupsState;
 use super::schedule::SchedulerState;
 use crate::path::MeterPath;
 use crate::storage::{Storage, write_atomic};
@@ -37,6 +39,11 @@ pub struct Saved {
     /// A STATUS uplink is owed (asked for, or a result not yet reported).
     #[serde(default)]
     pub status_due: bool,
+    /// Multicast groups and their class C windows (left out of the file
+    /// when there are none, so a meter without groups writes what it did
+    /// before multicast).
+    #[serde(default, skip_serializing_if = "GroupsState::is_empty")]
+    pub multicast: GroupsState,
 }
 
 impl Saved {
@@ -105,6 +112,7 @@ mod tests {
             scheduler: SchedulerState::default(),
             last_result: OtaResult::Updated.code(),
             status_due: true,
+            multicast: GroupsState::default(),
         };
         saved.save(&storage).unwrap();
         let back = Saved::load(&storage).unwrap();

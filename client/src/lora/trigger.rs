@@ -14,15 +14,18 @@ use lorawan_device::async_device::{
 use lorawan_device::default_crypto::DefaultFactory;
 use lorawan_device::mac;
 use lorawan_device::region::DR;
+use otavan_protocol::lora::multicast::{McAnswer, McRequest};
 use otavan_protocol::lora::{APP_FPORTS, OtaResult, StatusUplink, VersionTag};
 use otavan_protocol::region::{Direction, PayloadTooLarge, Region, check_fits};
 use tokio::time::{Instant, sleep_until, timeout_at};
 use tracing::{debug, info, warn};
 
+use super::class_c;
 use super::config::TriggerConfig;
 use super::device_time::TimeRadio;
 use super::duty::{DutyCycle, JOIN_REQUEST_LEN, MAX_DATA_OVERHEAD};
 use super::host::{Host, Sensors};
+use super::multicast::{ClassCWindow, Ignored, MulticastGroups, SetupTime};
 use super::outcome::ota_result;
 use super::schedule::{Decision, Scheduler, Wakeup, WifiSession};
 use super::store::{Saved, lora_file};
@@ -49,6 +52,8 @@ pub enum UplinkKind {
     Reading,
     /// A [`StatusUplink`], on the command FPort.
     Status,
+    /// Answers to multicast setup requests, on the setup FPort.
+    MulticastSetup,
 }
 
 /// What one [`LoraTrigger::step`] did.
@@ -79,6 +84,9 @@ pub enum Event {
         /// The network's time (Unix) when the uplink asked for it
         /// (`DeviceTimeReq`) and the downlink after it answered.
         network_time: Option<Duration>,
+        /// The answers to multicast setup requests the downlink carried
+        /// (sent in the next uplink).
+        multicast_setup: Vec<McAnswer>,
     },
     /// An uplink was not sent: it does not fit the data rate.
     UplinkRefused {
@@ -106,6 +114,17 @@ pub enum Event {
     SessionMissed {
         /// The session.
         session: WifiSession,
+    },
+    /// The meter listened in a multicast group's class C window.
+    ClassC {
+        /// The window.
+        window: ClassCWindow,
+        /// What the scheduler made of each frame accepted for the group.
+        decisions: Vec<Decision>,
+        /// Frames heard and not accepted, with why.
+        ignored: Vec<Ignored>,
+        /// The radio's error, if it failed.
+        radio_error: Option<String>,
     },
 }
 
@@ -136,12 +155,16 @@ enum Action {
     Join(Duration),
     Uplink(Duration),
     Session(Duration, WifiSession),
+    Listen(Duration, ClassCWindow),
 }
 
 impl Action {
     fn at(&self) -> Duration {
         match self {
-            Action::Join(at) | Action::Uplink(at) | Action::Session(at, _) => *at,
+            Action::Join(at)
+            | Action::Uplink(at)
+            | Action::Session(at, _)
+            | Action::Listen(at, _) => *at,
         }
     }
 }
@@ -177,9 +200,14 @@ where
     /// When the network last told the time ([`MeterClock`] time; `None`:
     /// not since the start or the last join).
     time_answered_at: Option<Duration>,
-    /// Whether the meter is signed (has a trust anchor): only a signed
-    /// meter needs the network's time.
-    signed: bool,
+    /// Whether the meter needs the network's time: a signed meter (it
+    /// has a trust anchor) judges expiry by it, a multicast one opens its
+    /// class C windows at GPS times.
+    wants_time: bool,
+    /// The multicast groups, when the meter takes part.
+    multicast: Option<MulticastGroups>,
+    /// Encoded answers to multicast setup requests, for the next uplink.
+    multicast_answers: Option<Vec<u8>>,
 }
 
 impl<R, T> LoraTrigger<R, T>
@@ -218,6 +246,9 @@ where
         let signed = Anchor::load(storage)
             .map_err(TriggerError::Meter)?
             .is_some();
+        let multicast = config.multicast.as_ref().map(|multicast| {
+            MulticastGroups::new(multicast.root, config.region, saved.multicast.clone())
+        });
         let last_result = saved.last_result();
         let session = match (saved.dev_eui, saved.session) {
             (Some(dev_eui), Some(session)) if dev_eui == config.dev_eui => Some(session),
@@ -251,7 +282,9 @@ where
             duty: DutyCycle::new(config.region),
             jitter: SplitMix::new(seed.rotate_left(32) ^ 0x6f74_6176_616e_6a72),
             time_answered_at: None,
-            signed,
+            wants_time: signed || multicast.is_some(),
+            multicast,
+            multicast_answers: None,
             config,
         })
     }
@@ -315,10 +348,17 @@ where
         .unwrap_or(now)
         .max(now)
         .max(self.duty.free_at().unwrap_or(now));
-        match self.scheduler.next_wakeup(now, link_at) {
+        let action = match self.scheduler.next_wakeup(now, link_at) {
             Wakeup::Session { at, session } => Action::Session(at, session),
             Wakeup::Uplink(at) if self.joined => Action::Uplink(at),
             Wakeup::Uplink(at) => Action::Join(at),
+        };
+        let window = self.multicast.as_ref().and_then(|m| m.next_window(now));
+        match window {
+            Some(window) if window.opens_at.max(now) <= action.at() => {
+                Action::Listen(window.opens_at.max(now), window)
+            }
+            _ => action,
         }
     }
 
@@ -378,6 +418,7 @@ where
             Action::Join(_) => self.join(host.engine.meter().storage()).await,
             Action::Uplink(_) => self.uplink(host).await,
             Action::Session(_, session) => self.wifi_session(host, session).await,
+            Action::Listen(_, window) => self.listen(host, window).await,
         }
     }
 
@@ -482,7 +523,12 @@ where
             .update
             .as_ref()
             .is_some_and(|journal| journal.phase == Phase::Applied);
-        let (kind, fport, payload) = if self.status_due {
+        let answers = self
+            .multicast_setup_fport()
+            .zip(self.multicast_answers.clone());
+        let (kind, fport, payload) = if let Some((fport, answers)) = answers {
+            (UplinkKind::MulticastSetup, fport, answers)
+        } else if self.status_due {
             let status = self.status(&state, host.sensors.battery());
             (
                 UplinkKind::Status,
@@ -523,7 +569,9 @@ where
                 let (downlink, network_time) = match response {
                     SendResponse::DownlinkReceived(fcnt_down) => {
                         let network_time = self.take_time(fcnt_down, host);
-                        (self.take_downlink(received_at, &state), network_time)
+                        let network_now = host.engine.network_time().now();
+                        let downlink = self.take_downlink(received_at, network_now, &state);
+                        (downlink, network_time)
                     }
                     SendResponse::SessionExpired => {
                         warn!("the frame counter is exhausted; joining again");
@@ -532,12 +580,14 @@ where
                     }
                     SendResponse::NoAck | SendResponse::RxComplete => (None, None),
                 };
+                let (downlink, multicast_setup) = downlink.unwrap_or_default();
                 debug!(?kind, fcnt, ?downlink, ?network_time, "uplink sent");
                 Event::Uplink {
                     kind,
                     fcnt,
                     downlink,
                     network_time,
+                    multicast_setup,
                 }
             }
             Err(error) => {
@@ -585,7 +635,7 @@ where
         let due = self
             .time_answered_at
             .is_none_or(|at| now.saturating_sub(at) >= self.config.time_sync_every);
-        if !due || !self.signed {
+        if !due || !self.wants_time {
             return;
         }
         let fits = check_fits(
@@ -635,28 +685,141 @@ where
             UplinkKind::Reading => {
                 self.readings_since_status = self.readings_since_status.saturating_add(1)
             }
+            UplinkKind::MulticastSetup => self.multicast_answers = None,
         }
     }
 
-    /// Hands the received downlink to the scheduler.
-    fn take_downlink(&mut self, now: Duration, state: &DeviceState) -> Option<Decision> {
-        let mut decision = None;
+    /// Hands the received downlink to the scheduler, or, on the
+    /// multicast setup FPort, to the multicast groups (their answers are
+    /// given, and go out in the next uplink). `network_now` is the
+    /// network's time, when it has told it.
+    fn take_downlink(
+        &mut self,
+        now: Duration,
+        network_now: Option<Duration>,
+        state: &DeviceState,
+    ) -> Option<(Option<Decision>, Vec<McAnswer>)> {
+        let mut taken = None;
         while let Some(downlink) = self.device.take_downlink() {
+            if Some(downlink.fport) == self.multicast_setup_fport() {
+                let answers = self.multicast_setup(now, network_now, &downlink.data);
+                taken = Some((None, answers));
+                continue;
+            }
             let decided =
                 self.scheduler
                     .on_downlink(now, downlink.fport, &downlink.data, &state.version);
-            match &decided {
-                Decision::StatusRequested => self.status_due = true,
-                Decision::Cancelled { .. } => self.last_result = OtaResult::Cancelled,
-                Decision::Scheduled { session, .. } => {
-                    info!(campaign = session.campaign, opens_in = ?session.opens_at.saturating_sub(now), "WiFi session scheduled");
-                }
-                Decision::Ignored(reason) => debug!(?reason, "downlink ignored"),
-                Decision::Malformed(error) => warn!(%error, "malformed command"),
-            }
-            decision = Some(decided);
+            self.decided(now, &decided);
+            taken = Some((Some(decided), Vec::new()));
         }
-        decision
+        taken
+    }
+
+    /// Bookkeeping for what the scheduler decided at `now`.
+    fn decided(&mut self, now: Duration, decided: &Decision) {
+        match decided {
+            Decision::StatusRequested => self.status_due = true,
+            Decision::Cancelled { .. } => self.last_result = OtaResult::Cancelled,
+            Decision::Scheduled { session, .. } => {
+                info!(campaign = session.campaign, opens_in = ?session.opens_at.saturating_sub(now), "WiFi session scheduled");
+            }
+            Decision::Ignored(reason) => debug!(?reason, "downlink ignored"),
+            Decision::Malformed(error) => warn!(%error, "malformed command"),
+        }
+    }
+
+    /// The multicast setup FPort, when the meter takes part.
+    fn multicast_setup_fport(&self) -> Option<u8> {
+        self.config.multicast.as_ref().map(|m| m.setup_fport)
+    }
+
+    /// Carries out a multicast setup frame received at `now` and queues
+    /// its answers for the next uplink, as soon as the duty cycle allows
+    /// (the network waits for them). A malformed frame is dropped whole,
+    /// unanswered, as TS005 asks.
+    fn multicast_setup(
+        &mut self,
+        now: Duration,
+        network_now: Option<Duration>,
+        frame: &[u8],
+    ) -> Vec<McAnswer> {
+        let Some(groups) = self.multicast.as_mut() else {
+            return Vec::new();
+        };
+        let requests = match McRequest::decode_all(frame) {
+            Ok(requests) => requests,
+            Err(error) => {
+                warn!(%error, "malformed multicast setup frame");
+                return Vec::new();
+            }
+        };
+        // The network's time when it has answered, else the meter's clock.
+        let at = SetupTime {
+            unix: network_now.unwrap_or(now),
+            meter: now,
+        };
+        let answers = groups.handle(&requests, at);
+        let mut encoded = Vec::new();
+        for answer in &answers {
+            answer
+                .encode_into(&mut encoded)
+                .expect("answers the meter builds encode");
+        }
+        info!(?answers, "multicast setup");
+        self.multicast_answers = Some(encoded);
+        self.next_uplink = Some(now);
+        answers
+    }
+
+    /// Listens in a multicast group's class C window; a WAKE or CANCEL
+    /// the group's frame carries goes to the scheduler as if it had come
+    /// by unicast, and the first one acted on ends the window early.
+    async fn listen<W, S, F, Tr, M>(
+        &mut self,
+        host: &mut Host<W, S, F, Tr, M>,
+        window: ClassCWindow,
+    ) -> Result<Event, TriggerError>
+    where
+        S: Storage,
+        F: FirmwareSlots,
+        Tr: Transport,
+    {
+        let state = host.engine.meter().state().map_err(TriggerError::Meter)?;
+        let closes = self.clock.instant(window.closes_at);
+        let (clock, scheduler) = (self.clock, &mut self.scheduler);
+        let mut decisions = Vec::new();
+        let groups = self.multicast.as_mut().expect("windows come from groups");
+        info!(group = window.group, "class C window opens");
+        let heard = class_c::listen(
+            self.device.get_mut_radio(),
+            self.config.region,
+            &window,
+            closes,
+            groups,
+            |frame| {
+                let decided =
+                    scheduler.on_downlink(clock.now(), frame.fport, &frame.payload, &state.version);
+                let acted = matches!(
+                    decided,
+                    Decision::Scheduled { .. } | Decision::Cancelled { .. }
+                );
+                decisions.push(decided);
+                acted
+            },
+        )
+        .await;
+        groups.close_window(window.group);
+        let now = self.clock.now();
+        for decided in &decisions {
+            self.decided(now, decided);
+        }
+        self.save(host.engine.meter().storage(), 0)?;
+        Ok(Event::ClassC {
+            window,
+            decisions,
+            ignored: heard.ignored,
+            radio_error: heard.radio_error,
+        })
     }
 
     async fn wifi_session<W, S, F, Tr, M>(
@@ -739,6 +902,11 @@ where
             scheduler: self.scheduler.state().clone(),
             last_result: self.last_result.code(),
             status_due: self.status_due,
+            multicast: self
+                .multicast
+                .as_ref()
+                .map(|m| m.state().clone())
+                .unwrap_or_default(),
         }
         .save(storage)
         .map_err(TriggerError::Storage)
@@ -763,6 +931,19 @@ fn check_config(config: &TriggerConfig) -> Result<DR, TriggerError> {
             "readings and commands share FPort {}",
             config.command_fport
         ));
+    }
+    if let Some(multicast) = &config.multicast {
+        let fport = multicast.setup_fport;
+        if !APP_FPORTS.contains(&fport) {
+            return error(format!(
+                "the multicast setup FPort {fport} is not an application port (1-223)"
+            ));
+        }
+        if fport == config.command_fport || fport == config.reading_fport {
+            return error(format!(
+                "multicast setup shares FPort {fport} with commands or readings"
+            ));
+        }
     }
     if config.join.max_attempts == 0 {
         return error("the join policy allows no attempt".to_owned());

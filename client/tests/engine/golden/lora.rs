@@ -1,20 +1,51 @@
 //! The LoRa trigger's saved state, `.otavan/lora.json`: the LoRaWAN
 //! session (lorawan-device's own serde form: an upgrade of that crate can
-//! change it), the schedule and the last result.
+//! change it), the schedule, the last result and the multicast groups.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use lorawan_device::async_device::Session;
 use lorawan_device::{AppSKey, DevAddr, DevEui, NewSKey};
+use otavan_client::lora::multicast::{GroupsState, MulticastGroups, SetupTime};
 use otavan_client::lora::{Saved, SchedulerState, WifiSession};
 use otavan_client::storage::Storage;
 use otavan_protocol::lora::OtaResult;
+use otavan_protocol::lora::multicast::{ClassCSession, GroupId, GroupSetup, McRequest, McRootKey};
+use otavan_protocol::region::Region;
 
 use super::{assert_writes, empty_meter, meter_with, path};
 
 fn dev_eui() -> DevEui {
     DevEui::from([0x70, 0xB3, 0xD5, 0x7E, 0xD0, 0x00, 0x12, 0x34])
+}
+
+/// A meter in multicast group 2 with a class C window scheduled.
+fn multicast() -> GroupsState {
+    let root = McRootKey::from_gen_app_key(&[0x33; 16]);
+    let mut groups = MulticastGroups::new(root, Region::Eu868, GroupsState::default());
+    let group = GroupId::new(2).unwrap();
+    let setup = McRequest::GroupSetup(GroupSetup {
+        group,
+        mc_addr: 0x0170_0007,
+        mc_key_encrypted: root.encrypt_group_key(b"street segment 7"),
+        min_fcount: 0,
+        max_fcount: 1000,
+    });
+    let session = McRequest::ClassCSession(ClassCSession {
+        group,
+        // 2026-01-01T00:10:00Z in GPS time.
+        session_time: 1_451_260_818 + 600,
+        timeout_exponent: 6,
+        frequency_hz: 869_525_000,
+        data_rate: 0,
+    });
+    let at = SetupTime {
+        unix: Duration::from_secs(1_767_225_600),
+        meter: Duration::from_secs(1_767_225_600),
+    };
+    groups.handle(&[setup, session], at);
+    groups.state().clone()
 }
 
 /// Every golden trigger state and what it holds; all load, forever.
@@ -52,13 +83,26 @@ fn saved() -> Vec<(&'static str, Saved)> {
                 },
                 last_result: OtaResult::Updated.code(),
                 status_due: true,
+                multicast: GroupsState::default(),
+            },
+        ),
+        (
+            "lora/multicast.json",
+            Saved {
+                dev_eui: Some(dev_eui()),
+                multicast: multicast(),
+                ..Saved::default()
             },
         ),
     ]
 }
 
 /// The golden trigger states today's code writes.
-const WRITTEN: &[&str] = &["lora/joining.json", "lora/scheduled.json"];
+const WRITTEN: &[&str] = &[
+    "lora/joining.json",
+    "lora/scheduled.json",
+    "lora/multicast.json",
+];
 
 #[test]
 fn golden_trigger_states_load_and_are_written_byte_for_byte() {
@@ -75,6 +119,7 @@ fn golden_trigger_states_load_and_are_written_byte_for_byte() {
         assert_eq!(loaded.scheduler, expected.scheduler, "{name}");
         assert_eq!(loaded.last_result(), expected.last_result(), "{name}");
         assert_eq!(loaded.status_due, expected.status_due, "{name}");
+        assert_eq!(loaded.multicast, expected.multicast, "{name}");
         let keys = |s: &Session| (s.newskey, s.appskey, s.devaddr, s.fcnt_up, s.fcnt_down);
         let (loaded_session, expected_session) =
             (loaded.session.as_ref(), expected.session.as_ref());

@@ -284,8 +284,19 @@ impl Rig {
     /// A rig on `network` for `meter`, serving `release`, the meter's
     /// clock `clock`.
     fn with(network: NetworkConfig, release: &Release, meter: TestMeter, clock: MeterClock) -> Rig {
-        let network = NetworkServer::new(network);
-        let keys = DeviceKeys::simulated(1);
+        Rig::on(NetworkServer::new(network), 1, release, meter, clock)
+    }
+
+    /// Meter `n` of several on `network` (registered with
+    /// [`DeviceKeys::simulated`]`(n)`).
+    fn on(
+        network: NetworkServer,
+        n: u64,
+        release: &Release,
+        meter: TestMeter,
+        clock: MeterClock,
+    ) -> Rig {
+        let keys = DeviceKeys::simulated(n);
         network.register(keys);
         Rig {
             network,
@@ -1301,3 +1312,5 @@ async fn an_unsigned_meter_never_asks_the_time() {
     assert!(network_times(&events).is_empty());
     assert_eq!(rig.network.stats().device_times_sent, 0);
 }
+
+mod multicast;
