@@ -124,6 +124,12 @@ pub fn rehearse(
     options: &Options,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Rehearsal, ScenarioError> {
+    if scenario.campaign.wake == scenario::WakeDelivery::Multicast {
+        return Err(ScenarioError::Invalid {
+            field: "campaign.wake".into(),
+            message: "multicast WAKEs are rehearsed in --live mode only (the analytic model plans unicast WAKEs)".into(),
+        });
+    }
     let mut world = World::prepare(scenario, options)?;
     if options.record_frames {
         world.radio.record_frames();

@@ -98,6 +98,22 @@ pub struct CampaignSettings {
     pub min_contact_s: f64,
     /// WAKEs carry the target's version tag (4 bytes more).
     pub version_tag: bool,
+    /// How WAKEs reach the meters: `unicast` (each meter's own downlink
+    /// after one of its uplinks) or `multicast` (one class C frame per
+    /// street segment, TS005; `--live` only for now).
+    pub wake: WakeDelivery,
+}
+
+/// How WAKEs reach the meters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WakeDelivery {
+    /// Each meter's own WAKE, in the receive windows of one of its uplinks.
+    #[default]
+    Unicast,
+    /// One multicast WAKE per group of meters a van passes together, heard
+    /// in a class C window each meter was given beforehand by unicast.
+    Multicast,
 }
 
 impl Default for CampaignSettings {
@@ -111,6 +127,7 @@ impl Default for CampaignSettings {
             window_slack_s: margins.slack_s,
             min_contact_s: margins.min_contact_s,
             version_tag: true,
+            wake: WakeDelivery::Unicast,
         }
     }
 }

@@ -14,7 +14,11 @@ use otavan_client::apply::{ApplyObserver, ApplyStep};
 use otavan_client::clock::{Entropy, MeterClock};
 use otavan_client::engine::{Engine, EngineConfig};
 use otavan_client::fault::FaultStorage;
-use otavan_client::lora::{Event, Host, LoraTrigger, TriggerConfig};
+use otavan_client::lora::multicast::Ignored;
+use otavan_client::lora::{
+    DEFAULT_MULTICAST_SETUP_FPORT, Decision, Event, Host, LoraTrigger, MulticastConfig,
+    TriggerConfig,
+};
 use otavan_client::meter::Meter;
 use otavan_client::slots::{FileSlots, FirmwareSlots};
 use otavan_client::storage::{DirStorage, Storage};
@@ -22,6 +26,7 @@ use otavan_client::trust::Anchor;
 use otavan_client::wifi::{Credentials, VanNetwork};
 use otavan_loranet::{DeviceKeys, NetworkServer, SimRadio, SimTimer};
 use otavan_protocol::Version;
+use otavan_protocol::lora::multicast::McRootKey;
 use otavan_protocol::lora::{DEFAULT_FPORT, OtaResult};
 use otavan_protocol::region::Region;
 use otavan_protocol::report_auth::MeterKey;
@@ -75,6 +80,8 @@ pub struct MeterSetup {
     /// The key it signs its reports with, derived at provisioning from the
     /// run's fleet secret.
     pub report_key: MeterKey,
+    /// Its multicast root key, when WAKEs go by multicast.
+    pub multicast: Option<McRootKey>,
 }
 
 /// The meter's id in reports: its DevEUI.
@@ -263,9 +270,33 @@ async fn drive(
         }
         match event {
             Ok(Event::Uplink {
-                downlink: Some(otavan_client::lora::Decision::Scheduled { .. }),
+                downlink: Some(Decision::Scheduled { .. }),
                 ..
             }) => world.logs[m].borrow_mut().downlinks += 1,
+            Ok(Event::ClassC {
+                window,
+                decisions,
+                ignored,
+                ..
+            }) => {
+                // The receiver was on from the window's opening until now.
+                let opened = window.opens_at.saturating_sub(WALL_EPOCH).as_micros() as Time;
+                world.spend(m, world.lora_rx_a, world.now().saturating_sub(opened));
+                let mut frames = world.class_c.borrow_mut();
+                frames.accepted += decisions.len() as u64;
+                for reason in &ignored {
+                    match reason {
+                        Ignored::OtherAddress => frames.other_group += 1,
+                        _ => frames.refused += 1,
+                    }
+                }
+                if decisions
+                    .iter()
+                    .any(|d| matches!(d, Decision::Scheduled { .. }))
+                {
+                    world.logs[m].borrow_mut().downlinks += 1;
+                }
+            }
             Ok(Event::Session {
                 result: OtaResult::Updated,
                 ..
@@ -309,6 +340,10 @@ fn trigger_config(setup: &MeterSetup) -> TriggerConfig {
     config.command_fport = DEFAULT_FPORT;
     config.data_rate = setup.data_rate;
     config.uplink_interval = setup.uplink_interval;
+    config.multicast = setup.multicast.map(|root| MulticastConfig {
+        root,
+        setup_fport: DEFAULT_MULTICAST_SETUP_FPORT,
+    });
     config
 }
 

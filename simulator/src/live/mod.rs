@@ -31,6 +31,7 @@
 
 pub mod check;
 pub mod meter;
+pub mod multicast;
 pub mod plan;
 pub mod van;
 pub mod wifi;
@@ -56,7 +57,7 @@ use otavan_store::reports::ReportStore;
 use otavan_store::{SqliteBackend, VanId};
 use serde::Serialize;
 
-use crate::scenario::{Scenario, ScenarioError};
+use crate::scenario::{Scenario, ScenarioError, WakeDelivery};
 use crate::simulation::{MeterResult, Outcome, RunResult, Totals};
 use crate::{Options, Rehearsal, plan_config, rehearse};
 use otavan_planning::contacts::Contacts;
@@ -126,6 +127,22 @@ pub struct LiveSummary {
     pub power_cuts: u64,
     /// The end-of-run checks.
     pub checks: Checks,
+    /// Multicast WAKE, when the campaign used it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multicast: Option<MulticastSummary>,
+}
+
+/// How multicast WAKE went in a live rehearsal.
+#[derive(Debug, Clone, Serialize)]
+pub struct MulticastSummary {
+    /// Groups (street segments of one van's pass).
+    pub groups: u64,
+    /// Meters given a group.
+    pub grouped_meters: u64,
+    /// Multicast WAKEs the gateways sent (one per group at most).
+    pub wakes_sent: u64,
+    /// What the meters heard in their class C windows.
+    pub frames: world::ClassCFrames,
 }
 
 /// The analytic mode's figures on the same scenario, for comparison.
@@ -270,6 +287,8 @@ pub fn rehearse_live(
             starts_at: secs(m as u64 * 7 % 21_600),
             seed,
             report_key: report_secret.meter_key(&meter::device_id(&keys)),
+            multicast: (scenario.campaign.wake == WakeDelivery::Multicast)
+                .then(|| multicast::root_key(&keys)),
         });
     }
 
@@ -280,7 +299,7 @@ pub fn rehearse_live(
         .build()
         .map_err(io(Path::new("tokio runtime")))?;
     let local = tokio::task::LocalSet::new();
-    let (world, network_stats, wakes_planned) = local.block_on(&runtime, async {
+    let (world, network_stats, wakes_planned, multicast) = local.block_on(&runtime, async {
         // Created inside the runtime: t = 0 is the paused clock's start, so
         // every deadline falls on the same timer tick in every run.
         let world = Rc::new(world::LiveWorld::new(
@@ -328,24 +347,58 @@ pub fn rehearse_live(
             index,
         ));
         let server = van::VanServer::new(Arc::clone(&shared));
+        let groups: Vec<Rc<multicast::Group>> = match scenario.campaign.wake {
+            WakeDelivery::Unicast => Vec::new(),
+            WakeDelivery::Multicast => {
+                let members: Vec<usize> = setups.iter().map(|s| s.m).collect();
+                multicast::groups(&world, &members, &plan, seed)
+                    .into_iter()
+                    .map(Rc::new)
+                    .collect()
+            }
+        };
+        multicast::register(&network, &groups);
+        let mut group_of = HashMap::new();
+        for group in &groups {
+            for &m in &group.members {
+                group_of.insert(m, Rc::clone(group));
+            }
+        }
+        let senders: Vec<_> = groups
+            .iter()
+            .map(|group| {
+                tokio::task::spawn_local(multicast::send_wake(
+                    Rc::clone(group),
+                    Rc::clone(&world),
+                    network.clone(),
+                    plan,
+                ))
+            })
+            .collect();
         let mut meters = Vec::new();
         let mut planners = Vec::new();
         for setup in setups.iter() {
             let interval = setup.uplink_interval.as_micros() as Time;
             let rx_delay = radio.uplink_airtime(setup.m) + secs(1);
-            planners.push(tokio::task::spawn_local(plan::plan_meter(
-                plan::PlannedMeter {
-                    m: setup.m,
-                    dev_eui: setup.keys.dev_eui,
-                    interval,
-                    rx_delay,
-                },
-                Rc::clone(&world),
-                network.clone(),
-                Rc::clone(&last),
-                plan,
-                horizon,
-            )));
+            let planned = plan::PlannedMeter {
+                m: setup.m,
+                dev_eui: setup.keys.dev_eui,
+                interval,
+                rx_delay,
+            };
+            let (w, n, l) = (Rc::clone(&world), network.clone(), Rc::clone(&last));
+            planners.push(match (group_of.get(&setup.m), setup.multicast) {
+                (Some(group), Some(root)) => tokio::task::spawn_local(multicast::serve_member(
+                    multicast::Member { planned, root },
+                    Rc::clone(group),
+                    w,
+                    n,
+                    l,
+                    plan,
+                    horizon,
+                )),
+                _ => tokio::task::spawn_local(plan::plan_meter(planned, w, n, l, plan, horizon, 0)),
+            });
             meters.push(tokio::task::spawn_local(meter::run(
                 setup.clone(),
                 Rc::clone(&world),
@@ -369,8 +422,18 @@ pub fn rehearse_live(
         for handle in planners {
             wakes += handle.await.unwrap_or(0);
         }
+        let mut frames = 0;
+        for handle in senders {
+            frames += u64::from(handle.await.unwrap_or(false));
+        }
         network.clear_frame_log_writer();
-        (world, network.stats(), wakes)
+        let multicast = (!groups.is_empty()).then(|| MulticastSummary {
+            groups: groups.len() as u64,
+            grouped_meters: group_of.len() as u64,
+            wakes_sent: frames,
+            frames: *world.class_c.borrow(),
+        });
+        (world, network.stats(), wakes, multicast)
     });
     drop(local);
     drop(runtime);
@@ -441,9 +504,13 @@ pub fn rehearse_live(
             .map(|l| u64::from(l.borrow().power_cuts))
             .sum(),
         checks,
+        multicast,
     });
     if options.compare {
-        let analytic = rehearse(&scenario, name, &options.base, &mut |_| {})?;
+        // The analytic model plans unicast WAKEs.
+        let mut unicast = scenario.clone();
+        unicast.campaign.wake = WakeDelivery::Unicast;
+        let analytic = rehearse(&unicast, name, &options.base, &mut |_| {})?;
         report.analytic = Some(AnalyticSummary {
             updated_fraction: analytic.report.updated_fraction,
             time_to_90_s: analytic.report.time_to_90_s,

@@ -38,8 +38,9 @@ pub struct PlannedMeter {
 
 /// Plans and queues meter `p.m`'s WAKEs until it is updated or no pass is
 /// left. A meter that missed a pass gets the next campaign number (a meter
-/// ignores a WAKE of a campaign it has already run or missed). Returns how
-/// many WAKEs were queued.
+/// ignores a WAKE of a campaign it has already run or missed); the first
+/// WAKE carries the campaign number plus `first_attempt` (1 after a
+/// multicast WAKE the meter has seen). Returns how many WAKEs were queued.
 pub async fn plan_meter(
     p: PlannedMeter,
     world: Rc<LiveWorld>,
@@ -47,10 +48,11 @@ pub async fn plan_meter(
     last: LastUplinks,
     config: PlanConfig,
     end: Time,
+    first_attempt: u16,
 ) -> u64 {
     let contacts = world.contacts_of(p.m);
-    let mut cursor = 0;
-    let mut attempt: u16 = 0;
+    let mut cursor = contacts.partition_point(|c| c.start < world.now());
+    let mut attempt: u16 = first_attempt;
     let mut queued = 0;
     loop {
         if world.logs[p.m].borrow().updated_at.is_some() {

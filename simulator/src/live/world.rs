@@ -72,10 +72,25 @@ pub struct LiveWorld {
     pub assoc: (f64, f64),
     /// Volts, and amperes while waiting and while active.
     pub power: (f64, f64, f64),
+    /// Amperes while the LoRa radio receives (a class C window).
+    pub lora_rx_a: f64,
+    /// Frames the meters heard in class C windows, all meters.
+    pub class_c: RefCell<ClassCFrames>,
     /// Incidents, all meters.
     pub incidents: RefCell<std::collections::BTreeMap<Cause, u64>>,
     /// Trigger steps taken, all meters.
     pub steps: Cell<u64>,
+}
+
+/// Frames heard in class C windows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClassCFrames {
+    /// Accepted for one of the meter's groups.
+    pub accepted: u64,
+    /// Another group's (ignored).
+    pub other_group: u64,
+    /// Refused: a bad MIC or counter, or not multicast-shaped.
+    pub refused: u64,
 }
 
 impl LiveWorld {
@@ -104,6 +119,8 @@ impl LiveWorld {
                 wifi.wait_ma / 1000.0,
                 wifi.active_ma / 1000.0,
             ),
+            lora_rx_a: wifi.lora_rx_ma / 1000.0,
+            class_c: RefCell::default(),
             incidents: RefCell::default(),
             steps: Cell::new(0),
         }

@@ -1,0 +1,244 @@
+//! Multicast WAKE in a live rehearsal (`[campaign] wake = "multicast"`):
+//! the operator's side of LoRaWAN Remote Multicast Setup (TS005).
+//!
+//! The meters are grouped by the van pass that first gives them enough
+//! contact: one group per van and [`GROUP_SPAN`] of its drive (a street
+//! segment). Once a member's first uplink is seen, its group (address and
+//! key, the key encrypted for the meter) and a class C window at the
+//! group's session time are sent to it by unicast on the setup FPort;
+//! at the session time one multicast WAKE for the whole group goes out,
+//! its WiFi window covering every member's contact. A meter whose setup
+//! has not got through by then is planned by unicast instead, and so is
+//! every meter the group's pass missed, for the passes after it.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use otavan_client::lora::DEFAULT_MULTICAST_SETUP_FPORT;
+use otavan_loranet::rng::SimRng;
+use otavan_loranet::{DevEui, NetworkServer};
+use otavan_protocol::device_time::DeviceTime;
+use otavan_protocol::lora::multicast::{
+    ClassCSession, GroupId, GroupSetup, Key, McRequest, McRootKey,
+};
+use otavan_protocol::lora::{DEFAULT_FPORT, Wake};
+use otavan_protocol::region::Region;
+use tokio::time::sleep_until;
+
+use super::meter::WALL_EPOCH;
+use super::plan::{self, LastUplinks, PlannedMeter};
+use super::world::LiveWorld;
+use crate::simulation::Cause;
+use otavan_planning::time::{Time, as_secs_f64, secs};
+use otavan_planning::wake::PlanConfig;
+
+/// The stretch of one van's drive a group covers.
+pub const GROUP_SPAN: Time = secs(600);
+
+/// The class C window opens this long before the group's WiFi window,
+/// leaving the WAKE's frame time to go out within the duty cycle.
+const WAKE_LEAD: Time = secs(300);
+
+/// The class C window lasts 2^7 = 128 s: long enough for the gateway to
+/// find a slot in RX2's 10 % duty cycle for several groups at once, short
+/// next to a meter's day (128 s at the receive current).
+pub const CLASS_C_EXPONENT: u8 = 7;
+
+/// The earliest session time: every meter has powered up (within six
+/// hours) and sent uplinks by then, so its setup can reach it first.
+const EARLIEST_SESSION: Time = secs(8 * 3600);
+
+/// The group's frame counters start here.
+const FIRST_FCNT: u32 = 1;
+
+/// One multicast group: the meters one van pass serves together.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Its multicast address.
+    pub addr: u32,
+    /// Its group key (McKey).
+    pub key: Key,
+    /// When the class C window opens.
+    pub session_at: Time,
+    /// The WiFi window the WAKE opens.
+    pub open: Time,
+    /// And closes.
+    pub close: Time,
+    /// Its meters.
+    pub members: Vec<usize>,
+}
+
+/// Groups the `meters` (indices into the world's contacts) by the first
+/// pass after [`EARLIEST_SESSION`] with at least `config.min_contact`;
+/// meters without one get no group (they are planned by unicast).
+pub fn groups(world: &LiveWorld, meters: &[usize], config: &PlanConfig, seed: u64) -> Vec<Group> {
+    let mut by_segment: std::collections::BTreeMap<(u16, Time), Vec<usize>> = Default::default();
+    let earliest = EARLIEST_SESSION + WAKE_LEAD + config.lead;
+    for &m in meters {
+        let first = world
+            .contacts_of(m)
+            .iter()
+            .find(|c| c.start >= earliest && c.duration() >= config.min_contact);
+        if let Some(c) = first {
+            by_segment
+                .entry((c.van, c.start / GROUP_SPAN))
+                .or_default()
+                .push(m);
+        }
+    }
+    let mut keys = SimRng::new(seed ^ 0x6d63_6173_746b_6579);
+    by_segment
+        .into_values()
+        .enumerate()
+        .map(|(g, members)| {
+            let first = |m: usize| {
+                *world
+                    .contacts_of(m)
+                    .iter()
+                    .find(|c| c.start >= earliest && c.duration() >= config.min_contact)
+                    .expect("grouped by it")
+            };
+            let start = members.iter().map(|&m| first(m).start).min().expect("one");
+            let end = members.iter().map(|&m| first(m).end).max().expect("one");
+            let mut key = [0; 16];
+            keys.fill(&mut key);
+            let open = start - config.lead;
+            Group {
+                addr: 0x0170_0000 + g as u32,
+                key,
+                session_at: open - WAKE_LEAD,
+                open,
+                close: end + config.slack,
+                members,
+            }
+        })
+        .collect()
+}
+
+/// The meter's multicast root key: in a rehearsal its GenAppKey is its
+/// AppKey.
+pub fn root_key(keys: &otavan_loranet::DeviceKeys) -> McRootKey {
+    McRootKey::from_gen_app_key(&keys.app_key.inner().0)
+}
+
+/// The unicast setup frame for a member of `group` with root key `root`:
+/// the group in slot 0 and its class C window on the region's RX2.
+fn setup_frame(group: &Group, root: &McRootKey, region: Region) -> Vec<u8> {
+    let slot = GroupId::new(0).expect("slot 0");
+    let session_unix = WALL_EPOCH + Duration::from_micros(group.session_at);
+    let rx2 = region.rx2();
+    McRequest::encode_all(&[
+        McRequest::GroupSetup(GroupSetup {
+            group: slot,
+            mc_addr: group.addr,
+            mc_key_encrypted: root.encrypt_group_key(&group.key),
+            min_fcount: FIRST_FCNT,
+            max_fcount: FIRST_FCNT + 1000,
+        }),
+        McRequest::ClassCSession(ClassCSession {
+            group: slot,
+            session_time: DeviceTime::from_unix(session_unix).gps_seconds,
+            timeout_exponent: CLASS_C_EXPONENT,
+            frequency_hz: rx2.frequency,
+            data_rate: region.rx2_data_rate(),
+        }),
+    ])
+    .expect("a setup the operator builds encodes")
+}
+
+/// What the operator knows of one member.
+pub struct Member {
+    /// The meter as the unicast planner knows it.
+    pub planned: PlannedMeter,
+    /// Its multicast root key.
+    pub root: McRootKey,
+}
+
+/// Sets up meter `member`'s group once its first uplink is seen (on the
+/// setup FPort otavan provisions); when the
+/// setup has not got through shortly before the session, or the pass
+/// missed the meter, plans it by unicast from then on. Returns the
+/// downlinks queued for it (setup and unicast WAKEs).
+pub async fn serve_member(
+    member: Member,
+    group: Rc<Group>,
+    world: Rc<LiveWorld>,
+    network: NetworkServer,
+    last: LastUplinks,
+    config: PlanConfig,
+    end: Time,
+) -> u64 {
+    let m = member.planned.m;
+    let dev_eui: DevEui = member.planned.dev_eui;
+    let deadline = group.session_at.saturating_sub(secs(60));
+    while last.borrow()[m].is_none() && world.now() < deadline {
+        sleep_until(world.instant((world.now() + secs(300)).min(deadline))).await;
+    }
+    let mut queued = 0;
+    let region = network.region();
+    let frame = setup_frame(&group, &member.root, region);
+    let delivered = if last.borrow()[m].is_some()
+        && network
+            .enqueue(dev_eui, DEFAULT_MULTICAST_SETUP_FPORT, &frame, false)
+            .is_ok()
+    {
+        queued += 1;
+        sleep_until(world.instant(deadline.max(world.now()))).await;
+        network.flush_queue(dev_eui) == 0
+    } else {
+        false
+    };
+    if delivered {
+        sleep_until(world.instant(group.close + secs(600))).await;
+        if world.logs[m].borrow().updated_at.is_some() || world.now() >= end {
+            return queued;
+        }
+    } else {
+        world.incident(m, Cause::WakeNotDelivered);
+    }
+    // Later passes by unicast, under the next campaign number: the meter
+    // has seen the group's.
+    queued + plan::plan_meter(member.planned, world, network, last, config, end, 1).await
+}
+
+/// Sends `group`'s WAKE at its session time: one multicast frame, the WAKE's
+/// delay counted from when it ends. Returns whether it went out.
+pub async fn send_wake(
+    group: Rc<Group>,
+    world: Rc<LiveWorld>,
+    network: NetworkServer,
+    config: PlanConfig,
+) -> bool {
+    let not_before = group.session_at + secs(5);
+    let window_end = group.session_at + secs(1 << CLASS_C_EXPONENT);
+    sleep_until(world.instant(not_before)).await;
+    // The frame lasts under 3 s at any data rate; the delay is counted
+    // from the frame's end, so an earlier start only opens WiFi earlier.
+    let heard = world.now() + secs(3);
+    let Ok(wake) = Wake::new(
+        config.campaign,
+        Duration::from_secs_f64(as_secs_f64(group.open.saturating_sub(heard))),
+        Duration::from_secs_f64(as_secs_f64(group.close - group.open)),
+        config.network,
+        config.version_tag,
+    ) else {
+        return false;
+    };
+    network
+        .send_multicast(
+            group.addr,
+            DEFAULT_FPORT,
+            &wake.encode(),
+            world.instant(not_before),
+            world.instant(window_end - secs(5)),
+        )
+        .is_ok()
+}
+
+/// Registers every group with the network server.
+pub fn register(network: &NetworkServer, groups: &[Rc<Group>]) {
+    let channel = network.region().rx2();
+    for group in groups {
+        network.add_multicast_group(group.addr, &group.key, channel, FIRST_FCNT);
+    }
+}
