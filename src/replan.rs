@@ -107,13 +107,13 @@ pub fn run(args: ReplanArgs) -> anyhow::Result<()> {
     let next = replan::replan(&old, &reports, &meters, &shift.waypoints, &settings)?;
     plan_csv::write(&args.out, &next.rows)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    let s = &next.summary;
     let p = &next.plan;
     println!(
         "reports: {} rows, {} under a device id that is not a DevEUI, {} meters not in the old plan",
-        s.report_rows, reports.other_ids, s.reported_outside_plan
+        next.summary.report_rows, reports.other_ids, next.summary.reported_outside_plan
     );
-    println!("meters in the old plan: {}", s.old_plan);
+    let s = &next.summary.tally;
+    println!("meters in the old plan: {}", s.listed);
     println!("done (latest report at the target): {}", s.done);
     println!("missed: {} ({} without any report)", s.missed, s.silent);
     println!(
@@ -125,11 +125,8 @@ pub fn run(args: ReplanArgs) -> anyhow::Result<()> {
          interval too long {}, too soon {})",
         s.not_reachable, p.contact_too_short, p.never_in_range, p.interval_too_long, p.too_soon
     );
-    if s.at_target_by_inventory > 0 {
-        println!(
-            "at the target by METERS.csv, not planned: {}",
-            s.at_target_by_inventory
-        );
+    if s.at_target > 0 {
+        println!("at the target by METERS.csv, not planned: {}", s.at_target);
     }
     let departure = shift.waypoints.first().and_then(|w| w.time);
     println!(

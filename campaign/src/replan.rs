@@ -9,7 +9,8 @@
 //! with [`crate::plan::plan`], the planner `campaign plan` uses, on the
 //! route moved to the next shift ([`next_shift`]); the new rows are in
 //! route order, by expected contact (`campaign push` queues them by
-//! `enqueue_at` whatever the order).
+//! `enqueue_at` whatever the order). The split, the order and the tally
+//! are [`otavan_planning::replan`]'s, which rehearsals use too.
 //!
 //! The new plan needs a new campaign number: a meter that heard the old
 //! plan's WAKE, or missed its window, ignores that campaign's number as
@@ -17,6 +18,7 @@
 
 use std::collections::HashMap;
 
+use otavan_planning::replan::{self, Status, Tally};
 use otavan_protocol::lora::{OtaResult, VersionTag};
 use otavan_protocol::{UpdateState, Version};
 use otavan_store::StoredState;
@@ -168,24 +170,12 @@ pub fn is_done(report: &MeterReport, target: Option<&Version>) -> bool {
     }
 }
 
-/// The old plan's numbers against the reports, for the summary.
+/// The old plan against the reports, for the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplanSummary {
-    /// Meters in the old plan.
-    pub old_plan: usize,
-    /// Of those, done by their reports.
-    pub done: usize,
-    /// Of those, not done (no report, or not at the target).
-    pub missed: usize,
-    /// Missed meters without any report.
-    pub silent: usize,
-    /// Missed meters with a WAKE in the next plan.
-    pub planned_again: usize,
-    /// Missed meters the next shift cannot reach (the reasons are in the
-    /// plan's [`Summary`]).
-    pub not_reachable: usize,
-    /// Missed meters METERS.csv now lists at the target.
-    pub at_target_by_inventory: usize,
+    /// Meters in the old plan, done, missed, planned again, not reachable
+    /// (the reasons are in the plan's [`Summary`]).
+    pub tally: Tally,
     /// Report rows read.
     pub report_rows: usize,
     /// Meters with reports that are not in the old plan.
@@ -230,34 +220,25 @@ pub fn replan(
         return Err(ReplanError::NotInInventory(unknown));
     }
     let target = settings.target.as_ref();
-    let mut missed = Vec::new();
-    let mut silent = 0;
-    for row in old {
-        match reports.latest(&row.dev_eui) {
-            Some(report) if is_done(report, target) => {}
-            Some(_) => missed.push(inventory[&row.dev_eui].clone()),
-            None => {
-                silent += 1;
-                missed.push(inventory[&row.dev_eui].clone());
-            }
-        }
-    }
+    let (missed, mut tally) = replan::missed(old, |row| match reports.latest(&row.dev_eui) {
+        Some(report) if is_done(report, target) => Status::Done,
+        Some(_) => Status::Missed { heard: true },
+        None => Status::Missed { heard: false },
+    });
+    let missed: Vec<Meter> = missed
+        .iter()
+        .map(|row| inventory[&row.dev_eui].clone())
+        .collect();
     let next = plan::plan(&missed, waypoints, settings)?;
     let mut rows = next.rows;
-    rows.sort_by_key(|r| (r.expected_contact_at, r.dev_eui));
+    replan::route_order(&mut rows, |r| (r.expected_contact_at, r.dev_eui));
+    tally.planned(next.summary.planned, next.summary.already_at_target);
     let in_old = old
         .iter()
         .filter(|r| reports.latest(&r.dev_eui).is_some())
         .count();
-    let s = &next.summary;
     let summary = ReplanSummary {
-        old_plan: old.len(),
-        done: old.len() - missed.len(),
-        missed: missed.len(),
-        silent,
-        planned_again: s.planned,
-        not_reachable: missed.len() - s.planned - s.already_at_target,
-        at_target_by_inventory: s.already_at_target,
+        tally,
         report_rows: reports.rows,
         reported_outside_plan: reports.meters() - in_old,
     };

@@ -109,13 +109,15 @@ fn the_missed_are_planned_again_for_the_next_day_in_route_order() {
     assert_eq!(
         next.summary,
         ReplanSummary {
-            old_plan: 4,
-            done: 2,
-            missed: 2,
-            silent: 1,
-            planned_again: 2,
-            not_reachable: 0,
-            at_target_by_inventory: 0,
+            tally: Tally {
+                listed: 4,
+                done: 2,
+                missed: 2,
+                silent: 1,
+                planned_again: 2,
+                not_reachable: 0,
+                at_target: 0,
+            },
             report_rows: 4,
             reported_outside_plan: 1,
         }
@@ -132,13 +134,9 @@ fn a_meter_the_next_shift_cannot_reach_is_counted() {
     let mut s = settings("2025-06-02T06:00:00Z", 8);
     s.start = shift.start;
     let next = replan(&old, &Reports::default(), &meters, &short, &s).unwrap();
+    let t = next.summary.tally;
     assert_eq!(
-        (
-            next.summary.missed,
-            next.summary.silent,
-            next.summary.planned_again,
-            next.summary.not_reachable
-        ),
+        (t.missed, t.silent, t.planned_again, t.not_reachable),
         (4, 4, 2, 2)
     );
     assert_eq!(next.plan.never_in_range, 2);
