@@ -1,7 +1,8 @@
 //! The second pass for the missed: which meters of a pass's plan are
 //! planned again for the next pass, in which order, and the tally the
-//! operator reads, for `otavan campaign replan` (from the reports of a
-//! real shift) and rehearsals alike.
+//! operator reads. `otavan campaign replan` (from the reports of a real
+//! shift) and rehearsals with `campaign.replan = "after-pass"` (from the
+//! simulated meters at the end of each pass) both go through it.
 //!
 //! After a pass every meter of its plan is [`Status::Done`] (its latest
 //! report says it is at the target) or missed, with or without any report

@@ -136,6 +136,7 @@ pub fn rehearse(
         &world.contacts,
         &mut world.radio,
         &world.needs,
+        &world.drives.pass_ends(),
         options.seed,
     )
     .run(progress);

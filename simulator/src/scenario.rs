@@ -98,6 +98,24 @@ pub struct CampaignSettings {
     pub min_contact_s: f64,
     /// WAKEs carry the target's version tag (4 bytes more).
     pub version_tag: bool,
+    /// When a meter that missed is planned again: at once by itself, or by
+    /// the operator after each pass, as `otavan campaign replan` does.
+    pub replan: Replan,
+}
+
+/// When the missed are planned again (`campaign.replan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Replan {
+    /// Each meter is planned again right after its miss, for its next
+    /// contact: an operator who knows every miss the moment it happens.
+    PerMeter,
+    /// Each van pass has its own plan: after a pass (when its last WAKE
+    /// window has closed), every meter not at the target is planned on the
+    /// next pass's contacts with `planning::replan`, as
+    /// `otavan campaign replan` plans the next shift from the reports;
+    /// `report.json` gets `per_pass`.
+    AfterPass,
 }
 
 impl Default for CampaignSettings {
@@ -111,6 +129,7 @@ impl Default for CampaignSettings {
             window_slack_s: margins.slack_s,
             min_contact_s: margins.min_contact_s,
             version_tag: true,
+            replan: Replan::PerMeter,
         }
     }
 }
