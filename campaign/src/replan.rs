@@ -5,7 +5,8 @@
 //! `UPDATED` to the target, or a LoRa status uplink `UPDATED` or
 //! `ALREADY_CURRENT` running it (by name, or `tag:` and its version tag).
 //! Without a target (an old plan whose WAKEs carry no version tag) any
-//! `UPDATED` counts. Every other meter of the old plan is planned again
+//! `UPDATED` counts. A missed meter's latest status uplink, when later
+//! than the inventory's `last_uplink`, gives the phase of its uplinks. Every other meter of the old plan is planned again
 //! with [`crate::plan::plan`], the planner `campaign plan` uses, on the
 //! route moved to the next shift ([`next_shift`]); the new rows are in
 //! route order, by expected contact (`campaign push` queues them by
@@ -227,7 +228,11 @@ pub fn replan(
     });
     let missed: Vec<Meter> = missed
         .iter()
-        .map(|row| inventory[&row.dev_eui].clone())
+        .map(|row| {
+            let mut meter = inventory[&row.dev_eui].clone();
+            meter.last_uplink = meter.last_uplink.max(reports.last_uplink(&row.dev_eui));
+            meter
+        })
         .collect();
     let next = plan::plan(&missed, waypoints, settings)?;
     let mut rows = next.rows;

@@ -13,8 +13,12 @@
 //! name (a Pycom meter's own id): it cannot be in a plan, so it is counted,
 //! not refused. Several rows for one meter are its history: the latest
 //! by `time` (on equal times, the later row) is what the meter last said,
-//! and only it counts. A cell the export quoted for spreadsheets (a `'`
-//! before `=`, `+`, `-`, `@`) is read without the `'`.
+//! and only it counts. The latest `lora` row's time is also when the
+//! meter last sent an uplink ([`Reports::last_uplink`]): every status
+//! uplink is on the meter's uplink rhythm (it restarts the rhythm after a
+//! WiFi session), so it gives the phase of the next ones. A cell the
+//! export quoted for spreadsheets (a `'` before `=`, `+`, `-`, `@`) is
+//! read without the `'`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,6 +52,7 @@ pub struct MeterReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reports {
     latest: BTreeMap<DevEui, MeterReport>,
+    last_uplink: BTreeMap<DevEui, OffsetDateTime>,
     /// Rows read.
     pub rows: usize,
     /// Rows whose device id is not a DevEUI.
@@ -58,6 +63,11 @@ impl Reports {
     /// The latest report of `dev_eui`, if it has any.
     pub fn latest(&self, dev_eui: &DevEui) -> Option<&MeterReport> {
         self.latest.get(dev_eui)
+    }
+
+    /// When the network last heard `dev_eui`: its latest status uplink.
+    pub fn last_uplink(&self, dev_eui: &DevEui) -> Option<OffsetDateTime> {
+        self.last_uplink.get(dev_eui).copied()
     }
 
     /// How many DevEUIs have reports.
@@ -99,6 +109,10 @@ pub fn parse(name: &Path, bytes: &[u8]) -> Result<Reports, InputError> {
         reports.rows += 1;
         match row(line, field) {
             Ok((Some(dev_eui), report)) => {
+                if report.state.source() == Source::Lora {
+                    let heard = reports.last_uplink.entry(dev_eui).or_insert(report.time);
+                    *heard = (*heard).max(report.time);
+                }
                 let newer = reports
                     .latest
                     .get(&dev_eui)
@@ -230,6 +244,12 @@ mod tests {
             (5, StoredState::Lora(OtaResult::Updated), "1.1.0")
         );
         assert!(reports.latest(&eui(3)).is_none());
+        // Only status uplinks say when the network heard a meter.
+        assert_eq!(reports.last_uplink(&eui(1)), None);
+        assert_eq!(
+            reports.last_uplink(&eui(2)),
+            Some(clock::parse("2025-06-03T09:40:00Z").unwrap())
+        );
     }
 
     #[test]

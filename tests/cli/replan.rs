@@ -100,7 +100,7 @@ fn replan_from_the_sample_reports_plans_the_missed_meters_for_the_next_day() {
         "meters in the old plan: 17",
         "done (latest report at the target): 10",
         "missed: 7 (2 without any report)",
-        "planned again: 7",
+        "planned again: 7 (uplink phase known for 5)",
         "not reachable on this route: 0",
         "next shift: WAKEs from 2025-06-03T09:07:30Z, van leaves 2025-06-04T09:00:00Z",
         "gateway(s) needed",
@@ -133,6 +133,18 @@ fn replan_from_the_sample_reports_plans_the_missed_meters_for_the_next_day() {
             && r.2.ends_with("7fbd210e")),
         "{next_rows:?}"
     );
+    // 3A's status uplink gives its phase: a short window, where the old
+    // plan's (phase unknown) covered its two-hour interval.
+    let window = |plan: &Path| {
+        let text = std::fs::read_to_string(plan).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("70B3D57ED000003A,"))
+            .unwrap();
+        line.split(',').nth(3).unwrap().parse::<u32>().unwrap()
+    };
+    assert_eq!(window(&plan), 7440);
+    assert!(window(&next) < 600, "{}", window(&next));
     assert_eq!(std::fs::read(&plan).unwrap(), before);
     // The next plan is a plan: replanned again with no reports, all of
     // its meters are missed.

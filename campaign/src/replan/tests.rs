@@ -143,6 +143,51 @@ fn a_meter_the_next_shift_cannot_reach_is_counted() {
 }
 
 #[test]
+fn a_status_uplink_gives_the_phase_of_a_missed_meter() {
+    // A daily meter without last_uplink cannot be planned (its interval
+    // is longer than a window); its WIFI_JOIN_FAILED status at 09:40:00
+    // says its uplinks fall at 09:40.
+    let mut daily = meter(5, 900.0);
+    daily.uplink_interval_s = 86_400;
+    let mut old = first_day().1;
+    old.truncate(1);
+    old[0].dev_eui = daily.dev_eui;
+    let shift = next_shift(&old, &street(), None, None).unwrap();
+    let mut s = settings("2025-06-02T06:00:00Z", 8);
+    s.start = shift.start;
+    let run =
+        |reports: &Reports| replan(&old, reports, &[daily.clone()], &shift.waypoints, &s).unwrap();
+    let silent = run(&Reports::default());
+    assert_eq!(
+        (
+            silent.summary.tally.planned_again,
+            silent.plan.interval_too_long
+        ),
+        (0, 1)
+    );
+    let heard = run(&reports(
+        "2025-06-02T09:40:00.000Z,70B3D57ED0000005,1.0.0,1.0.0,WIFI_JOIN_FAILED,,lora,network\n",
+    ));
+    assert_eq!(
+        (heard.summary.tally.planned_again, heard.plan.phase_known),
+        (1, 1)
+    );
+    // The van passes at about 09:03 the next day: the WAKE rides on this
+    // day's 09:40 uplink, queued before it, with a delay of about 23 h.
+    let row = &heard.rows[0];
+    assert!(
+        row.enqueue_at >= shift.start && row.enqueue_at < at("2025-06-02T09:40:00Z"),
+        "{}",
+        row.enqueue_at
+    );
+    assert!(
+        row.wake.delay.secs() > 23 * 3600,
+        "{}",
+        row.wake.delay.secs()
+    );
+}
+
+#[test]
 fn done_means_at_the_target_by_name_or_tag() {
     let target: Version = "2.0.0".parse().unwrap();
     let tag = format!("tag:{}", VersionTag::of(&target));
