@@ -27,9 +27,14 @@ pub struct ReplanArgs {
     #[arg(long)]
     plan: PathBuf,
     /// What the meters said: REPORTS.csv (the van's /reports.csv), the
-    /// van's SQLite database (otavan.db), or postgres://user@host/db.
-    #[arg(long, value_name = "REPORTS.csv|otavan.db|postgres://...")]
-    reports: String,
+    /// van's SQLite database (otavan.db), or postgres://user@host/db;
+    /// repeatable (each meter's latest report of them all counts).
+    #[arg(
+        long,
+        required = true,
+        value_name = "REPORTS.csv|otavan.db|postgres://..."
+    )]
+    reports: Vec<String>,
     /// The inventory: dev_eui,lat,lon,install,uplink_interval_s[,version][,last_uplink].
     #[arg(long)]
     meters: PathBuf,
@@ -74,12 +79,16 @@ pub struct ReplanArgs {
 
 /// Runs `campaign replan`: nothing is written unless every input is good.
 pub fn run(args: ReplanArgs) -> anyhow::Result<()> {
-    let reports_file = match StoreLocation::parse(&args.reports) {
-        StoreLocation::Sqlite(path) => Some(path),
-        StoreLocation::Postgres(_) => None,
-    };
-    let inputs = [Some(&args.plan), Some(&args.meters), Some(&args.route)];
-    for input in inputs.into_iter().chain([reports_file.as_ref()]).flatten() {
+    let report_files: Vec<PathBuf> = args
+        .reports
+        .iter()
+        .filter_map(|r| match StoreLocation::parse(r) {
+            StoreLocation::Sqlite(path) => Some(path),
+            StoreLocation::Postgres(_) => None,
+        })
+        .collect();
+    let inputs = [&args.plan, &args.meters, &args.route];
+    for input in inputs.into_iter().chain(&report_files) {
         if same_file(input, &args.out) {
             bail!(
                 "--out {} is an input ({}): write the next plan to another file",
@@ -89,7 +98,10 @@ pub fn run(args: ReplanArgs) -> anyhow::Result<()> {
         }
     }
     let old = plan_csv::read(&args.plan)?;
-    let reports = read_reports(&args.reports)?;
+    let mut reports = Reports::default();
+    for source in &args.reports {
+        reports.merge(read_reports(source)?);
+    }
     let ranges = wifi_ranges(&args.wifi_ranges)?;
     let meters = inventory::read(&args.meters, &ranges)?;
     let waypoints = route::read(&args.route)?;

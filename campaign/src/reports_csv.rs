@@ -70,6 +70,34 @@ impl Reports {
         self.last_uplink.get(dev_eui).copied()
     }
 
+    /// Adds the reports of another file or store: each meter's latest
+    /// report of both (on equal times, `other`'s).
+    pub fn merge(&mut self, other: Reports) {
+        for (dev_eui, report) in other.latest {
+            self.keep_latest(dev_eui, report);
+        }
+        for (dev_eui, time) in other.last_uplink {
+            self.heard(dev_eui, time);
+        }
+        self.rows += other.rows;
+        self.other_ids += other.other_ids;
+    }
+
+    fn keep_latest(&mut self, dev_eui: DevEui, report: MeterReport) {
+        let newer = self
+            .latest
+            .get(&dev_eui)
+            .is_none_or(|old| report.time >= old.time);
+        if newer {
+            self.latest.insert(dev_eui, report);
+        }
+    }
+
+    fn heard(&mut self, dev_eui: DevEui, time: OffsetDateTime) {
+        let heard = self.last_uplink.entry(dev_eui).or_insert(time);
+        *heard = (*heard).max(time);
+    }
+
     /// How many DevEUIs have reports.
     pub fn meters(&self) -> usize {
         self.latest.len()
@@ -110,16 +138,9 @@ pub fn parse(name: &Path, bytes: &[u8]) -> Result<Reports, InputError> {
         match row(line, field) {
             Ok((Some(dev_eui), report)) => {
                 if report.state.source() == Source::Lora {
-                    let heard = reports.last_uplink.entry(dev_eui).or_insert(report.time);
-                    *heard = (*heard).max(report.time);
+                    reports.heard(dev_eui, report.time);
                 }
-                let newer = reports
-                    .latest
-                    .get(&dev_eui)
-                    .is_none_or(|old| report.time >= old.time);
-                if newer {
-                    reports.latest.insert(dev_eui, report);
-                }
+                reports.keep_latest(dev_eui, report);
             }
             Ok((None, _)) => reports.other_ids += 1,
             Err(message) => problems.add(line, message),
@@ -250,6 +271,36 @@ mod tests {
             reports.last_uplink(&eui(2)),
             Some(clock::parse("2025-06-03T09:40:00Z").unwrap())
         );
+    }
+
+    #[test]
+    fn merged_sources_keep_each_meters_latest_report() {
+        let mut van = parse_text(&format!(
+            "{HEADER}\
+             2025-06-03T09:10:00.000Z,70B3D57ED0000001,1.0.0,1.1.0,UPDATED,,van,verified\n\
+             2025-06-03T09:11:00.000Z,70B3D57ED0000002,1.0.0,1.1.0,UPDATED,,van,verified\n"
+        ))
+        .unwrap();
+        let lora = parse_text(&format!(
+            "{HEADER}\
+             2025-06-03T09:40:00.000Z,70B3D57ED0000001,1.0.0,1.0.0,REVERTED,,lora,network\n\
+             2025-06-03T08:00:00.000Z,70B3D57ED0000002,1.0.0,1.0.0,NONE,,lora,network\n"
+        ))
+        .unwrap();
+        van.merge(lora);
+        assert_eq!(
+            van.latest(&eui(1)).unwrap().state,
+            StoredState::Lora(OtaResult::Reverted)
+        );
+        assert_eq!(
+            van.latest(&eui(2)).unwrap().state,
+            StoredState::Van(UpdateState::Updated)
+        );
+        assert_eq!(
+            van.last_uplink(&eui(2)),
+            Some(clock::parse("2025-06-03T08:00:00Z").unwrap())
+        );
+        assert_eq!((van.rows, van.meters()), (4, 2));
     }
 
     #[test]

@@ -326,6 +326,39 @@ fn replan_reads_the_van_sqlite_store() {
         "{stdout}"
     );
     assert_eq!(euis(&next), missed);
+    // With the office's LoRa rows too: a later status uplink says the first
+    // updated meter reverted.
+    let reverted = rows(&plan)[0].0.clone();
+    let lora = dir.path().join("LORA.csv");
+    std::fs::write(
+        &lora,
+        format!(
+            "time,device_id,from_version,to_version,state,error,source,verified\n\
+             2099-01-01T00:00:00.000Z,{reverted},1.0.0,1.0.0,REVERTED,,lora,network\n"
+        ),
+    )
+    .unwrap();
+    std::fs::remove_file(&next).unwrap();
+    let output = replan_with(
+        &plan,
+        db.as_os_str(),
+        &next,
+        &[
+            "--reports",
+            lora.to_str().unwrap(),
+            "--campaign",
+            "8",
+            "--target",
+            "1.1.0",
+        ],
+    );
+    let stdout = stdout_of(&output);
+    assert!(stdout.contains("reports: 12 rows"), "{stdout}");
+    assert!(
+        stdout.contains("missed: 13 (11 without any report)"),
+        "{stdout}"
+    );
+    assert!(euis(&next).contains(&reverted));
 }
 
 #[test]
