@@ -5,7 +5,7 @@
 //! `UPDATED` to the target, or a LoRa status uplink `UPDATED` or
 //! `ALREADY_CURRENT` running it (by name, or `tag:` and its version tag).
 //! Without a target (an old plan whose WAKEs carry no version tag) any
-//! `UPDATED` counts. A missed meter's latest status uplink, when later
+//! `UPDATED` or `ALREADY_CURRENT` counts. A missed meter's latest status uplink, when later
 //! than the inventory's `last_uplink`, gives the phase of its uplinks. Every other meter of the old plan is planned again
 //! with [`crate::plan::plan`], the planner `campaign plan` uses, on the
 //! route moved to the next shift ([`next_shift`]); the new rows are in
@@ -153,8 +153,8 @@ pub fn old_shift_end(old: &[PlanRow]) -> Option<OffsetDateTime> {
         .max()
 }
 
-/// Whether `report` says its meter is at `target` (any `UPDATED` without
-/// one).
+/// Whether `report` says its meter is at `target` (without one: any
+/// `UPDATED` or `ALREADY_CURRENT`).
 pub fn is_done(report: &MeterReport, target: Option<&Version>) -> bool {
     let runs_target = || match target {
         None => true,
@@ -164,9 +164,8 @@ pub fn is_done(report: &MeterReport, target: Option<&Version>) -> bool {
         }
     };
     match report.state {
-        StoredState::Van(UpdateState::Updated) => runs_target(),
-        StoredState::Lora(OtaResult::Updated) => runs_target(),
-        StoredState::Lora(OtaResult::AlreadyCurrent) => target.is_some() && runs_target(),
+        StoredState::Van(UpdateState::Updated)
+        | StoredState::Lora(OtaResult::Updated | OtaResult::AlreadyCurrent) => runs_target(),
         _ => false,
     }
 }

@@ -218,8 +218,12 @@ fn done_means_at_the_target_by_name_or_tag() {
         &report(StoredState::Van(UpdateState::Updated), "1.9.0"),
         None
     ));
-    assert!(!is_done(
+    assert!(is_done(
         &report(StoredState::Lora(OtaResult::AlreadyCurrent), "1.9.0"),
+        None
+    ));
+    assert!(!is_done(
+        &report(StoredState::Lora(OtaResult::Refused), "1.9.0"),
         None
     ));
 }
