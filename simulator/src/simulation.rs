@@ -25,7 +25,7 @@
 //!
 //! With `campaign.replan = "after-pass"` a missed meter is not planned
 //! again by itself: each pass of the vans has its own plan, and once a
-//! pass is over (its last contact plus the window's slack and the apply)
+//! pass is over (its last leg's end plus the window's slack and the apply)
 //! the operator plans every meter not at the target on the next pass's
 //! contacts, through [`otavan_planning::replan`] as `otavan campaign
 //! replan` does, in route order; [`PassFigures`] count each pass.
@@ -259,8 +259,8 @@ struct Settings {
     active_a: f64,
     lora_rx_a: f64,
     replan: Replan,
-    /// When the operator plans pass `n + 1`: pass `n`'s last contact plus
-    /// the window's slack and the apply (after-pass mode).
+    /// When the operator plans pass `n + 1`: the end of pass `n`'s last
+    /// leg plus the window's slack and the apply (after-pass mode).
     pass_over: Vec<Time>,
 }
 
