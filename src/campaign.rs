@@ -1,5 +1,6 @@
-//! `otavan campaign plan|push|watch`: flags onto the otavan-campaign
-//! crate, and its results onto stdout.
+//! `otavan campaign plan|push|watch|replan`: flags onto the
+//! otavan-campaign crate, and its results onto stdout (`replan`'s in
+//! `crate::replan`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,6 +31,9 @@ pub enum CampaignCommand {
     Push(PushArgs),
     /// Store the meters' status uplinks in the van's report database.
     Watch(WatchArgs),
+    /// Plan the next shift for the meters a plan missed, from the reports
+    /// and status uplinks (writes a new plan; the old one is kept).
+    Replan(crate::replan::ReplanArgs),
 }
 
 /// `campaign plan`.
@@ -159,11 +163,13 @@ pub struct WatchArgs {
     run_for: Option<Duration>,
 }
 
-fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
+/// An RFC 3339 flag.
+pub(crate) fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
     clock::parse(text)
 }
 
-fn parse_range(text: &str) -> Result<(String, f64), String> {
+/// A `--wifi-range KIND=METRES` flag.
+pub(crate) fn parse_range(text: &str) -> Result<(String, f64), String> {
     let (kind, metres) = text
         .split_once('=')
         .ok_or_else(|| format!("{text:?} is not KIND=METRES"))?;
@@ -179,21 +185,29 @@ pub fn run(command: CampaignCommand) -> anyhow::Result<()> {
         CampaignCommand::Plan(args) => plan(args),
         CampaignCommand::Push(args) => runtime()?.block_on(push(args)),
         CampaignCommand::Watch(args) => runtime()?.block_on(watch(args)),
+        CampaignCommand::Replan(args) => crate::replan::run(args),
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// A current-thread runtime for one command.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
-fn plan(args: PlanArgs) -> anyhow::Result<()> {
+/// The default WiFi ranges with the `--wifi-range` flags applied.
+pub(crate) fn wifi_ranges(flags: &[(String, f64)]) -> anyhow::Result<WifiRanges> {
     let mut ranges = WifiRanges::default();
-    for (kind, metres) in &args.wifi_ranges {
+    for (kind, metres) in flags {
         ranges.set(kind, *metres).map_err(anyhow::Error::msg)?;
     }
+    Ok(ranges)
+}
+
+fn plan(args: PlanArgs) -> anyhow::Result<()> {
+    let ranges = wifi_ranges(&args.wifi_ranges)?;
     let meters = inventory::read(&args.meters, &ranges)?;
     let waypoints = route::read(&args.route)?;
     let settings = Settings {
@@ -253,6 +267,12 @@ fn print_summary(s: &Summary, out: &Path) {
         }
         None => println!("physical limit: give --update-bytes"),
     }
+    print_capacity(s);
+    println!("wrote {}", out.display());
+}
+
+/// The peak hour's downlinks against one gateway's RX2 capacity.
+pub(crate) fn print_capacity(s: &Summary) {
     let airtime = capacity::rx2_airtime(s.region, s.wake_bytes);
     let channel = match s.region {
         Region::Eu868 => "RX2 SF12/125 kHz, 10 % duty cycle",
@@ -275,7 +295,6 @@ fn print_summary(s: &Summary, out: &Path) {
         }
         None => println!("downlinks per hour: none planned"),
     }
-    println!("wrote {}", out.display());
 }
 
 async fn push(args: PushArgs) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ mod log;
 mod lora;
 mod rehearse;
 mod release;
+mod replan;
 mod reports;
 
 use std::io::IsTerminal;

@@ -23,6 +23,9 @@
 //! 4. [`watch::watch`] stores the meters' STATUS uplinks in the van
 //!    server's [`otavan_store::reports::ReportStore`] beside the van's own
 //!    reports.
+//! 5. [`replan::replan`] plans the next shift for the meters of a plan
+//!    whose reports ([`reports_csv`], the store's export) do not show them
+//!    at the target, with the same planner, in route order.
 //!
 //! ```
 //! use otavan_campaign::{clock, plan};
@@ -60,6 +63,8 @@ pub mod plan;
 pub mod plan_csv;
 pub mod progress;
 pub mod push;
+pub mod replan;
+pub mod reports_csv;
 pub mod route;
 pub mod table;
 pub mod watch;

@@ -92,11 +92,29 @@ impl Table {
     /// [`InputError::Read`], or [`InputError::Invalid`] for a wrong header
     /// or rows with the wrong number of fields.
     pub fn read(path: &Path, required: &[&str], optional: &[&str]) -> Result<Table, InputError> {
+        let bytes = std::fs::read(path).map_err(|e| InputError::Read {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
+        Table::parse(path, &bytes, required, optional)
+    }
+
+    /// As [`Table::read`], for text already in memory (a store's CSV
+    /// export); `path` names it in errors.
+    ///
+    /// # Errors
+    ///
+    /// As [`Table::read`].
+    pub fn parse(
+        path: &Path,
+        bytes: &[u8],
+        required: &[&str],
+        optional: &[&str],
+    ) -> Result<Table, InputError> {
         let read_error = |source| InputError::Read {
             path: path.to_path_buf(),
             source,
         };
-        let bytes = std::fs::read(path).map_err(|e| read_error(e.into()))?;
         // The reader's own line numbers skip blank and comment lines: count
         // the newlines before each record instead.
         let newlines: Vec<usize> = bytes
@@ -123,7 +141,7 @@ impl Table {
             .trim(csv::Trim::All)
             .comment(Some(b'#'))
             .flexible(true)
-            .from_reader(bytes.as_slice());
+            .from_reader(bytes);
         let columns: Vec<String> = reader
             .headers()
             .map_err(read_error)?

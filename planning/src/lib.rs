@@ -19,6 +19,8 @@
 //!   [`PlanConfig`].
 //! - [`limit`]: the physical limit, which meters the route's contacts could
 //!   have updated at best ([`limit::reach`]).
+//! - [`replan`]: the second pass for the missed: which meters of a pass's
+//!   plan to plan again, in route order, and the [`replan::Tally`].
 //! - [`defaults`]: the planner's default [`Margins`], WiFi ranges per
 //!   install kind ([`WifiRanges`]) and van speed, with their sources.
 //!
@@ -55,6 +57,7 @@ pub mod geometry;
 pub mod leg;
 pub mod limit;
 pub mod meters;
+pub mod replan;
 pub mod time;
 pub mod wake;
 

@@ -18,7 +18,9 @@
 //!    ([`otavan_planning::wake`], shared with `otavan campaign plan`) queues
 //!    each meter's WAKE for a pass, the WAKE rides on an uplink (or not),
 //!    the meter opens its WiFi window, downloads through the van's shared
-//!    access point, applies, and is planned again after a miss.
+//!    access point, applies, and is planned again after a miss (at once,
+//!    or with `campaign.replan = "after-pass"` by the operator after each
+//!    pass, through [`otavan_planning::replan`]).
 //! 5. [`fuota::baseline`] computes the same update by LoRaWAN FUOTA,
 //!    [`losses`] the route's physical limit and where each meter below it
 //!    was lost, and [`RehearsalReport`] sums everything up; [`output::write`] writes
@@ -142,6 +144,7 @@ pub fn rehearse(
         &world.contacts,
         &mut world.radio,
         &world.needs,
+        &world.drives.pass_ends(),
         options.seed,
     )
     .run(progress);

@@ -14,8 +14,8 @@ use crate::losses::{Loss, Losses};
 use crate::radio::Radio;
 use crate::release::UpdateSizes;
 use crate::route::Drives;
-use crate::scenario::Scenario;
-use crate::simulation::{MeterResult, Outcome, RunResult};
+use crate::scenario::{Replan, Scenario};
+use crate::simulation::{MeterResult, Outcome, PassFigures, RunResult};
 use otavan_planning::time::as_secs_f64;
 
 /// Summary statistics of a quantity over meters.
@@ -126,6 +126,10 @@ pub struct RehearsalReport {
     pub fuota_baseline: FuotaBaseline,
     /// Simulation events processed (live: trigger steps).
     pub events: u64,
+    /// Each pass's plan and outcome, with `campaign.replan =
+    /// "after-pass"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_pass: Option<Vec<PassFigures>>,
     /// A live rehearsal's own figures and end-of-run checks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<crate::live::LiveSummary>,
@@ -252,6 +256,8 @@ impl RehearsalReport {
             },
             fuota_baseline: i.fuota.clone(),
             events: i.run.totals.events,
+            per_pass: (i.scenario.campaign.replan == Replan::AfterPass)
+                .then(|| i.run.passes.clone()),
             live: None,
             analytic: None,
         }

@@ -26,6 +26,21 @@ pub struct Drives {
     pub km: f64,
 }
 
+impl Drives {
+    /// When each pass ends, over all vans: pass `n`'s last leg's end.
+    pub fn pass_ends(&self) -> Vec<Time> {
+        let mut ends: Vec<Time> = Vec::new();
+        for leg in &self.legs {
+            let pass = usize::from(leg.pass);
+            if ends.len() <= pass {
+                ends.resize(pass + 1, 0);
+            }
+            ends[pass] = ends[pass].max(leg.t1);
+        }
+        ends
+    }
+}
+
 /// The route polylines of the scenario's vans: the streets split into
 /// contiguous bands, one per van; with waypoints, the same route for every
 /// van (each starting at its share of the way along it, so they spread).

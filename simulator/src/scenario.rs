@@ -102,6 +102,9 @@ pub struct CampaignSettings {
     /// after one of its uplinks) or `multicast` (one class C frame per
     /// street segment, TS005; `--live` only for now).
     pub wake: WakeDelivery,
+    /// When a meter that missed is planned again: at once by itself, or by
+    /// the operator after each pass, as `otavan campaign replan` does.
+    pub replan: Replan,
 }
 
 /// How WAKEs reach the meters.
@@ -116,6 +119,21 @@ pub enum WakeDelivery {
     Multicast,
 }
 
+/// When the missed are planned again (`campaign.replan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Replan {
+    /// Each meter is planned again right after its miss, for its next
+    /// contact: an operator who knows every miss the moment it happens.
+    PerMeter,
+    /// Each van pass has its own plan: after a pass (when its last WAKE
+    /// window has closed), every meter not at the target is planned on the
+    /// next pass's contacts with `planning::replan`, as
+    /// `otavan campaign replan` plans the next shift from the reports;
+    /// `report.json` gets `per_pass`.
+    AfterPass,
+}
+
 impl Default for CampaignSettings {
     fn default() -> Self {
         let margins = Margins::default();
@@ -128,6 +146,7 @@ impl Default for CampaignSettings {
             min_contact_s: margins.min_contact_s,
             version_tag: true,
             wake: WakeDelivery::Unicast,
+            replan: Replan::PerMeter,
         }
     }
 }

@@ -22,6 +22,13 @@
 //!
 //! Energy counts the campaign's extra cost: WAKE reception, the WiFi
 //! window while waiting for the van, association, download and apply.
+//!
+//! With `campaign.replan = "after-pass"` a missed meter is not planned
+//! again by itself: each pass of the vans has its own plan, and once a
+//! pass is over (its last leg's end plus the window's slack and the apply)
+//! the operator plans every meter not at the target on the next pass's
+//! contacts, through [`otavan_planning::replan`] as `otavan campaign
+//! replan` does, in route order; [`PassFigures`] count each pass.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -30,10 +37,12 @@ use crate::ap::fair_rates;
 use crate::fleet::Fleet;
 use crate::radio::{Radio, WakeAttempt};
 use crate::random::{Purpose, Stream};
-use crate::scenario::Scenario;
+use crate::scenario::{Replan, Scenario};
 use otavan_planning::contacts::{Contact, Contacts};
+use otavan_planning::replan::{self, Status};
 use otavan_planning::time::{Time, as_secs_f64, from_secs_f64, secs};
-use otavan_planning::wake::{self, PlanConfig, Uplinks};
+use otavan_planning::wake::{self, PlanConfig, Uplinks, WakePlan};
+use serde::Serialize;
 
 /// Why a meter did not update (or what went wrong on the way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -125,6 +134,27 @@ pub struct Totals {
     pub incidents: BTreeMap<Cause, u64>,
 }
 
+/// One pass's plan against its outcome (`campaign.replan =
+/// "after-pass"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PassFigures {
+    /// The pass, from 1.
+    pub pass: u32,
+    /// Meters on the operator's list when the pass was planned: every
+    /// meter not yet at the target that a van can reach at all.
+    pub listed: u64,
+    /// Of those, meters with a WAKE for this pass.
+    pub planned: u64,
+    /// Of the listed, meters at the target when the pass is over.
+    pub updated: u64,
+    /// Of the listed, meters not at the target then (listed for the next
+    /// pass).
+    pub missed: u64,
+    /// Of the missed, meters that had no session with a van on this pass
+    /// (no report).
+    pub silent: u64,
+}
+
 /// Everything a run produces.
 #[derive(Debug, Clone)]
 pub struct RunResult {
@@ -132,6 +162,8 @@ pub struct RunResult {
     pub meters: Vec<MeterResult>,
     /// Totals.
     pub totals: Totals,
+    /// Per pass, with `campaign.replan = "after-pass"` (empty otherwise).
+    pub passes: Vec<PassFigures>,
 }
 
 /// Something that happens to a meter or van at a time.
@@ -141,6 +173,8 @@ enum Event {
     Uplink(u32),
     /// Plan the meter again (after a missed pass).
     Replan(u32),
+    /// The operator plans the next pass after pass `n` (after-pass mode).
+    PassOver(u16),
     /// The network server drops the meter's queued WAKE.
     Expired(u32),
     /// The WAKE's window opens.
@@ -190,6 +224,8 @@ struct MeterRun {
     done: f64,
     generation: u32,
     connected_this_window: bool,
+    /// Had a session with a van on the current pass (after-pass mode).
+    heard: bool,
     result: MeterResult,
     cause: Option<Cause>,
     rng: Stream,
@@ -222,6 +258,10 @@ struct Settings {
     wait_a: f64,
     active_a: f64,
     lora_rx_a: f64,
+    replan: Replan,
+    /// When the operator plans pass `n + 1`: the end of pass `n`'s last
+    /// leg plus the window's slack and the apply (after-pass mode).
+    pass_over: Vec<Time>,
 }
 
 /// The simulation of one campaign.
@@ -236,11 +276,20 @@ pub struct Simulation<'a> {
     sequence: u64,
     now: Time,
     totals: Totals,
+    /// The current pass (after-pass mode).
+    pass: u16,
+    /// The operator's list for it.
+    list: Vec<u32>,
+    /// Meters with a WAKE for it.
+    planned_this_pass: u64,
+    passes: Vec<PassFigures>,
 }
 
 impl<'a> Simulation<'a> {
     /// A run of `scenario` over `fleet`, where meter `m` needs
-    /// `needs[version of m]` bytes (`None`: already current).
+    /// `needs[version of m]` bytes (`None`: already current); pass `n` of
+    /// the vans ends at `pass_ends[n]` (its last leg's end).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         scenario: &Scenario,
         plan: PlanConfig,
@@ -248,9 +297,11 @@ impl<'a> Simulation<'a> {
         contacts: &'a Contacts,
         radio: &'a mut Radio,
         needs: &[Option<u64>],
+        pass_ends: &[Time],
         seed: u64,
     ) -> Simulation<'a> {
         let wifi = &scenario.wifi;
+        let settled = plan.slack + from_secs_f64(wifi.apply_s) + secs(1);
         let settings = Settings {
             plan,
             horizon: from_secs_f64(scenario.campaign.duration_days * 86_400.0),
@@ -269,6 +320,8 @@ impl<'a> Simulation<'a> {
             wait_a: wifi.wait_ma / 1000.0,
             active_a: wifi.active_ma / 1000.0,
             lora_rx_a: wifi.lora_rx_ma / 1000.0,
+            replan: scenario.campaign.replan,
+            pass_over: pass_ends.iter().map(|end| end + settled).collect(),
         };
         let meters = fleet
             .profiles
@@ -293,6 +346,7 @@ impl<'a> Simulation<'a> {
                 done: 0.0,
                 generation: 0,
                 connected_this_window: false,
+                heard: false,
                 result: MeterResult {
                     outcome: match needs[usize::from(profile.version)] {
                         None => Outcome::AlreadyCurrent,
@@ -319,16 +373,25 @@ impl<'a> Simulation<'a> {
             sequence: 0,
             now: 0,
             totals: Totals::default(),
+            pass: 0,
+            list: Vec::new(),
+            planned_this_pass: 0,
+            passes: Vec::new(),
         }
     }
 
     /// Runs the campaign to its end; `progress` is called now and then with
     /// the share of virtual time done.
     pub fn run(mut self, progress: &mut dyn FnMut(f64)) -> RunResult {
-        for m in 0..self.meters.len() {
-            if self.meters[m].result.outcome != Outcome::AlreadyCurrent {
-                self.plan(m);
+        match self.settings.replan {
+            Replan::PerMeter => {
+                for m in 0..self.meters.len() {
+                    if self.meters[m].result.outcome != Outcome::AlreadyCurrent {
+                        self.plan(m);
+                    }
+                }
             }
+            Replan::AfterPass => self.first_pass(),
         }
         while let Some(Reverse((time, _, event))) = self.queue.pop() {
             if time > self.settings.horizon {
@@ -341,10 +404,14 @@ impl<'a> Simulation<'a> {
             }
             self.handle(event);
         }
+        if self.settings.replan == Replan::AfterPass {
+            self.last_pass();
+        }
         progress(1.0);
         RunResult {
             meters: self.meters.into_iter().map(|m| m.result).collect(),
             totals: self.totals,
+            passes: self.passes,
         }
     }
 
@@ -357,6 +424,7 @@ impl<'a> Simulation<'a> {
         match event {
             Event::Uplink(m) => self.uplink(m as usize),
             Event::Replan(m) => self.plan(m as usize),
+            Event::PassOver(pass) => self.pass_over(pass),
             Event::Expired(m) => self.wake_expired(m as usize),
             Event::WindowOpen(m) => self.window_open(m as usize),
             Event::Connect(m) => self.connect(m as usize),
@@ -427,8 +495,14 @@ impl<'a> Simulation<'a> {
             self.finish(m, cause);
             return;
         };
+        self.queue_wake(m, plan.contact, &plan);
+    }
+
+    /// Queues meter `m`'s WAKE `plan`, for its contact `contact`.
+    fn queue_wake(&mut self, m: usize, contact: usize, plan: &WakePlan) {
+        let run = &mut self.meters[m];
         run.stage = Stage::Queued;
-        run.planned = plan.contact as u32;
+        run.planned = contact as u32;
         run.uplink = plan.uplink;
         run.expires_at = plan.expires_at;
         run.delay = secs(u64::from(plan.wake.delay.secs()));
@@ -436,6 +510,123 @@ impl<'a> Simulation<'a> {
         self.totals.wakes_planned += 1;
         let at = self.uplink_time(m, plan.uplink);
         self.schedule(at, Event::Uplink(m as u32));
+    }
+
+    /// After a miss: planned again at once, or left for the operator's
+    /// plan of the next pass.
+    fn missed(&mut self, m: usize) {
+        match self.settings.replan {
+            Replan::PerMeter => self.plan(m),
+            Replan::AfterPass => self.meters[m].stage = Stage::Idle,
+        }
+    }
+
+    /// The WAKE of meter `m` for a contact of pass `pass`, with the
+    /// index of that contact among all of the meter's.
+    fn plan_for_pass(&self, m: usize, pass: u16) -> Option<(usize, WakePlan)> {
+        let sf_airtime = self.radio.sf(m).map(|_| self.radio.uplink_airtime(m))?;
+        let all = self.contacts.of(m);
+        let on_pass: Vec<usize> = (0..all.len()).filter(|&i| all[i].pass == pass).collect();
+        let contacts: Vec<Contact> = on_pass.iter().map(|&i| all[i]).collect();
+        let spec = &self.fleet.meters[m];
+        let uplinks = Uplinks {
+            phase: spec.phase,
+            interval: spec.interval,
+            rx_delay: sf_airtime + self.settings.rx_delay_extra,
+        };
+        wake::plan(&contacts, 0, self.now, &uplinks, &self.settings.plan)
+            .map(|plan| (on_pass[plan.contact], plan))
+    }
+
+    /// Plans pass `pass` for the idle meters of the operator's list, in
+    /// route order.
+    fn plan_pass(&mut self, pass: u16) {
+        self.pass = pass;
+        let mut plans: Vec<(usize, usize, WakePlan)> = self
+            .list
+            .iter()
+            .map(|&m| m as usize)
+            .filter(|&m| self.meters[m].stage == Stage::Idle)
+            .filter_map(|m| self.plan_for_pass(m, pass).map(|(c, p)| (m, c, p)))
+            .collect();
+        let contacts = self.contacts;
+        replan::route_order(&mut plans, |&(m, c, _)| (contacts.of(m)[c].start, m));
+        self.planned_this_pass = plans.len() as u64;
+        for (m, contact, plan) in plans {
+            self.queue_wake(m, contact, &plan);
+        }
+        if let Some(&at) = self.settings.pass_over.get(usize::from(pass))
+            && usize::from(pass) + 1 < self.settings.pass_over.len()
+        {
+            self.schedule(at.max(self.now), Event::PassOver(pass));
+        }
+    }
+
+    /// The first pass's plan: every meter that needs the update and that
+    /// a gateway hears and a van passes is on the list.
+    fn first_pass(&mut self) {
+        for m in 0..self.meters.len() {
+            if self.meters[m].result.outcome == Outcome::AlreadyCurrent {
+                continue;
+            }
+            if self.radio.sf(m).is_none() {
+                self.finish(m, Cause::NoLoraCoverage);
+            } else if self.contacts.of(m).is_empty() {
+                self.finish(m, Cause::NeverInRange);
+            } else {
+                self.list.push(m as u32);
+            }
+        }
+        self.plan_pass(0);
+    }
+
+    /// The pass's figures, and the list of the missed.
+    fn close_pass(&mut self) -> Vec<u32> {
+        let list = std::mem::take(&mut self.list);
+        let meters = &self.meters;
+        let (missed, tally) = replan::missed(list, |&m| {
+            let run = &meters[m as usize];
+            match run.result.outcome {
+                Outcome::Updated(_) => Status::Done,
+                _ => Status::Missed { heard: run.heard },
+            }
+        });
+        self.passes.push(PassFigures {
+            pass: u32::from(self.pass) + 1,
+            listed: tally.listed as u64,
+            planned: self.planned_this_pass,
+            updated: tally.done as u64,
+            missed: tally.missed as u64,
+            silent: tally.silent as u64,
+        });
+        for &m in &missed {
+            self.meters[m as usize].heard = false;
+        }
+        missed
+    }
+
+    /// Pass `pass` is over: the operator plans the next one for the missed.
+    fn pass_over(&mut self, pass: u16) {
+        self.list = self.close_pass();
+        self.plan_pass(pass + 1);
+    }
+
+    /// The campaign is over: the last pass's figures, and why each meter
+    /// still waiting did not update.
+    fn last_pass(&mut self) {
+        for m in self.close_pass() {
+            let m = m as usize;
+            if self.meters[m].stage != Stage::Idle {
+                continue;
+            }
+            let min = self.settings.plan.min_contact;
+            let cause = if self.contacts.of(m).iter().all(|c| c.duration() < min) {
+                Cause::ContactTooShort
+            } else {
+                Cause::CampaignEnded
+            };
+            self.finish(m, cause);
+        }
     }
 
     /// The actual time of meter `m`'s uplink `k`: nominal plus jitter.
@@ -476,7 +667,9 @@ impl<'a> Simulation<'a> {
                 let contact = self.contacts.of(m)[run.planned as usize];
                 run.cursor = run.planned + 1;
                 run.stage = Stage::Idle;
-                self.schedule(contact.end.max(now), Event::Replan(m as u32));
+                if self.settings.replan == Replan::PerMeter {
+                    self.schedule(contact.end.max(now), Event::Replan(m as u32));
+                }
             }
             WakeAttempt::UplinkLost | WakeAttempt::GatewayBusy => {
                 let next = self.fleet.meters[m].nominal_uplink(k + 1);
@@ -497,7 +690,7 @@ impl<'a> Simulation<'a> {
         let run = &mut self.meters[m];
         run.cursor = run.planned + 1;
         run.stage = Stage::Idle;
-        self.plan(m);
+        self.missed(m);
     }
 
     fn sent(&mut self, m: usize, airtime: Time) {
@@ -576,6 +769,7 @@ impl<'a> Simulation<'a> {
         let run = &mut self.meters[m];
         run.stage = Stage::Session;
         run.connected_this_window = true;
+        run.heard = true;
         run.result.sessions += 1;
         run.generation += 1;
         let mut end = deadline;
@@ -633,7 +827,7 @@ impl<'a> Simulation<'a> {
         let run = &mut self.meters[m];
         run.stage = Stage::Idle;
         run.cursor = contacts.partition_point(|c| c.start < now) as u32;
-        self.plan(m);
+        self.missed(m);
     }
 
     /// Moves the downloads on `van` forward to now.
@@ -722,7 +916,7 @@ impl<'a> Simulation<'a> {
             let run = &mut self.meters[m];
             run.stage = Stage::Idle;
             run.cursor = contacts.partition_point(|c| c.start < now) as u32;
-            self.plan(m);
+            self.missed(m);
             return;
         }
         run.stage = Stage::Done;

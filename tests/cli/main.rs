@@ -10,6 +10,7 @@ mod device;
 mod fleet;
 mod lora;
 mod rehearse;
+mod replan;
 mod roles;
 mod serve;
 mod signed_reports;

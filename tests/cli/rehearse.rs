@@ -118,6 +118,43 @@ fn overrides_change_the_run() {
 }
 
 #[test]
+fn after_pass_replanning_reports_each_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let replan = ["--set", "campaign.replan=\"after-pass\""];
+    rehearse_town(&a, "3", &replan);
+    rehearse_town(&b, "3", &replan);
+    let text = std::fs::read(a.join("report.json")).unwrap();
+    assert_eq!(text, std::fs::read(b.join("report.json")).unwrap());
+    let report: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    let passes = report["per_pass"].as_array().unwrap();
+    assert_eq!(passes.len(), 2, "{passes:?}");
+    let n = |p: &serde_json::Value, key: &str| p[key].as_u64().unwrap();
+    assert_eq!(n(&passes[1], "listed"), n(&passes[0], "missed"));
+    assert_eq!(
+        n(&passes[0], "updated") + n(&passes[1], "updated"),
+        report["updated"].as_u64().unwrap()
+    );
+    let scenario = std::fs::read_to_string(a.join("scenario.toml")).unwrap();
+    assert!(scenario.contains("replan = \"after-pass\""), "{scenario}");
+    // The default has no per-pass figures; an unknown mode is named.
+    let c = dir.path().join("c");
+    rehearse_town(&c, "3", &[]);
+    let text = std::fs::read_to_string(c.join("report.json")).unwrap();
+    assert!(!text.contains("per_pass"), "{text}");
+    let output = otavan()
+        .arg("rehearse")
+        .arg(example("town.toml"))
+        .args(["--set", "campaign.replan=\"weekly\"", "--out"])
+        .arg(dir.path().join("d"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("replan"), "{stderr}");
+}
+
+#[test]
 fn bad_scenarios_and_options_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {

@@ -172,6 +172,14 @@ pub fn rehearse_live(
     options: &LiveOptions,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Rehearsal, LiveError> {
+    if scenario.campaign.replan != crate::scenario::Replan::PerMeter {
+        return Err(LiveError::Scenario(ScenarioError::Invalid {
+            field: "campaign.replan".into(),
+            message: "a live rehearsal plans each meter again after its miss (\"per-meter\"); \
+                      \"after-pass\" is for the analytic mode"
+                .into(),
+        }));
+    }
     let mut scenario = scenario.clone();
     if let Some(meters) = options.meters {
         scenario.fleet.meters = meters;
@@ -482,6 +490,7 @@ pub fn rehearse_live(
             downlink_airtime: 0,
             incidents: world.incidents.borrow().clone(),
         },
+        passes: Vec::new(),
     };
     let mut rehearsal = crate::World {
         sizes,
