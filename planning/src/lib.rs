@@ -19,6 +19,9 @@
 //!   [`PlanConfig`].
 //! - [`limit`]: the physical limit, which meters the route's contacts could
 //!   have updated at best ([`limit::reach`]).
+//! - [`multicast`]: multicast WAKE groups ([`multicast::segment_groups`],
+//!   a street segment of one van pass) and the unicast-or-multicast
+//!   choice by airtime, duty cycle and class C energy ([`multicast::Costs`]).
 //! - [`replan`]: the second pass for the missed: which meters of a pass's
 //!   plan to plan again, in route order, and the [`replan::Tally`].
 //! - [`defaults`]: the planner's default [`Margins`], WiFi ranges per
@@ -57,6 +60,7 @@ pub mod geometry;
 pub mod leg;
 pub mod limit;
 pub mod meters;
+pub mod multicast;
 pub mod replan;
 pub mod time;
 pub mod wake;

@@ -2,8 +2,8 @@
 //! the operator's side of LoRaWAN Remote Multicast Setup (TS005).
 //!
 //! The meters are grouped by the van pass that first gives them enough
-//! contact: one group per van and [`GROUP_SPAN`] of its drive (a street
-//! segment). Once a member's first uplink is seen, its group (address and
+//! contact (`otavan_planning::multicast::segment_groups`): one group per
+//! van and [`GROUP_SPAN`] of its drive (a street segment). Once a member's first uplink is seen, its group (address and
 //! key, the key encrypted for the meter) and a class C window at the
 //! group's session time are sent to it by unicast on the setup FPort;
 //! at the session time one multicast WAKE for the whole group goes out,
@@ -21,7 +21,7 @@ use otavan_protocol::device_time::DeviceTime;
 use otavan_protocol::lora::multicast::{
     ClassCSession, GroupId, GroupSetup, Key, McRequest, McRootKey,
 };
-use otavan_protocol::lora::{DEFAULT_FPORT, Wake};
+use otavan_protocol::lora::{DEFAULT_FPORT, Wake, Window};
 use otavan_protocol::region::Region;
 use tokio::time::sleep_until;
 
@@ -29,6 +29,7 @@ use super::meter::WALL_EPOCH;
 use super::plan::{self, LastUplinks, PlannedMeter};
 use super::world::LiveWorld;
 use crate::simulation::Cause;
+use otavan_planning::multicast::{GroupConfig, segment_groups};
 use otavan_planning::time::{Time, as_secs_f64, secs};
 use otavan_planning::wake::PlanConfig;
 
@@ -68,48 +69,36 @@ pub struct Group {
     pub members: Vec<usize>,
 }
 
-/// Groups the `meters` (indices into the world's contacts) by the first
-/// pass after [`EARLIEST_SESSION`] with at least `config.min_contact`;
-/// meters without one get no group (they are planned by unicast).
+/// Groups the `meters` (indices into the world's contacts) with
+/// [`segment_groups`]: one group per van and [`GROUP_SPAN`] of its drive,
+/// from the first pass after [`EARLIEST_SESSION`] with at least
+/// `config.min_contact`; meters without one get no group (they are
+/// planned by unicast). Each group gets an address and a key drawn from
+/// `seed`.
 pub fn groups(world: &LiveWorld, meters: &[usize], config: &PlanConfig, seed: u64) -> Vec<Group> {
-    let mut by_segment: std::collections::BTreeMap<(u16, Time), Vec<usize>> = Default::default();
-    let earliest = EARLIEST_SESSION + WAKE_LEAD + config.lead;
-    for &m in meters {
-        let first = world
-            .contacts_of(m)
-            .iter()
-            .find(|c| c.start >= earliest && c.duration() >= config.min_contact);
-        if let Some(c) = first {
-            by_segment
-                .entry((c.van, c.start / GROUP_SPAN))
-                .or_default()
-                .push(m);
-        }
-    }
+    let grouping = GroupConfig {
+        span: GROUP_SPAN,
+        earliest_session: EARLIEST_SESSION,
+        wake_lead: WAKE_LEAD,
+        min_contact: config.min_contact,
+        lead: config.lead,
+        slack: config.slack,
+        max_window: secs(u64::from(Window::MAX.secs())),
+    };
     let mut keys = SimRng::new(seed ^ 0x6d63_6173_746b_6579);
-    by_segment
-        .into_values()
+    segment_groups(meters.iter().map(|&m| (m, world.contacts_of(m))), &grouping)
+        .into_iter()
         .enumerate()
-        .map(|(g, members)| {
-            let first = |m: usize| {
-                *world
-                    .contacts_of(m)
-                    .iter()
-                    .find(|c| c.start >= earliest && c.duration() >= config.min_contact)
-                    .expect("grouped by it")
-            };
-            let start = members.iter().map(|&m| first(m).start).min().expect("one");
-            let end = members.iter().map(|&m| first(m).end).max().expect("one");
+        .map(|(g, segment)| {
             let mut key = [0; 16];
             keys.fill(&mut key);
-            let open = start - config.lead;
             Group {
                 addr: 0x0170_0000 + g as u32,
                 key,
-                session_at: open - WAKE_LEAD,
-                open,
-                close: end + config.slack,
-                members,
+                session_at: segment.session_at,
+                open: segment.open,
+                close: segment.close,
+                members: segment.members,
             }
         })
         .collect()
