@@ -52,8 +52,11 @@ pub struct GroupConfig {
 pub struct SegmentGroup {
     /// The van.
     pub van: u16,
-    /// Its meters, in the order given.
+    /// Its meters, by the start of their contact.
     pub members: Vec<usize>,
+    /// Each member's contact the group is for (an index into the meter's
+    /// contacts).
+    pub contacts: Vec<usize>,
     /// When the class C window opens.
     pub session_at: Time,
     /// When the WiFi window the WAKE opens opens.
@@ -73,27 +76,29 @@ pub fn segment_groups<'a>(
     config: &GroupConfig,
 ) -> Vec<SegmentGroup> {
     let earliest = config.earliest_session + config.wake_lead + config.lead;
-    let mut by_segment: BTreeMap<(u16, Time), Vec<(usize, Contact)>> = BTreeMap::new();
+    let mut by_segment: BTreeMap<(u16, Time), Vec<(usize, usize, Contact)>> = BTreeMap::new();
     for (m, contacts) in meters {
         let first = contacts
             .iter()
-            .find(|c| c.start >= earliest && c.duration() >= config.min_contact);
-        if let Some(c) = first {
+            .enumerate()
+            .find(|(_, c)| c.start >= earliest && c.duration() >= config.min_contact);
+        if let Some((i, c)) = first {
             by_segment
                 .entry((c.van, c.start / config.span.max(1)))
                 .or_default()
-                .push((m, *c));
+                .push((m, i, *c));
         }
     }
     let mut groups = Vec::new();
     for ((van, _), mut members) in by_segment {
-        members.sort_by_key(|(m, c)| (c.start, *m));
+        members.sort_by_key(|(m, _, c)| (c.start, *m));
         let mut current: Option<SegmentGroup> = None;
-        for (m, c) in members {
+        for (m, i, c) in members {
             let close = c.end + config.slack;
             match &mut current {
                 Some(g) if close - g.open <= config.max_window => {
                     g.members.push(m);
+                    g.contacts.push(i);
                     g.close = g.close.max(close);
                 }
                 _ => {
@@ -102,6 +107,7 @@ pub fn segment_groups<'a>(
                     current = Some(SegmentGroup {
                         van,
                         members: vec![m],
+                        contacts: vec![i],
                         session_at: open - config.wake_lead,
                         open,
                         close,
@@ -220,6 +226,8 @@ mod tests {
             members,
             [(0, vec![0, 1]), (0, vec![2]), (0, vec![4]), (1, vec![3])]
         );
+        // Meter 4's group is for its second contact.
+        assert_eq!(groups[2].contacts, [1]);
         let g = &groups[0];
         assert_eq!(g.open, secs(3000 - 60));
         assert_eq!(g.close, secs(3120 + 120));

@@ -49,6 +49,7 @@ pub mod fleet;
 pub mod fuota;
 pub mod live;
 pub mod losses;
+pub mod multicast;
 pub mod output;
 pub mod overrides;
 pub mod plot;
@@ -126,10 +127,12 @@ pub fn rehearse(
     options: &Options,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Rehearsal, ScenarioError> {
-    if scenario.campaign.wake == scenario::WakeDelivery::Multicast {
+    let multicast = scenario.campaign.wake == scenario::WakeDelivery::Multicast;
+    if multicast && scenario.campaign.replan == scenario::Replan::AfterPass {
         return Err(ScenarioError::Invalid {
             field: "campaign.wake".into(),
-            message: "multicast WAKEs are rehearsed in --live mode only (the analytic model plans unicast WAKEs)".into(),
+            message: "multicast WAKEs are planned per meter (campaign.replan = \"per-meter\")"
+                .into(),
         });
     }
     let mut world = World::prepare(scenario, options)?;
@@ -137,7 +140,25 @@ pub fn rehearse(
         world.radio.record_frames();
     }
     let plan = plan_config(scenario, &world.sizes);
-    let run = Simulation::new(
+    let groups = multicast.then(|| {
+        let members: Vec<usize> = (0..world.fleet.meters.len())
+            .filter(|&m| {
+                world.needs[usize::from(world.fleet.profiles[m].version)].is_some()
+                    && world.radio.sf(m).is_some()
+            })
+            .collect();
+        let wake_len = if plan.version_tag.is_some() { 11 } else { 7 };
+        multicast::plan(
+            scenario,
+            &plan,
+            &world.contacts,
+            &world.radio,
+            &members,
+            world.fleet.meters.len(),
+            wake_len,
+        )
+    });
+    let simulation = Simulation::new(
         scenario,
         plan,
         &world.fleet,
@@ -146,10 +167,17 @@ pub fn rehearse(
         &world.needs,
         &world.drives.pass_ends(),
         options.seed,
-    )
+    );
+    let figures = groups.as_ref().map(multicast::MulticastPlan::figures);
+    let run = match groups {
+        Some(groups) => simulation.with_multicast(groups),
+        None => simulation,
+    }
     .run(progress);
     let reach = world.reach(scenario);
-    Ok(world.finish(scenario, name, options.seed, reach, run))
+    let mut rehearsal = world.finish(scenario, name, options.seed, reach, run);
+    rehearsal.report.multicast = figures;
+    Ok(rehearsal)
 }
 
 /// Everything a run happens in, before anything happens: the release's

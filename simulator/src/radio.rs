@@ -289,6 +289,61 @@ impl Radio {
         WakeAttempt::GatewayBusy
     }
 
+    /// Meter `m`'s best gateway, `None` without one in reach.
+    pub fn best_gateway(&self, m: usize) -> Option<u32> {
+        self.links(m).first().map(|(g, _)| *g)
+    }
+
+    /// Books a multicast frame of `len` application bytes on gateway `g`
+    /// in RX2 (the class C channel) at the first start from `not_before`
+    /// its duty cycle allows, no later than `last_start` (one-second
+    /// steps). Returns its start and airtime.
+    pub fn book_multicast(
+        &mut self,
+        g: u32,
+        len: usize,
+        not_before: Time,
+        last_start: Time,
+    ) -> Option<(Time, Time)> {
+        let channel = self.region.rx2();
+        let airtime = micros(lorawan_downlink_airtime(
+            len,
+            channel.sf,
+            channel.bandwidth_hz,
+        ));
+        let mut start = not_before;
+        while start <= last_start {
+            if self.book(g, channel, start, airtime) {
+                return Some((start, airtime));
+            }
+            start += secs(1);
+        }
+        None
+    }
+
+    /// Whether meter `m` hears a frame gateway `g` sends in RX2 (its
+    /// path loss, shadowing drawn from `rng`).
+    pub fn hears_rx2(&self, m: usize, g: u32, rng: &mut Stream) -> bool {
+        let Some(&(_, loss)) = self.links(m).iter().find(|(gw, _)| *gw == g) else {
+            return false;
+        };
+        let channel = self.region.rx2();
+        let rssi = self.gw_tx_dbm - f64::from(loss) + self.sigma * rng.normal();
+        rssi >= sensitivity(channel.sf, channel.bandwidth_hz)
+    }
+
+    /// Time on air of a downlink of `len` bytes in RX2.
+    pub fn rx2_airtime(&self, len: usize) -> Time {
+        let channel = self.region.rx2();
+        micros(lorawan_downlink_airtime(len, channel.sf, channel.bandwidth_hz))
+    }
+
+    /// Time on air of a unicast downlink of `len` bytes to meter `m` in
+    /// RX1 (at its spreading factor).
+    pub fn rx1_airtime(&self, m: usize, len: usize) -> Time {
+        micros(lorawan_downlink_airtime(len, self.sf(m).unwrap_or(12), 125_000))
+    }
+
     /// The uplink channel of a meter's `k`-th uplink (meters hop over the
     /// region's default channels).
     fn uplink_channel(&self, k: u64, sf: u8) -> Channel {

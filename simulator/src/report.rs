@@ -130,6 +130,9 @@ pub struct RehearsalReport {
     /// "after-pass"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_pass: Option<Vec<PassFigures>>,
+    /// Multicast WAKE groups (`campaign.wake = "multicast"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multicast: Option<crate::multicast::MulticastFigures>,
     /// A live rehearsal's own figures and end-of-run checks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<crate::live::LiveSummary>,
@@ -258,6 +261,7 @@ impl RehearsalReport {
             events: i.run.totals.events,
             per_pass: (i.scenario.campaign.replan == Replan::AfterPass)
                 .then(|| i.run.passes.clone()),
+            multicast: None,
             live: None,
             analytic: None,
         }

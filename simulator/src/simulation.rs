@@ -35,6 +35,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use crate::ap::fair_rates;
 use crate::fleet::Fleet;
+use crate::multicast::{CLASS_C_WINDOW, FRAME_OFFSET, MulticastPlan, SETUP_LEN};
 use crate::radio::{Radio, WakeAttempt};
 use crate::random::{Purpose, Stream};
 use crate::scenario::{Replan, Scenario};
@@ -179,6 +180,10 @@ enum Event {
     Expired(u32),
     /// The WAKE's window opens.
     WindowOpen(u32),
+    /// The meter sends the uplink its multicast setup rides on.
+    Setup(u32),
+    /// A multicast group's class C window: its WAKE goes out.
+    GroupWake(u32),
     /// Association done: the meter joins the van's access point.
     Connect(u32),
     /// The session's deadline (out of range, window closed, link drop).
@@ -226,6 +231,10 @@ struct MeterRun {
     connected_this_window: bool,
     /// Had a session with a van on the current pass (after-pass mode).
     heard: bool,
+    /// The multicast group it is woken with, while it is.
+    group: Option<u32>,
+    /// Its setup (group and class C window) reached it.
+    setup_ok: bool,
     result: MeterResult,
     cause: Option<Cause>,
     rng: Stream,
@@ -283,6 +292,8 @@ pub struct Simulation<'a> {
     /// Meters with a WAKE for it.
     planned_this_pass: u64,
     passes: Vec<PassFigures>,
+    /// The multicast groups (`campaign.wake = "multicast"`).
+    multicast: MulticastPlan,
 }
 
 impl<'a> Simulation<'a> {
@@ -347,6 +358,8 @@ impl<'a> Simulation<'a> {
                 generation: 0,
                 connected_this_window: false,
                 heard: false,
+                group: None,
+                setup_ok: false,
                 result: MeterResult {
                     outcome: match needs[usize::from(profile.version)] {
                         None => Outcome::AlreadyCurrent,
@@ -377,7 +390,19 @@ impl<'a> Simulation<'a> {
             list: Vec::new(),
             planned_this_pass: 0,
             passes: Vec::new(),
+            multicast: MulticastPlan::default(),
         }
+    }
+
+    /// Wakes the meters of `plan`'s multicast groups with one multicast
+    /// WAKE per group after each member's setup (per-meter replanning
+    /// only); every other meter is planned by unicast.
+    pub fn with_multicast(mut self, plan: MulticastPlan) -> Simulation<'a> {
+        for (m, group) in plan.group_of.iter().enumerate() {
+            self.meters[m].group = *group;
+        }
+        self.multicast = plan;
+        self
     }
 
     /// Runs the campaign to its end; `progress` is called now and then with
@@ -386,8 +411,22 @@ impl<'a> Simulation<'a> {
         match self.settings.replan {
             Replan::PerMeter => {
                 for m in 0..self.meters.len() {
-                    if self.meters[m].result.outcome != Outcome::AlreadyCurrent {
+                    if self.meters[m].result.outcome == Outcome::AlreadyCurrent {
+                        continue;
+                    }
+                    if self.meters[m].group.is_some() {
+                        let at = self.uplink_time(m, 0);
+                        self.schedule(at, Event::Setup(m as u32));
+                    } else {
                         self.plan(m);
+                    }
+                }
+                for (g, group) in self.multicast.groups.iter().enumerate() {
+                    if group.delivery == otavan_planning::multicast::Delivery::Multicast {
+                        let at = group.segment.session_at + FRAME_OFFSET;
+                        self.sequence += 1;
+                        self.queue
+                            .push(Reverse((at, self.sequence, Event::GroupWake(g as u32))));
                     }
                 }
             }
@@ -427,6 +466,8 @@ impl<'a> Simulation<'a> {
             Event::PassOver(pass) => self.pass_over(pass),
             Event::Expired(m) => self.wake_expired(m as usize),
             Event::WindowOpen(m) => self.window_open(m as usize),
+            Event::Setup(m) => self.setup(m as usize),
+            Event::GroupWake(g) => self.group_wake(g as usize),
             Event::Connect(m) => self.connect(m as usize),
             Event::SessionEnd(m, generation) => {
                 let run = &self.meters[m as usize];
@@ -680,6 +721,107 @@ impl<'a> Simulation<'a> {
                 } else {
                     let expires = self.meters[m].expires_at;
                     self.schedule(expires.max(now), Event::Expired(m as u32));
+                }
+            }
+        }
+    }
+
+    /// Meter `m`'s uplink with its multicast setup queued: delivered, the
+    /// meter waits for its group's WAKE; otherwise the setup rides the
+    /// next uplink, until a minute before the session, when the meter is
+    /// planned by unicast instead.
+    fn setup(&mut self, m: usize) {
+        let Some(g) = self.meters[m].group else {
+            return;
+        };
+        let deadline = self.multicast.groups[g as usize].segment.session_at - secs(60);
+        let now = self.now;
+        let k = self.meters[m].uplink;
+        let attempt = {
+            let run = &mut self.meters[m];
+            self.radio.try_wake(m, k, now, SETUP_LEN, &mut run.rng)
+        };
+        match attempt {
+            WakeAttempt::Delivered { airtime, .. } => {
+                self.sent(m, airtime);
+                self.meters[m].setup_ok = true;
+                return;
+            }
+            WakeAttempt::DownlinkLost { airtime } => self.sent(m, airtime),
+            WakeAttempt::UplinkLost | WakeAttempt::GatewayBusy => {}
+        }
+        if self.fleet.meters[m].nominal_uplink(k + 1) <= deadline {
+            self.meters[m].uplink = k + 1;
+            let at = self.uplink_time(m, k + 1);
+            self.schedule(at.min(deadline), Event::Setup(m as u32));
+        } else {
+            self.leave_group(m, Cause::WakeNotDelivered);
+        }
+    }
+
+    /// Meter `m` is woken by unicast from now on (its group's WAKE did not
+    /// reach it, for `cause`).
+    fn leave_group(&mut self, m: usize, cause: Cause) {
+        self.incident(m, cause);
+        let run = &mut self.meters[m];
+        run.group = None;
+        run.uplink = 0;
+        run.cursor = self.contacts.of(m).partition_point(|c| c.start < self.now) as u32;
+        self.plan(m);
+    }
+
+    /// Group `g`'s class C window: one multicast frame per gateway its
+    /// set-up members are best heard by, at the first start the duty
+    /// cycle allows; each member that hears it opens its WiFi window for
+    /// the group's pass, the others are planned by unicast.
+    fn group_wake(&mut self, g: usize) {
+        let group = self.multicast.groups[g].segment.clone();
+        let last_start = group.session_at + CLASS_C_WINDOW - FRAME_OFFSET;
+        let mut frames: BTreeMap<u32, Option<Time>> = BTreeMap::new();
+        let wake_len = self.settings.wake_len;
+        for (&m, &contact) in group.members.iter().zip(&group.contacts) {
+            let run = &self.meters[m];
+            if run.group != Some(g as u32) {
+                continue;
+            }
+            let Some(gw) = self.radio.best_gateway(m).filter(|_| run.setup_ok) else {
+                self.leave_group(m, Cause::WakeNotDelivered);
+                continue;
+            };
+            let heard_at = *frames.entry(gw).or_insert_with(|| {
+                let sent = self
+                    .radio
+                    .book_multicast(gw, wake_len, self.now, last_start);
+                if let Some((_, airtime)) = sent {
+                    self.totals.downlinks_sent += 1;
+                    self.totals.downlink_airtime += airtime;
+                }
+                sent.map(|(start, airtime)| start + airtime)
+            });
+            let rx_a = self.settings.lora_rx_a;
+            let heard = heard_at.filter(|_| {
+                let run = &mut self.meters[m];
+                self.radio.hears_rx2(m, gw, &mut run.rng)
+            });
+            match heard {
+                Some(at) => {
+                    self.energy(m, rx_a, at - group.session_at);
+                    let run = &mut self.meters[m];
+                    run.group = None;
+                    run.result.downlinks += 1;
+                    run.planned = contact as u32;
+                    run.cursor = contact as u32;
+                    run.stage = Stage::Window;
+                    run.close = group.close;
+                    self.schedule(group.open.max(at), Event::WindowOpen(m as u32));
+                }
+                None => {
+                    self.energy(m, rx_a, CLASS_C_WINDOW);
+                    let cause = match heard_at {
+                        Some(_) => Cause::WakeLost,
+                        None => Cause::WakeNotDelivered,
+                    };
+                    self.leave_group(m, cause);
                 }
             }
         }

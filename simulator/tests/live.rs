@@ -267,14 +267,3 @@ fn one_multicast_wake_per_street_wakes_its_meters() {
         ));
     }
 }
-
-/// The analytic model plans unicast WAKEs only, and says so.
-#[test]
-fn the_analytic_mode_refuses_multicast_wakes() {
-    let mut s = town(10);
-    s.campaign.wake = WakeDelivery::Multicast;
-    let err = otavan_sim::rehearse(&s, "town", &Options::default(), &mut |_| {})
-        .err()
-        .unwrap();
-    assert!(err.to_string().contains("campaign.wake"), "{err}");
-}

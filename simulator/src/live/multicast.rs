@@ -3,7 +3,8 @@
 //!
 //! The meters are grouped by the van pass that first gives them enough
 //! contact (`otavan_planning::multicast::segment_groups`): one group per
-//! van and [`GROUP_SPAN`] of its drive (a street segment). Once a member's first uplink is seen, its group (address and
+//! van and [`crate::multicast::GROUP_SPAN`] of its drive (a street
+//! segment). Once a member's first uplink is seen, its group (address and
 //! key, the key encrypted for the meter) and a class C window at the
 //! group's session time are sent to it by unicast on the setup FPort;
 //! at the session time one multicast WAKE for the whole group goes out,
@@ -21,33 +22,18 @@ use otavan_protocol::device_time::DeviceTime;
 use otavan_protocol::lora::multicast::{
     ClassCSession, GroupId, GroupSetup, Key, McRequest, McRootKey,
 };
-use otavan_protocol::lora::{DEFAULT_FPORT, Wake, Window};
+use otavan_protocol::lora::{DEFAULT_FPORT, Wake};
 use otavan_protocol::region::Region;
 use tokio::time::sleep_until;
 
 use super::meter::WALL_EPOCH;
 use super::plan::{self, LastUplinks, PlannedMeter};
 use super::world::LiveWorld;
+use crate::multicast::{CLASS_C_EXPONENT, FRAME_OFFSET, group_config};
 use crate::simulation::Cause;
-use otavan_planning::multicast::{GroupConfig, segment_groups};
+use otavan_planning::multicast::segment_groups;
 use otavan_planning::time::{Time, as_secs_f64, secs};
 use otavan_planning::wake::PlanConfig;
-
-/// The stretch of one van's drive a group covers.
-pub const GROUP_SPAN: Time = secs(600);
-
-/// The class C window opens this long before the group's WiFi window,
-/// leaving the WAKE's frame time to go out within the duty cycle.
-const WAKE_LEAD: Time = secs(300);
-
-/// The class C window lasts 2^7 = 128 s: long enough for the gateway to
-/// find a slot in RX2's 10 % duty cycle for several groups at once, short
-/// next to a meter's day (128 s at the receive current).
-pub const CLASS_C_EXPONENT: u8 = 7;
-
-/// The earliest session time: every meter has powered up (within six
-/// hours) and sent uplinks by then, so its setup can reach it first.
-const EARLIEST_SESSION: Time = secs(8 * 3600);
 
 /// The group's frame counters start here.
 const FIRST_FCNT: u32 = 1;
@@ -70,21 +56,14 @@ pub struct Group {
 }
 
 /// Groups the `meters` (indices into the world's contacts) with
-/// [`segment_groups`]: one group per van and [`GROUP_SPAN`] of its drive,
-/// from the first pass after [`EARLIEST_SESSION`] with at least
+/// [`segment_groups`]: one group per van and
+/// [`crate::multicast::GROUP_SPAN`] of its drive, from the first pass
+/// after [`crate::multicast::EARLIEST_SESSION`] with at least
 /// `config.min_contact`; meters without one get no group (they are
 /// planned by unicast). Each group gets an address and a key drawn from
 /// `seed`.
 pub fn groups(world: &LiveWorld, meters: &[usize], config: &PlanConfig, seed: u64) -> Vec<Group> {
-    let grouping = GroupConfig {
-        span: GROUP_SPAN,
-        earliest_session: EARLIEST_SESSION,
-        wake_lead: WAKE_LEAD,
-        min_contact: config.min_contact,
-        lead: config.lead,
-        slack: config.slack,
-        max_window: secs(u64::from(Window::MAX.secs())),
-    };
+    let grouping = group_config(config);
     let mut keys = SimRng::new(seed ^ 0x6d63_6173_746b_6579);
     segment_groups(meters.iter().map(|&m| (m, world.contacts_of(m))), &grouping)
         .into_iter()
@@ -198,7 +177,7 @@ pub async fn send_wake(
     network: NetworkServer,
     config: PlanConfig,
 ) -> bool {
-    let not_before = group.session_at + secs(5);
+    let not_before = group.session_at + FRAME_OFFSET;
     let window_end = group.session_at + secs(1 << CLASS_C_EXPONENT);
     sleep_until(world.instant(not_before)).await;
     // The frame lasts under 3 s at any data rate; the delay is counted

@@ -1,0 +1,225 @@
+//! Multicast WAKE (`campaign.wake = "multicast"`): the groups both
+//! rehearsal modes form, and, for the analytic model, each group's choice
+//! of unicast or multicast by airtime, duty cycle and class C energy
+//! ([`otavan_planning::multicast::Costs::choose`]).
+//!
+//! A group served by multicast costs each member one unicast setup
+//! (TS005 `McGroupSetupReq` and `McClassCSessionReq` in one frame,
+//! [`SETUP_LEN`] bytes, at any of its uplinks before the session) and the
+//! group one multicast frame per gateway its members are best heard by,
+//! in RX2. A group served by unicast is planned as in the unicast mode.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use otavan_planning::contacts::Contacts;
+use otavan_planning::multicast::{Costs, Delivery, GroupConfig, HOUR, SegmentGroup, segment_groups};
+use otavan_planning::time::{Time, secs};
+use otavan_planning::wake::PlanConfig;
+use otavan_protocol::lora::Window;
+use otavan_protocol::region::{Band, EU868_DEFAULT_CHANNELS, Region};
+
+use serde::Serialize;
+
+use crate::radio::Radio;
+use crate::scenario::Scenario;
+
+/// The stretch of one van's drive a group covers: a street segment.
+pub const GROUP_SPAN: Time = secs(600);
+
+/// The class C window opens this long before the group's WiFi window,
+/// leaving the WAKE's frame time to go out within the duty cycle.
+pub const WAKE_LEAD: Time = secs(300);
+
+/// The class C window lasts 2^7 = 128 s: long enough for the gateway to
+/// find a slot in RX2's 10 % duty cycle for several groups at once.
+pub const CLASS_C_EXPONENT: u8 = 7;
+
+/// How long the class C window lasts.
+pub const CLASS_C_WINDOW: Time = secs(1 << CLASS_C_EXPONENT);
+
+/// The earliest session: every meter has powered up and sent uplinks by
+/// then, so its setup can reach it first.
+pub const EARLIEST_SESSION: Time = secs(8 * 3600);
+
+/// The multicast frame goes out this long after the window opens, at the
+/// earliest.
+pub const FRAME_OFFSET: Time = secs(5);
+
+/// A setup frame: `McGroupSetupReq` (1 + 29 bytes) and
+/// `McClassCSessionReq` (1 + 10 bytes).
+pub const SETUP_LEN: usize = 41;
+
+/// The most class C energy a meter may spend on one WAKE, joules: a
+/// quarter of a ten-second WiFi session at the default 120 mA and 3.6 V
+/// (est); the expected listening (the frame's offset and airtime, about
+/// 6.5 s at 12 mA: 0.3 J) is well under it, a whole 128 s window (5.5 J)
+/// is not.
+pub const MAX_CLASS_C_J: f64 = 1.0;
+
+/// How groups are formed from the plan's margins.
+pub fn group_config(plan: &PlanConfig) -> GroupConfig {
+    GroupConfig {
+        span: GROUP_SPAN,
+        earliest_session: EARLIEST_SESSION,
+        wake_lead: WAKE_LEAD,
+        min_contact: plan.min_contact,
+        lead: plan.lead,
+        slack: plan.slack,
+        max_window: secs(u64::from(Window::MAX.secs())),
+    }
+}
+
+/// One group and how it is served.
+#[derive(Debug, Clone)]
+pub struct PlannedGroup {
+    /// The group.
+    pub segment: SegmentGroup,
+    /// What serving it costs either way.
+    pub costs: Costs,
+    /// The choice.
+    pub delivery: Delivery,
+}
+
+/// The groups of a campaign.
+#[derive(Debug, Clone, Default)]
+pub struct MulticastPlan {
+    /// Every group, in `segment_groups`' order.
+    pub groups: Vec<PlannedGroup>,
+    /// Per meter, its group when that group is served by multicast.
+    pub group_of: Vec<Option<u32>>,
+}
+
+/// The plan's figures in `report.json` (`multicast`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MulticastFigures {
+    /// Groups formed (street segments of one van pass).
+    pub groups: u64,
+    /// Of those, groups woken by multicast (the others by unicast).
+    pub multicast_groups: u64,
+    /// Meters in the groups woken by multicast.
+    pub multicast_meters: u64,
+    /// Meters in the groups woken by unicast.
+    pub unicast_meters: u64,
+}
+
+impl MulticastPlan {
+    /// Its figures.
+    pub fn figures(&self) -> MulticastFigures {
+        let members = |delivery| {
+            self.groups
+                .iter()
+                .filter(|g| g.delivery == delivery)
+                .map(|g| g.segment.members.len() as u64)
+                .sum()
+        };
+        MulticastFigures {
+            groups: self.groups.len() as u64,
+            multicast_groups: self
+                .groups
+                .iter()
+                .filter(|g| g.delivery == Delivery::Multicast)
+                .count() as u64,
+            multicast_meters: members(Delivery::Multicast),
+            unicast_meters: members(Delivery::Unicast),
+        }
+    }
+}
+
+/// Plans the groups of the `meters` (those needing the update and in
+/// LoRa coverage, of a fleet of `fleet_size`) and chooses for each, with
+/// WAKEs of `wake_len` bytes.
+pub fn plan(
+    scenario: &Scenario,
+    plan: &PlanConfig,
+    contacts: &Contacts,
+    radio: &Radio,
+    meters: &[usize],
+    fleet_size: usize,
+    wake_len: usize,
+) -> MulticastPlan {
+    let groups = segment_groups(
+        meters.iter().map(|&m| (m, contacts.of(m))),
+        &group_config(plan),
+    );
+    // Every member's unicast WAKE would go out in the hour before its
+    // pass, through its best gateway: the load per gateway and hour.
+    let mut load: BTreeMap<(u32, Time), Time> = BTreeMap::new();
+    for group in &groups {
+        for &m in &group.members {
+            if let Some(g) = radio.best_gateway(m) {
+                *load.entry((g, group.open / HOUR)).or_default() += radio.rx1_airtime(m, wake_len);
+            }
+        }
+    }
+    let region = scenario.region();
+    let budget = hour_budget(region);
+    let frame = radio.rx2_airtime(wake_len);
+    let wifi = &scenario.wifi;
+    let mut group_of = vec![None; fleet_size];
+    let planned = groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, segment)| {
+            let gateways: BTreeSet<u32> = segment
+                .members
+                .iter()
+                .filter_map(|&m| radio.best_gateway(m))
+                .collect();
+            let costs = Costs {
+                unicast: segment
+                    .members
+                    .iter()
+                    .map(|&m| radio.rx1_airtime(m, wake_len))
+                    .sum(),
+                multicast: segment
+                    .members
+                    .iter()
+                    .map(|&m| radio.rx1_airtime(m, SETUP_LEN))
+                    .sum::<Time>()
+                    + frame * gateways.len() as Time,
+                unicast_peak_hour: gateways
+                    .iter()
+                    .map(|&g| load[&(g, segment.open / HOUR)])
+                    .max()
+                    .unwrap_or(0),
+                hour_budget: budget,
+                class_c_listen: FRAME_OFFSET + frame,
+                rx_amps: wifi.lora_rx_ma / 1000.0,
+                volts: wifi.supply_v,
+                max_class_c_j: MAX_CLASS_C_J,
+            };
+            let delivery = costs.choose();
+            if delivery == Delivery::Multicast {
+                for &m in &segment.members {
+                    group_of[m] = Some(i as u32);
+                }
+            }
+            PlannedGroup {
+                segment,
+                costs,
+                delivery,
+            }
+        })
+        .collect();
+    MulticastPlan {
+        groups: planned,
+        group_of,
+    }
+}
+
+/// The downlink airtime a gateway may spend in an hour on a WAKE's two
+/// receive windows: RX1 on the default uplink channels' sub-band and
+/// RX2, each under its duty cycle (a whole hour each where there is none).
+fn hour_budget(region: Region) -> Time {
+    let rx1 = match region {
+        Region::Eu868 => EU868_DEFAULT_CHANNELS[0],
+        Region::Us915 => region.rx2().frequency,
+    };
+    [rx1, region.rx2().frequency]
+        .into_iter()
+        .map(|frequency| match region.band(frequency) {
+            Some(Band::Limited(_, sub)) => HOUR / Time::from(sub.duty_cycle_divisor),
+            Some(Band::Unlimited) | None => HOUR,
+        })
+        .sum()
+}
