@@ -19,6 +19,8 @@
 //!   [`PlanConfig`].
 //! - [`limit`]: the physical limit, which meters the route's contacts could
 //!   have updated at best ([`limit::reach`]).
+//! - [`pace`]: [`Pace`], a speed for each route leg and stops where
+//!   meters need longer contact, within a time budget ([`Pace::plan`]).
 //! - [`defaults`]: the planner's default [`Margins`], WiFi ranges per
 //!   install kind ([`WifiRanges`]) and van speed, with their sources.
 //!
@@ -55,6 +57,7 @@ pub mod geometry;
 pub mod leg;
 pub mod limit;
 pub mod meters;
+pub mod pace;
 pub mod time;
 pub mod wake;
 
@@ -62,4 +65,5 @@ pub use contacts::{Contact, Contacts};
 pub use defaults::{Margins, WifiRanges};
 pub use leg::Leg;
 pub use meters::{MeterSpec, Meters};
+pub use pace::{Pace, PaceLimits};
 pub use wake::{PlanConfig, Policy, WakePlan};
