@@ -102,6 +102,10 @@ pub struct RehearsalReport {
     pub van_passes: u32,
     /// Kilometres driven, all vans together.
     pub van_km: f64,
+    /// Hours the vans drove or stopped (shift time used), all together.
+    pub van_hours: f64,
+    /// The vans' pace plans, all vans together (one pass each).
+    pub pace: PaceSummary,
     /// WAKE downlinks the gateways transmitted.
     pub downlinks_sent: u64,
     /// Bytes the meters downloaded, unfinished attempts included.
@@ -221,6 +225,15 @@ impl RehearsalReport {
             time_to_99_s: reach(0.99),
             van_passes: i.drives.passes_completed,
             van_km: round3(i.drives.km),
+            van_hours: round3(
+                i.drives
+                    .legs
+                    .iter()
+                    .map(|l| as_secs_f64(l.t1 - l.t0))
+                    .sum::<f64>()
+                    / 3600.0,
+            ),
+            pace: PaceSummary::of(i.scenario, i.drives),
             downlinks_sent: i.run.totals.downlinks_sent,
             bytes_transferred: i.run.meters.iter().map(|r| r.bytes).sum::<f64>().round() as u64,
             energy_per_meter_j: round3(energy.mean),
@@ -254,6 +267,36 @@ impl RehearsalReport {
             events: i.run.totals.events,
             live: None,
             analytic: None,
+        }
+    }
+}
+
+/// `report.json`'s `pace`: what the pace plans do on one pass of every
+/// van.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PaceSummary {
+    /// Route legs, all vans.
+    pub legs: u64,
+    /// Legs slower than `van.speed_kmh`.
+    pub slowed_legs: u64,
+    /// Stops.
+    pub stops: u64,
+    /// Seconds of stops.
+    pub stop_s: f64,
+    /// Seconds a pass takes beyond driving it all at `van.speed_kmh`.
+    pub extra_s: f64,
+}
+
+impl PaceSummary {
+    fn of(scenario: &Scenario, drives: &Drives) -> PaceSummary {
+        let speed = scenario.van.speed_kmh / 3.6;
+        let legs = drives.paces.iter().flat_map(|p| &p.legs);
+        PaceSummary {
+            legs: legs.clone().count() as u64,
+            slowed_legs: legs.clone().filter(|l| l.speed < speed).count() as u64,
+            stops: legs.clone().filter(|l| l.stop.is_some()).count() as u64,
+            stop_s: round3(legs.filter_map(|l| l.stop).map(|s| s.seconds).sum()),
+            extra_s: round3(drives.paces.iter().map(|p| p.extra_s(speed)).sum()),
         }
     }
 }
