@@ -56,6 +56,13 @@ pub const MAX_STOP_S: f64 = 60.0;
 /// stretches a plan cannot foresee (estimate).
 pub const PACE_BUDGET_SHARE: f64 = 0.9;
 
+/// Passes a pace plan gives each meter the contact it needs: more than
+/// one, as a WAKE that does not arrive loses the pass (on the city
+/// example, with 12 passes: 2 update 759,422 meters, 4 776,084, 6 777,976,
+/// every pass 778,346; 6 spends less budget per meter for the same
+/// result; measured).
+pub const PACE_PASSES_PER_METER: u32 = 6;
+
 /// The van's access point: aggregate goodput, Mbit/s (estimate for an
 /// 802.11n van access point serving ESP32-class meters).
 pub const AP_CAPACITY_MBPS: f64 = 30.0;

@@ -126,13 +126,41 @@ impl Pace {
         needs: &[Option<f64>],
         limits: &PaceLimits,
     ) -> Pace {
+        let mut paces = Pace::plan_passes(route, meters, needs, limits, 1, 1);
+        paces.pop().expect("one pass")
+    }
+
+    /// Plans `passes` passes of `route`, each within `limits` (the budget
+    /// is each pass's), serving each meter in at most `per_meter` of them:
+    /// `needs[m]` is the contact meter `m` needs on each pass that serves
+    /// it. A pass spends its budget on the meters earlier passes did not
+    /// serve enough, so the budget goes round the meters instead of
+    /// buying the same contact every pass.
+    pub fn plan_passes(
+        route: &[Point],
+        meters: &Meters,
+        needs: &[Option<f64>],
+        limits: &PaceLimits,
+        passes: u32,
+        per_meter: u32,
+    ) -> Vec<Pace> {
         let limits = PaceLimits {
             min_speed: limits.min_speed.min(limits.max_speed),
             ..*limits
         };
-        let mut greedy = Greedy::new(Pace::constant(route, limits.max_speed), meters, needs);
-        greedy.run(&limits);
-        greedy.pace
+        let constant = Pace::constant(route, limits.max_speed);
+        let mut greedy = Greedy::new(constant.clone(), meters, needs);
+        let mut served = vec![0u32; greedy.wanting.len()];
+        (0..passes)
+            .map(|_| {
+                greedy.reset(&constant, |w| served[w] < per_meter);
+                greedy.run(&limits);
+                for (w, count) in served.iter_mut().enumerate() {
+                    *count += u32::from(greedy.wanting[w].served());
+                }
+                greedy.pace.clone()
+            })
+            .collect()
     }
 
     /// Seconds to drive the whole route, stops included.
@@ -289,6 +317,8 @@ struct Greedy {
     on_leg: Vec<Vec<u32>>,
     /// Per leg: bumped when a meter on it changes.
     version: Vec<u32>,
+    /// Each wanting meter's contact at the cruising speed, seconds.
+    base: Vec<f64>,
 }
 
 impl Greedy {
@@ -332,6 +362,7 @@ impl Greedy {
                 wanting,
                 on_leg,
                 version: Vec::new(),
+                base: Vec::new(),
             };
         }
         for (m, all) in chords {
@@ -353,12 +384,34 @@ impl Greedy {
             wanting.push(w);
         }
         let version = vec![0; pace.legs.len()];
+        let base = wanting.iter().map(|w| w.has).collect();
         Greedy {
             pace,
             wanting,
             on_leg,
             version,
+            base,
         }
+    }
+
+    /// Starts a pass afresh at `pace`, for the wanting meters `keep`
+    /// says.
+    fn reset(&mut self, pace: &Pace, keep: impl Fn(usize) -> bool) {
+        self.pace.clone_from(pace);
+        for (w, has) in self.base.iter().enumerate() {
+            self.wanting[w].has = *has;
+        }
+        for list in &mut self.on_leg {
+            list.clear();
+        }
+        for (w, wanting) in self.wanting.iter().enumerate() {
+            if keep(w) {
+                for &(leg, _) in &wanting.chords {
+                    self.on_leg[leg as usize].push(w as u32);
+                }
+            }
+        }
+        self.version.iter_mut().for_each(|v| *v = 0);
     }
 
     fn run(&mut self, limits: &PaceLimits) {
@@ -666,6 +719,28 @@ mod tests {
         );
     }
 
+    /// Budget for one cluster a pass, each meter served once: the ten
+    /// first, the one on the next pass, then nothing is left to buy.
+    #[test]
+    fn passes_take_turns_over_the_meters() {
+        let mut specs = vec![meter(125.0, 10.0, 30.0)];
+        specs.extend((0..10).map(|i| meter(600.0 + i as f64, 10.0, 30.0)));
+        let meters = Meters::from_meters(specs);
+        let needs = vec![Some(10.0); 11];
+        let paces = Pace::plan_passes(&street(), &meters, &needs, &limits(0.0, 25.0), 3, 1);
+        assert_eq!(paces.len(), 3);
+        let contacts: Vec<Vec<f64>> = paces.iter().map(|p| contact_s(p, &meters)).collect();
+        assert!(contacts[0][1..].iter().all(|&t| t >= 10.0 - 1e-3));
+        assert!(contacts[0][0] < 10.0 - 1e-3);
+        assert!(contacts[1][0] >= 10.0 - 1e-3);
+        assert!(contacts[1][1..].iter().all(|&t| t < 10.0 - 1e-3));
+        assert_eq!(paces[2], Pace::constant(&street(), 10.0));
+        // Twice each: the ten again on the second pass, the one on the third.
+        let twice = Pace::plan_passes(&street(), &meters, &needs, &limits(0.0, 25.0), 3, 2);
+        assert_eq!(twice[0], twice[1]);
+        assert_eq!(twice[2], paces[1]);
+    }
+
     #[test]
     fn the_need_is_the_minimum_contact_or_the_transfer() {
         let link = LinkModel {
@@ -737,6 +812,8 @@ mod tests {
             min_share in 0.05..1.0f64,
             max_stop_s in 0.0..300.0f64,
             budget_s in 0.0..3000.0f64,
+            passes in 1..4u32,
+            per_meter in 1..3u32,
         ) {
             let route: Vec<Point> = corners.iter().map(|&(x, y)| Point::new(x, y)).collect();
             let meters = Meters::from_meters(
@@ -752,8 +829,10 @@ mod tests {
                 max_stop_s,
                 budget_s,
             };
-            let pace = Pace::plan(&route, &meters, &needs, &limits);
+            let paces = Pace::plan_passes(&route, &meters, &needs, &limits, passes, per_meter);
+            prop_assert_eq!(paces.len(), passes as usize);
             let constant = Pace::constant(&route, limits.max_speed);
+            for pace in &paces {
             prop_assert_eq!(pace.legs.len(), constant.legs.len());
             for (leg, plain) in pace.legs.iter().zip(&constant.legs) {
                 prop_assert_eq!((leg.from, leg.to), (plain.from, plain.to));
@@ -765,6 +844,7 @@ mod tests {
                 }
             }
             prop_assert!(pace.extra_s(limits.max_speed) <= budget_s + 1e-6);
+            }
         }
     }
 }

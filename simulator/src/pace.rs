@@ -8,6 +8,10 @@
 //! time: the shift hours from `first_day` to the campaign's end divided
 //! among the passes, less the pass driven at `speed_kmh` (and its
 //! `stop_every_m` stops). So the passes still end before the campaign does.
+//! Each pass spends it on the meters earlier passes served fewer than
+//! `pace_passes_per_meter` times, and a meter needs, on a pass that serves
+//! it, the planner's minimum contact or its transfer spread over that many
+//! passes.
 
 use otavan_planning::Meters;
 use otavan_planning::geometry::Point;
@@ -18,25 +22,31 @@ use otavan_planning::time::{DAY, Time, as_secs_f64, from_secs_f64};
 use crate::losses::link_model;
 use crate::scenario::{PaceKind, Scenario};
 
-/// Each van's pace over its route (`routes[v]`), for the meters
-/// `candidates` (the ones that need the update and can be woken).
+/// Each van's pace over its route (`routes[v]`), pass by pass (as the
+/// route runs forward; the return passes drive it reversed), for the
+/// meters `candidates` (the ones that need the update and can be woken).
 pub fn paces(
     scenario: &Scenario,
     meters: &Meters,
     candidates: &[Option<Candidate>],
     routes: &[Vec<Point>],
     horizon: Time,
-) -> Vec<Pace> {
+) -> Vec<Vec<Pace>> {
     let v = &scenario.van;
     let speed = v.speed_kmh / 3.6;
+    let passes = v.passes as usize;
     match v.pace {
-        PaceKind::Constant => routes.iter().map(|r| corners(r, speed)).collect(),
+        PaceKind::Constant => routes
+            .iter()
+            .map(|r| vec![corners(r, speed); passes])
+            .collect(),
         PaceKind::Planned => {
             let link = link_model(scenario);
             let min_contact = from_secs_f64(scenario.campaign.min_contact_s);
+            let per_meter = v.pace_passes_per_meter.min(v.passes);
             let needs: Vec<Option<f64>> = candidates
                 .iter()
-                .map(|c| c.map(|c| pace::need_s(&c, &link, min_contact, v.passes)))
+                .map(|c| c.map(|c| pace::need_s(&c, &link, min_contact, per_meter)))
                 .collect();
             routes
                 .iter()
@@ -47,7 +57,7 @@ pub fn paces(
                         max_stop_s: v.max_stop_s,
                         budget_s: budget_s(scenario, route, horizon),
                     };
-                    Pace::plan(route, meters, &needs, &limits)
+                    Pace::plan_passes(route, meters, &needs, &limits, v.passes, per_meter)
                 })
                 .collect()
         }

@@ -104,7 +104,7 @@ pub struct RehearsalReport {
     pub van_km: f64,
     /// Hours the vans drove or stopped (shift time used), all together.
     pub van_hours: f64,
-    /// The vans' pace plans, all vans together (one pass each).
+    /// The vans' pace plans, all vans and passes together.
     pub pace: PaceSummary,
     /// WAKE downlinks the gateways transmitted.
     pub downlinks_sent: u64,
@@ -271,8 +271,8 @@ impl RehearsalReport {
     }
 }
 
-/// `report.json`'s `pace`: what the pace plans do on one pass of every
-/// van.
+/// `report.json`'s `pace`: what the pace plans do, all vans and passes
+/// together.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PaceSummary {
     /// Route legs, all vans.
@@ -283,20 +283,21 @@ pub struct PaceSummary {
     pub stops: u64,
     /// Seconds of stops.
     pub stop_s: f64,
-    /// Seconds a pass takes beyond driving it all at `van.speed_kmh`.
+    /// Seconds the passes take beyond driving them at `van.speed_kmh`.
     pub extra_s: f64,
 }
 
 impl PaceSummary {
     fn of(scenario: &Scenario, drives: &Drives) -> PaceSummary {
         let speed = scenario.van.speed_kmh / 3.6;
-        let legs = drives.paces.iter().flat_map(|p| &p.legs);
+        let paces = drives.paces.iter().flatten();
+        let legs = paces.clone().flat_map(|p| &p.legs);
         PaceSummary {
             legs: legs.clone().count() as u64,
             slowed_legs: legs.clone().filter(|l| l.speed < speed).count() as u64,
             stops: legs.clone().filter(|l| l.stop.is_some()).count() as u64,
             stop_s: round3(legs.filter_map(|l| l.stop).map(|s| s.seconds).sum()),
-            extra_s: round3(drives.paces.iter().map(|p| p.extra_s(speed)).sum()),
+            extra_s: round3(paces.map(|p| p.extra_s(speed)).sum()),
         }
     }
 }

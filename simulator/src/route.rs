@@ -21,9 +21,9 @@ pub struct Drives {
     pub legs: Vec<Leg>,
     /// Each van's route polyline (for the map).
     pub routes: Vec<Vec<Point>>,
-    /// Each van's pace over its route (forward passes; the return passes
-    /// drive it reversed).
-    pub paces: Vec<Pace>,
+    /// Each van's pace over its route, pass by pass (as the route runs
+    /// forward; the return passes drive it reversed).
+    pub paces: Vec<Vec<Pace>>,
     /// Passes completed, all vans together.
     pub passes_completed: u32,
     /// Kilometres driven, all vans together.
@@ -80,22 +80,27 @@ fn rotate(route: &[Point], share: f64) -> Vec<Point> {
         .collect()
 }
 
-/// Drives every van over its route at its pace (`paces[v]`, forward
-/// passes; the return passes reversed) until its passes are done or
-/// `horizon`.
+/// Drives every van over its route at its pace (`paces[v][pass]`, as the
+/// route runs forward: the return passes drive it reversed) until its
+/// passes are done or `horizon`.
 pub fn drive(
     scenario: &Scenario,
     routes: Vec<Vec<Point>>,
-    paces: Vec<Pace>,
+    paces: Vec<Vec<Pace>>,
     horizon: Time,
 ) -> Drives {
     let mut drives = Drives::default();
-    for (van, pace) in paces.iter().enumerate() {
+    for (van, passes) in paces.iter().enumerate() {
         let mut driver = Driver::new(scenario, van as u16, horizon);
-        let backwards = pace.reversed();
-        for pass in 0..scenario.van.passes {
-            let this = if pass % 2 == 0 { pace } else { &backwards };
-            driver.pass = pass.min(u32::from(u16::MAX)) as u16;
+        for (pass, pace) in passes.iter().enumerate() {
+            let backwards;
+            let this = if pass % 2 == 0 {
+                pace
+            } else {
+                backwards = pace.reversed();
+                &backwards
+            };
+            driver.pass = pass.min(usize::from(u16::MAX)) as u16;
             for leg in &this.legs {
                 driver.speed = leg.speed;
                 match leg.stop {
@@ -338,7 +343,7 @@ mod tests {
             at: stop_at,
             seconds: 100.0,
         });
-        let drives = drive(&s, vec![route], vec![pace.clone()], 30 * DAY);
+        let drives = drive(&s, vec![route], vec![vec![pace.clone(); 2]], 30 * DAY);
         assert_eq!(drives.passes_completed, 2);
         assert!((drives.km - 2.0).abs() < 1e-9);
         let speed_at = |p: Point| {

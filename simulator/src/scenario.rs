@@ -281,6 +281,8 @@ pub struct VanSettings {
     pub max_stop_s: f64,
     /// Share of a pass's spare shift time a planned pace may spend.
     pub pace_budget_share: f64,
+    /// Passes a planned pace gives each meter the contact it needs.
+    pub pace_passes_per_meter: u32,
     /// Times each van drives its whole route (every other pass backwards).
     pub passes: u32,
     /// The van stops every this many metres (0: never).
@@ -310,6 +312,7 @@ impl Default for VanSettings {
             min_speed_kmh: defaults::MIN_SPEED_KMH,
             max_stop_s: defaults::MAX_STOP_S,
             pace_budget_share: defaults::PACE_BUDGET_SHARE,
+            pace_passes_per_meter: defaults::PACE_PASSES_PER_METER,
             passes: 2,
             stop_every_m: 0.0,
             stop_s: 0.0,
@@ -551,6 +554,9 @@ impl Scenario {
         }
         if self.fleet.meters == 0 {
             return invalid("fleet.meters", "must be at least 1".into());
+        }
+        if self.van.pace_passes_per_meter == 0 {
+            return invalid("van.pace_passes_per_meter", "must be at least 1".into());
         }
         if self.fleet.streets == 0 {
             return invalid("fleet.streets", "must be at least 1".into());
