@@ -296,8 +296,12 @@ impl PaceSummary {
             legs: legs.clone().count() as u64,
             slowed_legs: legs.clone().filter(|l| l.speed < speed).count() as u64,
             stops: legs.clone().filter(|l| l.stop.is_some()).count() as u64,
-            stop_s: round3(legs.filter_map(|l| l.stop).map(|s| s.seconds).sum()),
-            extra_s: round3(paces.map(|p| p.extra_s(speed)).sum()),
+            // A fold from +0.0: an empty f64 sum is -0.0.
+            stop_s: round3(
+                legs.filter_map(|l| l.stop)
+                    .fold(0.0, |sum, s| sum + s.seconds),
+            ),
+            extra_s: round3(paces.fold(0.0, |sum, p| sum + p.extra_s(speed))),
         }
     }
 }
