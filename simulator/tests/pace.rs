@@ -112,3 +112,22 @@ fn a_planned_pace_updates_more_than_one_speed() {
         serde_json::to_vec(&again.report).unwrap()
     );
 }
+
+#[test]
+fn bad_pace_settings_are_named() {
+    let named = |edit: &dyn Fn(&mut Scenario), key: &str| {
+        let mut s = basement_town();
+        edit(&mut s);
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    };
+    named(&|s| s.van.pace_budget_share = 1.5, "van.pace_budget_share");
+    named(&|s| s.van.min_speed_kmh = 30.0, "van.min_speed_kmh");
+    named(&|s| s.van.min_speed_kmh = 0.0, "van.min_speed_kmh");
+    named(&|s| s.van.max_stop_s = -1.0, "van.max_stop_s");
+    named(
+        &|s| s.van.pace_passes_per_meter = 0,
+        "van.pace_passes_per_meter",
+    );
+    assert!(basement_town().validate().is_ok());
+}

@@ -137,6 +137,10 @@ fn bad_scenarios_and_options_are_named() {
     assert!(err.contains("sped_kmh"), "{err}");
     let err = run(&[town, "--set", "van.speed_kmh=-3"]);
     assert!(err.contains("van.speed_kmh"), "{err}");
+    let err = run(&[town, "--set", "van.pace_budget_share=2"]);
+    assert!(err.contains("van.pace_budget_share"), "{err}");
+    let err = run(&[town, "--set", "van.pace=\"fast\""]);
+    assert!(err.contains("pace") && err.contains("fast"), "{err}");
     let err = run(&[town, "--set", "nonsense"]);
     assert!(err.contains("KEY=VALUE"), "{err}");
     let err = run(&["/nonexistent/scenario.toml"]);
