@@ -8,10 +8,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use otavan_campaign::inventory;
 use otavan_campaign::mqtt::{Broker, DeviceIds, NetworkServer};
+use otavan_campaign::pace::{self as pace_plan, PaceSettings};
 use otavan_campaign::plan::{self, Settings, Summary, WifiRanges};
 use otavan_campaign::push::{self, PushConfig, PushEvent};
 use otavan_campaign::watch::{self, WatchConfig, WatchEvent};
-use otavan_campaign::{capacity, clock, plan_csv, progress, route};
+use otavan_campaign::{capacity, clock, legs_csv, plan_csv, progress, route};
 use otavan_protocol::Version;
 use otavan_protocol::lora::{APP_FPORTS, DEFAULT_FPORT};
 use otavan_protocol::region::Region;
@@ -80,6 +81,20 @@ pub struct PlanArgs {
     /// the route could update at best, and why the others cannot be.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     update_bytes: Option<u64>,
+    /// Plan the van's speed on each leg and its stops, for the meters'
+    /// contacts, taking at most this many seconds longer than the route at
+    /// --speed-kmh (ROUTE.csv then has a time on its first waypoint only).
+    #[arg(long, value_name = "SECONDS")]
+    pace_budget_s: Option<f64>,
+    /// The slowest a paced leg is driven, km/h.
+    #[arg(long, default_value_t = pace_plan::MIN_SPEED_KMH, requires = "pace_budget_s")]
+    min_speed_kmh: f64,
+    /// The longest stop of a paced drive, seconds.
+    #[arg(long, default_value_t = pace_plan::MAX_STOP_S, requires = "pace_budget_s")]
+    max_stop_s: f64,
+    /// Write the paced drive, one row a leg, to this file (LEGS.csv).
+    #[arg(long, value_name = "LEGS.csv", requires = "pace_budget_s")]
+    legs_out: Option<PathBuf>,
 }
 
 /// Which network server, and how to reach its MQTT integration.
@@ -219,11 +234,20 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
         wifi_ranges: ranges,
         region: args.region,
         update_bytes: args.update_bytes,
+        pace: args.pace_budget_s.map(|budget_s| PaceSettings {
+            budget_s,
+            min_speed_kmh: args.min_speed_kmh,
+            max_stop_s: args.max_stop_s,
+        }),
         ..Settings::new(args.start)
     };
     let plan = plan::plan(&meters, &waypoints, &settings)?;
     plan_csv::write(&args.out, &plan.rows)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
+    if let Some(path) = &args.legs_out {
+        legs_csv::write(path, &plan.legs)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     print_summary(&plan.summary, &args.out);
     Ok(())
 }
@@ -266,6 +290,12 @@ fn print_summary(s: &Summary, out: &Path) {
             );
         }
         None => println!("physical limit: give --update-bytes"),
+    }
+    if let Some(p) = &s.pace {
+        println!(
+            "pace: {} of {} legs slowed, {} stops, {:.0} s longer than at one speed (budget {:.0} s)",
+            p.slowed, p.legs, p.stops, p.extra_s, p.budget_s
+        );
     }
     print_capacity(s);
     println!("wrote {}", out.display());

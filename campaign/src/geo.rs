@@ -51,6 +51,14 @@ impl Projection {
             EARTH_RADIUS_M * (lat - self.lat0).to_radians(),
         )
     }
+
+    /// Local metres back to `(lat, lon)`, degrees.
+    pub fn lat_lon(&self, p: Point) -> (f64, f64) {
+        (
+            self.lat0 + (p.y / EARTH_RADIUS_M).to_degrees(),
+            self.lon0 + (p.x / (EARTH_RADIUS_M * self.cos_lat0)).to_degrees(),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -70,6 +78,8 @@ mod tests {
         );
         let east = p.point(52.52, 13.41);
         assert!((east.x - 676.9).abs() < 0.5, "{east:?}");
+        let (lat, lon) = p.lat_lon(east);
+        assert!((lat - 52.52).abs() < 1e-12 && (lon - 13.41).abs() < 1e-12);
         let centre = Projection::around([(1.0, 2.0), (3.0, 4.0)]);
         assert_eq!(centre, Projection::new(2.0, 3.0));
     }

@@ -15,7 +15,9 @@
 //!    says which meters are covered, which not and why, and the peak hour's
 //!    downlinks against a gateway's RX2 capacity ([`capacity`]); given the
 //!    update's size, the route's physical limit and the loss split
-//!    ([`limit`]).
+//!    ([`limit`]). With a time budget ([`pace`]), the van's speed on each
+//!    leg and its stops are planned first, for the meters' contacts, and
+//!    [`legs_csv::write`] writes them as LEGS.csv.
 //! 3. [`push::push`] queues each WAKE at its time over the network
 //!    server's MQTT integration ([`mqtt::NetworkServer`]: ChirpStack v4 or
 //!    The Things Stack), QoS 1, recording every PUBACK in
@@ -56,9 +58,11 @@ pub mod clock;
 pub mod deveui;
 pub mod geo;
 pub mod inventory;
+pub mod legs_csv;
 pub mod limit;
 pub mod link;
 pub mod mqtt;
+pub mod pace;
 pub mod plan;
 pub mod plan_csv;
 pub mod progress;

@@ -12,6 +12,11 @@
 //!    the uplink it rides on, when to queue it, and the delay and window,
 //!    rounded as the codec rounds them.
 //!
+//! With a pace budget ([`Settings::pace`]), step 2 first plans the van's
+//! speed on each leg and its stops for the meters not at the target
+//! ([`crate::pace`]) and drives the route at that pace from its first
+//! waypoint's time; [`Plan::legs`] has the drive for LEGS.csv.
+//!
 //! # The uplink phase
 //!
 //! A class A meter hears a WAKE only after its next uplink, so the plan
@@ -36,8 +41,9 @@ use std::time::Duration;
 
 use otavan_planning::contacts::{Contact, Contacts};
 use otavan_planning::defaults;
+use otavan_planning::geometry::Point;
 use otavan_planning::meters::{MeterSpec, Meters};
-use otavan_planning::time::{Time, as_secs_f64, secs};
+use otavan_planning::time::{Time, as_secs_f64, from_secs_f64, secs};
 use otavan_planning::wake::{self, PlanConfig, Policy, Uplinks, WakePlan};
 use otavan_protocol::Version;
 use otavan_protocol::lora::{DEFAULT_FPORT, Delay, VersionTag, Wake, Window};
@@ -50,7 +56,9 @@ use crate::clock::Clock;
 use crate::deveui::DevEui;
 use crate::geo::Projection;
 use crate::inventory::Meter;
+use crate::legs_csv::LegRow;
 use crate::limit::{self, LimitSplit};
+use crate::pace::{self, PaceSettings};
 
 use crate::plan_csv::PlanRow;
 use crate::route::{self, Waypoint};
@@ -83,6 +91,9 @@ pub struct Settings {
     /// The update's size, bytes: with it the summary has the route's
     /// physical limit ([`crate::limit`]).
     pub update_bytes: Option<u64>,
+    /// Plan the van's speed on each leg and its stops within this budget
+    /// ([`crate::pace`]); `None`: one speed.
+    pub pace: Option<PaceSettings>,
 }
 
 impl Settings {
@@ -100,6 +111,7 @@ impl Settings {
             region: Region::Eu868,
             margins: Margins::default(),
             update_bytes: None,
+            pace: None,
         }
     }
 }
@@ -135,7 +147,7 @@ pub enum Outcome {
 }
 
 /// The plan's numbers, for the summary on stdout.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     /// Meters in the inventory.
     pub meters: usize,
@@ -167,6 +179,23 @@ pub struct Summary {
     pub longest_window_s: u32,
     /// The physical limit and the loss split (with `update_bytes`).
     pub limit: Option<LimitSplit>,
+    /// What the pace plan does (with a pace budget).
+    pub pace: Option<PaceSummary>,
+}
+
+/// A paced drive's numbers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PaceSummary {
+    /// Route legs.
+    pub legs: usize,
+    /// Legs slower than `--speed-kmh`.
+    pub slowed: usize,
+    /// Stops.
+    pub stops: usize,
+    /// Seconds the drive takes beyond the route at `--speed-kmh`.
+    pub extra_s: f64,
+    /// The budget, seconds.
+    pub budget_s: f64,
 }
 
 /// A finished plan.
@@ -176,6 +205,8 @@ pub struct Plan {
     pub rows: Vec<PlanRow>,
     /// Each inventory meter's outcome, in inventory order.
     pub outcomes: Vec<(DevEui, Outcome)>,
+    /// The paced drive, leg by leg (with a pace budget; empty without).
+    pub legs: Vec<LegRow>,
     /// The numbers.
     pub summary: Summary,
 }
@@ -199,9 +230,38 @@ pub fn plan(
     }
     let clock = Clock::new(settings.start);
     let projection = Projection::around(waypoints.iter().map(|w| (w.lat, w.lon)));
-    let legs = route::legs(waypoints, &projection, settings.speed_kmh, &clock)
+    let mut legs = route::legs(waypoints, &projection, settings.speed_kmh, &clock)
         .map_err(PlanError::Route)?;
     let fleet = fleet(meters, &projection, &settings.wifi_ranges);
+    let mut paced = None;
+    if let Some(pace_settings) = &settings.pace {
+        pace_settings
+            .check(settings.speed_kmh)
+            .map_err(PlanError::Setting)?;
+        if let Some(w) = waypoints.iter().skip(1).find(|w| w.time.is_some()) {
+            return Err(PlanError::Setting(format!(
+                "--pace-budget-s plans the van's times: ROUTE.csv may give a time only on its first waypoint (line {} has one)",
+                w.line
+            )));
+        }
+        let route: Vec<Point> = waypoints
+            .iter()
+            .map(|w| projection.point(w.lat, w.lon))
+            .collect();
+        let wanted: Vec<bool> = meters.iter().map(|m| !at_target(m, settings)).collect();
+        let pace = pace::plan(
+            &route,
+            &fleet,
+            &wanted,
+            pace_settings,
+            settings.speed_kmh,
+            from_secs_f64(settings.margins.min_contact_s),
+            settings.update_bytes,
+        );
+        let (timed, starts) = pace::drive(&pace, legs.first().map_or(0, |l| l.t0));
+        legs = timed;
+        paced = Some((pace, starts));
+    }
     let contacts = Contacts::compute(&fleet, &legs);
     let planner = Planner::new(settings);
     let mut rows = Vec::new();
@@ -209,8 +269,7 @@ pub fn plan(
     let mut load = HourlyLoad::default();
     let mut longest_window_s = 0;
     for (m, meter) in meters.iter().enumerate() {
-        let at_target = matches!((&meter.version, &settings.target), (Some(v), Some(t)) if v == t);
-        let outcome = if at_target {
+        let outcome = if at_target(meter, settings) {
             Outcome::AlreadyAtTarget
         } else {
             match planner.meter(meter, &clock, contacts.of(m)) {
@@ -263,12 +322,41 @@ pub fn plan(
             let kinds: Vec<Outcome> = outcomes.iter().map(|(_, o)| *o).collect();
             limit::split(&contacts, &kinds, bytes)
         }),
+        pace: paced.as_ref().map(|(pace, _)| {
+            let speed = settings.speed_kmh / 3.6;
+            PaceSummary {
+                legs: pace.legs.len(),
+                slowed: pace.legs.iter().filter(|l| l.speed < speed).count(),
+                stops: pace.stops(),
+                extra_s: pace.extra_s(speed),
+                budget_s: settings.pace.map_or(0.0, |p| p.budget_s),
+            }
+        }),
     };
+    let legs = paced.map_or_else(Vec::new, |(pace, starts)| {
+        pace.legs
+            .iter()
+            .zip(starts)
+            .map(|(leg, start)| LegRow {
+                from: projection.lat_lon(leg.from),
+                to: projection.lat_lon(leg.to),
+                speed_kmh: leg.speed * 3.6,
+                stop: leg.stop.map(|s| (projection.lat_lon(s.at), s.seconds)),
+                starts_at: clock.at(start),
+            })
+            .collect()
+    });
     Ok(Plan {
         rows,
         outcomes,
+        legs,
         summary,
     })
+}
+
+/// Whether the inventory says `meter` runs the campaign's target.
+fn at_target(meter: &Meter, settings: &Settings) -> bool {
+    matches!((&meter.version, &settings.target), (Some(v), Some(t)) if v == t)
 }
 
 /// The inventory as the planner sees it (the phase is handled per meter:

@@ -127,8 +127,8 @@ impl Contacts {
     }
 }
 
-/// Meters bucketed by grid cell.
-struct Grid {
+/// Meters bucketed by grid cell (shared with the pace planner).
+pub(crate) struct Grid {
     cell: f64,
     x0: f64,
     y0: f64,
@@ -139,7 +139,8 @@ struct Grid {
 }
 
 impl Grid {
-    fn new(fleet: &Meters) -> Grid {
+    /// Buckets `fleet`'s meters.
+    pub(crate) fn new(fleet: &Meters) -> Grid {
         let cell = fleet.max_wifi_range().max(1.0);
         let (x0, y0) = (fleet.min.x - cell, fleet.min.y - cell);
         let cols = (((fleet.max.x + cell - x0) / cell).ceil() as i64).max(1);
@@ -184,7 +185,7 @@ impl Grid {
     }
 
     /// Calls `visit` with every meter in a cell the leg's reach touches.
-    fn near(&self, leg: &Leg, mut visit: impl FnMut(usize)) {
+    pub(crate) fn near(&self, leg: &Leg, mut visit: impl FnMut(usize)) {
         let reach = self.cell;
         let (c0, c1) = (
             self.col(leg.from.x.min(leg.to.x) - reach),

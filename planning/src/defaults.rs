@@ -42,6 +42,27 @@ pub const INSTALL_KINDS: [InstallKind; 3] = [
 /// The van's speed when nothing says otherwise, km/h (a town drive).
 pub const SPEED_KMH: f64 = 20.0;
 
+/// The slowest a pace plan drives a leg, km/h: a crawl a van can keep
+/// in town traffic without blocking it (estimate; walking pace).
+pub const MIN_SPEED_KMH: f64 = 5.0;
+
+/// The longest stop a pace plan makes, seconds: a stop short enough to
+/// make at the kerb without parking (estimate).
+pub const MAX_STOP_S: f64 = 60.0;
+
+/// The share of a pass's spare shift time (the shifts until the
+/// campaign's end, divided among the passes, less the drive at full speed)
+/// a pace plan may spend: a tenth is kept back for traffic and the
+/// stretches a plan cannot foresee (estimate).
+pub const PACE_BUDGET_SHARE: f64 = 0.9;
+
+/// Passes a pace plan gives each meter the contact it needs: more than
+/// one, as a WAKE that does not arrive loses the pass (on the city
+/// example, with 12 passes: 2 update 759,422 meters, 4 776,084, 6 777,976,
+/// every pass 778,346; 6 spends less budget per meter for the same
+/// result; measured).
+pub const PACE_PASSES_PER_METER: u32 = 6;
+
 /// The van's access point: aggregate goodput, Mbit/s (estimate for an
 /// 802.11n van access point serving ESP32-class meters).
 pub const AP_CAPACITY_MBPS: f64 = 30.0;

@@ -22,6 +22,8 @@
 //! - [`multicast`]: multicast WAKE groups ([`multicast::segment_groups`],
 //!   a street segment of one van pass) and the unicast-or-multicast
 //!   choice by airtime, duty cycle and class C energy ([`multicast::Costs`]).
+//! - [`pace`]: [`Pace`], a speed for each route leg and stops where
+//!   meters need longer contact, within a time budget ([`Pace::plan`]).
 //! - [`replan`]: the second pass for the missed: which meters of a pass's
 //!   plan to plan again, in route order, and the [`replan::Tally`].
 //! - [`defaults`]: the planner's default [`Margins`], WiFi ranges per
@@ -61,6 +63,7 @@ pub mod leg;
 pub mod limit;
 pub mod meters;
 pub mod multicast;
+pub mod pace;
 pub mod replan;
 pub mod time;
 pub mod wake;
@@ -69,4 +72,5 @@ pub use contacts::{Contact, Contacts};
 pub use defaults::{Margins, WifiRanges};
 pub use leg::Leg;
 pub use meters::{MeterSpec, Meters};
+pub use pace::{Pace, PaceLimits};
 pub use wake::{PlanConfig, Policy, WakePlan};

@@ -9,7 +9,9 @@
 //! 1. [`Fleet::generate`] places the meters along a street grid and draws
 //!    each one's install kind, WiFi range, uplink interval, version and
 //!    flash speed from its own seeded stream ([`random`]).
-//! 2. [`route::drive`] drives the vans over their routes in shifts;
+//! 2. [`pace::paces`] plans each van's speed per leg and its stops (or
+//!    one speed throughout), [`route::drive`] drives the vans over their
+//!    routes in shifts;
 //!    the planning crate's [`Contacts::compute`] finds, from geometry and
 //!    speed, when each meter is within WiFi range of a van.
 //! 3. [`Radio`] works out the LoRaWAN links (path loss, spreading factor,
@@ -52,6 +54,7 @@ pub mod losses;
 pub mod multicast;
 pub mod output;
 pub mod overrides;
+pub mod pace;
 pub mod plot;
 pub mod radio;
 pub mod random;
@@ -215,7 +218,10 @@ impl World {
             .collect::<Result<Vec<_>, _>>()?;
         let radio = Radio::new(scenario, &fleet);
         let routes = route::routes(scenario, &fleet.streets_y);
-        let drives = route::drive(scenario, routes, horizon(scenario));
+        let candidates = losses::candidates(&fleet, &radio, &needs);
+        let end = horizon(scenario);
+        let paces = pace::paces(scenario, &fleet.meters, &candidates, &routes, end);
+        let drives = route::drive(scenario, routes, paces, end);
         let contacts = Contacts::compute(&fleet.meters, &drives.legs);
         Ok(World {
             sizes,

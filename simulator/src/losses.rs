@@ -120,17 +120,10 @@ pub fn link_model(scenario: &Scenario) -> LinkModel {
     }
 }
 
-/// Each meter's reach on this route: the candidates are the meters that
-/// need the update and that a gateway hears (only they can be woken, so
-/// only they share the access point).
-pub fn reach(
-    scenario: &Scenario,
-    fleet: &Fleet,
-    radio: &Radio,
-    needs: &[Option<u64>],
-    contacts: &Contacts,
-) -> Vec<Reach> {
-    let candidates: Vec<Option<Candidate>> = fleet
+/// The meters that need the update and that a gateway hears (only they
+/// can be woken, so only they share the access point), in meter order.
+pub fn candidates(fleet: &Fleet, radio: &Radio, needs: &[Option<u64>]) -> Vec<Option<Candidate>> {
+    fleet
         .profiles
         .iter()
         .enumerate()
@@ -142,7 +135,18 @@ pub fn reach(
                 goodput_bps: profile.goodput_bps,
             })
         })
-        .collect();
+        .collect()
+}
+
+/// Each meter's reach on this route, for its [`candidates`].
+pub fn reach(
+    scenario: &Scenario,
+    fleet: &Fleet,
+    radio: &Radio,
+    needs: &[Option<u64>],
+    contacts: &Contacts,
+) -> Vec<Reach> {
+    let candidates = candidates(fleet, radio, needs);
     limit::reach(contacts, &candidates, &link_model(scenario))
 }
 

@@ -102,6 +102,10 @@ pub struct RehearsalReport {
     pub van_passes: u32,
     /// Kilometres driven, all vans together.
     pub van_km: f64,
+    /// Hours the vans drove or stopped (shift time used), all together.
+    pub van_hours: f64,
+    /// The vans' pace plans, all vans and passes together.
+    pub pace: PaceSummary,
     /// WAKE downlinks the gateways transmitted.
     pub downlinks_sent: u64,
     /// Bytes the meters downloaded, unfinished attempts included.
@@ -228,6 +232,15 @@ impl RehearsalReport {
             time_to_99_s: reach(0.99),
             van_passes: i.drives.passes_completed,
             van_km: round3(i.drives.km),
+            van_hours: round3(
+                i.drives
+                    .legs
+                    .iter()
+                    .map(|l| as_secs_f64(l.t1 - l.t0))
+                    .sum::<f64>()
+                    / 3600.0,
+            ),
+            pace: PaceSummary::of(i.scenario, i.drives),
             downlinks_sent: i.run.totals.downlinks_sent,
             bytes_transferred: i.run.meters.iter().map(|r| r.bytes).sum::<f64>().round() as u64,
             energy_per_meter_j: round3(energy.mean),
@@ -264,6 +277,41 @@ impl RehearsalReport {
             multicast: None,
             live: None,
             analytic: None,
+        }
+    }
+}
+
+/// `report.json`'s `pace`: what the pace plans do, all vans and passes
+/// together.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PaceSummary {
+    /// Route legs, all vans.
+    pub legs: u64,
+    /// Legs slower than `van.speed_kmh`.
+    pub slowed_legs: u64,
+    /// Stops.
+    pub stops: u64,
+    /// Seconds of stops.
+    pub stop_s: f64,
+    /// Seconds the passes take beyond driving them at `van.speed_kmh`.
+    pub extra_s: f64,
+}
+
+impl PaceSummary {
+    fn of(scenario: &Scenario, drives: &Drives) -> PaceSummary {
+        let speed = scenario.van.speed_kmh / 3.6;
+        let paces = drives.paces.iter().flatten();
+        let legs = paces.clone().flat_map(|p| &p.legs);
+        PaceSummary {
+            legs: legs.clone().count() as u64,
+            slowed_legs: legs.clone().filter(|l| l.speed < speed).count() as u64,
+            stops: legs.clone().filter(|l| l.stop.is_some()).count() as u64,
+            // A fold from +0.0: an empty f64 sum is -0.0.
+            stop_s: round3(
+                legs.filter_map(|l| l.stop)
+                    .fold(0.0, |sum, s| sum + s.seconds),
+            ),
+            extra_s: round3(paces.fold(0.0, |sum, p| sum + p.extra_s(speed))),
         }
     }
 }

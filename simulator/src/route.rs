@@ -11,6 +11,7 @@
 use crate::scenario::{RouteKind, Scenario};
 use otavan_planning::geometry::Point;
 use otavan_planning::leg::{Leg, MAX_LEG_M};
+use otavan_planning::pace::Pace;
 use otavan_planning::time::{DAY, Time, as_secs_f64, from_secs_f64};
 
 /// Every van's drive.
@@ -20,6 +21,9 @@ pub struct Drives {
     pub legs: Vec<Leg>,
     /// Each van's route polyline (for the map).
     pub routes: Vec<Vec<Point>>,
+    /// Each van's pace over its route, pass by pass (as the route runs
+    /// forward; the return passes drive it reversed).
+    pub paces: Vec<Vec<Pace>>,
     /// Passes completed, all vans together.
     pub passes_completed: u32,
     /// Kilometres driven, all vans together.
@@ -91,21 +95,37 @@ fn rotate(route: &[Point], share: f64) -> Vec<Point> {
         .collect()
 }
 
-/// Drives every van over its route until its passes are done or `horizon`.
-pub fn drive(scenario: &Scenario, routes: Vec<Vec<Point>>, horizon: Time) -> Drives {
+/// Drives every van over its route at its pace (`paces[v][pass]`, as the
+/// route runs forward: the return passes drive it reversed) until its
+/// passes are done or `horizon`.
+pub fn drive(
+    scenario: &Scenario,
+    routes: Vec<Vec<Point>>,
+    paces: Vec<Vec<Pace>>,
+    horizon: Time,
+) -> Drives {
     let mut drives = Drives::default();
-    for (van, route) in routes.iter().enumerate() {
+    for (van, passes) in paces.iter().enumerate() {
         let mut driver = Driver::new(scenario, van as u16, horizon);
-        for pass in 0..scenario.van.passes {
-            let forward = pass % 2 == 0;
-            let points: Vec<Point> = if forward {
-                route.clone()
+        for (pass, pace) in passes.iter().enumerate() {
+            let backwards;
+            let this = if pass % 2 == 0 {
+                pace
             } else {
-                route.iter().rev().copied().collect()
+                backwards = pace.reversed();
+                &backwards
             };
-            driver.pass = pass.min(u32::from(u16::MAX)) as u16;
-            for pair in points.windows(2) {
-                driver.segment(pair[0], pair[1], &mut drives.legs);
+            driver.pass = pass.min(usize::from(u16::MAX)) as u16;
+            for leg in &this.legs {
+                driver.speed = leg.speed;
+                match leg.stop {
+                    Some(stop) => {
+                        driver.segment(leg.from, stop.at, &mut drives.legs);
+                        driver.park(stop.at, from_secs_f64(stop.seconds), &mut drives.legs);
+                        driver.segment(stop.at, leg.to, &mut drives.legs);
+                    }
+                    None => driver.segment(leg.from, leg.to, &mut drives.legs),
+                }
             }
             if driver.out_of_time() {
                 break;
@@ -115,6 +135,7 @@ pub fn drive(scenario: &Scenario, routes: Vec<Vec<Point>>, horizon: Time) -> Dri
         drives.km += driver.metres / 1000.0;
     }
     drives.routes = routes;
+    drives.paces = paces;
     drives
 }
 
@@ -204,6 +225,22 @@ impl Driver {
         }
     }
 
+    /// Parks at `at` for `length` of shift time (the rest in the next
+    /// shift if this one ends first).
+    fn park(&mut self, at: Point, length: Time, legs: &mut Vec<Leg>) {
+        let mut left = length;
+        while left > 0 && !self.out_of_time() {
+            self.next_shift_if_over();
+            if self.out_of_time() {
+                return;
+            }
+            let end = (self.now + left).min(self.shift_end());
+            legs.push(self.leg(at, at, end));
+            left -= end - self.now;
+            self.now = end;
+        }
+    }
+
     fn leg(&self, from: Point, to: Point, t1: Time) -> Leg {
         Leg {
             van: self.van,
@@ -220,6 +257,12 @@ impl Driver {
 mod tests {
     use super::*;
     use otavan_planning::time::secs;
+
+    /// Every van at `speed_kmh` throughout.
+    fn drive_constant(s: &Scenario, routes: Vec<Vec<Point>>, horizon: Time) -> Drives {
+        let paces = crate::pace::paces(s, &Default::default(), &[], &routes, horizon);
+        drive(s, routes, paces, horizon)
+    }
 
     fn scenario() -> Scenario {
         let mut s = Scenario::default();
@@ -253,7 +296,7 @@ mod tests {
         let mut s = scenario();
         s.van.shift_hours = 0.05; // 180 s: 1.8 km a shift
         let streets = [0.0, 100.0, 200.0, 300.0];
-        let drives = drive(&s, routes(&s, &streets), 30 * DAY);
+        let drives = drive_constant(&s, routes(&s, &streets), 30 * DAY);
         // 4 x 1 km streets + 3 x 100 m connectors, twice.
         assert!((drives.km - 2.0 * 4.3).abs() < 1e-6, "{}", drives.km);
         assert_eq!(drives.passes_completed, 2);
@@ -290,13 +333,73 @@ mod tests {
         s.van.stop_every_m = 500.0;
         s.van.stop_s = 30.0;
         s.van.passes = 1;
-        let drives = drive(&s, routes(&s, &[0.0]), 30 * DAY);
+        let drives = drive_constant(&s, routes(&s, &[0.0]), 30 * DAY);
         let parked: Vec<_> = drives.legs.iter().filter(|l| l.from == l.to).collect();
         assert_eq!(parked.len(), 2);
         assert!(parked.iter().all(|l| l.t1 - l.t0 == secs(30)));
         let horizon = DAY + secs(8 * 3600 + 50);
-        let cut = drive(&s, routes(&s, &[0.0]), horizon);
+        let cut = drive_constant(&s, routes(&s, &[0.0]), horizon);
         assert!(cut.legs.iter().all(|l| l.t1 <= horizon));
         assert_eq!(cut.passes_completed, 0);
+    }
+
+    /// A planned pace: the van drives each leg at its speed and parks at
+    /// its stop; a stop the shift cuts goes on at the next shift's start.
+    #[test]
+    fn each_leg_at_its_pace_and_stops_across_the_night() {
+        let mut s = scenario();
+        s.van.passes = 2;
+        s.van.shift_hours = 0.05; // 180 s
+        let route = vec![Point::new(0.0, 0.0), Point::new(1000.0, 0.0)];
+        let mut pace = Pace::constant(&route, 10.0);
+        pace.legs[1].speed = 5.0;
+        let stop_at = Point::new(400.0, 0.0);
+        pace.legs[1].stop = Some(otavan_planning::pace::Stop {
+            at: stop_at,
+            seconds: 100.0,
+        });
+        let drives = drive(&s, vec![route], vec![vec![pace.clone(); 2]], 30 * DAY);
+        assert_eq!(drives.passes_completed, 2);
+        assert!((drives.km - 2.0).abs() < 1e-9);
+        let speed_at = |p: Point| {
+            let x = p.x;
+            pace.legs
+                .iter()
+                .find(|l| x >= l.from.x && x <= l.to.x)
+                .unwrap()
+                .speed
+        };
+        for leg in drives.legs.iter().filter(|l| l.from != l.to) {
+            let metres = leg.from.distance(leg.to);
+            let speed = metres / as_secs_f64(leg.t1 - leg.t0);
+            assert!(
+                (speed - speed_at(leg.from.lerp(leg.to, 0.5))).abs() < 1e-3,
+                "{leg:?}"
+            );
+        }
+        // Pass 0: 250 m at 10 m/s (25 s), 150 m at 5 m/s (30 s), then the
+        // stop from 55 s: 125 s are left of the shift, so 100 s at once.
+        let parked: Vec<_> = drives.legs.iter().filter(|l| l.from == l.to).collect();
+        assert!(parked.iter().all(|l| l.from == stop_at));
+        let start = DAY + secs(8 * 3600);
+        assert_eq!(
+            (parked[0].t0, parked[0].t1),
+            (start + secs(55), start + secs(155))
+        );
+        let parked_s = |pass: u16| -> u64 {
+            parked
+                .iter()
+                .filter(|l| l.pass == pass)
+                .map(|l| l.t1 - l.t0)
+                .sum()
+        };
+        assert_eq!((parked_s(0), parked_s(1)), (secs(100), secs(100)));
+        // Pass 1 reaches the stop after 600 + 100 m at 10 m/s and 100 m
+        // at 5 m/s (90 s), late in day 2's shift (day 1 ends 25 s into
+        // pass 1): the stop is cut at the shift's end and resumed.
+        let pass1: Vec<_> = parked.iter().filter(|l| l.pass == 1).collect();
+        assert_eq!(pass1.len(), 2, "{pass1:?}");
+        assert_eq!(pass1[0].t1 % DAY, secs(8 * 3600 + 180));
+        assert_eq!(pass1[1].t0 % DAY, secs(8 * 3600));
     }
 }

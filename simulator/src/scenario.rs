@@ -306,8 +306,19 @@ pub struct VanSettings {
     pub route: RouteKind,
     /// The route's corners `[x, y]` in metres when `route = "waypoints"`.
     pub waypoints: Vec<[f64; 2]>,
-    /// Driving speed, km/h.
+    /// Driving speed, km/h (with `pace = "planned"`, the fastest).
     pub speed_kmh: f64,
+    /// `"constant"` (every leg at `speed_kmh`) or `"planned"` (a speed for
+    /// each leg and stops, from `otavan_planning::pace`).
+    pub pace: PaceKind,
+    /// The slowest a planned pace drives, km/h.
+    pub min_speed_kmh: f64,
+    /// The longest stop a planned pace makes, seconds.
+    pub max_stop_s: f64,
+    /// Share of a pass's spare shift time a planned pace may spend.
+    pub pace_budget_share: f64,
+    /// Passes a planned pace gives each meter the contact it needs.
+    pub pace_passes_per_meter: u32,
     /// Times each van drives its whole route (every other pass backwards).
     pub passes: u32,
     /// The van stops every this many metres (0: never).
@@ -333,6 +344,11 @@ impl Default for VanSettings {
             route: RouteKind::Grid,
             waypoints: Vec::new(),
             speed_kmh: defaults::SPEED_KMH,
+            pace: PaceKind::Constant,
+            min_speed_kmh: defaults::MIN_SPEED_KMH,
+            max_stop_s: defaults::MAX_STOP_S,
+            pace_budget_share: defaults::PACE_BUDGET_SHARE,
+            pace_passes_per_meter: defaults::PACE_PASSES_PER_METER,
             passes: 2,
             stop_every_m: 0.0,
             stop_s: 0.0,
@@ -343,6 +359,17 @@ impl Default for VanSettings {
             ap_max_clients: defaults::AP_MAX_CLIENTS,
         }
     }
+}
+
+/// How fast the vans drive each leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PaceKind {
+    /// Every leg at `speed_kmh`.
+    Constant,
+    /// Each leg's speed and stops planned for the meters along it, within
+    /// the shifts' spare time.
+    Planned,
 }
 
 /// Where the vans drive.
@@ -525,6 +552,7 @@ impl Scenario {
             ("lora.path_loss_d0_m", self.lora.path_loss_d0_m),
             ("lora.path_loss_exponent", self.lora.path_loss_exponent),
             ("van.speed_kmh", self.van.speed_kmh),
+            ("van.min_speed_kmh", self.van.min_speed_kmh),
             ("van.shift_hours", self.van.shift_hours),
             ("van.ap_capacity_mbps", self.van.ap_capacity_mbps),
             ("wifi.assoc_median_s", self.wifi.assoc_median_s),
@@ -546,6 +574,7 @@ impl Scenario {
             ("lora.sf_margin_db", self.lora.sf_margin_db),
             ("van.stop_every_m", self.van.stop_every_m),
             ("van.stop_s", self.van.stop_s),
+            ("van.max_stop_s", self.van.max_stop_s),
             ("van.shift_start_h", self.van.shift_start_h),
             ("wifi.session_overhead_s", self.wifi.session_overhead_s),
             ("wifi.apply_s", self.wifi.apply_s),
@@ -562,6 +591,9 @@ impl Scenario {
         if self.fleet.meters == 0 {
             return invalid("fleet.meters", "must be at least 1".into());
         }
+        if self.van.pace_passes_per_meter == 0 {
+            return invalid("van.pace_passes_per_meter", "must be at least 1".into());
+        }
         if self.fleet.streets == 0 {
             return invalid("fleet.streets", "must be at least 1".into());
         }
@@ -575,6 +607,15 @@ impl Scenario {
             return invalid(
                 "faults.power_cut_per_apply",
                 "must be a probability (0 to 1)".into(),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.van.pace_budget_share) {
+            return invalid("van.pace_budget_share", "must be a share (0 to 1)".into());
+        }
+        if self.van.min_speed_kmh > self.van.speed_kmh {
+            return invalid(
+                "van.min_speed_kmh",
+                "must not be above van.speed_kmh".into(),
             );
         }
         if self.wifi.assoc_p99_s < self.wifi.assoc_median_s {

@@ -189,3 +189,97 @@ fn push_dry_run_prints_every_message_and_sends_nothing() {
         .unwrap();
     assert!(!both.status.success());
 }
+
+/// With a pace budget the van slows down and stops where the example's
+/// basement meters need it: more meters covered than at one speed, the
+/// drive in LEGS.csv within the budget and the bounds, PLAN.csv's columns
+/// unchanged; a timed waypoint after the first is refused.
+#[test]
+fn campaign_plan_paces_the_drive_within_its_budget() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let covered = |stdout: &str| -> usize {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("meters covered: "))
+            .and_then(|l| l.split(' ').next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let run = |extra: &[&str], route: &str| {
+        otavan()
+            .args(["campaign", "plan", "--meters"])
+            .arg(example("METERS.csv"))
+            .arg("--route")
+            .arg(route)
+            .args(["--start", "2025-06-03T06:00:00Z", "--target", "1.1.0"])
+            .args(extra)
+            .arg("--out")
+            .arg(dir.path().join("PLAN.csv"))
+            .output()
+            .unwrap()
+    };
+    let plain = run(&[], &example("ROUTE.csv"));
+    assert!(plain.status.success());
+    let plain = String::from_utf8_lossy(&plain.stdout).to_string();
+    let legs_out = dir.path().join("LEGS.csv");
+    let legs_arg = legs_out.display().to_string();
+    let paced = run(
+        &[
+            "--pace-budget-s",
+            "300",
+            "--max-stop-s",
+            "30",
+            "--legs-out",
+            &legs_arg,
+        ],
+        &example("ROUTE.csv"),
+    );
+    let stdout = String::from_utf8_lossy(&paced.stdout).to_string();
+    assert!(
+        paced.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&paced.stderr)
+    );
+    assert!(covered(&stdout) > covered(&plain), "{plain}\n{stdout}");
+    let pace = stdout.lines().find(|l| l.starts_with("pace: ")).unwrap();
+    assert!(pace.ends_with("(budget 300 s)"), "{pace}");
+    let plan = std::fs::read_to_string(dir.path().join("PLAN.csv")).unwrap();
+    assert!(plan.starts_with("dev_eui,enqueue_at,wake_delay_s,window_s,"));
+
+    let legs = std::fs::read_to_string(&legs_out).unwrap();
+    let mut lines = legs.lines();
+    assert_eq!(
+        lines.next(),
+        Some("leg,from_lat,from_lon,to_lat,to_lon,speed_kmh,stop_lat,stop_lon,stop_s,starts_at")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(rows.len() > 3);
+    assert_eq!(rows[0][9], "2025-06-03T09:00:00Z");
+    let mut stop_s = 0.0;
+    for row in &rows {
+        let speed: f64 = row[5].parse().unwrap();
+        assert!((5.0..=20.0).contains(&speed), "{row:?}");
+        if !row[8].is_empty() {
+            let s: f64 = row[8].parse().unwrap();
+            assert!(s > 0.0 && s <= 30.0, "{row:?}");
+            stop_s += s;
+        }
+    }
+    assert!(
+        stop_s > 0.0 || rows.iter().any(|r| r[5] != "20.00"),
+        "{legs}"
+    );
+
+    // Times after the first waypoint are the plan's to set.
+    let timed = dir.path().join("ROUTE.csv");
+    std::fs::write(
+        &timed,
+        "lat,lon,time\n52.37,9.73,2025-06-03T09:00:00Z\n52.37,9.74,2025-06-03T09:05:00Z\n",
+    )
+    .unwrap();
+    let refused = run(&["--pace-budget-s", "60"], &timed.display().to_string());
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("line 3 has one"), "{err}");
+}

@@ -174,6 +174,10 @@ fn bad_scenarios_and_options_are_named() {
     assert!(err.contains("sped_kmh"), "{err}");
     let err = run(&[town, "--set", "van.speed_kmh=-3"]);
     assert!(err.contains("van.speed_kmh"), "{err}");
+    let err = run(&[town, "--set", "van.pace_budget_share=2"]);
+    assert!(err.contains("van.pace_budget_share"), "{err}");
+    let err = run(&[town, "--set", "van.pace=\"fast\""]);
+    assert!(err.contains("pace") && err.contains("fast"), "{err}");
     let err = run(&[town, "--set", "nonsense"]);
     assert!(err.contains("KEY=VALUE"), "{err}");
     let err = run(&["/nonexistent/scenario.toml"]);
@@ -238,4 +242,46 @@ fn live_mode_runs_the_real_code_and_checks_it() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
+}
+
+/// A planned pace through the binary: byte-identical outputs from run to
+/// run, the same kilometres as at one speed, more meters at the target,
+/// and the plan in report.json.
+#[test]
+fn a_planned_pace_is_reproducible_and_drives_the_same_km() {
+    let dir = tempfile::tempdir().unwrap();
+    let planned = ["--set", "van.pace=\"planned\""];
+    let (a, b, one) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("one"),
+    );
+    rehearse_town(&a, "4", &planned);
+    rehearse_town(&b, "4", &planned);
+    rehearse_town(&one, "4", &[]);
+    let read = |dir: &Path, name: &str| std::fs::read(dir.join(name)).unwrap();
+    for name in ["report.json", "meters.csv", "map.svg", "progress.svg"] {
+        assert_eq!(
+            read(&a, name),
+            read(&b, name),
+            "{name} differs between runs"
+        );
+    }
+    let report = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&read(dir, "report.json")).unwrap()
+    };
+    let (paced, constant) = (report(&a), report(&one));
+    assert_eq!(paced["van_km"], constant["van_km"]);
+    assert!(paced["van_hours"].as_f64() > constant["van_hours"].as_f64());
+    assert!(
+        paced["pace"]["stops"].as_u64().unwrap() + paced["pace"]["slowed_legs"].as_u64().unwrap()
+            > 0
+    );
+    assert_eq!(constant["pace"]["extra_s"], 0.0);
+    assert!(
+        paced["updated"].as_u64() >= constant["updated"].as_u64(),
+        "{} vs {}",
+        paced["updated"],
+        constant["updated"]
+    );
 }
