@@ -65,6 +65,9 @@ pub struct SegmentGroup {
     pub close: Time,
 }
 
+/// A meter, the index of its contact and the contact.
+type Candidate = (usize, usize, Contact);
+
 /// Groups meters by the first contact with at least `min_contact` whose
 /// window can open after the earliest session: one group per van and
 /// `span` of its drive (a group whose WiFi window would be longer than
@@ -76,7 +79,7 @@ pub fn segment_groups<'a>(
     config: &GroupConfig,
 ) -> Vec<SegmentGroup> {
     let earliest = config.earliest_session + config.wake_lead + config.lead;
-    let mut by_segment: BTreeMap<(u16, Time), Vec<(usize, usize, Contact)>> = BTreeMap::new();
+    let mut by_segment: BTreeMap<(u16, Time), Vec<Candidate>> = BTreeMap::new();
     for (m, contacts) in meters {
         let first = contacts
             .iter()

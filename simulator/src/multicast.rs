@@ -12,7 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use otavan_planning::contacts::Contacts;
-use otavan_planning::multicast::{Costs, Delivery, GroupConfig, HOUR, SegmentGroup, segment_groups};
+use otavan_planning::multicast::{
+    Costs, Delivery, GroupConfig, HOUR, SegmentGroup, segment_groups,
+};
 use otavan_planning::time::{Time, secs};
 use otavan_planning::wake::PlanConfig;
 use otavan_protocol::lora::Window;

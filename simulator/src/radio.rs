@@ -335,13 +335,21 @@ impl Radio {
     /// Time on air of a downlink of `len` bytes in RX2.
     pub fn rx2_airtime(&self, len: usize) -> Time {
         let channel = self.region.rx2();
-        micros(lorawan_downlink_airtime(len, channel.sf, channel.bandwidth_hz))
+        micros(lorawan_downlink_airtime(
+            len,
+            channel.sf,
+            channel.bandwidth_hz,
+        ))
     }
 
     /// Time on air of a unicast downlink of `len` bytes to meter `m` in
     /// RX1 (at its spreading factor).
     pub fn rx1_airtime(&self, m: usize, len: usize) -> Time {
-        micros(lorawan_downlink_airtime(len, self.sf(m).unwrap_or(12), 125_000))
+        micros(lorawan_downlink_airtime(
+            len,
+            self.sf(m).unwrap_or(12),
+            125_000,
+        ))
     }
 
     /// The uplink channel of a meter's `k`-th uplink (meters hop over the

@@ -40,6 +40,7 @@ use crate::radio::{Radio, WakeAttempt};
 use crate::random::{Purpose, Stream};
 use crate::scenario::{Replan, Scenario};
 use otavan_planning::contacts::{Contact, Contacts};
+use otavan_planning::multicast::Delivery;
 use otavan_planning::replan::{self, Status};
 use otavan_planning::time::{Time, as_secs_f64, from_secs_f64, secs};
 use otavan_planning::wake::{self, PlanConfig, Uplinks, WakePlan};
@@ -421,13 +422,12 @@ impl<'a> Simulation<'a> {
                         self.plan(m);
                     }
                 }
-                for (g, group) in self.multicast.groups.iter().enumerate() {
-                    if group.delivery == otavan_planning::multicast::Delivery::Multicast {
-                        let at = group.segment.session_at + FRAME_OFFSET;
-                        self.sequence += 1;
-                        self.queue
-                            .push(Reverse((at, self.sequence, Event::GroupWake(g as u32))));
-                    }
+                let sessions: Vec<(usize, Time)> = (self.multicast.groups.iter().enumerate())
+                    .filter(|(_, group)| group.delivery == Delivery::Multicast)
+                    .map(|(g, group)| (g, group.segment.session_at))
+                    .collect();
+                for (g, session_at) in sessions {
+                    self.schedule(session_at + FRAME_OFFSET, Event::GroupWake(g as u32));
                 }
             }
             Replan::AfterPass => self.first_pass(),
