@@ -100,7 +100,8 @@ pub struct CampaignSettings {
     pub version_tag: bool,
     /// How WAKEs reach the meters: `unicast` (each meter's own downlink
     /// after one of its uplinks) or `multicast` (one class C frame per
-    /// street segment, TS005; `--live` only for now).
+    /// street segment, TS005, where the planner finds it pays; with
+    /// `replan = "per-meter"`).
     pub wake: WakeDelivery,
     /// When a meter that missed is planned again: at once by itself, or by
     /// the operator after each pass, as `otavan campaign replan` does.
