@@ -19,8 +19,9 @@
 //! last uplink before the window, when every meter of the street needs
 //! its own in the same hour of the same gateway's duty cycle.
 //! [`Costs::choose`] weighs both: the airtime, the unicast WAKEs' load on
-//! the duty cycle in the hour before the pass, and the class C window's
-//! receive energy on each member.
+//! the duty cycle in the hour before the pass, and what a member pays
+//! more: its class C window's receive current, and its WiFi waiting from
+//! the group's window opening to its own contact.
 
 use std::collections::BTreeMap;
 
@@ -136,14 +137,21 @@ pub struct Costs {
     pub unicast_peak_hour: Time,
     /// The airtime that gateway may send in an hour (its duty cycle).
     pub hour_budget: Time,
-    /// How long each member listens in its class C window, at most.
+    /// How long each member listens in its class C window, expected.
     pub class_c_listen: Time,
-    /// The members' receive current, amperes, and supply, volts.
+    /// How much longer a member's WiFi waits for the van, on average,
+    /// than under its own WAKE: the group's window opens for its first
+    /// member's contact.
+    pub wifi_wait: Time,
+    /// The members' LoRa receive current, amperes.
     pub rx_amps: f64,
+    /// Their WiFi current while waiting for the van, amperes.
+    pub wait_amps: f64,
     /// Supply voltage.
     pub volts: f64,
-    /// The most class C energy a member may spend on one WAKE, joules.
-    pub max_class_c_j: f64,
+    /// The most a member may spend on a multicast WAKE beyond a unicast
+    /// one, joules.
+    pub max_extra_j: f64,
 }
 
 /// How a group's meters are woken.
@@ -156,17 +164,19 @@ pub enum Delivery {
 }
 
 impl Costs {
-    /// The class C energy one member spends at most, joules.
-    pub fn class_c_j(&self) -> f64 {
-        self.volts * self.rx_amps * as_secs_f64(self.class_c_listen)
+    /// What a multicast WAKE costs a member beyond a unicast one, joules:
+    /// its class C window and its WiFi's longer wait.
+    pub fn extra_j(&self) -> f64 {
+        self.volts
+            * (self.rx_amps * as_secs_f64(self.class_c_listen)
+                + self.wait_amps * as_secs_f64(self.wifi_wait))
     }
 
     /// Multicast when the unicast WAKEs would not fit the busiest
     /// gateway's duty cycle in the hour before the pass, or cost more
-    /// airtime; never when the class C window costs a member more than
-    /// its budget.
+    /// airtime; never when it costs a member more than its budget.
     pub fn choose(&self) -> Delivery {
-        if self.class_c_j() > self.max_class_c_j {
+        if self.extra_j() > self.max_extra_j {
             return Delivery::Unicast;
         }
         if self.unicast_peak_hour > self.hour_budget || self.multicast < self.unicast {
@@ -262,9 +272,11 @@ mod tests {
             unicast_peak_hour: secs(10),
             hour_budget: secs(36),
             class_c_listen: secs(10),
+            wifi_wait: secs(5),
             rx_amps: 0.012,
+            wait_amps: 0.1,
             volts: 3.6,
-            max_class_c_j: 1.0,
+            max_extra_j: 3.0,
         }
     }
 
@@ -288,14 +300,25 @@ mod tests {
     }
 
     #[test]
-    fn never_multicast_when_the_window_costs_a_meter_too_much() {
-        // 128 s at 12 mA and 3.6 V is 5.5 J.
-        let long = Costs {
+    fn never_multicast_when_it_costs_a_meter_too_much() {
+        // 10 s at 12 mA and 5 s at 100 mA, at 3.6 V: 2.2 J, in budget.
+        let busy = Costs {
             unicast_peak_hour: secs(40),
-            class_c_listen: secs(128),
             ..costs()
         };
-        assert!((long.class_c_j() - 5.53).abs() < 0.01);
-        assert_eq!(long.choose(), Delivery::Unicast);
+        assert!((busy.extra_j() - 2.232).abs() < 1e-9);
+        assert_eq!(busy.choose(), Delivery::Multicast);
+        // A whole 128 s window: 5.5 J more.
+        let long_window = Costs {
+            class_c_listen: secs(128),
+            ..busy
+        };
+        assert_eq!(long_window.choose(), Delivery::Unicast);
+        // Or a WiFi that waits 10 s longer: 3.6 J more.
+        let long_wait = Costs {
+            wifi_wait: secs(10),
+            ..busy
+        };
+        assert_eq!(long_wait.choose(), Delivery::Unicast);
     }
 }

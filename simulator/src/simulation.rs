@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use crate::ap::fair_rates;
 use crate::fleet::Fleet;
-use crate::multicast::{CLASS_C_WINDOW, FRAME_OFFSET, MulticastPlan, SETUP_LEN};
+use crate::multicast::{CLASS_C_WINDOW, FRAME_OFFSET, MulticastPlan, SETUP_AHEAD, SETUP_LEN};
 use crate::radio::{Radio, WakeAttempt};
 use crate::random::{Purpose, Stream};
 use crate::scenario::{Replan, Scenario};
@@ -415,8 +415,13 @@ impl<'a> Simulation<'a> {
                     if self.meters[m].result.outcome == Outcome::AlreadyCurrent {
                         continue;
                     }
-                    if self.meters[m].group.is_some() {
-                        let at = self.uplink_time(m, 0);
+                    if let Some(g) = self.meters[m].group {
+                        let session_at = self.multicast.groups[g as usize].segment.session_at;
+                        let spec = &self.fleet.meters[m];
+                        let from = session_at.saturating_sub(SETUP_AHEAD);
+                        let k = from.saturating_sub(spec.phase).div_ceil(spec.interval);
+                        self.meters[m].uplink = k;
+                        let at = self.uplink_time(m, k);
                         self.schedule(at, Event::Setup(m as u32));
                     } else {
                         self.plan(m);

@@ -29,7 +29,7 @@ use tokio::time::sleep_until;
 use super::meter::WALL_EPOCH;
 use super::plan::{self, LastUplinks, PlannedMeter};
 use super::world::LiveWorld;
-use crate::multicast::{CLASS_C_EXPONENT, FRAME_OFFSET, group_config};
+use crate::multicast::{CLASS_C_EXPONENT, FRAME_OFFSET, SETUP_AHEAD, group_config};
 use crate::simulation::Cause;
 use otavan_planning::multicast::segment_groups;
 use otavan_planning::time::{Time, as_secs_f64, secs};
@@ -122,8 +122,9 @@ pub struct Member {
     pub root: McRootKey,
 }
 
-/// Sets up meter `member`'s group once its first uplink is seen (on the
-/// setup FPort otavan provisions); when the
+/// Sets up meter `member`'s group once its first uplink is seen, from
+/// [`SETUP_AHEAD`] before the session (on the setup FPort otavan
+/// provisions); when the
 /// setup has not got through shortly before the session, or the pass
 /// missed the meter, plans it by unicast from then on. Returns the
 /// downlinks queued for it (setup and unicast WAKEs).
@@ -139,6 +140,8 @@ pub async fn serve_member(
     let m = member.planned.m;
     let dev_eui: DevEui = member.planned.dev_eui;
     let deadline = group.session_at.saturating_sub(secs(60));
+    let from = group.session_at.saturating_sub(SETUP_AHEAD);
+    sleep_until(world.instant(from.max(world.now()))).await;
     while last.borrow()[m].is_none() && world.now() < deadline {
         sleep_until(world.instant((world.now() + secs(300)).min(deadline))).await;
     }
