@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use otavan_campaign::groups_csv::{self, GroupKeys};
 use otavan_campaign::inventory;
 use otavan_campaign::mqtt::{Broker, DeviceIds, NetworkServer};
-use otavan_campaign::plan::{self, Settings, Summary, WifiRanges};
+use otavan_campaign::multicast::{Delivery, MulticastPlan};
+use otavan_campaign::plan::{self, Settings, Summary, WakeMode, WifiRanges};
 use otavan_campaign::push::{self, PushConfig, PushEvent};
 use otavan_campaign::watch::{self, WatchConfig, WatchEvent};
 use otavan_campaign::{capacity, clock, plan_csv, progress, route};
@@ -80,6 +82,33 @@ pub struct PlanArgs {
     /// the route could update at best, and why the others cannot be.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     update_bytes: Option<u64>,
+    /// How meters are woken: unicast (a WAKE each) or multicast (per
+    /// street segment, TS005 multicast where it costs less; needs the
+    /// inventory's gen_app_key).
+    #[arg(long, default_value = "unicast", value_parser = parse_wake)]
+    wake: WakeMode,
+    /// With --wake multicast: the setups and group WAKEs to write
+    /// (default: GROUPS.csv beside --out).
+    #[arg(long)]
+    groups: Option<PathBuf>,
+    /// With --wake multicast: the group keys to write, mode 0600
+    /// (default: GROUPKEYS.csv beside --out).
+    #[arg(long)]
+    group_keys: Option<PathBuf>,
+}
+
+/// A `--wake` flag.
+fn parse_wake(text: &str) -> Result<WakeMode, String> {
+    match text {
+        "unicast" => Ok(WakeMode::Unicast),
+        "multicast" => Ok(WakeMode::Multicast),
+        _ => Err(format!("{text:?} is not unicast or multicast")),
+    }
+}
+
+/// `name` in the directory of `path`.
+pub(crate) fn beside(path: &Path, name: &str) -> PathBuf {
+    path.with_file_name(name)
 }
 
 /// Which network server, and how to reach its MQTT integration.
@@ -219,13 +248,80 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
         wifi_ranges: ranges,
         region: args.region,
         update_bytes: args.update_bytes,
+        wake: args.wake,
         ..Settings::new(args.start)
     };
     let plan = plan::plan(&meters, &waypoints, &settings)?;
+    if let Some(groups) = &plan.multicast {
+        let rows_path = args
+            .groups
+            .clone()
+            .unwrap_or_else(|| beside(&args.out, "GROUPS.csv"));
+        let keys_path = args
+            .group_keys
+            .clone()
+            .unwrap_or_else(|| beside(&args.out, "GROUPKEYS.csv"));
+        let keys: Vec<GroupKeys> = groups
+            .groups
+            .iter()
+            .filter(|g| g.delivery == Delivery::Multicast)
+            .map(|g| GroupKeys::new(g.addr, g.key))
+            .collect();
+        groups_csv::write_keys(&keys_path, &keys)
+            .with_context(|| format!("cannot write {}", keys_path.display()))?;
+        groups_csv::write(&rows_path, &groups.rows)
+            .with_context(|| format!("cannot write {}", rows_path.display()))?;
+        print_groups(groups);
+        println!(
+            "wrote {} and {} (0600)",
+            rows_path.display(),
+            keys_path.display()
+        );
+    }
     plan_csv::write(&args.out, &plan.rows)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     print_summary(&plan.summary, &args.out);
     Ok(())
+}
+
+/// Each group's choice with its figures (never its key).
+fn print_groups(plan: &MulticastPlan) {
+    let multicast = plan
+        .groups
+        .iter()
+        .filter(|g| g.delivery == Delivery::Multicast);
+    println!(
+        "multicast: {} group(s), {} by multicast ({} meters); {} planned meter(s) without \
+         gen_app_key and {} whose setup cannot reach them before the session stay unicast",
+        plan.groups.len(),
+        multicast.clone().count(),
+        multicast.map(|g| g.members.len()).sum::<usize>(),
+        plan.without_root_key,
+        plan.setup_too_late
+    );
+    let secs = |t: u64| t as f64 / 1e6;
+    for g in &plan.groups {
+        let c = &g.costs;
+        println!(
+            "group {:08X} van {} session {}: {} meters, {} (airtime unicast {:.1} s, multicast \
+             {:.1} s; unicast peak hour {:.1} s of {:.0} s; class C {:.1} J per meter, at most \
+             {:.1} J)",
+            g.addr,
+            g.van,
+            clock::format(g.session_at),
+            g.members.len(),
+            match g.delivery {
+                Delivery::Unicast => "unicast",
+                Delivery::Multicast => "multicast",
+            },
+            secs(c.unicast),
+            secs(c.multicast),
+            secs(c.unicast_peak_hour),
+            secs(c.hour_budget),
+            c.class_c_j(),
+            c.max_class_c_j,
+        );
+    }
 }
 
 fn print_summary(s: &Summary, out: &Path) {

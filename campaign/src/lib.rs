@@ -45,6 +45,7 @@
 //!     uplink_interval_s: 3600,
 //!     version: None,
 //!     last_uplink: None,
+//!     root_key: None,
 //! };
 //! let planned = plan::plan(&[meter], &route, &plan::Settings::new(start)).unwrap();
 //! assert_eq!(planned.summary.planned, 1);
@@ -55,10 +56,12 @@ pub mod capacity;
 pub mod clock;
 pub mod deveui;
 pub mod geo;
+pub mod groups_csv;
 pub mod inventory;
 pub mod limit;
 pub mod link;
 pub mod mqtt;
+pub mod multicast;
 pub mod plan;
 pub mod plan_csv;
 pub mod progress;

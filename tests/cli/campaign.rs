@@ -128,7 +128,7 @@ fn bad_inventory_rows_are_reported_by_line_and_the_old_plan_stays() {
     let meters = dir.path().join("METERS.csv");
     let mut text = std::fs::read_to_string(example("METERS.csv")).unwrap();
     text.push_str(
-        "70B3D57ED0000001,52.37,9.73,indoor,3600,1.0.0,\nnot-an-eui,52.37,9.73,garage,3600,,\n",
+        "70B3D57ED0000001,52.37,9.73,indoor,3600,1.0.0,,\nnot-an-eui,52.37,9.73,garage,3600,,,\n",
     );
     std::fs::write(&meters, text).unwrap();
     let output = plan(&out, meters.to_str().unwrap());
@@ -188,4 +188,123 @@ fn push_dry_run_prints_every_message_and_sends_nothing() {
         .output()
         .unwrap();
     assert!(!both.status.success());
+}
+
+fn plan_multicast(meters: &Path, out: &Path) -> std::process::Output {
+    otavan()
+        .args(["campaign", "plan", "--meters"])
+        .arg(meters)
+        .arg("--route")
+        .arg(example("ROUTE.csv"))
+        .args(["--start", "2025-06-03T06:00:00Z", "--campaign", "7"])
+        .args(["--target", "1.1.0", "--wake", "multicast", "--out"])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// The sample's street is one segment whose 13 WAKEs fit the gateway's
+/// hour: it stays unicast, PLAN.csv is the unicast one, and the summary
+/// says why with the figures.
+#[test]
+fn campaign_plan_wake_multicast_keeps_unicast_where_it_costs_less() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let unicast = dir.path().join("UNICAST.csv");
+    assert!(plan(&unicast, &example("METERS.csv")).status.success());
+    let out = dir.path().join("PLAN.csv");
+    let output = plan_multicast(Path::new(&example("METERS.csv")), &out);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&unicast).unwrap()
+    );
+    assert!(
+        stdout.contains("multicast: 1 group(s), 0 by multicast (0 meters); 4 planned meter(s) without gen_app_key"),
+        "{stdout}"
+    );
+    let group = stdout.lines().find(|l| l.starts_with("group ")).unwrap();
+    assert!(
+        group.contains(
+            ": 13 meters, unicast (airtime unicast 19.3 s, multicast 33.5 s; unicast peak hour"
+        ),
+        "{group}"
+    );
+    assert!(
+        group.contains("of 360 s; class C 2.8 J per meter, at most 3.0 J)"),
+        "{group}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("GROUPS.csv")).unwrap(),
+        "kind,mc_addr,dev_eui,enqueue_at,send_by,transmit_at,fport,payload_hex\n"
+    );
+}
+
+/// 300 half-hourly meters along the route's first street: their unicast
+/// WAKEs would need 444 s of the gateway's 360 s in the hour before the
+/// van, so the street goes multicast.
+#[test]
+fn campaign_plan_wake_multicast_writes_setups_a_group_wake_and_0600_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::TempDir::new().unwrap();
+    let meters = dir.path().join("METERS.csv");
+    let mut text =
+        String::from("dev_eui,lat,lon,install,uplink_interval_s,last_uplink,gen_app_key\n");
+    for i in 0..300u32 {
+        let key = if i == 0 {
+            String::new()
+        } else {
+            format!("{:032x}", u128::from(i) * 0x1234_5678_9abc_def1)
+        };
+        text.push_str(&format!(
+            "70B3D57ED001{i:04X},52.37018,{:.6},outdoor,1800,2025-06-03T05:{:02}:{:02}Z,{key}\n",
+            9.7305 + f64::from(i) * 0.000035,
+            (i * 6) / 60 % 30,
+            (i * 6) % 60,
+        ));
+    }
+    std::fs::write(&meters, text).unwrap();
+    let out = dir.path().join("PLAN.csv");
+    let output = plan_multicast(&meters, &out);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("1 planned meter(s) without gen_app_key"),
+        "{stdout}"
+    );
+    let groups: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(", multicast (airtime"))
+        .collect();
+    assert!(!groups.is_empty(), "{stdout}");
+    let rows = std::fs::read_to_string(dir.path().join("GROUPS.csv")).unwrap();
+    let setups = rows.lines().filter(|l| l.starts_with("setup,")).count();
+    let wakes: Vec<&str> = rows.lines().filter(|l| l.starts_with("wake,")).collect();
+    assert_eq!(wakes.len(), groups.len(), "{rows}");
+    let plan = std::fs::read_to_string(&out).unwrap();
+    // Each served meter has a setup and no unicast WAKE.
+    assert_eq!(setups + plan.lines().count() - 1, 299 + 1, "{stdout}");
+    assert!(
+        rows.lines()
+            .filter(|l| l.starts_with("setup,"))
+            .all(|l| l.contains(",201,"))
+    );
+    assert!(wakes.iter().all(|l| l.contains(",200,110007")), "{wakes:?}");
+    let keys_path = dir.path().join("GROUPKEYS.csv");
+    let mode = std::fs::metadata(&keys_path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let keys = std::fs::read_to_string(&keys_path).unwrap();
+    assert_eq!(keys.lines().count(), groups.len() + 1);
+    for line in keys.lines().skip(1) {
+        for key in line.split(',').skip(1) {
+            assert!(
+                !stdout.contains(key) && !rows.contains(key),
+                "a key was printed"
+            );
+        }
+    }
 }
