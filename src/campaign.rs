@@ -171,6 +171,17 @@ pub struct PushArgs {
     /// Skip a WAKE that cannot be queued this long after its enqueue_at.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     max_late: Duration,
+    /// The multicast setups and group WAKEs to push too (GROUPS.csv of
+    /// `campaign plan --wake multicast`).
+    #[arg(long)]
+    groups: Option<PathBuf>,
+    /// The group keys, mode 0600 (default: GROUPKEYS.csv beside GROUPS.csv).
+    #[arg(long)]
+    group_keys: Option<PathBuf>,
+    /// The Things Stack gateway that transmits multicast WAKEs (repeatable;
+    /// a multicast device has no known downlink path).
+    #[arg(long = "tts-gateway", value_name = "ID")]
+    tts_gateways: Vec<String>,
 }
 
 /// `campaign watch`.
@@ -393,20 +404,68 @@ pub(crate) fn print_capacity(s: &Summary) {
     }
 }
 
-async fn push(args: PushArgs) -> anyhow::Result<()> {
-    let server = args.server.server()?;
-    let bytes = std::fs::read(&args.plan)
+/// PLAN.csv's WAKEs and GROUPS.csv's downlinks, and the digest of both
+/// files for the progress file.
+fn downlinks(
+    args: &PushArgs,
+    server: &NetworkServer,
+) -> anyhow::Result<(Vec<push::Downlink>, String)> {
+    let mut bytes = std::fs::read(&args.plan)
         .with_context(|| format!("cannot read {}", args.plan.display()))?;
     let rows = plan_csv::read(&args.plan)?;
-    let digest = progress::digest(&bytes);
+    let mut downlinks: Vec<push::Downlink> = rows
+        .iter()
+        .map(|r| push::Downlink::wake(r, server, args.max_late))
+        .collect();
+    let unnamed = beside(&args.plan, "GROUPS.csv");
+    if args.groups.is_none() && unnamed.exists() {
+        eprintln!(
+            "otavan: {} is not pushed (a multicast plan's setups and group WAKEs): \
+             give --groups to push it",
+            unnamed.display()
+        );
+    }
+    if let Some(groups) = &args.groups {
+        bytes.extend(
+            std::fs::read(groups).with_context(|| format!("cannot read {}", groups.display()))?,
+        );
+        let rows = groups_csv::read(groups)?;
+        let keys_path = args
+            .group_keys
+            .clone()
+            .unwrap_or_else(|| beside(groups, "GROUPKEYS.csv"));
+        // Setting meters up for a group whose keys are lost would leave
+        // them listening for a frame nobody can send.
+        let keys = groups_csv::read_keys(&keys_path)?;
+        for row in &rows {
+            if !keys.contains_key(&row.mc_addr()) {
+                bail!(
+                    "{} has no keys for group {:08X} of {}",
+                    keys_path.display(),
+                    row.mc_addr(),
+                    groups.display()
+                );
+            }
+            downlinks.push(
+                push::Downlink::group_row(row, server, &args.tts_gateways)
+                    .map_err(anyhow::Error::msg)?,
+            );
+        }
+    }
+    Ok((downlinks, progress::digest(&bytes)))
+}
+
+async fn push(args: PushArgs) -> anyhow::Result<()> {
+    let server = args.server.server()?;
+    let (rows, digest) = downlinks(&args, &server)?;
     let progress_path = progress::path_for(&args.plan);
     if args.dry_run {
         let acked = progress::read(&progress_path, &digest)?;
-        for line in push::dry_run(&rows, &acked, &server) {
+        for line in push::dry_run(&rows, &acked) {
             println!("{line}");
         }
         println!(
-            "{} WAKEs, {} already sent (dry run: nothing published)",
+            "{} downlinks, {} already sent (dry run: nothing published)",
             rows.len(),
             acked.len()
         );
@@ -424,7 +483,7 @@ async fn push(args: PushArgs) -> anyhow::Result<()> {
         ack_timeout: Duration::from_secs(10),
     };
     let mut progress = progress::Progress::open(&progress_path, &digest)?;
-    let summary = push::push(&rows, &mut progress, &config, &mut |event| match event {
+    let summary = push::push_downlinks(&rows, &mut progress, &config, &mut |event| match event {
         PushEvent::Connected => eprintln!("otavan: connected to {}", config.broker),
         PushEvent::Disconnected { error, retry_in } => {
             eprintln!("otavan: connection lost ({error}); retrying in {retry_in:?}");
@@ -435,15 +494,11 @@ async fn push(args: PushArgs) -> anyhow::Result<()> {
                 clock::format(until)
             );
         }
-        PushEvent::Sent {
-            dev_eui,
-            topic,
-            late,
-        } => {
-            println!("sent {dev_eui} {topic} (late {:.1} s)", late.as_secs_f64());
+        PushEvent::Sent { id, topic, late } => {
+            println!("sent {id} {topic} (late {:.1} s)", late.as_secs_f64());
         }
-        PushEvent::Skipped { dev_eui, late } => println!(
-            "skipped {dev_eui}: {} past its enqueue_at",
+        PushEvent::Skipped { id, late } => println!(
+            "skipped {id}: {} past its enqueue_at",
             humantime::format_duration(Duration::from_secs(late.as_secs()))
         ),
     })
@@ -456,7 +511,7 @@ async fn push(args: PushArgs) -> anyhow::Result<()> {
     );
     if !summary.skipped.is_empty() {
         bail!(
-            "{} WAKE(s) were too late to send (more than --max-late {}): plan them again",
+            "{} downlink(s) were too late to send (past --max-late {} or send_by): plan them again",
             summary.skipped.len(),
             humantime::format_duration(args.max_late)
         );

@@ -14,13 +14,20 @@
 //! Each WAKE is queued at its own time rather than all at once because a
 //! class A meter receives a downlink at its first uplink after it is
 //! queued, and the WAKE's delay counts from then.
+//!
+//! A multicast plan adds GROUPS.csv's rows ([`Downlink::group_row`]):
+//! the setups, unicast on the setup FPort, each skipped after its
+//! `send_by`; then each group's multicast WAKE, queued after its setups
+//! for transmission at `transmit_at`. All go through the same loop, in
+//! `enqueue_at` order (a group WAKE after every setup due at the same
+//! time), with the same acknowledgement and progress file.
 
 use std::future::Future;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::deveui::DevEui;
+use crate::groups_csv::GroupRow;
 use crate::link::{Link, LinkError, Session};
 use crate::mqtt::{Broker, NetworkServer};
 use crate::plan_csv::PlanRow;
@@ -65,19 +72,19 @@ pub enum PushEvent {
         /// WAKEs still to send.
         left: usize,
     },
-    /// A WAKE was acknowledged by the broker.
+    /// A downlink was acknowledged by the broker.
     Sent {
-        /// The meter.
-        dev_eui: DevEui,
+        /// The downlink: a WAKE's DevEUI, `setup-DEVEUI`, `group-MCADDR`.
+        id: String,
         /// The topic.
         topic: String,
         /// How long after its `enqueue_at`.
         late: Duration,
     },
-    /// A WAKE was skipped: too late.
+    /// A downlink was skipped: too late.
     Skipped {
-        /// The meter.
-        dev_eui: DevEui,
+        /// The downlink.
+        id: String,
         /// How long after its `enqueue_at` it would have gone.
         late: Duration,
     },
@@ -90,8 +97,8 @@ pub struct PushSummary {
     pub sent: usize,
     /// WAKEs an earlier run had sent.
     pub already_sent: usize,
-    /// WAKEs not sent because they were too late.
-    pub skipped: Vec<DevEui>,
+    /// Downlinks not sent because they were too late, by ID.
+    pub skipped: Vec<String>,
 }
 
 /// Why a push stopped.
@@ -110,6 +117,88 @@ pub enum PushError {
     },
 }
 
+/// One downlink to queue: a WAKE, a multicast setup or a group WAKE.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Downlink {
+    /// What the progress file records: a WAKE's DevEUI, `setup-DEVEUI`,
+    /// `group-MCADDR`.
+    pub id: String,
+    /// Not queued before.
+    pub enqueue_at: OffsetDateTime,
+    /// Skipped when it cannot be queued by then.
+    pub deadline: OffsetDateTime,
+    /// Sent after the others of the same `enqueue_at` (a group WAKE).
+    pub last: bool,
+    /// The topic.
+    pub topic: String,
+    /// The JSON message.
+    pub message: String,
+}
+
+impl Downlink {
+    /// A PLAN.csv WAKE, skipped `max_late` after its `enqueue_at`.
+    pub fn wake(row: &PlanRow, server: &NetworkServer, max_late: Duration) -> Downlink {
+        Downlink {
+            id: row.dev_eui.to_string(),
+            enqueue_at: row.enqueue_at,
+            deadline: row.enqueue_at + max_late,
+            last: false,
+            topic: server.downlink_topic(row.dev_eui),
+            message: server.downlink_message(row.dev_eui, row.fport, &row.payload()),
+        }
+    }
+
+    /// A GROUPS.csv row: a setup by unicast, a group WAKE to the group's
+    /// multicast device through `gateways`; each skipped after its
+    /// `send_by`.
+    ///
+    /// # Errors
+    ///
+    /// For a group WAKE, what [`NetworkServer::multicast_downlink`] refuses.
+    pub fn group_row(
+        row: &GroupRow,
+        server: &NetworkServer,
+        gateways: &[String],
+    ) -> Result<Downlink, String> {
+        let (topic, message, last) = match row {
+            GroupRow::Setup {
+                dev_eui,
+                fport,
+                frame,
+                ..
+            } => (
+                server.downlink_topic(*dev_eui),
+                server.downlink_message(*dev_eui, *fport, frame),
+                false,
+            ),
+            GroupRow::Wake {
+                mc_addr,
+                transmit_at,
+                fport,
+                wake,
+                ..
+            } => {
+                let (topic, message) = server.multicast_downlink(
+                    *mc_addr,
+                    *fport,
+                    &wake.encode(),
+                    *transmit_at,
+                    gateways,
+                )?;
+                (topic, message, true)
+            }
+        };
+        Ok(Downlink {
+            id: row.progress_key(),
+            enqueue_at: row.enqueue_at(),
+            deadline: row.send_by(),
+            last,
+            topic,
+            message,
+        })
+    }
+}
+
 /// Sends every WAKE of `rows` not yet in `progress`, each at its
 /// `enqueue_at`, calling `events` as it goes.
 ///
@@ -124,13 +213,32 @@ pub async fn push(
     config: &PushConfig,
     events: &mut (dyn FnMut(PushEvent) + Send),
 ) -> Result<PushSummary, PushError> {
-    let mut pending: Vec<&PlanRow> = rows
+    let downlinks: Vec<Downlink> = rows
         .iter()
-        .filter(|r| !progress.acknowledged().contains(r.dev_eui))
+        .map(|r| Downlink::wake(r, &config.server, config.max_late))
         .collect();
-    pending.sort_by_key(|r| (r.enqueue_at, r.dev_eui));
+    push_downlinks(&downlinks, progress, config, events).await
+}
+
+/// Sends every downlink not yet in `progress`, each at its `enqueue_at`,
+/// as [`push`] does.
+///
+/// # Errors
+///
+/// As [`push`].
+pub async fn push_downlinks(
+    downlinks: &[Downlink],
+    progress: &mut Progress,
+    config: &PushConfig,
+    events: &mut (dyn FnMut(PushEvent) + Send),
+) -> Result<PushSummary, PushError> {
+    let mut pending: Vec<&Downlink> = downlinks
+        .iter()
+        .filter(|d| !progress.acknowledged().contains(&d.id))
+        .collect();
+    pending.sort_by(|a, b| order(a).cmp(&order(b)));
     let mut summary = PushSummary {
-        already_sent: rows.len() - pending.len(),
+        already_sent: downlinks.len() - pending.len(),
         ..PushSummary::default()
     };
     if pending.is_empty() {
@@ -160,24 +268,21 @@ pub async fn push(
                 });
             }
         }
-        let topic = config.server.downlink_topic(row.dev_eui);
-        let message = config
-            .server
-            .downlink_message(row.dev_eui, row.fport, &row.payload());
-        let deadline = row.enqueue_at + config.max_late;
+        let topic = &row.topic;
+        let message = &row.message;
         loop {
             let late = lateness(row.enqueue_at);
-            if now() > deadline {
+            if now() > row.deadline {
                 events(PushEvent::Skipped {
-                    dev_eui: row.dev_eui,
+                    id: row.id.clone(),
                     late,
                 });
-                summary.skipped.push(row.dev_eui);
+                summary.skipped.push(row.id.clone());
                 break;
             }
             let attempt = match link.as_mut() {
                 Some(l) => {
-                    l.publish_acked(&topic, message.clone().into_bytes(), config.ack_timeout)
+                    l.publish_acked(topic, message.clone().into_bytes(), config.ack_timeout)
                         .await
                 }
                 None => {
@@ -193,11 +298,11 @@ pub async fn push(
             };
             match attempt {
                 Ok(()) => {
-                    progress.record(row.dev_eui, now())?;
+                    progress.record(&row.id, now())?;
                     summary.sent += 1;
                     backoff = FIRST_BACKOFF;
                     events(PushEvent::Sent {
-                        dev_eui: row.dev_eui,
+                        id: row.id.clone(),
                         topic: topic.clone(),
                         late,
                     });
@@ -220,6 +325,12 @@ pub async fn push(
         link.disconnect().await;
     }
     Ok(summary)
+}
+
+/// The sending order: by `enqueue_at`, a group WAKE after the others of
+/// its time, then by ID.
+fn order(d: &Downlink) -> (OffsetDateTime, bool, &str) {
+    (d.enqueue_at, d.last, &d.id)
 }
 
 /// Keeps the connection alive until `until`. A connection that drops
@@ -256,23 +367,24 @@ fn lateness(t: OffsetDateTime) -> Duration {
     (now() - t).max(time::Duration::ZERO).unsigned_abs()
 }
 
-/// The `--dry-run` listing: for every row, whether it was already sent,
-/// its `enqueue_at`, topic and message.
-pub fn dry_run(rows: &[PlanRow], acked: &Acknowledged, server: &NetworkServer) -> Vec<String> {
-    let mut rows: Vec<&PlanRow> = rows.iter().collect();
-    rows.sort_by_key(|r| (r.enqueue_at, r.dev_eui));
-    rows.iter()
-        .map(|r| {
-            let status = if acked.contains(r.dev_eui) {
+/// The `--dry-run` listing: for every downlink, whether it was already
+/// sent, its `enqueue_at`, topic and message, in sending order.
+pub fn dry_run(downlinks: &[Downlink], acked: &Acknowledged) -> Vec<String> {
+    let mut downlinks: Vec<&Downlink> = downlinks.iter().collect();
+    downlinks.sort_by(|a, b| order(a).cmp(&order(b)));
+    downlinks
+        .iter()
+        .map(|d| {
+            let status = if acked.contains(&d.id) {
                 "sent"
             } else {
                 "todo"
             };
             format!(
                 "{status} {} {} {}",
-                crate::clock::format(r.enqueue_at),
-                server.downlink_topic(r.dev_eui),
-                server.downlink_message(r.dev_eui, r.fport, &r.payload())
+                crate::clock::format(d.enqueue_at),
+                d.topic,
+                d.message
             )
         })
         .collect()

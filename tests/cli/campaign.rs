@@ -177,7 +177,7 @@ fn push_dry_run_prints_every_message_and_sends_nothing() {
         todo[0]
     );
     assert!(stdout.contains(&format!(
-        "{rows} WAKEs, 0 already sent (dry run: nothing published)"
+        "{rows} downlinks, 0 already sent (dry run: nothing published)"
     )));
     assert!(!dir.path().join("PLAN.csv.progress").exists());
     // One network server, not both.
@@ -240,14 +240,10 @@ fn campaign_plan_wake_multicast_keeps_unicast_where_it_costs_less() {
     );
 }
 
-/// 300 half-hourly meters along the route's first street: their unicast
-/// WAKEs would need 444 s of the gateway's 360 s in the hour before the
-/// van, so the street goes multicast.
-#[test]
-fn campaign_plan_wake_multicast_writes_setups_a_group_wake_and_0600_keys() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::TempDir::new().unwrap();
-    let meters = dir.path().join("METERS.csv");
+/// 300 half-hourly meters with phases and (but the first) root keys along
+/// the route's first street.
+fn dense_inventory(dir: &Path) -> std::path::PathBuf {
+    let meters = dir.join("METERS.csv");
     let mut text =
         String::from("dev_eui,lat,lon,install,uplink_interval_s,last_uplink,gen_app_key\n");
     for i in 0..300u32 {
@@ -264,6 +260,17 @@ fn campaign_plan_wake_multicast_writes_setups_a_group_wake_and_0600_keys() {
         ));
     }
     std::fs::write(&meters, text).unwrap();
+    meters
+}
+
+/// 300 half-hourly meters along the route's first street: their unicast
+/// WAKEs would need 444 s of the gateway's 360 s in the hour before the
+/// van, so the street goes multicast.
+#[test]
+fn campaign_plan_wake_multicast_writes_setups_a_group_wake_and_0600_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::TempDir::new().unwrap();
+    let meters = dense_inventory(dir.path());
     let out = dir.path().join("PLAN.csv");
     let output = plan_multicast(&meters, &out);
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -307,4 +314,90 @@ fn campaign_plan_wake_multicast_writes_setups_a_group_wake_and_0600_keys() {
             );
         }
     }
+}
+
+/// `push --dry-run` of a multicast plan lists the setups and the group
+/// WAKE (The Things Stack); bad key files and ChirpStack are refused.
+#[test]
+fn push_of_a_multicast_plan_checks_its_keys_and_lists_setups_then_the_group() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = dir.path().join("PLAN.csv");
+    assert!(
+        plan_multicast(&dense_inventory(dir.path()), &out)
+            .status
+            .success()
+    );
+    let push = |extra: &[&str]| {
+        otavan()
+            .args(["campaign", "push"])
+            .arg(&out)
+            .args(["--tts-app", "meters@acme", "--dry-run", "--groups"])
+            .arg(dir.path().join("GROUPS.csv"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Without --groups only PLAN.csv's one WAKE, and a warning.
+    let plain = otavan()
+        .args(["campaign", "push"])
+        .arg(&out)
+        .args(["--tts-app", "meters@acme", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&plain.stdout).contains("1 downlinks, 0 already sent"));
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("GROUPS.csv is not pushed"));
+    let output = push(&["--tts-gateway", "gw-north"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let todo: Vec<&str> = stdout.lines().filter(|l| l.starts_with("todo ")).collect();
+    assert_eq!(todo.len(), 300 + 1, "{stdout}");
+    let group = todo
+        .iter()
+        .position(|l| l.contains("/devices/mc-01707000/down/push"))
+        .unwrap();
+    assert_eq!(group, todo.len() - 1, "the group WAKE goes last");
+    assert!(
+        todo[group].contains(r#""class_b_c":{"absolute_time":"2025-06-03T08:54:05Z","gateways":[{"gateway_ids":{"gateway_id":"gw-north"}}]}"#),
+        "{}",
+        todo[group]
+    );
+    assert_eq!(
+        todo.iter()
+            .filter(|l| l.contains(r#""f_port":201"#))
+            .count(),
+        299
+    );
+    // Without a gateway, with ChirpStack, or with a key file others may
+    // read or none: refused, naming why.
+    let stderr = |o: std::process::Output| String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(stderr(push(&[])).contains("--tts-gateway"));
+    let cs = otavan()
+        .args(["campaign", "push"])
+        .arg(&out)
+        .args(["--chirpstack-app", "app", "--dry-run", "--groups"])
+        .arg(dir.path().join("GROUPS.csv"))
+        .output()
+        .unwrap();
+    assert!(!cs.status.success());
+    assert!(stderr(cs).contains("gRPC"));
+    let keys = dir.path().join("GROUPKEYS.csv");
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let error = stderr(push(&["--tts-gateway", "gw"]));
+    assert!(
+        error.contains(
+            "GROUPKEYS.csv: holds group keys but is readable by others (mode 640): chmod 600"
+        ),
+        "{error}"
+    );
+    std::fs::remove_file(&keys).unwrap();
+    let error = stderr(push(&["--tts-gateway", "gw"]));
+    assert!(
+        error.contains("cannot read") && error.contains("GROUPKEYS.csv"),
+        "{error}"
+    );
 }
