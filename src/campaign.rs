@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use otavan_campaign::chirpstack::ApiConfig as ChirpStackApi;
 use otavan_campaign::groups_csv::{self, GroupKeys};
 use otavan_campaign::inventory;
 use otavan_campaign::mqtt::{Broker, DeviceIds, NetworkServer};
@@ -178,11 +179,22 @@ pub struct PushArgs {
     /// The group keys, mode 0600 (default: GROUPKEYS.csv beside GROUPS.csv).
     #[arg(long)]
     group_keys: Option<PathBuf>,
-    /// The Things Stack gateway that transmits multicast WAKEs (repeatable;
-    /// a multicast device has no known downlink path).
-    #[arg(long = "tts-gateway", value_name = "ID")]
-    tts_gateways: Vec<String>,
+    /// A gateway that transmits the multicast WAKEs (repeatable; a
+    /// multicast group has no uplinks, so no known downlink path).
+    #[arg(long = "gateway", value_name = "ID")]
+    gateways: Vec<String>,
+    /// ChirpStack's gRPC API URL (e.g. http://chirpstack:8080), for group
+    /// WAKEs on ChirpStack; its API key comes from
+    /// $OTAVAN_CHIRPSTACK_API_KEY.
+    #[arg(long, value_name = "URL")]
+    chirpstack_api: Option<String>,
+    /// The LoRaWAN region of the multicast groups (EU868, US915).
+    #[arg(long, default_value = "EU868")]
+    region: Region,
 }
+
+/// The environment variable ChirpStack's API key comes from.
+const API_KEY_ENV: &str = "OTAVAN_CHIRPSTACK_API_KEY";
 
 /// `campaign watch`.
 #[derive(clap::Args)]
@@ -437,20 +449,29 @@ fn downlinks(
         // Setting meters up for a group whose keys are lost would leave
         // them listening for a frame nobody can send.
         let keys = groups_csv::read_keys(&keys_path)?;
-        for row in &rows {
-            if !keys.contains_key(&row.mc_addr()) {
-                bail!(
-                    "{} has no keys for group {:08X} of {}",
-                    keys_path.display(),
-                    row.mc_addr(),
-                    groups.display()
-                );
-            }
-            downlinks.push(
-                push::Downlink::group_row(row, server, &args.tts_gateways)
-                    .map_err(anyhow::Error::msg)?,
+        if let Some(row) = rows.iter().find(|r| !keys.contains_key(&r.mc_addr())) {
+            bail!(
+                "{} has no keys for group {:08X} of {}",
+                keys_path.display(),
+                row.mc_addr(),
+                groups.display()
             );
         }
+        let group_downlinks =
+            push::Downlink::group_rows(&rows, server, &args.gateways, &keys, args.region)
+                .map_err(anyhow::Error::msg)?;
+        if group_downlinks.iter().any(|d| d.grpc.is_some()) {
+            if args.chirpstack_api.is_none() {
+                bail!(
+                    "ChirpStack takes multicast WAKEs only through its gRPC API: give \
+                     --chirpstack-api URL (its API key in ${API_KEY_ENV})"
+                );
+            }
+            if args.gateways.is_empty() {
+                bail!("a multicast WAKE needs the gateways that send it: give --gateway ID");
+            }
+        }
+        downlinks.extend(group_downlinks);
     }
     Ok((downlinks, progress::digest(&bytes)))
 }
@@ -481,6 +502,16 @@ async fn push(args: PushArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| format!("otavan-push-{}", std::process::id())),
         max_late: args.max_late,
         ack_timeout: Duration::from_secs(10),
+        chirpstack_api: match &args.chirpstack_api {
+            Some(url) => Some(ChirpStackApi {
+                url: url.clone(),
+                token: std::env::var(API_KEY_ENV)
+                    .with_context(|| format!("--chirpstack-api needs ${API_KEY_ENV}"))?,
+                application_id: args.server.chirpstack_app.clone().unwrap_or_default(),
+                gateways: args.gateways.clone(),
+            }),
+            None => None,
+        },
     };
     let mut progress = progress::Progress::open(&progress_path, &digest)?;
     let summary = push::push_downlinks(&rows, &mut progress, &config, &mut |event| match event {

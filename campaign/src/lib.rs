@@ -53,6 +53,7 @@
 //! ```
 
 pub mod capacity;
+pub mod chirpstack;
 pub mod clock;
 pub mod deveui;
 pub mod geo;

@@ -18,8 +18,8 @@
 //!   with the group's session keys; its downlink goes on the same topic
 //!   with `class_b_c: {gateways, absolute_time}` (a multicast device has
 //!   no uplink, so no known downlink path: the gateways must be named).
-//!   ChirpStack v4 takes multicast downlinks only through its gRPC API,
-//!   not over MQTT.
+//!   ChirpStack v4 takes multicast downlinks only through its gRPC API
+//!   ([`crate::chirpstack`]), not over MQTT.
 
 use std::fmt;
 use std::str::FromStr;
@@ -296,8 +296,7 @@ impl NetworkServer {
         match self {
             NetworkServer::ChirpStack { .. } => Err(
                 "ChirpStack v4 queues multicast downlinks only through its gRPC API \
-                 (MulticastGroupService), not over MQTT; push this plan's groups with \
-                 The Things Stack, or plan with --wake unicast"
+                 (MulticastGroupService: --chirpstack-api), not over MQTT"
                     .into(),
             ),
             NetworkServer::Tts {
@@ -307,7 +306,7 @@ impl NetworkServer {
             } => {
                 if gateways.is_empty() {
                     return Err(
-                        "a multicast WAKE needs the gateways that send it: give --tts-gateway ID"
+                        "a multicast WAKE needs the gateways that send it: give --gateway ID"
                             .into(),
                     );
                 }
@@ -559,7 +558,7 @@ mod tests {
                               "absolute_time": "2025-06-03T08:54:05Z"}}]})
         );
         let error = tts.multicast_downlink(1, 200, &[], at, &[]).unwrap_err();
-        assert!(error.contains("--tts-gateway"), "{error}");
+        assert!(error.contains("--gateway"), "{error}");
         let cs = NetworkServer::chirpstack("app").unwrap();
         let error = cs
             .multicast_downlink(1, 200, &[], at, &["g".into()])

@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::groups_csv::GroupRow;
+use crate::chirpstack::{self, ApiConfig, ApiError, GroupWake};
+use crate::groups_csv::{GroupKeys, GroupRow};
 use crate::link::{Link, LinkError, Session};
 use crate::mqtt::{Broker, NetworkServer};
 use crate::plan_csv::PlanRow;
@@ -51,6 +52,8 @@ pub struct PushConfig {
     pub max_late: Duration,
     /// How long to wait for a PUBACK before reconnecting.
     pub ack_timeout: Duration,
+    /// ChirpStack's gRPC API, for group WAKEs on ChirpStack.
+    pub chirpstack_api: Option<ApiConfig>,
 }
 
 /// What happens during a push, for the operator.
@@ -107,6 +110,12 @@ pub enum PushError {
     /// The progress file failed.
     #[error(transparent)]
     Progress(#[from] ProgressError),
+    /// ChirpStack's API refused a group WAKE.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A group WAKE for ChirpStack, and no `chirpstack_api`.
+    #[error("a ChirpStack group WAKE needs its gRPC API: give --chirpstack-api URL")]
+    NoApi,
     /// The first connection failed, or the broker refused the client.
     #[error("cannot publish to {broker}: {error}")]
     Connect {
@@ -129,10 +138,13 @@ pub struct Downlink {
     pub deadline: OffsetDateTime,
     /// Sent after the others of the same `enqueue_at` (a group WAKE).
     pub last: bool,
-    /// The topic.
+    /// The topic (for a ChirpStack group WAKE: the gRPC call).
     pub topic: String,
-    /// The JSON message.
+    /// The JSON message (for a ChirpStack group WAKE: what is enqueued,
+    /// without the keys).
     pub message: String,
+    /// A ChirpStack group WAKE goes through its gRPC API, not MQTT.
+    pub grpc: Option<GroupWake>,
 }
 
 impl Downlink {
@@ -145,6 +157,90 @@ impl Downlink {
             last: false,
             topic: server.downlink_topic(row.dev_eui),
             message: server.downlink_message(row.dev_eui, row.fport, &row.payload()),
+            grpc: None,
+        }
+    }
+
+    /// GROUPS.csv's rows: setups by unicast; each group's WAKE to its
+    /// multicast device through `gateways` (The Things Stack), or through
+    /// ChirpStack's gRPC API at its `transmit_at` with its members and
+    /// `keys` (ChirpStack, where the group is created then).
+    ///
+    /// # Errors
+    ///
+    /// What [`NetworkServer::multicast_downlink`] refuses; a group without
+    /// keys.
+    pub fn group_rows(
+        rows: &[GroupRow],
+        server: &NetworkServer,
+        gateways: &[String],
+        keys: &std::collections::HashMap<u32, GroupKeys>,
+        region: otavan_protocol::region::Region,
+    ) -> Result<Vec<Downlink>, String> {
+        rows.iter()
+            .map(|row| match (server, row) {
+                (
+                    NetworkServer::ChirpStack { .. },
+                    GroupRow::Wake {
+                        mc_addr,
+                        transmit_at,
+                        fport,
+                        wake,
+                        ..
+                    },
+                ) => {
+                    let keys = keys
+                        .get(mc_addr)
+                        .ok_or_else(|| format!("no keys for group {mc_addr:08X}"))?;
+                    let members = rows
+                        .iter()
+                        .filter_map(|r| match r {
+                            GroupRow::Setup {
+                                mc_addr: a,
+                                dev_eui,
+                                ..
+                            } if a == mc_addr => Some(*dev_eui),
+                            _ => None,
+                        })
+                        .collect();
+                    Ok(Downlink::chirpstack(
+                        GroupWake {
+                            keys: keys.clone(),
+                            members,
+                            region,
+                            fport: *fport,
+                            payload: wake.encode(),
+                            // The window opened 5 s before the frame and
+                            // lasts 64 s.
+                            expires_at: *transmit_at + Duration::from_secs(55),
+                        },
+                        *transmit_at,
+                        row.progress_key(),
+                    ))
+                }
+                _ => Downlink::group_row(row, server, gateways),
+            })
+            .collect()
+    }
+
+    /// A ChirpStack group WAKE, queued at `at` (ChirpStack sends it as
+    /// soon as it is queued), skipped 20 s later.
+    fn chirpstack(wake: GroupWake, at: OffsetDateTime, id: String) -> Downlink {
+        let message = serde_json::json!({
+            "multicastGroup": format!("otavan-{:08x}", wake.keys.mc_addr),
+            "devices": wake.members.len(),
+            "fPort": wake.fport,
+            "data": hex::encode(&wake.payload),
+            "expiresAt": crate::clock::format(wake.expires_at),
+        });
+        Downlink {
+            id,
+            enqueue_at: at,
+            deadline: at + Duration::from_secs(20),
+            last: true,
+            topic: "grpc:api.MulticastGroupService/Create+AddDevice+AddGateway+Enqueue".into(),
+            message: message.to_string(),
+            grpc: Some(wake),
         }
     }
 
@@ -195,6 +291,7 @@ impl Downlink {
             last,
             topic,
             message,
+            grpc: None,
         })
     }
 }
@@ -279,6 +376,32 @@ pub async fn push_downlinks(
                 });
                 summary.skipped.push(row.id.clone());
                 break;
+            }
+            if let Some(wake) = &row.grpc {
+                let api = config.chirpstack_api.as_ref().ok_or(PushError::NoApi)?;
+                match chirpstack::send(api, wake).await {
+                    Ok(_) => {
+                        progress.record(&row.id, now())?;
+                        summary.sent += 1;
+                        backoff = FIRST_BACKOFF;
+                        events(PushEvent::Sent {
+                            id: row.id.clone(),
+                            topic: topic.clone(),
+                            late,
+                        });
+                        break;
+                    }
+                    Err(error) if error.is_fatal() => return Err(error.into()),
+                    Err(error) => {
+                        events(PushEvent::Disconnected {
+                            error: error.to_string(),
+                            retry_in: backoff,
+                        });
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                }
             }
             let attempt = match link.as_mut() {
                 Some(l) => {

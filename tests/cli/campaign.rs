@@ -347,7 +347,7 @@ fn push_of_a_multicast_plan_checks_its_keys_and_lists_setups_then_the_group() {
         .unwrap();
     assert!(String::from_utf8_lossy(&plain.stdout).contains("1 downlinks, 0 already sent"));
     assert!(String::from_utf8_lossy(&plain.stderr).contains("GROUPS.csv is not pushed"));
-    let output = push(&["--tts-gateway", "gw-north"]);
+    let output = push(&["--gateway", "gw-north"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -375,7 +375,7 @@ fn push_of_a_multicast_plan_checks_its_keys_and_lists_setups_then_the_group() {
     // Without a gateway, with ChirpStack, or with a key file others may
     // read or none: refused, naming why.
     let stderr = |o: std::process::Output| String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(stderr(push(&[])).contains("--tts-gateway"));
+    assert!(stderr(push(&[])).contains("--gateway"));
     let cs = otavan()
         .args(["campaign", "push"])
         .arg(&out)
@@ -384,10 +384,39 @@ fn push_of_a_multicast_plan_checks_its_keys_and_lists_setups_then_the_group() {
         .output()
         .unwrap();
     assert!(!cs.status.success());
-    assert!(stderr(cs).contains("gRPC"));
+    assert!(stderr(cs).contains("--chirpstack-api URL"));
+    // With the API: the group WAKE is a gRPC call at transmit_at.
+    let cs = otavan()
+        .args(["campaign", "push"])
+        .arg(&out)
+        .args(["--chirpstack-app", "app", "--dry-run", "--groups"])
+        .arg(dir.path().join("GROUPS.csv"))
+        .args([
+            "--chirpstack-api",
+            "http://127.0.0.1:1",
+            "--gateway",
+            "0016c001f153a14c",
+        ])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&cs.stdout);
+    assert!(
+        cs.status.success(),
+        "{listing}{}",
+        String::from_utf8_lossy(&cs.stderr)
+    );
+    let last = listing.lines().rfind(|l| l.starts_with("todo ")).unwrap();
+    assert!(
+        last.starts_with("todo 2025-06-03T08:54:05Z grpc:api.MulticastGroupService/"),
+        "{last}"
+    );
+    assert!(
+        last.contains(r#""multicastGroup":"otavan-01707000""#),
+        "{last}"
+    );
     let keys = dir.path().join("GROUPKEYS.csv");
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let error = stderr(push(&["--tts-gateway", "gw"]));
+    let error = stderr(push(&["--gateway", "gw"]));
     assert!(
         error.contains(
             "GROUPKEYS.csv: holds group keys but is readable by others (mode 640): chmod 600"
@@ -395,7 +424,7 @@ fn push_of_a_multicast_plan_checks_its_keys_and_lists_setups_then_the_group() {
         "{error}"
     );
     std::fs::remove_file(&keys).unwrap();
-    let error = stderr(push(&["--tts-gateway", "gw"]));
+    let error = stderr(push(&["--gateway", "gw"]));
     assert!(
         error.contains("cannot read") && error.contains("GROUPKEYS.csv"),
         "{error}"

@@ -92,6 +92,7 @@ fn config(broker: &Mosquitto) -> PushConfig {
         client_id: "otavan-push-mc".into(),
         max_late: Duration::from_secs(60),
         ack_timeout: Duration::from_secs(5),
+        chirpstack_api: None,
     }
 }
 

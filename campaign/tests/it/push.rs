@@ -44,6 +44,7 @@ fn config(broker: &Mosquitto, server: NetworkServer) -> PushConfig {
         client_id: "otavan-push-test".into(),
         max_late: Duration::from_secs(60),
         ack_timeout: Duration::from_secs(5),
+        chirpstack_api: None,
     }
 }
 
