@@ -137,7 +137,7 @@ pub struct Inputs<'a> {
     pub load: &'a HourlyLoad,
     /// The WAKE's application payload, bytes.
     pub wake_bytes: usize,
-    /// The planner's margins.
+    /// Contacts shorter than this are not planned.
     pub min_contact: Time,
     /// The WiFi window opens this long before a contact.
     pub lead: Time,
