@@ -6,10 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use otavan_campaign::chirpstack::ApiConfig as ChirpStackApi;
+use otavan_campaign::groups_csv::{self, GroupKeys};
 use otavan_campaign::inventory;
 use otavan_campaign::mqtt::{Broker, DeviceIds, NetworkServer};
+use otavan_campaign::multicast::{Delivery, MulticastPlan};
 use otavan_campaign::pace::{self as pace_plan, PaceSettings};
-use otavan_campaign::plan::{self, Settings, Summary, WifiRanges};
+use otavan_campaign::plan::{self, Settings, Summary, WakeMode, WifiRanges};
 use otavan_campaign::push::{self, PushConfig, PushEvent};
 use otavan_campaign::watch::{self, WatchConfig, WatchEvent};
 use otavan_campaign::{capacity, clock, legs_csv, plan_csv, progress, route};
@@ -95,6 +98,33 @@ pub struct PlanArgs {
     /// Write the paced drive, one row a leg, to this file (LEGS.csv).
     #[arg(long, value_name = "LEGS.csv", requires = "pace_budget_s")]
     legs_out: Option<PathBuf>,
+    /// How meters are woken: unicast (a WAKE each) or multicast (per
+    /// street segment, TS005 multicast where it costs less; needs the
+    /// inventory's gen_app_key).
+    #[arg(long, default_value = "unicast", value_parser = parse_wake)]
+    wake: WakeMode,
+    /// With --wake multicast: the setups and group WAKEs to write
+    /// (default: GROUPS.csv beside --out).
+    #[arg(long)]
+    groups: Option<PathBuf>,
+    /// With --wake multicast: the group keys to write, mode 0600
+    /// (default: GROUPKEYS.csv beside --out).
+    #[arg(long)]
+    group_keys: Option<PathBuf>,
+}
+
+/// A `--wake` flag.
+fn parse_wake(text: &str) -> Result<WakeMode, String> {
+    match text {
+        "unicast" => Ok(WakeMode::Unicast),
+        "multicast" => Ok(WakeMode::Multicast),
+        _ => Err(format!("{text:?} is not unicast or multicast")),
+    }
+}
+
+/// `name` in the directory of `path`.
+pub(crate) fn beside(path: &Path, name: &str) -> PathBuf {
+    path.with_file_name(name)
 }
 
 /// Which network server, and how to reach its MQTT integration.
@@ -157,7 +187,29 @@ pub struct PushArgs {
     /// Skip a WAKE that cannot be queued this long after its enqueue_at.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     max_late: Duration,
+    /// The multicast setups and group WAKEs to push too (GROUPS.csv of
+    /// `campaign plan --wake multicast`).
+    #[arg(long)]
+    groups: Option<PathBuf>,
+    /// The group keys, mode 0600 (default: GROUPKEYS.csv beside GROUPS.csv).
+    #[arg(long)]
+    group_keys: Option<PathBuf>,
+    /// A gateway that transmits the multicast WAKEs (repeatable; a
+    /// multicast group has no uplinks, so no known downlink path).
+    #[arg(long = "gateway", value_name = "ID")]
+    gateways: Vec<String>,
+    /// ChirpStack's gRPC API URL (e.g. http://chirpstack:8080), for group
+    /// WAKEs on ChirpStack; its API key comes from
+    /// $OTAVAN_CHIRPSTACK_API_KEY.
+    #[arg(long, value_name = "URL")]
+    chirpstack_api: Option<String>,
+    /// The LoRaWAN region of the multicast groups (EU868, US915).
+    #[arg(long, default_value = "EU868")]
+    region: Region,
 }
+
+/// The environment variable ChirpStack's API key comes from.
+const API_KEY_ENV: &str = "OTAVAN_CHIRPSTACK_API_KEY";
 
 /// `campaign watch`.
 #[derive(clap::Args)]
@@ -239,9 +291,36 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
             min_speed_kmh: args.min_speed_kmh,
             max_stop_s: args.max_stop_s,
         }),
+        wake: args.wake,
         ..Settings::new(args.start)
     };
     let plan = plan::plan(&meters, &waypoints, &settings)?;
+    if let Some(groups) = &plan.multicast {
+        let rows_path = args
+            .groups
+            .clone()
+            .unwrap_or_else(|| beside(&args.out, "GROUPS.csv"));
+        let keys_path = args
+            .group_keys
+            .clone()
+            .unwrap_or_else(|| beside(&args.out, "GROUPKEYS.csv"));
+        let keys: Vec<GroupKeys> = groups
+            .groups
+            .iter()
+            .filter(|g| g.delivery == Delivery::Multicast)
+            .map(|g| GroupKeys::new(g.addr, g.key))
+            .collect();
+        groups_csv::write_keys(&keys_path, &keys)
+            .with_context(|| format!("cannot write {}", keys_path.display()))?;
+        groups_csv::write(&rows_path, &groups.rows)
+            .with_context(|| format!("cannot write {}", rows_path.display()))?;
+        print_groups(groups);
+        println!(
+            "wrote {} and {} (0600)",
+            rows_path.display(),
+            keys_path.display()
+        );
+    }
     plan_csv::write(&args.out, &plan.rows)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     if let Some(path) = &args.legs_out {
@@ -250,6 +329,46 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
     }
     print_summary(&plan.summary, &args.out);
     Ok(())
+}
+
+/// Each group's choice with its figures (never its key).
+fn print_groups(plan: &MulticastPlan) {
+    let multicast = plan
+        .groups
+        .iter()
+        .filter(|g| g.delivery == Delivery::Multicast);
+    println!(
+        "multicast: {} group(s), {} by multicast ({} meters); {} planned meter(s) without \
+         gen_app_key and {} whose setup cannot reach them before the session stay unicast",
+        plan.groups.len(),
+        multicast.clone().count(),
+        multicast.map(|g| g.members.len()).sum::<usize>(),
+        plan.without_root_key,
+        plan.setup_too_late
+    );
+    let secs = |t: u64| t as f64 / 1e6;
+    for g in &plan.groups {
+        let c = &g.costs;
+        println!(
+            "group {:08X} van {} session {}: {} meters, {} (airtime unicast {:.1} s, multicast \
+             {:.1} s; unicast peak hour {:.1} s of {:.0} s; {:.1} J more per meter (class C and \
+             WiFi wait), at most {:.1} J)",
+            g.addr,
+            g.van,
+            clock::format(g.session_at),
+            g.members.len(),
+            match g.delivery {
+                Delivery::Unicast => "unicast",
+                Delivery::Multicast => "multicast",
+            },
+            secs(c.unicast),
+            secs(c.multicast),
+            secs(c.unicast_peak_hour),
+            secs(c.hour_budget),
+            c.extra_j(),
+            c.max_extra_j,
+        );
+    }
 }
 
 fn print_summary(s: &Summary, out: &Path) {
@@ -327,20 +446,77 @@ pub(crate) fn print_capacity(s: &Summary) {
     }
 }
 
-async fn push(args: PushArgs) -> anyhow::Result<()> {
-    let server = args.server.server()?;
-    let bytes = std::fs::read(&args.plan)
+/// PLAN.csv's WAKEs and GROUPS.csv's downlinks, and the digest of both
+/// files for the progress file.
+fn downlinks(
+    args: &PushArgs,
+    server: &NetworkServer,
+) -> anyhow::Result<(Vec<push::Downlink>, String)> {
+    let mut bytes = std::fs::read(&args.plan)
         .with_context(|| format!("cannot read {}", args.plan.display()))?;
     let rows = plan_csv::read(&args.plan)?;
-    let digest = progress::digest(&bytes);
+    let mut downlinks: Vec<push::Downlink> = rows
+        .iter()
+        .map(|r| push::Downlink::wake(r, server, args.max_late))
+        .collect();
+    let unnamed = beside(&args.plan, "GROUPS.csv");
+    if args.groups.is_none() && unnamed.exists() {
+        eprintln!(
+            "otavan: {} is not pushed (a multicast plan's setups and group WAKEs): \
+             give --groups to push it",
+            unnamed.display()
+        );
+    }
+    if let Some(groups) = &args.groups {
+        bytes.extend(
+            std::fs::read(groups).with_context(|| format!("cannot read {}", groups.display()))?,
+        );
+        let rows = groups_csv::read(groups)?;
+        let keys_path = args
+            .group_keys
+            .clone()
+            .unwrap_or_else(|| beside(groups, "GROUPKEYS.csv"));
+        // Setting meters up for a group whose keys are lost would leave
+        // them listening for a frame nobody can send.
+        let keys = groups_csv::read_keys(&keys_path)?;
+        if let Some(row) = rows.iter().find(|r| !keys.contains_key(&r.mc_addr())) {
+            bail!(
+                "{} has no keys for group {:08X} of {}",
+                keys_path.display(),
+                row.mc_addr(),
+                groups.display()
+            );
+        }
+        let group_downlinks =
+            push::Downlink::group_rows(&rows, server, &args.gateways, &keys, args.region)
+                .map_err(anyhow::Error::msg)?;
+        if group_downlinks.iter().any(|d| d.grpc.is_some()) {
+            if args.chirpstack_api.is_none() {
+                bail!(
+                    "ChirpStack takes multicast WAKEs only through its gRPC API: give \
+                     --chirpstack-api URL (its API key in ${API_KEY_ENV})"
+                );
+            }
+            if args.gateways.is_empty() {
+                bail!("a multicast WAKE needs the gateways that send it: give --gateway ID");
+            }
+        }
+        downlinks.extend(group_downlinks);
+    }
+    Ok((downlinks, progress::digest(&bytes)))
+}
+
+async fn push(args: PushArgs) -> anyhow::Result<()> {
+    let server = args.server.server()?;
+    let (rows, digest) = downlinks(&args, &server)?;
     let progress_path = progress::path_for(&args.plan);
     if args.dry_run {
         let acked = progress::read(&progress_path, &digest)?;
-        for line in push::dry_run(&rows, &acked, &server) {
+        for line in push::dry_run(&rows, &acked) {
             println!("{line}");
         }
         println!(
-            "{} WAKEs, {} already sent (dry run: nothing published)",
+            "{} downlinks, {} already sent (dry run: nothing published)",
             rows.len(),
             acked.len()
         );
@@ -356,9 +532,19 @@ async fn push(args: PushArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| format!("otavan-push-{}", std::process::id())),
         max_late: args.max_late,
         ack_timeout: Duration::from_secs(10),
+        chirpstack_api: match &args.chirpstack_api {
+            Some(url) => Some(ChirpStackApi {
+                url: url.clone(),
+                token: std::env::var(API_KEY_ENV)
+                    .with_context(|| format!("--chirpstack-api needs ${API_KEY_ENV}"))?,
+                application_id: args.server.chirpstack_app.clone().unwrap_or_default(),
+                gateways: args.gateways.clone(),
+            }),
+            None => None,
+        },
     };
     let mut progress = progress::Progress::open(&progress_path, &digest)?;
-    let summary = push::push(&rows, &mut progress, &config, &mut |event| match event {
+    let summary = push::push_downlinks(&rows, &mut progress, &config, &mut |event| match event {
         PushEvent::Connected => eprintln!("otavan: connected to {}", config.broker),
         PushEvent::Disconnected { error, retry_in } => {
             eprintln!("otavan: connection lost ({error}); retrying in {retry_in:?}");
@@ -369,15 +555,11 @@ async fn push(args: PushArgs) -> anyhow::Result<()> {
                 clock::format(until)
             );
         }
-        PushEvent::Sent {
-            dev_eui,
-            topic,
-            late,
-        } => {
-            println!("sent {dev_eui} {topic} (late {:.1} s)", late.as_secs_f64());
+        PushEvent::Sent { id, topic, late } => {
+            println!("sent {id} {topic} (late {:.1} s)", late.as_secs_f64());
         }
-        PushEvent::Skipped { dev_eui, late } => println!(
-            "skipped {dev_eui}: {} past its enqueue_at",
+        PushEvent::Skipped { id, late } => println!(
+            "skipped {id}: {} past its enqueue_at",
             humantime::format_duration(Duration::from_secs(late.as_secs()))
         ),
     })
@@ -390,7 +572,7 @@ async fn push(args: PushArgs) -> anyhow::Result<()> {
     );
     if !summary.skipped.is_empty() {
         bail!(
-            "{} WAKE(s) were too late to send (more than --max-late {}): plan them again",
+            "{} downlink(s) were too late to send (past --max-late {} or send_by): plan them again",
             summary.skipped.len(),
             humantime::format_duration(args.max_late)
         );

@@ -61,6 +61,11 @@ const EDGES: &[(&str, &str, &[&str])] = &[
     ("http_body_util", "http-body-util", &["server/src"]),
     ("reqwest", "reqwest", &["client/src/transport/http.rs"]),
     ("rumqttc", "rumqttc", &["campaign/src"]),
+    (
+        "chirpstack_api",
+        "chirpstack_api",
+        &["campaign/src/chirpstack/grpc.rs"],
+    ),
     ("tokio_postgres", "tokio-postgres", &["store/src"]),
     ("rusqlite", "rusqlite", &["store/src"]),
     ("plotters", "plotters", &["simulator/src"]),

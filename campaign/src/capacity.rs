@@ -66,6 +66,24 @@ impl HourlyLoad {
     }
 }
 
+impl HourlyLoad {
+    /// The downlinks in the clock hour holding `unix` (Unix seconds).
+    pub fn in_hour(&self, unix: f64) -> f64 {
+        let hour = (unix / 3600.0).floor() as i64;
+        self.hours.get(&hour).copied().unwrap_or(0.0)
+    }
+}
+
+/// The airtime one gateway may send on RX2 in an hour (its sub-band's
+/// duty cycle; the whole hour without one).
+pub fn rx2_hour_budget(region: Region) -> Duration {
+    let divisor = region
+        .band(region.rx2().frequency)
+        .and_then(Band::duty_cycle_divisor)
+        .unwrap_or(1);
+    Duration::from_secs(3600) / divisor
+}
+
 /// Gateways needed for `peak` downlinks an hour at `capacity` each.
 pub fn gateways_needed(peak: u32, capacity: u32) -> u32 {
     peak.div_ceil(capacity.max(1))
@@ -101,6 +119,10 @@ mod tests {
         load.add(3700.0, 3700.0);
         assert_eq!(load.peak(), Some((3600, 3)));
         assert_eq!(HourlyLoad::default().peak(), None);
+        assert!((load.in_hour(3600.5) - 2.5).abs() < 1e-9);
+        assert_eq!(load.in_hour(-5.0), 0.0);
+        assert_eq!(rx2_hour_budget(Region::Eu868), Duration::from_secs(360));
+        assert_eq!(rx2_hour_budget(Region::Us915), Duration::from_secs(3600));
         assert_eq!(gateways_needed(313, 312), 2);
         assert_eq!(gateways_needed(0, 312), 0);
     }

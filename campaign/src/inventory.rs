@@ -3,7 +3,10 @@
 //! Columns `dev_eui,lat,lon,install,uplink_interval_s` and optionally
 //! `version` (what the meter runs; meters already at the campaign's
 //! target are not woken) and `last_uplink` (RFC 3339: when the network
-//! server last heard the meter, which gives the phase of its uplinks).
+//! server last heard the meter, which gives the phase of its uplinks) and
+//! `gen_app_key` (32 hex digits: the meter's GenAppKey, from which its
+//! multicast root key comes; only `campaign plan --wake multicast` needs
+//! it, and a file with it is as secret as the network server's keys).
 //! Every row is checked and every bad one reported with its line number.
 
 use std::collections::HashMap;
@@ -11,6 +14,7 @@ use std::path::Path;
 
 use crate::plan::WifiRanges;
 use otavan_protocol::Version;
+use otavan_protocol::lora::multicast::McRootKey;
 use time::OffsetDateTime;
 
 use crate::clock;
@@ -41,11 +45,13 @@ pub struct Meter {
     pub version: Option<Version>,
     /// When it was last heard, if known.
     pub last_uplink: Option<OffsetDateTime>,
+    /// Its multicast root key (from `gen_app_key`), if given.
+    pub root_key: Option<McRootKey>,
 }
 
 /// The columns of METERS.csv.
 const REQUIRED: [&str; 5] = ["dev_eui", "lat", "lon", "install", "uplink_interval_s"];
-const OPTIONAL: [&str; 2] = ["version", "last_uplink"];
+const OPTIONAL: [&str; 3] = ["version", "last_uplink", "gen_app_key"];
 
 /// Reads and checks METERS.csv.
 ///
@@ -132,6 +138,18 @@ fn meter(line: u64, field: Field<'_>, ranges: &WifiRanges) -> Result<Meter, Stri
         .map_err(|e| wrong.push(e))
         .ok()
         .flatten();
+    let root_key = field
+        .get("gen_app_key")
+        .map(|text| {
+            let mut key = [0; 16];
+            hex::decode_to_slice(text, &mut key)
+                .map(|()| McRootKey::from_gen_app_key(&key))
+                .map_err(|_| "gen_app_key is not 32 hex digits".to_owned())
+        })
+        .transpose()
+        .map_err(|e| wrong.push(e))
+        .ok()
+        .flatten();
     match (dev_eui, lat, lon, install, interval) {
         (Some(dev_eui), Some(lat), Some(lon), Some(install), Some(uplink_interval_s))
             if wrong.is_empty() =>
@@ -145,6 +163,7 @@ fn meter(line: u64, field: Field<'_>, ranges: &WifiRanges) -> Result<Meter, Stri
                 uplink_interval_s,
                 version,
                 last_uplink,
+                root_key,
             })
         }
         _ => Err(wrong.join("; ")),
@@ -186,6 +205,36 @@ mod tests {
         assert!(meters[0].last_uplink.is_some());
         assert_eq!((meters[1].line, meters[1].uplink_interval_s), (3, 86_400));
         assert!(meters[1].version.is_none() && meters[1].last_uplink.is_none());
+        assert!(meters.iter().all(|m| m.root_key.is_none()));
+    }
+
+    #[test]
+    fn a_gen_app_key_gives_the_root_key_and_a_bad_one_is_reported() {
+        let key = "000102030405060708090a0b0c0d0e0f";
+        let meters = read_text(&format!(
+            "dev_eui,lat,lon,install,uplink_interval_s,gen_app_key\n\
+             70b3d57ed0000001,52.52,13.40,indoor,3600,{key}\n\
+             70b3d57ed0000002,52.52,13.40,indoor,3600,\n"
+        ))
+        .unwrap();
+        let gen_app_key: [u8; 16] = hex::decode(key).unwrap().try_into().unwrap();
+        assert_eq!(
+            meters[0].root_key,
+            Some(McRootKey::from_gen_app_key(&gen_app_key))
+        );
+        assert_eq!(meters[1].root_key, None);
+        let error = read_text(
+            "dev_eui,lat,lon,install,uplink_interval_s,gen_app_key\n\
+             70b3d57ed0000001,52.52,13.40,indoor,3600,00ff\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("line 2: gen_app_key is not 32 hex digits"),
+            "{error}"
+        );
+        // The key is never in an error or a debug print.
+        assert!(!format!("{:?}", meters[0]).contains("0001020304"));
     }
 
     #[test]

@@ -47,6 +47,7 @@
 //!     uplink_interval_s: 3600,
 //!     version: None,
 //!     last_uplink: None,
+//!     root_key: None,
 //! };
 //! let planned = plan::plan(&[meter], &route, &plan::Settings::new(start)).unwrap();
 //! assert_eq!(planned.summary.planned, 1);
@@ -54,14 +55,17 @@
 //! ```
 
 pub mod capacity;
+pub mod chirpstack;
 pub mod clock;
 pub mod deveui;
 pub mod geo;
+pub mod groups_csv;
 pub mod inventory;
 pub mod legs_csv;
 pub mod limit;
 pub mod link;
 pub mod mqtt;
+pub mod multicast;
 pub mod pace;
 pub mod plan;
 pub mod plan_csv;

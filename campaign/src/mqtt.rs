@@ -13,7 +13,13 @@
 //!   `uplink_message.f_port`, `uplink_message.frm_payload` and
 //!   `received_at`. Device IDs are chosen when devices are registered;
 //!   [`DeviceIds`] says how to make one from a DevEUI (the console's
-//!   default is `eui-` and the DevEUI in lower case).
+//!   default is `eui-` and the DevEUI in lower case). A multicast group
+//!   is a multicast end device `mc-{mc_addr}` (hex, lower case) registered
+//!   with the group's session keys; its downlink goes on the same topic
+//!   with `class_b_c: {gateways, absolute_time}` (a multicast device has
+//!   no uplink, so no known downlink path: the gateways must be named).
+//!   ChirpStack v4 takes multicast downlinks only through its gRPC API
+//!   ([`crate::chirpstack`]), not over MQTT.
 
 use std::fmt;
 use std::str::FromStr;
@@ -267,6 +273,64 @@ impl NetworkServer {
         message.to_string()
     }
 
+    /// The device ID of multicast group `mc_addr` on The Things Stack.
+    pub fn multicast_device_id(mc_addr: u32) -> String {
+        format!("mc-{mc_addr:08x}")
+    }
+
+    /// The topic and JSON message that queue `payload` on `fport` for
+    /// multicast group `mc_addr`, transmitted at `at` by `gateways`.
+    ///
+    /// # Errors
+    ///
+    /// On ChirpStack (multicast is not on its MQTT integration), or when no
+    /// gateway is given.
+    pub fn multicast_downlink(
+        &self,
+        mc_addr: u32,
+        fport: u8,
+        payload: &[u8],
+        at: OffsetDateTime,
+        gateways: &[String],
+    ) -> Result<(String, String), String> {
+        match self {
+            NetworkServer::ChirpStack { .. } => Err(
+                "ChirpStack v4 queues multicast downlinks only through its gRPC API \
+                 (MulticastGroupService: --chirpstack-api), not over MQTT"
+                    .into(),
+            ),
+            NetworkServer::Tts {
+                application,
+                tenant,
+                ..
+            } => {
+                if gateways.is_empty() {
+                    return Err(
+                        "a multicast WAKE needs the gateways that send it: give --gateway ID"
+                            .into(),
+                    );
+                }
+                let topic = format!(
+                    "v3/{application}@{tenant}/devices/{}/down/push",
+                    Self::multicast_device_id(mc_addr)
+                );
+                let gateways: Vec<_> = gateways
+                    .iter()
+                    .map(|id| json!({"gateway_ids": {"gateway_id": id}}))
+                    .collect();
+                let message = json!({
+                    "downlinks": [{
+                        "f_port": fport,
+                        "frm_payload": STANDARD.encode(payload),
+                        "priority": "NORMAL",
+                        "class_b_c": {"gateways": gateways, "absolute_time": clock::format(at)},
+                    }],
+                });
+                Ok((topic, message.to_string()))
+            }
+        }
+    }
+
     /// The topic filter of every device's uplink events.
     pub fn uplink_filter(&self) -> String {
         match self {
@@ -482,6 +546,24 @@ mod tests {
         );
         assert!("meter".parse::<DeviceIds>().is_err());
         assert!(NetworkServer::tts("meters", DeviceIds::default()).is_err());
+        let at = clock::parse("2025-06-03T08:54:05Z").unwrap();
+        let (topic, message) = tts
+            .multicast_downlink(0x0170_7000, 200, &[0x13], at, &["gw-north".into()])
+            .unwrap();
+        assert_eq!(topic, "v3/meters@acme/devices/mc-01707000/down/push");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&message).unwrap(),
+            json!({"downlinks": [{"f_port": 200, "frm_payload": "Ew==", "priority": "NORMAL",
+                "class_b_c": {"gateways": [{"gateway_ids": {"gateway_id": "gw-north"}}],
+                              "absolute_time": "2025-06-03T08:54:05Z"}}]})
+        );
+        let error = tts.multicast_downlink(1, 200, &[], at, &[]).unwrap_err();
+        assert!(error.contains("--gateway"), "{error}");
+        let cs = NetworkServer::chirpstack("app").unwrap();
+        let error = cs
+            .multicast_downlink(1, 200, &[], at, &["g".into()])
+            .unwrap_err();
+        assert!(error.contains("gRPC"), "{error}");
         assert!(NetworkServer::tts("@acme", DeviceIds::default()).is_err());
     }
 }

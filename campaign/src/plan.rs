@@ -36,6 +36,13 @@
 //!   (127 min): 30 min and 1 h meters, and 2 h meters for short contacts.
 //!   Longer intervals are counted in the summary as
 //!   `interval_too_long`, not planned.
+//!
+//! # Multicast
+//!
+//! With [`WakeMode::Multicast`] the planned meters are then grouped by
+//! street segment and each group served by unicast or multicast, which
+//! costs less ([`crate::multicast`]); PLAN.csv keeps the unicast WAKEs
+//! and [`Plan::multicast`] has the groups.
 
 use std::time::Duration;
 
@@ -55,10 +62,13 @@ use crate::capacity::{self, HourlyLoad};
 use crate::clock::Clock;
 use crate::deveui::DevEui;
 use crate::geo::Projection;
+use crate::groups_csv::GroupRow;
 use crate::inventory::Meter;
 use crate::legs_csv::LegRow;
 use crate::limit::{self, LimitSplit};
+use crate::multicast::{self, MulticastPlan};
 use crate::pace::{self, PaceSettings};
+use otavan_protocol::lora::multicast::Key;
 
 use crate::plan_csv::PlanRow;
 use crate::route::{self, Waypoint};
@@ -94,6 +104,18 @@ pub struct Settings {
     /// Plan the van's speed on each leg and its stops within this budget
     /// ([`crate::pace`]); `None`: one speed.
     pub pace: Option<PaceSettings>,
+    /// How meters are woken.
+    pub wake: WakeMode,
+}
+
+/// How `campaign plan` wakes meters (`--wake`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WakeMode {
+    /// Each meter its own WAKE (the default).
+    #[default]
+    Unicast,
+    /// Per street segment, unicast or multicast, whichever costs less.
+    Multicast,
 }
 
 impl Settings {
@@ -112,6 +134,7 @@ impl Settings {
             margins: Margins::default(),
             update_bytes: None,
             pace: None,
+            wake: WakeMode::Unicast,
         }
     }
 }
@@ -209,18 +232,47 @@ pub struct Plan {
     pub legs: Vec<LegRow>,
     /// The numbers.
     pub summary: Summary,
+    /// The groups, with [`WakeMode::Multicast`].
+    pub multicast: Option<MulticastPlan>,
 }
 
-/// Plans the campaign.
+/// Plans the campaign; multicast group keys come from the operating
+/// system's random generator.
 ///
 /// # Errors
 ///
 /// [`PlanError::Route`] when the route cannot be driven,
-/// [`PlanError::Setting`] for a bad speed.
+/// [`PlanError::Setting`] for a bad speed or no random generator.
 pub fn plan(
     meters: &[Meter],
     waypoints: &[Waypoint],
     settings: &Settings,
+) -> Result<Plan, PlanError> {
+    let mut failed = None;
+    let mut key = || {
+        let mut key = [0; 16];
+        if let Err(e) = getrandom::fill(&mut key) {
+            failed = Some(e);
+        }
+        key
+    };
+    let plan = plan_with_keys(meters, waypoints, settings, &mut key)?;
+    match failed {
+        Some(e) => Err(PlanError::Setting(format!("no random group keys: {e}"))),
+        None => Ok(plan),
+    }
+}
+
+/// Plans the campaign, drawing each multicast group's key from `key`.
+///
+/// # Errors
+///
+/// As [`plan`].
+pub fn plan_with_keys(
+    meters: &[Meter],
+    waypoints: &[Waypoint],
+    settings: &Settings,
+    key: &mut dyn FnMut() -> Key,
 ) -> Result<Plan, PlanError> {
     if !(settings.speed_kmh.is_finite() && settings.speed_kmh > 0.0) {
         return Err(PlanError::Setting(format!(
@@ -267,6 +319,7 @@ pub fn plan(
     let mut rows = Vec::new();
     let mut outcomes = Vec::with_capacity(meters.len());
     let mut load = HourlyLoad::default();
+    let mut deliveries = vec![None; meters.len()];
     let mut longest_window_s = 0;
     for (m, meter) in meters.iter().enumerate() {
         let outcome = if at_target(meter, settings) {
@@ -274,10 +327,12 @@ pub fn plan(
         } else {
             match planner.meter(meter, &clock, contacts.of(m)) {
                 Ok(planned) => {
-                    load.add(
+                    let delivery = (
                         unix(clock.at(planned.delivery.0)),
                         unix(clock.at(planned.delivery.1)),
                     );
+                    load.add(delivery.0, delivery.1);
+                    deliveries[m] = Some(delivery);
                     longest_window_s = longest_window_s.max(planned.wake.window.secs());
                     rows.push(PlanRow {
                         dev_eui: meter.dev_eui,
@@ -294,6 +349,74 @@ pub fn plan(
         };
         outcomes.push((meter.dev_eui, outcome));
     }
+    let multicast = (settings.wake == WakeMode::Multicast).then(|| {
+        let inputs = multicast::Inputs {
+            meters: meters
+                .iter()
+                .zip(&deliveries)
+                .map(|(m, d)| multicast::Candidate {
+                    dev_eui: m.dev_eui,
+                    root_key: m.root_key,
+                    interval_s: m.uplink_interval_s,
+                    delivery: *d,
+                })
+                .collect(),
+            contacts: &contacts,
+            clock: &clock,
+            load: &load,
+            wake_bytes: planner.wake_bytes,
+            min_contact: planner.min_contact,
+            lead: planner.config.lead,
+            slack: planner.config.slack,
+            uplink_spread: planner.jitter + planner.rx_delay,
+            region: settings.region,
+            wake: Wake {
+                campaign: settings.campaign,
+                delay: Delay::ZERO,
+                window: Window::ZERO,
+                network: settings.network,
+                version_tag: planner.config.version_tag,
+            },
+        };
+        let (groups, served) = multicast::plan(&inputs, key);
+        // The served meters' WAKEs leave the unicast plan and its load;
+        // their setups (delivered within an interval of the start) and the
+        // group WAKEs come in.
+        load = HourlyLoad::default();
+        for (m, delivery) in deliveries.iter().enumerate() {
+            if let (Some((from, to)), false) = (delivery, served[m]) {
+                load.add(*from, *to);
+            }
+        }
+        let intervals: std::collections::HashMap<DevEui, u64> = meters
+            .iter()
+            .map(|m| (m.dev_eui, m.uplink_interval_s))
+            .collect();
+        for row in &groups.rows {
+            match row {
+                GroupRow::Setup {
+                    dev_eui,
+                    enqueue_at,
+                    ..
+                } => {
+                    let from = unix(*enqueue_at);
+                    let interval = intervals.get(dev_eui).copied().unwrap_or(0) as f64;
+                    load.add(from, from + interval);
+                }
+                GroupRow::Wake { transmit_at, .. } => {
+                    load.add(unix(*transmit_at), unix(*transmit_at));
+                }
+            }
+        }
+        let served: std::collections::HashSet<DevEui> = meters
+            .iter()
+            .zip(&served)
+            .filter(|(_, s)| **s)
+            .map(|(m, _)| m.dev_eui)
+            .collect();
+        rows.retain(|r| !served.contains(&r.dev_eui));
+        groups
+    });
     rows.sort_by_key(|r| (r.enqueue_at, r.dev_eui));
     let count = |o: Outcome| outcomes.iter().filter(|(_, x)| *x == o).count();
     let wake_bytes = planner.wake_bytes;
@@ -301,7 +424,7 @@ pub fn plan(
     let peak_hour = load.peak();
     let summary = Summary {
         meters: meters.len(),
-        planned: rows.len(),
+        planned: count(Outcome::Planned),
         phase_known: meters
             .iter()
             .zip(&outcomes)
@@ -351,6 +474,7 @@ pub fn plan(
         outcomes,
         legs,
         summary,
+        multicast,
     })
 }
 
@@ -553,6 +677,7 @@ fn whole_second(t: OffsetDateTime) -> OffsetDateTime {
 mod tests {
     use super::*;
     use crate::clock;
+    use crate::multicast::Delivery;
     use otavan_planning::geometry::contact_time_closed_form;
 
     /// Metres per degree of latitude (the projection's).
@@ -598,6 +723,7 @@ mod tests {
             uplink_interval_s: interval_s,
             version: None,
             last_uplink: None,
+            root_key: None,
         }
     }
 
@@ -797,6 +923,119 @@ mod tests {
             s.gateway_capacity_per_hour,
             capacity::gateway_downlinks_per_hour(Region::Eu868, 7)
         );
+    }
+
+    /// 400 half-hourly meters along the street, as in the peak-hour test:
+    /// their unicast WAKEs overflow the gateway's hour, so the segments of
+    /// the meters with a root key go multicast.
+    #[test]
+    fn multicast_serves_the_segments_whose_unicast_wakes_overflow_the_hour() {
+        use otavan_protocol::lora::multicast::{McRequest, McRootKey};
+        let gen_app_key = |i: u32| [i as u8; 16];
+        let meters: Vec<Meter> = (0..400u32)
+            .map(|i| {
+                let mut m = meter(0, 200.0 + 4.0 * f64::from(i), 20.0, "outdoor", 1800);
+                m.dev_eui = DevEui([0, 0, 0, 0, 0, 0, (i >> 8) as u8, i as u8]);
+                m.last_uplink = Some(start() + time::Duration::seconds(i64::from(i) * 4));
+                // Every tenth meter has no key: unicast.
+                m.root_key = (i % 10 != 0).then(|| McRootKey::from_gen_app_key(&gen_app_key(i)));
+                m
+            })
+            .collect();
+        let unicast = plan(&meters, &street(), &settings()).unwrap();
+        assert!(unicast.multicast.is_none());
+        let mut s = settings();
+        s.wake = WakeMode::Multicast;
+        let mut n = 0u8;
+        let mut key = || {
+            n += 1;
+            [n; 16]
+        };
+        let p = plan_with_keys(&meters, &street(), &s, &mut key).unwrap();
+        let mc = p.multicast.as_ref().unwrap();
+        assert_eq!(mc.without_root_key, 40);
+        let multicast: Vec<_> = mc
+            .groups
+            .iter()
+            .filter(|g| g.delivery == Delivery::Multicast)
+            .collect();
+        assert!(!multicast.is_empty(), "{:?}", mc.groups);
+        for g in &multicast {
+            assert!(g.costs.unicast_peak_hour > g.costs.hour_budget, "{g:?}");
+            assert!(g.costs.extra_j() <= g.costs.max_extra_j);
+        }
+        let served: usize = multicast.iter().map(|g| g.members.len()).sum();
+        // Served meters leave PLAN.csv; every meter is still planned.
+        assert_eq!(p.rows.len() + served, unicast.rows.len());
+        assert_eq!(p.summary.planned, unicast.summary.planned);
+        // The new peak hour is lighter.
+        assert!(p.summary.peak_hour.unwrap().1 < unicast.summary.peak_hour.unwrap().1);
+        // Each setup carries its group's key for its meter, and every
+        // group's WAKE comes after its setups' deadlines, in the window.
+        for g in &multicast {
+            let setups: Vec<&GroupRow> = mc
+                .rows
+                .iter()
+                .filter(|r| r.mc_addr() == g.addr && matches!(r, GroupRow::Setup { .. }))
+                .collect();
+            assert_eq!(setups.len(), g.members.len());
+            for row in &setups {
+                let GroupRow::Setup {
+                    dev_eui,
+                    frame,
+                    send_by,
+                    fport,
+                    ..
+                } = row
+                else {
+                    unreachable!()
+                };
+                assert_eq!(*fport, 201);
+                assert!(*send_by < g.session_at);
+                let i = meters.iter().position(|m| m.dev_eui == *dev_eui).unwrap();
+                let root = meters[i].root_key.unwrap();
+                let requests = McRequest::decode_all(frame).unwrap();
+                let McRequest::GroupSetup(setup) = &requests[0] else {
+                    panic!("{requests:?}")
+                };
+                assert_eq!(setup.mc_addr, g.addr);
+                assert_eq!(root.decrypt_group_key(&setup.mc_key_encrypted), g.key);
+                assert!(
+                    matches!(&requests[1], McRequest::ClassCSession(c) if c.timeout_exponent == multicast::CLASS_C_EXPONENT)
+                );
+            }
+            let wake = mc
+                .rows
+                .iter()
+                .find(|r| r.mc_addr() == g.addr && matches!(r, GroupRow::Wake { .. }))
+                .unwrap();
+            let GroupRow::Wake {
+                transmit_at,
+                wake,
+                enqueue_at,
+                ..
+            } = wake
+            else {
+                unreachable!()
+            };
+            assert!(setups.iter().all(|r| r.send_by() <= *enqueue_at));
+            assert_eq!(*transmit_at, g.session_at + time::Duration::seconds(5));
+            assert!(*transmit_at < g.session_at + time::Duration::seconds(64));
+            // The window covers every member's contact.
+            let opens = *transmit_at + time::Duration::seconds(3 + i64::from(wake.delay.secs()));
+            let closes = opens + time::Duration::seconds(i64::from(wake.window.secs()));
+            for member in &g.members {
+                let row = unicast.rows.iter().find(|r| r.dev_eui == *member).unwrap();
+                assert!(
+                    opens <= row.expected_contact_at,
+                    "{opens} {}",
+                    row.expected_contact_at
+                );
+                let end =
+                    row.expected_contact_at + time::Duration::seconds_f64(row.expected_contact_s);
+                assert!(closes >= end);
+            }
+        }
     }
 
     #[test]

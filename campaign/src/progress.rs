@@ -2,8 +2,9 @@
 //! so a restarted push never sends one twice.
 //!
 //! The file starts with a line naming the plan's SHA-256 (a progress file
-//! of another plan is refused), then has one line per acknowledged WAKE,
-//! `DEV_EUI ACKED_AT`. Each line is appended and flushed to disk
+//! of another plan is refused), then has one line per acknowledged
+//! downlink, `ID ACKED_AT`: a WAKE's ID is its DevEUI, a multicast setup's
+//! `setup-DEVEUI`, a group WAKE's `group-MCADDR`. Each line is appended and flushed to disk
 //! (`fsync`) after the broker's PUBACK and before the next WAKE is
 //! published; the directory is flushed once when the file is opened, so
 //! the file itself (not only its lines) survives a power cut. A line cut short by a crash has no newline: it is dropped
@@ -59,12 +60,12 @@ pub fn path_for(plan: &Path) -> PathBuf {
 
 /// The acknowledged WAKEs of one plan, read from its progress file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Acknowledged(HashSet<DevEui>);
+pub struct Acknowledged(HashSet<String>);
 
 impl Acknowledged {
-    /// Whether `dev_eui`'s WAKE was acknowledged.
-    pub fn contains(&self, dev_eui: DevEui) -> bool {
-        self.0.contains(&dev_eui)
+    /// Whether the downlink `id` (a DevEUI for a WAKE) was acknowledged.
+    pub fn contains(&self, id: impl std::fmt::Display) -> bool {
+        self.0.contains(&id.to_string())
     }
 
     /// How many were.
@@ -121,13 +122,25 @@ fn parse(path: &Path, text: &str, digest: &str) -> Result<(Acknowledged, usize),
     }
     let mut acked = HashSet::new();
     for (i, line) in lines.enumerate() {
-        let eui = line.split(' ').next().unwrap_or("");
-        let eui: DevEui = eui
-            .parse()
-            .map_err(|e| mismatch(format!("line {}: {e}", i + 2)))?;
-        acked.insert(eui);
+        let id = line.split(' ').next().unwrap_or("");
+        check_id(id).map_err(|e| mismatch(format!("line {}: {e}", i + 2)))?;
+        acked.insert(id.to_owned());
     }
     Ok((Acknowledged(acked), complete))
+}
+
+/// Checks a downlink ID: a DevEUI, `setup-DEVEUI` or `group-MCADDR`.
+fn check_id(id: &str) -> Result<(), String> {
+    match id.strip_prefix("group-") {
+        Some(addr) => u32::from_str_radix(addr, 16)
+            .map(|_| ())
+            .map_err(|_| format!("{id:?} names no group address")),
+        None => id
+            .strip_prefix("setup-")
+            .unwrap_or(id)
+            .parse::<DevEui>()
+            .map(|_| ()),
+    }
 }
 
 /// The progress file open for appending.
@@ -179,14 +192,19 @@ impl Progress {
         &self.acked
     }
 
-    /// Records that `dev_eui`'s WAKE was acknowledged `at`, on disk before
-    /// returning.
+    /// Records that downlink `id` (a DevEUI for a WAKE) was acknowledged
+    /// `at`, on disk before returning.
     ///
     /// # Errors
     ///
     /// [`ProgressError::Io`].
-    pub fn record(&mut self, dev_eui: DevEui, at: OffsetDateTime) -> Result<(), ProgressError> {
-        let line = format!("{dev_eui} {}\n", clock::format(at));
+    pub fn record(
+        &mut self,
+        id: impl std::fmt::Display,
+        at: OffsetDateTime,
+    ) -> Result<(), ProgressError> {
+        let id = id.to_string();
+        let line = format!("{id} {}\n", clock::format(at));
         self.file
             .write_all(line.as_bytes())
             .and_then(|()| self.file.sync_data())
@@ -194,7 +212,7 @@ impl Progress {
                 path: self.path.clone(),
                 source,
             })?;
-        self.acked.0.insert(dev_eui);
+        self.acked.0.insert(id);
         Ok(())
     }
 }
@@ -231,5 +249,22 @@ mod tests {
         let error = Progress::open(&path, "other").unwrap_err().to_string();
         assert!(error.contains("another plan"), "{error}");
         assert!(read(&dir.path().join("absent"), "abc").unwrap().is_empty());
+        // Multicast downlinks have their own IDs.
+        let mut p = Progress::open(&path, "abc").unwrap();
+        p.record(format!("setup-{a}"), now).unwrap();
+        p.record("group-01707000", now).unwrap();
+        drop(p);
+        let again = read(&path, "abc").unwrap();
+        assert!(again.contains("setup-70B3D57ED0000001") && again.contains("group-01707000"));
+        std::fs::write(
+            &path,
+            "# otavan campaign push progress, plan sha256 abc\ngroup-xyz 1\n",
+        )
+        .unwrap();
+        let error = read(&path, "abc").unwrap_err().to_string();
+        assert!(
+            error.contains("line 2: \"group-xyz\" names no group address"),
+            "{error}"
+        );
     }
 }

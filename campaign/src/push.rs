@@ -14,13 +14,21 @@
 //! Each WAKE is queued at its own time rather than all at once because a
 //! class A meter receives a downlink at its first uplink after it is
 //! queued, and the WAKE's delay counts from then.
+//!
+//! A multicast plan adds GROUPS.csv's rows ([`Downlink::group_row`]):
+//! the setups, unicast on the setup FPort, each skipped after its
+//! `send_by`; then each group's multicast WAKE, queued after its setups
+//! for transmission at `transmit_at`. All go through the same loop, in
+//! `enqueue_at` order (a group WAKE after every setup due at the same
+//! time), with the same acknowledgement and progress file.
 
 use std::future::Future;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::deveui::DevEui;
+use crate::chirpstack::{self, ApiConfig, ApiError, GroupWake};
+use crate::groups_csv::{GroupKeys, GroupRow};
 use crate::link::{Link, LinkError, Session};
 use crate::mqtt::{Broker, NetworkServer};
 use crate::plan_csv::PlanRow;
@@ -44,6 +52,8 @@ pub struct PushConfig {
     pub max_late: Duration,
     /// How long to wait for a PUBACK before reconnecting.
     pub ack_timeout: Duration,
+    /// ChirpStack's gRPC API, for group WAKEs on ChirpStack.
+    pub chirpstack_api: Option<ApiConfig>,
 }
 
 /// What happens during a push, for the operator.
@@ -65,19 +75,19 @@ pub enum PushEvent {
         /// WAKEs still to send.
         left: usize,
     },
-    /// A WAKE was acknowledged by the broker.
+    /// A downlink was acknowledged by the broker.
     Sent {
-        /// The meter.
-        dev_eui: DevEui,
+        /// The downlink: a WAKE's DevEUI, `setup-DEVEUI`, `group-MCADDR`.
+        id: String,
         /// The topic.
         topic: String,
         /// How long after its `enqueue_at`.
         late: Duration,
     },
-    /// A WAKE was skipped: too late.
+    /// A downlink was skipped: too late.
     Skipped {
-        /// The meter.
-        dev_eui: DevEui,
+        /// The downlink.
+        id: String,
         /// How long after its `enqueue_at` it would have gone.
         late: Duration,
     },
@@ -90,8 +100,8 @@ pub struct PushSummary {
     pub sent: usize,
     /// WAKEs an earlier run had sent.
     pub already_sent: usize,
-    /// WAKEs not sent because they were too late.
-    pub skipped: Vec<DevEui>,
+    /// Downlinks not sent because they were too late, by ID.
+    pub skipped: Vec<String>,
 }
 
 /// Why a push stopped.
@@ -100,6 +110,12 @@ pub enum PushError {
     /// The progress file failed.
     #[error(transparent)]
     Progress(#[from] ProgressError),
+    /// ChirpStack's API refused a group WAKE.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A group WAKE for ChirpStack, and no `chirpstack_api`.
+    #[error("a ChirpStack group WAKE needs its gRPC API: give --chirpstack-api URL")]
+    NoApi,
     /// The first connection failed, or the broker refused the client.
     #[error("cannot publish to {broker}: {error}")]
     Connect {
@@ -108,6 +124,176 @@ pub enum PushError {
         /// Why.
         error: LinkError,
     },
+}
+
+/// One downlink to queue: a WAKE, a multicast setup or a group WAKE.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Downlink {
+    /// What the progress file records: a WAKE's DevEUI, `setup-DEVEUI`,
+    /// `group-MCADDR`.
+    pub id: String,
+    /// Not queued before.
+    pub enqueue_at: OffsetDateTime,
+    /// Skipped when it cannot be queued by then.
+    pub deadline: OffsetDateTime,
+    /// Sent after the others of the same `enqueue_at` (a group WAKE).
+    pub last: bool,
+    /// The topic (for a ChirpStack group WAKE: the gRPC call).
+    pub topic: String,
+    /// The JSON message (for a ChirpStack group WAKE: what is enqueued,
+    /// without the keys).
+    pub message: String,
+    /// A ChirpStack group WAKE goes through its gRPC API, not MQTT.
+    pub grpc: Option<GroupWake>,
+}
+
+impl Downlink {
+    /// A PLAN.csv WAKE, skipped `max_late` after its `enqueue_at`.
+    pub fn wake(row: &PlanRow, server: &NetworkServer, max_late: Duration) -> Downlink {
+        Downlink {
+            id: row.dev_eui.to_string(),
+            enqueue_at: row.enqueue_at,
+            deadline: row.enqueue_at + max_late,
+            last: false,
+            topic: server.downlink_topic(row.dev_eui),
+            message: server.downlink_message(row.dev_eui, row.fport, &row.payload()),
+            grpc: None,
+        }
+    }
+
+    /// GROUPS.csv's rows: setups by unicast; each group's WAKE to its
+    /// multicast device through `gateways` (The Things Stack), or through
+    /// ChirpStack's gRPC API at its `transmit_at` with its members and
+    /// `keys` (ChirpStack, where the group is created then).
+    ///
+    /// # Errors
+    ///
+    /// What [`NetworkServer::multicast_downlink`] refuses; a group without
+    /// keys.
+    pub fn group_rows(
+        rows: &[GroupRow],
+        server: &NetworkServer,
+        gateways: &[String],
+        keys: &std::collections::HashMap<u32, GroupKeys>,
+        region: otavan_protocol::region::Region,
+    ) -> Result<Vec<Downlink>, String> {
+        rows.iter()
+            .map(|row| match (server, row) {
+                (
+                    NetworkServer::ChirpStack { .. },
+                    GroupRow::Wake {
+                        mc_addr,
+                        transmit_at,
+                        fport,
+                        wake,
+                        ..
+                    },
+                ) => {
+                    let keys = keys
+                        .get(mc_addr)
+                        .ok_or_else(|| format!("no keys for group {mc_addr:08X}"))?;
+                    let members = rows
+                        .iter()
+                        .filter_map(|r| match r {
+                            GroupRow::Setup {
+                                mc_addr: a,
+                                dev_eui,
+                                ..
+                            } if a == mc_addr => Some(*dev_eui),
+                            _ => None,
+                        })
+                        .collect();
+                    Ok(Downlink::chirpstack(
+                        GroupWake {
+                            keys: keys.clone(),
+                            members,
+                            region,
+                            fport: *fport,
+                            payload: wake.encode(),
+                            // The window opened 5 s before the frame and
+                            // lasts 64 s.
+                            expires_at: *transmit_at + Duration::from_secs(55),
+                        },
+                        *transmit_at,
+                        row.progress_key(),
+                    ))
+                }
+                _ => Downlink::group_row(row, server, gateways),
+            })
+            .collect()
+    }
+
+    /// A ChirpStack group WAKE, queued at `at` (ChirpStack sends it as
+    /// soon as it is queued), skipped 20 s later.
+    fn chirpstack(wake: GroupWake, at: OffsetDateTime, id: String) -> Downlink {
+        let message = serde_json::json!({
+            "multicastGroup": format!("otavan-{:08x}", wake.keys.mc_addr),
+            "devices": wake.members.len(),
+            "fPort": wake.fport,
+            "data": hex::encode(&wake.payload),
+            "expiresAt": crate::clock::format(wake.expires_at),
+        });
+        Downlink {
+            id,
+            enqueue_at: at,
+            deadline: at + Duration::from_secs(20),
+            last: true,
+            topic: "grpc:api.MulticastGroupService/Create+AddDevice+AddGateway+Enqueue".into(),
+            message: message.to_string(),
+            grpc: Some(wake),
+        }
+    }
+
+    /// A GROUPS.csv row: a setup by unicast, a group WAKE to the group's
+    /// multicast device through `gateways`; each skipped after its
+    /// `send_by`.
+    ///
+    /// # Errors
+    ///
+    /// For a group WAKE, what [`NetworkServer::multicast_downlink`] refuses.
+    pub fn group_row(
+        row: &GroupRow,
+        server: &NetworkServer,
+        gateways: &[String],
+    ) -> Result<Downlink, String> {
+        let (topic, message, last) = match row {
+            GroupRow::Setup {
+                dev_eui,
+                fport,
+                frame,
+                ..
+            } => (
+                server.downlink_topic(*dev_eui),
+                server.downlink_message(*dev_eui, *fport, frame),
+                false,
+            ),
+            GroupRow::Wake {
+                mc_addr,
+                transmit_at,
+                fport,
+                wake,
+                ..
+            } => {
+                let (topic, message) = server.multicast_downlink(
+                    *mc_addr,
+                    *fport,
+                    &wake.encode(),
+                    *transmit_at,
+                    gateways,
+                )?;
+                (topic, message, true)
+            }
+        };
+        Ok(Downlink {
+            id: row.progress_key(),
+            enqueue_at: row.enqueue_at(),
+            deadline: row.send_by(),
+            last,
+            topic,
+            message,
+            grpc: None,
+        })
+    }
 }
 
 /// Sends every WAKE of `rows` not yet in `progress`, each at its
@@ -124,13 +310,32 @@ pub async fn push(
     config: &PushConfig,
     events: &mut (dyn FnMut(PushEvent) + Send),
 ) -> Result<PushSummary, PushError> {
-    let mut pending: Vec<&PlanRow> = rows
+    let downlinks: Vec<Downlink> = rows
         .iter()
-        .filter(|r| !progress.acknowledged().contains(r.dev_eui))
+        .map(|r| Downlink::wake(r, &config.server, config.max_late))
         .collect();
-    pending.sort_by_key(|r| (r.enqueue_at, r.dev_eui));
+    push_downlinks(&downlinks, progress, config, events).await
+}
+
+/// Sends every downlink not yet in `progress`, each at its `enqueue_at`,
+/// as [`push`] does.
+///
+/// # Errors
+///
+/// As [`push`].
+pub async fn push_downlinks(
+    downlinks: &[Downlink],
+    progress: &mut Progress,
+    config: &PushConfig,
+    events: &mut (dyn FnMut(PushEvent) + Send),
+) -> Result<PushSummary, PushError> {
+    let mut pending: Vec<&Downlink> = downlinks
+        .iter()
+        .filter(|d| !progress.acknowledged().contains(&d.id))
+        .collect();
+    pending.sort_by(|a, b| order(a).cmp(&order(b)));
     let mut summary = PushSummary {
-        already_sent: rows.len() - pending.len(),
+        already_sent: downlinks.len() - pending.len(),
         ..PushSummary::default()
     };
     if pending.is_empty() {
@@ -160,24 +365,47 @@ pub async fn push(
                 });
             }
         }
-        let topic = config.server.downlink_topic(row.dev_eui);
-        let message = config
-            .server
-            .downlink_message(row.dev_eui, row.fport, &row.payload());
-        let deadline = row.enqueue_at + config.max_late;
+        let topic = &row.topic;
+        let message = &row.message;
         loop {
             let late = lateness(row.enqueue_at);
-            if now() > deadline {
+            if now() > row.deadline {
                 events(PushEvent::Skipped {
-                    dev_eui: row.dev_eui,
+                    id: row.id.clone(),
                     late,
                 });
-                summary.skipped.push(row.dev_eui);
+                summary.skipped.push(row.id.clone());
                 break;
+            }
+            if let Some(wake) = &row.grpc {
+                let api = config.chirpstack_api.as_ref().ok_or(PushError::NoApi)?;
+                match chirpstack::send(api, wake).await {
+                    Ok(_) => {
+                        progress.record(&row.id, now())?;
+                        summary.sent += 1;
+                        backoff = FIRST_BACKOFF;
+                        events(PushEvent::Sent {
+                            id: row.id.clone(),
+                            topic: topic.clone(),
+                            late,
+                        });
+                        break;
+                    }
+                    Err(error) if error.is_fatal() => return Err(error.into()),
+                    Err(error) => {
+                        events(PushEvent::Disconnected {
+                            error: error.to_string(),
+                            retry_in: backoff,
+                        });
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                }
             }
             let attempt = match link.as_mut() {
                 Some(l) => {
-                    l.publish_acked(&topic, message.clone().into_bytes(), config.ack_timeout)
+                    l.publish_acked(topic, message.clone().into_bytes(), config.ack_timeout)
                         .await
                 }
                 None => {
@@ -193,11 +421,11 @@ pub async fn push(
             };
             match attempt {
                 Ok(()) => {
-                    progress.record(row.dev_eui, now())?;
+                    progress.record(&row.id, now())?;
                     summary.sent += 1;
                     backoff = FIRST_BACKOFF;
                     events(PushEvent::Sent {
-                        dev_eui: row.dev_eui,
+                        id: row.id.clone(),
                         topic: topic.clone(),
                         late,
                     });
@@ -220,6 +448,12 @@ pub async fn push(
         link.disconnect().await;
     }
     Ok(summary)
+}
+
+/// The sending order: by `enqueue_at`, a group WAKE after the others of
+/// its time, then by ID.
+fn order(d: &Downlink) -> (OffsetDateTime, bool, &str) {
+    (d.enqueue_at, d.last, &d.id)
 }
 
 /// Keeps the connection alive until `until`. A connection that drops
@@ -256,23 +490,24 @@ fn lateness(t: OffsetDateTime) -> Duration {
     (now() - t).max(time::Duration::ZERO).unsigned_abs()
 }
 
-/// The `--dry-run` listing: for every row, whether it was already sent,
-/// its `enqueue_at`, topic and message.
-pub fn dry_run(rows: &[PlanRow], acked: &Acknowledged, server: &NetworkServer) -> Vec<String> {
-    let mut rows: Vec<&PlanRow> = rows.iter().collect();
-    rows.sort_by_key(|r| (r.enqueue_at, r.dev_eui));
-    rows.iter()
-        .map(|r| {
-            let status = if acked.contains(r.dev_eui) {
+/// The `--dry-run` listing: for every downlink, whether it was already
+/// sent, its `enqueue_at`, topic and message, in sending order.
+pub fn dry_run(downlinks: &[Downlink], acked: &Acknowledged) -> Vec<String> {
+    let mut downlinks: Vec<&Downlink> = downlinks.iter().collect();
+    downlinks.sort_by(|a, b| order(a).cmp(&order(b)));
+    downlinks
+        .iter()
+        .map(|d| {
+            let status = if acked.contains(&d.id) {
                 "sent"
             } else {
                 "todo"
             };
             format!(
                 "{status} {} {} {}",
-                crate::clock::format(r.enqueue_at),
-                server.downlink_topic(r.dev_eui),
-                server.downlink_message(r.dev_eui, r.fport, &r.payload())
+                crate::clock::format(d.enqueue_at),
+                d.topic,
+                d.message
             )
         })
         .collect()

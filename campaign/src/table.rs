@@ -26,6 +26,14 @@ pub enum InputError {
         /// Every problem found, by line.
         problems: Problems,
     },
+    /// The file may not be used as it is (a key file others may read).
+    #[error("{}: {message}", path.display())]
+    Unsafe {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
 }
 
 /// Problems found in a file, each with its line number (1 is the header).

@@ -12,8 +12,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use otavan_planning::contacts::Contacts;
+pub use otavan_planning::multicast::{
+    CLASS_C_EXPONENT, CLASS_C_WINDOW, FRAME_OFFSET, GROUP_SPAN, MAX_EXTRA_J, SETUP_LEN, WAKE_LEAD,
+};
 use otavan_planning::multicast::{
-    Costs, Delivery, GroupConfig, HOUR, SegmentGroup, segment_groups,
+    Costs, Delivery, GroupConfig, HOUR, SegmentGroup, mean_wait, segment_groups,
 };
 use otavan_planning::time::{Time, secs};
 use otavan_planning::wake::PlanConfig;
@@ -25,23 +28,6 @@ use serde::Serialize;
 use crate::radio::Radio;
 use crate::scenario::Scenario;
 
-/// The stretch of one van's drive a group covers: a street segment. The
-/// group's WiFi window opens for its first member, so the last one's
-/// WiFi waits up to this much longer than under its own WAKE (at
-/// `wifi.wait_ma`): three minutes keeps that under 60 J at the defaults.
-pub const GROUP_SPAN: Time = secs(180);
-
-/// The class C window opens this long before the group's WiFi window,
-/// leaving the WAKE's frame time to go out within the duty cycle.
-pub const WAKE_LEAD: Time = secs(300);
-
-/// The class C window lasts 2^7 = 128 s: long enough for the gateway to
-/// find a slot in RX2's 10 % duty cycle for several groups at once.
-pub const CLASS_C_EXPONENT: u8 = 7;
-
-/// How long the class C window lasts.
-pub const CLASS_C_WINDOW: Time = secs(1 << CLASS_C_EXPONENT);
-
 /// The earliest session: every meter has powered up and sent uplinks by
 /// then, so its setup can reach it first.
 pub const EARLIEST_SESSION: Time = secs(8 * 3600);
@@ -51,19 +37,6 @@ pub const EARLIEST_SESSION: Time = secs(8 * 3600);
 /// setups of passes weeks away from crowding the gateways' duty cycle
 /// today.
 pub const SETUP_AHEAD: Time = secs(86_400);
-
-/// The multicast frame goes out this long after the window opens, at the
-/// earliest.
-pub const FRAME_OFFSET: Time = secs(5);
-
-/// A setup frame: `McGroupSetupReq` (1 + 29 bytes) and
-/// `McClassCSessionReq` (1 + 10 bytes).
-pub const SETUP_LEN: usize = 41;
-
-/// The most a meter may spend on a multicast WAKE beyond a unicast one,
-/// joules: about what a whole unicast campaign costs a city meter (29 J
-/// measured), 0.03 % of the default 7.7 Ah, 3.6 V battery (est).
-pub const MAX_EXTRA_J: f64 = 30.0;
 
 /// How groups are formed from the plan's margins.
 pub fn group_config(plan: &PlanConfig) -> GroupConfig {
@@ -216,19 +189,6 @@ pub fn plan(
         groups: planned,
         group_of,
     }
-}
-
-/// How much longer, on average, a member's WiFi waits in the group's
-/// window than in its own: from the group's first contact to its own.
-fn mean_wait(segment: &SegmentGroup, contacts: &Contacts) -> Time {
-    let starts: Vec<Time> = segment
-        .members
-        .iter()
-        .zip(&segment.contacts)
-        .map(|(&m, &c)| contacts.of(m)[c].start)
-        .collect();
-    let first = starts.iter().copied().min().unwrap_or(0);
-    starts.iter().map(|s| s - first).sum::<Time>() / starts.len().max(1) as Time
 }
 
 /// The downlink airtime a gateway may spend in an hour on a WAKE's two

@@ -128,7 +128,7 @@ fn bad_inventory_rows_are_reported_by_line_and_the_old_plan_stays() {
     let meters = dir.path().join("METERS.csv");
     let mut text = std::fs::read_to_string(example("METERS.csv")).unwrap();
     text.push_str(
-        "70B3D57ED0000001,52.37,9.73,indoor,3600,1.0.0,\nnot-an-eui,52.37,9.73,garage,3600,,\n",
+        "70B3D57ED0000001,52.37,9.73,indoor,3600,1.0.0,,\nnot-an-eui,52.37,9.73,garage,3600,,,\n",
     );
     std::fs::write(&meters, text).unwrap();
     let output = plan(&out, meters.to_str().unwrap());
@@ -177,7 +177,7 @@ fn push_dry_run_prints_every_message_and_sends_nothing() {
         todo[0]
     );
     assert!(stdout.contains(&format!(
-        "{rows} WAKEs, 0 already sent (dry run: nothing published)"
+        "{rows} downlinks, 0 already sent (dry run: nothing published)"
     )));
     assert!(!dir.path().join("PLAN.csv.progress").exists());
     // One network server, not both.
@@ -282,4 +282,245 @@ fn campaign_plan_paces_the_drive_within_its_budget() {
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("line 3 has one"), "{err}");
+}
+
+fn plan_multicast(meters: &Path, out: &Path) -> std::process::Output {
+    otavan()
+        .args(["campaign", "plan", "--meters"])
+        .arg(meters)
+        .arg("--route")
+        .arg(example("ROUTE.csv"))
+        .args(["--start", "2025-06-03T06:00:00Z", "--campaign", "7"])
+        .args(["--target", "1.1.0", "--wake", "multicast", "--out"])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// The sample's street is three segments whose 13 WAKEs fit the
+/// gateway's hour: they stay unicast, PLAN.csv is the unicast one, and the
+/// summary says why with the figures.
+#[test]
+fn campaign_plan_wake_multicast_keeps_unicast_where_it_costs_less() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let unicast = dir.path().join("UNICAST.csv");
+    assert!(plan(&unicast, &example("METERS.csv")).status.success());
+    let out = dir.path().join("PLAN.csv");
+    let output = plan_multicast(Path::new(&example("METERS.csv")), &out);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&unicast).unwrap()
+    );
+    assert!(
+        stdout.contains("multicast: 3 group(s), 0 by multicast (0 meters); 4 planned meter(s) without gen_app_key"),
+        "{stdout}"
+    );
+    let group = stdout.lines().find(|l| l.starts_with("group ")).unwrap();
+    assert!(
+        group.contains(
+            ": 3 meters, unicast (airtime unicast 4.4 s, multicast 8.9 s; unicast peak hour"
+        ),
+        "{group}"
+    );
+    assert!(
+        group.contains("of 360 s; 23.3 J more per meter (class C and WiFi wait), at most 30.0 J)"),
+        "{group}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("GROUPS.csv")).unwrap(),
+        "kind,mc_addr,dev_eui,enqueue_at,send_by,transmit_at,fport,payload_hex\n"
+    );
+}
+
+/// 300 half-hourly meters with phases and (but the first) root keys along
+/// the route's first street.
+fn dense_inventory(dir: &Path) -> std::path::PathBuf {
+    let meters = dir.join("METERS.csv");
+    let mut text =
+        String::from("dev_eui,lat,lon,install,uplink_interval_s,last_uplink,gen_app_key\n");
+    for i in 0..300u32 {
+        let key = if i == 0 {
+            String::new()
+        } else {
+            format!("{:032x}", u128::from(i) * 0x1234_5678_9abc_def1)
+        };
+        text.push_str(&format!(
+            "70B3D57ED001{i:04X},52.37018,{:.6},outdoor,1800,2025-06-03T05:{:02}:{:02}Z,{key}\n",
+            9.7305 + f64::from(i) * 0.000035,
+            (i * 6) / 60 % 30,
+            (i * 6) % 60,
+        ));
+    }
+    std::fs::write(&meters, text).unwrap();
+    meters
+}
+
+/// 300 half-hourly meters along the route's first street: their unicast
+/// WAKEs would need 444 s of the gateway's 360 s in the hour before the
+/// van, so the street goes multicast.
+#[test]
+fn campaign_plan_wake_multicast_writes_setups_a_group_wake_and_0600_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::TempDir::new().unwrap();
+    let meters = dense_inventory(dir.path());
+    let out = dir.path().join("PLAN.csv");
+    let output = plan_multicast(&meters, &out);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("1 planned meter(s) without gen_app_key"),
+        "{stdout}"
+    );
+    let groups: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(", multicast (airtime"))
+        .collect();
+    assert!(!groups.is_empty(), "{stdout}");
+    let rows = std::fs::read_to_string(dir.path().join("GROUPS.csv")).unwrap();
+    let setups = rows.lines().filter(|l| l.starts_with("setup,")).count();
+    let wakes: Vec<&str> = rows.lines().filter(|l| l.starts_with("wake,")).collect();
+    assert_eq!(wakes.len(), groups.len(), "{rows}");
+    let plan = std::fs::read_to_string(&out).unwrap();
+    // Each served meter has a setup and no unicast WAKE.
+    assert_eq!(setups + plan.lines().count() - 1, 299 + 1, "{stdout}");
+    assert!(
+        rows.lines()
+            .filter(|l| l.starts_with("setup,"))
+            .all(|l| l.contains(",201,"))
+    );
+    assert!(wakes.iter().all(|l| l.contains(",200,110007")), "{wakes:?}");
+    let keys_path = dir.path().join("GROUPKEYS.csv");
+    let mode = std::fs::metadata(&keys_path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let keys = std::fs::read_to_string(&keys_path).unwrap();
+    assert_eq!(keys.lines().count(), groups.len() + 1);
+    for line in keys.lines().skip(1) {
+        for key in line.split(',').skip(1) {
+            assert!(
+                !stdout.contains(key) && !rows.contains(key),
+                "a key was printed"
+            );
+        }
+    }
+}
+
+/// `push --dry-run` of a multicast plan lists the setups and the group
+/// WAKE (The Things Stack); bad key files and ChirpStack are refused.
+#[test]
+fn push_of_a_multicast_plan_checks_its_keys_and_lists_setups_then_the_group() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = dir.path().join("PLAN.csv");
+    assert!(
+        plan_multicast(&dense_inventory(dir.path()), &out)
+            .status
+            .success()
+    );
+    let push = |extra: &[&str]| {
+        otavan()
+            .args(["campaign", "push"])
+            .arg(&out)
+            .args(["--tts-app", "meters@acme", "--dry-run", "--groups"])
+            .arg(dir.path().join("GROUPS.csv"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Without --groups only PLAN.csv's one WAKE, and a warning.
+    let plain = otavan()
+        .args(["campaign", "push"])
+        .arg(&out)
+        .args(["--tts-app", "meters@acme", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&plain.stdout).contains("1 downlinks, 0 already sent"));
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("GROUPS.csv is not pushed"));
+    let output = push(&["--gateway", "gw-north"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let todo: Vec<&str> = stdout.lines().filter(|l| l.starts_with("todo ")).collect();
+    assert_eq!(todo.len(), 300 + 1, "{stdout}");
+    let group = todo
+        .iter()
+        .position(|l| l.contains("/devices/mc-01707000/down/push"))
+        .unwrap();
+    assert_eq!(group, todo.len() - 1, "the group WAKE goes last");
+    assert!(
+        todo[group].contains(r#""class_b_c":{"absolute_time":"2025-06-03T08:54:05Z","gateways":[{"gateway_ids":{"gateway_id":"gw-north"}}]}"#),
+        "{}",
+        todo[group]
+    );
+    assert_eq!(
+        todo.iter()
+            .filter(|l| l.contains(r#""f_port":201"#))
+            .count(),
+        299
+    );
+    // Without a gateway, with ChirpStack, or with a key file others may
+    // read or none: refused, naming why.
+    let stderr = |o: std::process::Output| String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(stderr(push(&[])).contains("--gateway"));
+    let cs = otavan()
+        .args(["campaign", "push"])
+        .arg(&out)
+        .args(["--chirpstack-app", "app", "--dry-run", "--groups"])
+        .arg(dir.path().join("GROUPS.csv"))
+        .output()
+        .unwrap();
+    assert!(!cs.status.success());
+    assert!(stderr(cs).contains("--chirpstack-api URL"));
+    // With the API: the group WAKE is a gRPC call at transmit_at.
+    let cs = otavan()
+        .args(["campaign", "push"])
+        .arg(&out)
+        .args(["--chirpstack-app", "app", "--dry-run", "--groups"])
+        .arg(dir.path().join("GROUPS.csv"))
+        .args([
+            "--chirpstack-api",
+            "http://127.0.0.1:1",
+            "--gateway",
+            "0016c001f153a14c",
+        ])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&cs.stdout);
+    assert!(
+        cs.status.success(),
+        "{listing}{}",
+        String::from_utf8_lossy(&cs.stderr)
+    );
+    let last = listing.lines().rfind(|l| l.starts_with("todo ")).unwrap();
+    assert!(
+        last.starts_with("todo 2025-06-03T08:54:05Z grpc:api.MulticastGroupService/"),
+        "{last}"
+    );
+    assert!(
+        last.contains(r#""multicastGroup":"otavan-01707000""#),
+        "{last}"
+    );
+    let keys = dir.path().join("GROUPKEYS.csv");
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let error = stderr(push(&["--gateway", "gw"]));
+    assert!(
+        error.contains(
+            "GROUPKEYS.csv: holds group keys but is readable by others (mode 640): chmod 600"
+        ),
+        "{error}"
+    );
+    std::fs::remove_file(&keys).unwrap();
+    let error = stderr(push(&["--gateway", "gw"]));
+    assert!(
+        error.contains("cannot read") && error.contains("GROUPKEYS.csv"),
+        "{error}"
+    );
 }

@@ -45,6 +45,7 @@ fn meter(n: u8, x_m: f64) -> Meter {
         uplink_interval_s: 3600,
         version: Some("1.0.0".parse().unwrap()),
         last_uplink: None,
+        root_key: None,
     }
 }
 

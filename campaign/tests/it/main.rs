@@ -1,5 +1,7 @@
 //! otavan-campaign against a real mosquitto broker.
 
 mod broker;
+mod chirpstack;
+mod multicast_push;
 mod push;
 mod watch;

@@ -65,7 +65,7 @@ pub struct MulticastConfig {
 
 /// The multicast setup FPort otavan provisions: TS005's 200 is taken by
 /// otavan's commands ([`DEFAULT_FPORT`]).
-pub const DEFAULT_MULTICAST_SETUP_FPORT: u8 = 201;
+pub const DEFAULT_MULTICAST_SETUP_FPORT: u8 = otavan_protocol::lora::multicast::OTAVAN_SETUP_FPORT;
 
 /// Everything the trigger needs to know about the meter's LoRaWAN side.
 #[derive(Debug, Clone)]

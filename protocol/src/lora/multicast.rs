@@ -52,6 +52,10 @@ use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 /// The FPort the LoRa Alliance registered for Remote Multicast Setup.
 pub const MULTICAST_SETUP_FPORT: u8 = 200;
 
+/// The setup FPort otavan provisions on meters and the operator's tools
+/// send setups on: TS005's 200 is otavan's command port.
+pub const OTAVAN_SETUP_FPORT: u8 = 201;
+
 /// This package's identifier in PackageVersionAns.
 pub const PACKAGE_IDENTIFIER: u8 = 2;
 
