@@ -22,17 +22,15 @@
 use std::time::Duration;
 
 use otavan_planning::contacts::Contacts;
-pub use otavan_planning::multicast::{CLASS_C_EXPONENT, GROUP_SPAN, WAKE_LEAD};
+use otavan_planning::multicast;
+pub use otavan_planning::multicast::{CLASS_C_EXPONENT, FIRST_FCNT, GROUP_SPAN, WAKE_LEAD};
 /// What serving a group costs either way, and the choice.
 pub use otavan_planning::multicast::{Costs, Delivery};
 use otavan_planning::multicast::{
     FRAME_OFFSET, GroupConfig, MAX_EXTRA_J, SETUP_LEN, mean_wait, segment_groups,
 };
 use otavan_planning::time::{Time, secs};
-use otavan_protocol::device_time::DeviceTime;
-use otavan_protocol::lora::multicast::{
-    ClassCSession, GroupId, GroupSetup, Key, McRequest, McRootKey, OTAVAN_SETUP_FPORT,
-};
+use otavan_protocol::lora::multicast::{Key, McRootKey, OTAVAN_SETUP_FPORT};
 use otavan_protocol::lora::{Wake, Window};
 use otavan_protocol::region::Region;
 use time::OffsetDateTime;
@@ -63,9 +61,6 @@ const SETUP_MARGIN: Time = secs(60);
 /// Multicast addresses: this plus the campaign number times 4096 plus
 /// the group's index.
 pub const MC_ADDR_BASE: u32 = 0x0170_0000;
-
-/// The group's frame counters start here.
-pub const FIRST_FCNT: u32 = 1;
 
 /// One group of the plan.
 #[derive(Debug, Clone)]
@@ -273,29 +268,11 @@ pub fn plan(inputs: &Inputs<'_>, key: &mut dyn FnMut() -> Key) -> (MulticastPlan
     (out, served)
 }
 
-/// The unicast setup frame for a member of `group` with root key `root`:
-/// the group in slot 0 and its class C window on the region's RX2.
+/// The unicast setup frame for a member of `group` with root key `root`
+/// ([`otavan_planning::multicast::setup_frame`] at the group's session).
 pub fn setup_frame(group: &Group, root: &McRootKey, region: Region) -> Vec<u8> {
-    let slot = GroupId::new(0).expect("slot 0 exists");
     let unix = Duration::from_secs(u64::try_from(group.session_at.unix_timestamp()).unwrap_or(0));
-    let rx2 = region.rx2();
-    McRequest::encode_all(&[
-        McRequest::GroupSetup(GroupSetup {
-            group: slot,
-            mc_addr: group.addr,
-            mc_key_encrypted: root.encrypt_group_key(&group.key),
-            min_fcount: FIRST_FCNT,
-            max_fcount: FIRST_FCNT + 1000,
-        }),
-        McRequest::ClassCSession(ClassCSession {
-            group: slot,
-            session_time: DeviceTime::from_unix(unix).gps_seconds,
-            timeout_exponent: CLASS_C_EXPONENT,
-            frequency_hz: rx2.frequency,
-            data_rate: region.rx2_data_rate(),
-        }),
-    ])
-    .expect("a setup the operator builds encodes")
+    multicast::setup_frame(group.addr, &group.key, root, unix, region)
 }
 
 /// `t` to the whole second below (session times are whole GPS seconds).

@@ -24,6 +24,13 @@
 //! the group's window opening to its own contact.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use otavan_protocol::device_time::DeviceTime;
+use otavan_protocol::lora::multicast::{
+    ClassCSession, GroupId, GroupSetup, Key, McRequest, McRootKey,
+};
+use otavan_protocol::region::Region;
 
 use crate::contacts::{Contact, Contacts};
 use crate::time::{Time, as_secs_f64, secs};
@@ -57,6 +64,45 @@ pub const SETUP_LEN: usize = 41;
 /// joules: about what a whole unicast campaign costs a city meter in a
 /// rehearsal (29 J), 0.03 % of a 7.7 Ah, 3.6 V battery (est).
 pub const MAX_EXTRA_J: f64 = 30.0;
+
+/// A group's frame counters start here.
+pub const FIRST_FCNT: u32 = 1;
+
+/// How many frames a group may carry before it must be set up again.
+pub const GROUP_FRAMES: u32 = 1000;
+
+/// The unicast setup frame (TS005) a member of group `addr` gets: the
+/// group with key `mc_key` in slot 0, the key encrypted under the
+/// member's `root`, its counters from [`FIRST_FCNT`], and a class C
+/// window of 2^[`CLASS_C_EXPONENT`] s on `region`'s RX2 at Unix time
+/// `session_unix` (sent as GPS time).
+pub fn setup_frame(
+    addr: u32,
+    mc_key: &Key,
+    root: &McRootKey,
+    session_unix: Duration,
+    region: Region,
+) -> Vec<u8> {
+    let slot = GroupId::new(0).expect("slot 0 exists");
+    let rx2 = region.rx2();
+    McRequest::encode_all(&[
+        McRequest::GroupSetup(GroupSetup {
+            group: slot,
+            mc_addr: addr,
+            mc_key_encrypted: root.encrypt_group_key(mc_key),
+            min_fcount: FIRST_FCNT,
+            max_fcount: FIRST_FCNT + GROUP_FRAMES,
+        }),
+        McRequest::ClassCSession(ClassCSession {
+            group: slot,
+            session_time: DeviceTime::from_unix(session_unix).gps_seconds,
+            timeout_exponent: CLASS_C_EXPONENT,
+            frequency_hz: rx2.frequency,
+            data_rate: region.rx2_data_rate(),
+        }),
+    ])
+    .expect("the setup frame's fields are in range")
+}
 
 /// How much longer, on average, a member's WiFi waits in `segment`'s
 /// window than in its own: from the group's first contact to its own.

@@ -18,12 +18,8 @@ use std::time::Duration;
 use otavan_client::lora::DEFAULT_MULTICAST_SETUP_FPORT;
 use otavan_loranet::rng::SimRng;
 use otavan_loranet::{DevEui, NetworkServer};
-use otavan_protocol::device_time::DeviceTime;
-use otavan_protocol::lora::multicast::{
-    ClassCSession, GroupId, GroupSetup, Key, McRequest, McRootKey,
-};
+use otavan_protocol::lora::multicast::{Key, McRootKey};
 use otavan_protocol::lora::{DEFAULT_FPORT, Wake};
-use otavan_protocol::region::Region;
 use tokio::time::sleep_until;
 
 use super::meter::WALL_EPOCH;
@@ -31,12 +27,9 @@ use super::plan::{self, LastUplinks, PlannedMeter};
 use super::world::LiveWorld;
 use crate::multicast::{CLASS_C_EXPONENT, FRAME_OFFSET, SETUP_AHEAD, group_config};
 use crate::simulation::Cause;
-use otavan_planning::multicast::segment_groups;
+use otavan_planning::multicast::{FIRST_FCNT, segment_groups, setup_frame};
 use otavan_planning::time::{Time, as_secs_f64, secs};
 use otavan_planning::wake::PlanConfig;
-
-/// The group's frame counters start here.
-const FIRST_FCNT: u32 = 1;
 
 /// One multicast group: the meters one van pass serves together.
 #[derive(Debug, Clone)]
@@ -89,31 +82,6 @@ pub fn root_key(keys: &otavan_loranet::DeviceKeys) -> McRootKey {
     McRootKey::from_gen_app_key(&keys.app_key.inner().0)
 }
 
-/// The unicast setup frame for a member of `group` with root key `root`:
-/// the group in slot 0 and its class C window on the region's RX2.
-fn setup_frame(group: &Group, root: &McRootKey, region: Region) -> Vec<u8> {
-    let slot = GroupId::new(0).expect("slot 0");
-    let session_unix = WALL_EPOCH + Duration::from_micros(group.session_at);
-    let rx2 = region.rx2();
-    McRequest::encode_all(&[
-        McRequest::GroupSetup(GroupSetup {
-            group: slot,
-            mc_addr: group.addr,
-            mc_key_encrypted: root.encrypt_group_key(&group.key),
-            min_fcount: FIRST_FCNT,
-            max_fcount: FIRST_FCNT + 1000,
-        }),
-        McRequest::ClassCSession(ClassCSession {
-            group: slot,
-            session_time: DeviceTime::from_unix(session_unix).gps_seconds,
-            timeout_exponent: CLASS_C_EXPONENT,
-            frequency_hz: rx2.frequency,
-            data_rate: region.rx2_data_rate(),
-        }),
-    ])
-    .expect("a setup the operator builds encodes")
-}
-
 /// What the operator knows of one member.
 pub struct Member {
     /// The meter as the unicast planner knows it.
@@ -147,7 +115,8 @@ pub async fn serve_member(
     }
     let mut queued = 0;
     let region = network.region();
-    let frame = setup_frame(&group, &member.root, region);
+    let session_unix = WALL_EPOCH + Duration::from_micros(group.session_at);
+    let frame = setup_frame(group.addr, &group.key, &member.root, session_unix, region);
     let delivered = if last.borrow()[m].is_some()
         && network
             .enqueue(dev_eui, DEFAULT_MULTICAST_SETUP_FPORT, &frame, false)
