@@ -377,45 +377,38 @@ pub async fn push_downlinks(
                 summary.skipped.push(row.id.clone());
                 break;
             }
-            if let Some(wake) = &row.grpc {
+            // Sent (Ok) or to be retried after a backoff (the error's text).
+            let attempt: Result<(), String> = if let Some(wake) = &row.grpc {
                 let api = config.chirpstack_api.as_ref().ok_or(PushError::NoApi)?;
                 match chirpstack::send(api, wake).await {
-                    Ok(_) => {
-                        progress.record(&row.id, now())?;
-                        summary.sent += 1;
-                        backoff = FIRST_BACKOFF;
-                        events(PushEvent::Sent {
-                            id: row.id.clone(),
-                            topic: topic.clone(),
-                            late,
-                        });
-                        break;
-                    }
+                    Ok(_) => Ok(()),
                     Err(error) if error.is_fatal() => return Err(error.into()),
-                    Err(error) => {
-                        events(PushEvent::Disconnected {
-                            error: error.to_string(),
-                            retry_in: backoff,
-                        });
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                        continue;
+                    Err(error) => Err(error.to_string()),
+                }
+            } else {
+                let published = match link.as_mut() {
+                    Some(l) => {
+                        l.publish_acked(topic, message.clone().into_bytes(), config.ack_timeout)
+                            .await
                     }
-                }
-            }
-            let attempt = match link.as_mut() {
-                Some(l) => {
-                    l.publish_acked(topic, message.clone().into_bytes(), config.ack_timeout)
-                        .await
-                }
-                None => {
-                    match Link::connect(&config.broker, &config.client_id, Session::Clean).await {
-                        Ok(l) => {
-                            events(PushEvent::Connected);
-                            link = Some(l);
-                            continue;
+                    None => {
+                        match Link::connect(&config.broker, &config.client_id, Session::Clean).await
+                        {
+                            Ok(l) => {
+                                events(PushEvent::Connected);
+                                link = Some(l);
+                                continue;
+                            }
+                            Err(e) => Err(e),
                         }
-                        Err(e) => Err(e),
+                    }
+                };
+                match published {
+                    Ok(()) => Ok(()),
+                    Err(error) if error.is_fatal() => return Err(connect_error(error)),
+                    Err(error) => {
+                        link = None;
+                        Err(error.to_string())
                     }
                 }
             };
@@ -431,11 +424,9 @@ pub async fn push_downlinks(
                     });
                     break;
                 }
-                Err(error) if error.is_fatal() => return Err(connect_error(error)),
                 Err(error) => {
-                    link = None;
                     events(PushEvent::Disconnected {
-                        error: error.to_string(),
+                        error,
                         retry_in: backoff,
                     });
                     tokio::time::sleep(backoff).await;
