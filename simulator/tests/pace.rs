@@ -2,6 +2,8 @@
 //! the plan stays within its bounds and the shifts, and it updates meters
 //! that driving past at one speed could not.
 
+mod common;
+
 use otavan_planning::geometry::Point;
 use otavan_planning::time::as_secs_f64;
 use otavan_sim::scenario::PaceKind;
@@ -10,23 +12,11 @@ use otavan_sim::{Options, Rehearsal, Scenario, rehearse};
 /// A small town of basement meters with short contacts: 20 km/h past a
 /// 25 m range is a few seconds, below the planner's 8 s minimum.
 fn basement_town() -> Scenario {
-    let mut s = Scenario::default();
-    s.fleet.meters = 1200;
-    s.fleet.streets = 6;
-    s.fleet.street_length_m = 800.0;
+    let mut s = common::small_town(1200);
     s.fleet.offset_min_m = 5.0;
-    s.fleet.offset_max_m = 20.0;
     for (name, install) in s.fleet.install.iter_mut() {
         install.share = if name == "basement" { 0.6 } else { 0.2 };
     }
-    s.lora.gateways = 2;
-    s.lora.path_loss_d0_m = 1000.0;
-    s.lora.path_loss_d0_db = 128.95;
-    s.lora.path_loss_exponent = 2.32;
-    s.lora.shadowing_sigma_db = 7.8;
-    s.van.passes = 3;
-    s.van.shift_hours = 1.0;
-    s.campaign.duration_days = 6.0;
     s.campaign.min_contact_s = 8.0;
     s
 }

@@ -1,6 +1,8 @@
 //! `campaign.replan = "after-pass"`: the operator plans each pass for the
 //! meters the last one missed, as `otavan campaign replan` does.
 
+mod common;
+
 use otavan_sim::live::{LiveOptions, rehearse_live};
 use otavan_sim::scenario::Replan;
 use otavan_sim::simulation::{Outcome, PassFigures};
@@ -9,19 +11,8 @@ use otavan_sim::{Options, Rehearsal, Scenario, rehearse};
 /// A small town (as tests/rehearse.rs's) driven in `passes` passes, the
 /// missed planned again after each.
 fn town(passes: u32) -> Scenario {
-    let mut s = Scenario::default();
-    s.fleet.meters = 1500;
-    s.fleet.streets = 6;
-    s.fleet.street_length_m = 800.0;
-    s.fleet.offset_max_m = 20.0;
-    s.lora.gateways = 2;
-    s.lora.path_loss_d0_m = 1000.0;
-    s.lora.path_loss_d0_db = 128.95;
-    s.lora.path_loss_exponent = 2.32;
-    s.lora.shadowing_sigma_db = 7.8;
+    let mut s = common::small_town(1500);
     s.van.passes = passes;
-    s.van.shift_hours = 1.0;
-    s.campaign.duration_days = 6.0;
     s.campaign.replan = Replan::AfterPass;
     s
 }
