@@ -22,6 +22,9 @@
 //! - [`multicast`]: multicast WAKE groups ([`multicast::segment_groups`],
 //!   a street segment of one van pass) and the unicast-or-multicast
 //!   choice by airtime, duty cycle and class C energy ([`multicast::Costs`]).
+//! - [`standing`]: standing multicast sessions, set up once at
+//!   installation: each group's daily slot ([`standing::assign_slots`]) and
+//!   the slots its WAKE goes out in ([`standing::wake_slots`]).
 //! - [`pace`]: [`Pace`], a speed for each route leg and stops where
 //!   meters need longer contact, within a time budget ([`Pace::plan`]).
 //! - [`replan`]: the second pass for the missed: which meters of a pass's
@@ -65,6 +68,7 @@ pub mod meters;
 pub mod multicast;
 pub mod pace;
 pub mod replan;
+pub mod standing;
 pub mod time;
 pub mod wake;
 

@@ -24,7 +24,7 @@ use lorawan::parser::{DataHeader, DataPayload, FRMPayload, PhyPayload, parse_wit
 use otavan_protocol::device_time::DeviceTime;
 use otavan_protocol::lora::multicast::{
     ClassCSession, GroupId, GroupSessionKeys, Key, MAX_GROUPS, McAnswer, McRequest, McRootKey,
-    PACKAGE_IDENTIFIER, PACKAGE_VERSION, SessionAnswer,
+    PACKAGE_IDENTIFIER, PACKAGE_VERSION, SessionAnswer, StandingSession,
 };
 use otavan_protocol::region::{Direction, Modulation, Region};
 use serde::{Deserialize, Serialize};
@@ -38,8 +38,29 @@ struct Group {
     /// The lowest frame counter still accepted.
     next_fcnt: u32,
     max_fcnt: u32,
-    /// The group's scheduled class C window.
+    /// The group's scheduled class C window (for a standing session, the
+    /// next one not yet listened in).
     window: Option<ClassCWindow>,
+    /// A standing session's period, seconds: the window comes back every
+    /// period until the group is set up again or deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    period_s: Option<u32>,
+}
+
+impl Group {
+    /// The group's window that has not closed by `now`: a standing
+    /// session's missed windows (the meter was off, say) are skipped.
+    fn window_after(&self, now: Duration) -> Option<ClassCWindow> {
+        let window = self.window?;
+        match self.period_s {
+            Some(period) if window.closes_at <= now => {
+                let period = Duration::from_secs(u64::from(period));
+                let behind = (now - window.closes_at).as_nanos() / period.as_nanos() + 1;
+                Some(window.later_by(period * u32::try_from(behind).unwrap_or(u32::MAX)))
+            }
+            _ => Some(window),
+        }
+    }
 }
 
 /// A class C window the meter will listen in, in [`crate::clock::MeterClock`]
@@ -61,6 +82,15 @@ pub struct ClassCWindow {
 }
 
 impl ClassCWindow {
+    /// The same window `by` later.
+    fn later_by(self, by: Duration) -> ClassCWindow {
+        ClassCWindow {
+            opens_at: self.opens_at + by,
+            closes_at: self.closes_at + by,
+            ..self
+        }
+    }
+
     /// The window's spreading factor and bandwidth (the data rate was
     /// checked against the region when the session was accepted).
     pub fn modulation(&self, region: Region) -> Option<(u8, u32)> {
@@ -193,6 +223,7 @@ impl MulticastGroups {
                         next_fcnt: setup.min_fcount,
                         max_fcnt: setup.max_fcount,
                         window: None,
+                        period_s: None,
                     });
                 }
                 McAnswer::GroupSetup {
@@ -211,6 +242,35 @@ impl MulticastGroups {
                 group: session.group,
                 answer: self.schedule(session, now),
             },
+            McRequest::StandingSession(standing) => McAnswer::StandingSession {
+                group: standing.group,
+                answer: self.schedule_standing(standing, now),
+            },
+        }
+    }
+
+    /// Schedules a standing session: its first window as
+    /// [`Self::schedule`] would a class C session's, then every period;
+    /// the answer's time to start is the next window's.
+    fn schedule_standing(&mut self, standing: &StandingSession, now: SetupTime) -> SessionAnswer {
+        let session = ClassCSession {
+            group: standing.group,
+            session_time: standing.first_slot,
+            timeout_exponent: standing.timeout_exponent,
+            frequency_hz: standing.frequency_hz,
+            data_rate: standing.data_rate,
+        };
+        if let refused @ SessionAnswer::Refused { .. } = self.schedule(&session, now) {
+            return refused;
+        }
+        let group = self.state.groups[usize::from(standing.group.get())]
+            .as_mut()
+            .expect("scheduled: the group is defined");
+        group.period_s = Some(standing.period_s());
+        let next = group.window_after(now.meter).expect("just scheduled");
+        let ahead = next.opens_at.saturating_sub(now.meter).as_secs();
+        SessionAnswer::Scheduled {
+            time_to_start: u32::try_from(ahead).unwrap_or(u32::MAX).min((1 << 24) - 1),
         }
     }
 
@@ -243,6 +303,7 @@ impl MulticastGroups {
             None => now.meter.saturating_sub(now.unix - session_unix),
         };
         let ahead = session_unix.saturating_sub(now.unix).as_secs();
+        group.period_s = None;
         group.window = Some(ClassCWindow {
             group: session.group.get(),
             opens_at,
@@ -261,20 +322,24 @@ impl MulticastGroups {
 
     /// The earliest class C window that has not closed by `now`.
     pub fn next_window(&self, now: Duration) -> Option<ClassCWindow> {
-        self.windows()
-            .filter(|w| w.closes_at > now)
-            .min_by_key(|w| w.opens_at)
+        self.windows(now).min_by_key(|w| w.opens_at)
     }
 
-    /// Every scheduled class C window, by group.
-    pub fn windows(&self) -> impl Iterator<Item = ClassCWindow> + '_ {
-        self.state.groups.iter().flatten().filter_map(|g| g.window)
+    /// Every group's class C window that has not closed by `now`, by group.
+    pub fn windows(&self, now: Duration) -> impl Iterator<Item = ClassCWindow> + '_ {
+        (self.state.groups.iter().flatten())
+            .filter_map(move |g| g.window_after(now))
+            .filter(move |w| w.closes_at > now)
     }
 
-    /// Forgets group `group`'s window (it was listened in).
-    pub fn close_window(&mut self, group: u8) {
-        if let Some(Some(group)) = self.state.groups.get_mut(usize::from(group)) {
-            group.window = None;
+    /// Group `group`'s window `window` was listened in: a one-shot
+    /// session's is forgotten, a standing session's comes back a period
+    /// later.
+    pub fn close_window(&mut self, window: &ClassCWindow) {
+        if let Some(Some(group)) = self.state.groups.get_mut(usize::from(window.group)) {
+            group.window = group
+                .period_s
+                .map(|period| window.later_by(Duration::from_secs(u64::from(period))));
         }
     }
 
@@ -503,15 +568,15 @@ mod tests {
             frequency_hz: 869_525_000,
             data_rate: 0,
         };
-        assert_eq!(meter.windows().collect::<Vec<_>>(), [window]);
+        assert_eq!(meter.windows(Duration::ZERO).collect::<Vec<_>>(), [window]);
         assert_eq!(
             meter.next_window(opens + Duration::from_secs(63)),
             Some(window)
         );
         assert_eq!(meter.next_window(opens + Duration::from_secs(64)), None);
         assert_eq!(window.modulation(Region::Eu868), Some((12, 125_000)));
-        meter.close_window(1);
-        assert_eq!(meter.windows().count(), 0);
+        meter.close_window(&window);
+        assert_eq!(meter.windows(Duration::ZERO).count(), 0);
         let deleted = meter.handle(&[McRequest::GroupDelete(GroupId::new(1).unwrap())], at(0));
         assert!(matches!(
             deleted[..],
@@ -522,6 +587,74 @@ mod tests {
         ));
         let wake = frame(&GROUP_KEY, MC_ADDR, 12, b"wake!");
         assert_eq!(meter.accept(&wake), Err(Ignored::OtherAddress));
+    }
+
+    #[test]
+    fn a_standing_session_comes_back_every_period_until_replaced() {
+        let mut meter = meter(1, &GROUP_KEY);
+        let standing = |group| {
+            McRequest::StandingSession(StandingSession {
+                group: GroupId::new(group).unwrap(),
+                first_slot: 1_000_300,
+                period_minutes: 60,
+                timeout_exponent: 3,
+                frequency_hz: 869_525_000,
+                data_rate: 0,
+            })
+        };
+        // Set up two and a half periods after the first slot: the next
+        // slot is half a period away.
+        let answers = meter.handle(&[standing(1), standing(3)], at(1_000_300 + 9_000));
+        assert_eq!(
+            answers[0],
+            McAnswer::StandingSession {
+                group: GroupId::new(1).unwrap(),
+                answer: SessionAnswer::Scheduled {
+                    time_to_start: 1_800
+                }
+            }
+        );
+        assert!(matches!(
+            answers[1],
+            McAnswer::StandingSession {
+                answer: SessionAnswer::Refused {
+                    group_undefined: true,
+                    ..
+                },
+                ..
+            }
+        ));
+        let hour = Duration::from_secs(3_600);
+        let next = meter.next_window(Duration::from_secs(1_010_300)).unwrap();
+        assert_eq!(next.opens_at, Duration::from_secs(1_001_300) + 3 * hour);
+        assert_eq!(next.closes_at - next.opens_at, Duration::from_secs(8));
+        // Listened in: the next one is a period later, and stays so over
+        // a restart.
+        meter.close_window(&next);
+        let saved = serde_json::to_string(meter.state()).unwrap();
+        let restarted = MulticastGroups::new(
+            root(1),
+            Region::Eu868,
+            serde_json::from_str(&saved).unwrap(),
+        );
+        let after = restarted.next_window(next.closes_at).unwrap();
+        assert_eq!(after.opens_at, next.opens_at + hour);
+        // Off for a day: the missed windows are skipped.
+        let day_later = after.opens_at + 24 * hour + Duration::from_secs(10);
+        let resumed = restarted.next_window(day_later).unwrap();
+        assert_eq!(resumed.opens_at, after.opens_at + 25 * hour);
+        // A one-shot session for the group replaces the standing one.
+        let one_shot = McRequest::ClassCSession(ClassCSession {
+            group: GroupId::new(1).unwrap(),
+            session_time: 1_020_000,
+            timeout_exponent: 3,
+            frequency_hz: 869_525_000,
+            data_rate: 0,
+        });
+        meter.handle(&[one_shot], at(1_010_000));
+        let window = meter.next_window(Duration::ZERO).unwrap();
+        meter.close_window(&window);
+        assert_eq!(meter.next_window(Duration::ZERO), None);
     }
 
     #[test]
@@ -568,7 +701,7 @@ mod tests {
                 (false, false, true)
             ]
         );
-        assert_eq!(meter.windows().count(), 0);
+        assert_eq!(meter.windows(Duration::ZERO).count(), 0);
     }
 
     #[test]
@@ -589,7 +722,7 @@ mod tests {
                 ..
             }]
         ));
-        let window = meter.windows().next().unwrap();
+        let window = meter.windows(Duration::ZERO).next().unwrap();
         assert_eq!(window.opens_at, Duration::from_secs(1090));
         assert_eq!(window.closes_at, Duration::from_secs(1106));
     }

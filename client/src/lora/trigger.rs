@@ -808,7 +808,7 @@ where
             },
         )
         .await;
-        groups.close_window(window.group);
+        groups.close_window(&window);
         let now = self.clock.now();
         for decided in &decisions {
             self.decided(now, decided);

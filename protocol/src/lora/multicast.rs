@@ -18,6 +18,7 @@
 //! | McGroupSetupReq | 2 | `group` (bits 1:0) `mc_addr:u32` `mc_key_encrypted:[u8;16]` `min_fcount:u32` `max_fcount:u32` | 30 |
 //! | McGroupDeleteReq | 3 | `group` | 2 |
 //! | McClassCSessionReq | 4 | `group` `session_time:u32` `timeout` (bits 3:0) `frequency:u24` (100 Hz) `dr:u8` | 11 |
+//! | StandingSessionReq (otavan) | 0x80 | `group` `first_slot:u32` `period:u16` (minutes, ≥ 1) `timeout` (bits 3:0) `frequency:u24` (100 Hz) `dr:u8` | 13 |
 //!
 //! | answer (meter → network) | CID | fields | bytes |
 //! |---|---|---|---|
@@ -26,6 +27,14 @@
 //! | McGroupSetupAns | 2 | bit 2 `id_error`, bits 1:0 `group` | 2 |
 //! | McGroupDeleteAns | 3 | bit 2 `group_undefined`, bits 1:0 `group` | 2 |
 //! | McClassCSessionAns | 4 | bit 5 `group_undefined`, bit 4 `freq_error`, bit 3 `dr_error`, bits 1:0 `group`, then `time_to_start:u24` when no error bit is set | 2 or 5 |
+//! | StandingSessionAns (otavan) | 0x80 | as McClassCSessionAns, `time_to_start` of the next slot | 2 or 5 |
+//!
+//! StandingSessionReq is otavan's extension, outside TS005's command
+//! range: a class C window that comes back every `period` minutes from
+//! `first_slot` on, until the group is deleted or set up again. A group
+//! set up once with a standing session can be woken by one multicast
+//! frame in any later slot, with no unicast downlink per campaign (the
+//! TS005 session needs one per member each time).
 //!
 //! `session_time` is GPS time (seconds since 1980-01-06) modulo 2^32; the
 //! window lasts `2^timeout` seconds. Decoding checks exact lengths and that
@@ -81,6 +90,8 @@ pub mod cid {
     pub const GROUP_DELETE: u8 = 0x03;
     /// McClassCSessionReq / Ans.
     pub const CLASS_C_SESSION: u8 = 0x04;
+    /// StandingSessionReq / Ans (otavan's extension).
+    pub const STANDING_SESSION: u8 = 0x80;
 }
 
 /// Why a multicast setup frame cannot be decoded or a value encoded.
@@ -120,6 +131,9 @@ pub enum MulticastError {
     /// A time to start that does not fit 24 bits.
     #[error("time to start {0} s does not fit 24 bits")]
     BadTimeToStart(u32),
+    /// A standing session whose period is 0 minutes.
+    #[error("a standing session's period must be at least one minute")]
+    BadPeriod,
 }
 
 /// A multicast group slot on the meter, 0..=3.
@@ -178,6 +192,36 @@ impl ClassCSession {
     }
 }
 
+/// A class C window that comes back every period, as otavan's
+/// StandingSessionReq carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StandingSession {
+    /// The slot.
+    pub group: GroupId,
+    /// When the first window opens: GPS seconds modulo 2^32.
+    pub first_slot: u32,
+    /// Minutes from one window's opening to the next (at least 1).
+    pub period_minutes: u16,
+    /// Each window lasts `2^timeout_exponent` seconds (0..=15).
+    pub timeout_exponent: u8,
+    /// The downlink frequency, Hz (a multiple of 100).
+    pub frequency_hz: u32,
+    /// The downlink data rate index.
+    pub data_rate: u8,
+}
+
+impl StandingSession {
+    /// How long each window stays open, seconds.
+    pub fn window_s(&self) -> u32 {
+        1 << self.timeout_exponent
+    }
+
+    /// Seconds from one window's opening to the next.
+    pub fn period_s(&self) -> u32 {
+        u32::from(self.period_minutes) * 60
+    }
+}
+
 /// A request from the network to the meter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum McRequest {
@@ -194,6 +238,8 @@ pub enum McRequest {
     GroupDelete(GroupId),
     /// Open a class C window for a group.
     ClassCSession(ClassCSession),
+    /// Open a class C window for a group every period (otavan).
+    StandingSession(StandingSession),
 }
 
 /// What McClassCSessionAns reports.
@@ -254,6 +300,13 @@ pub enum McAnswer {
         /// Scheduled or refused.
         answer: SessionAnswer,
     },
+    /// The outcome of a standing session request (otavan).
+    StandingSession {
+        /// The slot.
+        group: GroupId,
+        /// Scheduled (the next slot) or refused.
+        answer: SessionAnswer,
+    },
 }
 
 /// Reads the bytes of one command after its CID.
@@ -294,6 +347,19 @@ fn checked(cid: u8, byte: u8, allowed: u8) -> Result<u8, MulticastError> {
 
 fn group_header(cid: u8, byte: u8) -> Result<GroupId, MulticastError> {
     GroupId::new(checked(cid, byte, 0x03)?)
+}
+
+/// Checks a session's window exponent and frequency, and gives the
+/// frequency's three bytes (units of 100 Hz).
+fn radio_fields(timeout_exponent: u8, frequency_hz: u32) -> Result<[u8; 3], MulticastError> {
+    if timeout_exponent > MAX_TIMEOUT_EXPONENT {
+        return Err(MulticastError::BadTimeout(timeout_exponent));
+    }
+    if frequency_hz % 100 != 0 || frequency_hz / 100 >= 1 << 24 {
+        return Err(MulticastError::BadFrequency(frequency_hz));
+    }
+    let [a, b, c, _] = (frequency_hz / 100).to_le_bytes();
+    Ok([a, b, c])
 }
 
 impl McRequest {
@@ -337,6 +403,21 @@ impl McRequest {
                     data_rate: b[9],
                 })
             }
+            cid::STANDING_SESSION => {
+                let b = reader.take(cid, 12)?;
+                let period_minutes = u16::from_le_bytes([b[5], b[6]]);
+                if period_minutes == 0 {
+                    return Err(MulticastError::BadPeriod);
+                }
+                McRequest::StandingSession(StandingSession {
+                    group: group_header(cid, b[0])?,
+                    first_slot: le32(&b[1..5]),
+                    period_minutes,
+                    timeout_exponent: checked(cid, b[7], 0x0f)?,
+                    frequency_hz: le24(&b[8..11]) * 100,
+                    data_rate: b[11],
+                })
+            }
             other => return Err(MulticastError::UnknownCommand(other)),
         })
     }
@@ -357,17 +438,23 @@ impl McRequest {
             }
             McRequest::GroupDelete(group) => out.extend([cid::GROUP_DELETE, group.0]),
             McRequest::ClassCSession(session) => {
-                if session.timeout_exponent > MAX_TIMEOUT_EXPONENT {
-                    return Err(MulticastError::BadTimeout(session.timeout_exponent));
-                }
-                let f = session.frequency_hz;
-                if f % 100 != 0 || f / 100 >= 1 << 24 {
-                    return Err(MulticastError::BadFrequency(f));
-                }
+                let f = radio_fields(session.timeout_exponent, session.frequency_hz)?;
                 out.extend([cid::CLASS_C_SESSION, session.group.0]);
                 out.extend(session.session_time.to_le_bytes());
                 out.push(session.timeout_exponent);
-                out.extend(&(f / 100).to_le_bytes()[..3]);
+                out.extend(f);
+                out.push(session.data_rate);
+            }
+            McRequest::StandingSession(session) => {
+                let f = radio_fields(session.timeout_exponent, session.frequency_hz)?;
+                if session.period_minutes == 0 {
+                    return Err(MulticastError::BadPeriod);
+                }
+                out.extend([cid::STANDING_SESSION, session.group.0]);
+                out.extend(session.first_slot.to_le_bytes());
+                out.extend(session.period_minutes.to_le_bytes());
+                out.push(session.timeout_exponent);
+                out.extend(f);
                 out.push(session.data_rate);
             }
         }
@@ -439,23 +526,12 @@ impl McAnswer {
                 }
             }
             cid::CLASS_C_SESSION => {
-                let b = checked(cid, reader.take(cid, 1)?[0], 0x3b)?;
-                let (group_undefined, freq_error, dr_error) =
-                    (b & 0x20 != 0, b & 0x10 != 0, b & 0x08 != 0);
-                let answer = match group_undefined || freq_error || dr_error {
-                    true => SessionAnswer::Refused {
-                        group_undefined,
-                        freq_error,
-                        dr_error,
-                    },
-                    false => SessionAnswer::Scheduled {
-                        time_to_start: le24(reader.take(cid, 3)?),
-                    },
-                };
-                McAnswer::ClassCSession {
-                    group: GroupId(b & 0x03),
-                    answer,
-                }
+                let (group, answer) = decode_session_answer(cid, reader)?;
+                McAnswer::ClassCSession { group, answer }
+            }
+            cid::STANDING_SESSION => {
+                let (group, answer) = decode_session_answer(cid, reader)?;
+                McAnswer::StandingSession { group, answer }
             }
             other => return Err(MulticastError::UnknownCommand(other)),
         })
@@ -484,35 +560,68 @@ impl McAnswer {
             McAnswer::GroupDelete { group, undefined } => {
                 out.extend([cid::GROUP_DELETE, group.0 | u8::from(*undefined) << 2]);
             }
-            McAnswer::ClassCSession { group, answer } => match answer {
-                SessionAnswer::Scheduled { time_to_start } => {
-                    if *time_to_start >= 1 << 24 {
-                        return Err(MulticastError::BadTimeToStart(*time_to_start));
-                    }
-                    out.extend([cid::CLASS_C_SESSION, group.0]);
-                    out.extend(&time_to_start.to_le_bytes()[..3]);
-                }
-                SessionAnswer::Refused {
-                    group_undefined,
-                    freq_error,
-                    dr_error,
-                } => {
-                    let bits = u8::from(*group_undefined) << 5
-                        | u8::from(*freq_error) << 4
-                        | u8::from(*dr_error) << 3;
-                    if bits == 0 {
-                        // A refusal with no reason would read as scheduled.
-                        return Err(MulticastError::ReservedBits {
-                            cid: cid::CLASS_C_SESSION,
-                            byte: group.0,
-                        });
-                    }
-                    out.extend([cid::CLASS_C_SESSION, group.0 | bits]);
-                }
-            },
+            McAnswer::ClassCSession { group, answer } => {
+                encode_session_answer(cid::CLASS_C_SESSION, *group, answer, out)?;
+            }
+            McAnswer::StandingSession { group, answer } => {
+                encode_session_answer(cid::STANDING_SESSION, *group, answer, out)?;
+            }
         }
         Ok(())
     }
+}
+
+/// Reads a session answer (McClassCSessionAns's layout) after its CID.
+fn decode_session_answer(
+    cid: u8,
+    reader: &mut Reader<'_>,
+) -> Result<(GroupId, SessionAnswer), MulticastError> {
+    let b = checked(cid, reader.take(cid, 1)?[0], 0x3b)?;
+    let (group_undefined, freq_error, dr_error) = (b & 0x20 != 0, b & 0x10 != 0, b & 0x08 != 0);
+    let answer = match group_undefined || freq_error || dr_error {
+        true => SessionAnswer::Refused {
+            group_undefined,
+            freq_error,
+            dr_error,
+        },
+        false => SessionAnswer::Scheduled {
+            time_to_start: le24(reader.take(cid, 3)?),
+        },
+    };
+    Ok((GroupId(b & 0x03), answer))
+}
+
+/// Appends a session answer (McClassCSessionAns's layout) with `cid`.
+fn encode_session_answer(
+    cid: u8,
+    group: GroupId,
+    answer: &SessionAnswer,
+    out: &mut Vec<u8>,
+) -> Result<(), MulticastError> {
+    match answer {
+        SessionAnswer::Scheduled { time_to_start } => {
+            if *time_to_start >= 1 << 24 {
+                return Err(MulticastError::BadTimeToStart(*time_to_start));
+            }
+            out.extend([cid, group.0]);
+            out.extend(&time_to_start.to_le_bytes()[..3]);
+        }
+        SessionAnswer::Refused {
+            group_undefined,
+            freq_error,
+            dr_error,
+        } => {
+            let bits = u8::from(*group_undefined) << 5
+                | u8::from(*freq_error) << 4
+                | u8::from(*dr_error) << 3;
+            if bits == 0 {
+                // A refusal with no reason would read as scheduled.
+                return Err(MulticastError::ReservedBits { cid, byte: group.0 });
+            }
+            out.extend([cid, group.0 | bits]);
+        }
+    }
+    Ok(())
 }
 
 /// An AES-128 key of the multicast scheme.
@@ -646,6 +755,53 @@ mod tests {
         );
     }
 
+    fn standing() -> McRequest {
+        McRequest::StandingSession(StandingSession {
+            group: GroupId::new(2).unwrap(),
+            first_slot: 0x1122_3344,
+            period_minutes: 1440,
+            timeout_exponent: 3,
+            frequency_hz: 869_525_000,
+            data_rate: 0,
+        })
+    }
+
+    /// otavan's extension, laid out by hand from the table above.
+    #[test]
+    fn a_standing_session_encodes_as_the_table_lays_it_out() {
+        let bytes = McRequest::encode_all(&[standing()]).unwrap();
+        // 1440 minutes is 0x05a0.
+        assert_eq!(
+            bytes,
+            [
+                0x80, 0x02, 0x44, 0x33, 0x22, 0x11, 0xa0, 0x05, 0x03, 0xd2, 0xad, 0x84, 0x00
+            ]
+        );
+        assert_eq!(McRequest::decode_all(&bytes).unwrap(), [standing()]);
+        let McRequest::StandingSession(session) = standing() else {
+            unreachable!()
+        };
+        assert_eq!((session.period_s(), session.window_s()), (86_400, 8));
+    }
+
+    #[test]
+    fn a_standing_session_with_no_period_is_refused() {
+        let mut bytes = McRequest::encode_all(&[standing()]).unwrap();
+        bytes[6..8].copy_from_slice(&[0, 0]);
+        assert_eq!(
+            McRequest::decode_all(&bytes),
+            Err(MulticastError::BadPeriod)
+        );
+        let McRequest::StandingSession(mut session) = standing() else {
+            unreachable!()
+        };
+        session.period_minutes = 0;
+        assert_eq!(
+            McRequest::encode_all(&[McRequest::StandingSession(session)]),
+            Err(MulticastError::BadPeriod)
+        );
+    }
+
     #[test]
     fn a_frame_of_several_requests_decodes_back() {
         let requests = [
@@ -654,6 +810,7 @@ mod tests {
             session(),
             McRequest::GroupStatus { mask: 0x0b },
             McRequest::GroupDelete(GroupId::new(3).unwrap()),
+            standing(),
         ];
         let frame = McRequest::encode_all(&requests).unwrap();
         assert_eq!(McRequest::decode_all(&frame).unwrap(), requests);
@@ -689,6 +846,20 @@ mod tests {
                     group_undefined: true,
                     freq_error: false,
                     dr_error: true,
+                },
+            },
+            McAnswer::StandingSession {
+                group: g(2),
+                answer: SessionAnswer::Scheduled {
+                    time_to_start: 86_000,
+                },
+            },
+            McAnswer::StandingSession {
+                group: g(0),
+                answer: SessionAnswer::Refused {
+                    group_undefined: false,
+                    freq_error: true,
+                    dr_error: false,
                 },
             },
         ];
