@@ -355,7 +355,7 @@ fn radio_fields(timeout_exponent: u8, frequency_hz: u32) -> Result<[u8; 3], Mult
     if timeout_exponent > MAX_TIMEOUT_EXPONENT {
         return Err(MulticastError::BadTimeout(timeout_exponent));
     }
-    if frequency_hz % 100 != 0 || frequency_hz / 100 >= 1 << 24 {
+    if !frequency_hz.is_multiple_of(100) || frequency_hz / 100 >= 1 << 24 {
         return Err(MulticastError::BadFrequency(frequency_hz));
     }
     let [a, b, c, _] = (frequency_hz / 100).to_le_bytes();
