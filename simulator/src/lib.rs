@@ -131,7 +131,9 @@ pub fn rehearse(
     progress: &mut dyn FnMut(f64),
 ) -> Result<Rehearsal, ScenarioError> {
     let multicast = scenario.campaign.wake == scenario::WakeDelivery::Multicast;
-    if multicast && scenario.campaign.replan == scenario::Replan::AfterPass {
+    if scenario.campaign.wake != scenario::WakeDelivery::Unicast
+        && scenario.campaign.replan == scenario::Replan::AfterPass
+    {
         return Err(ScenarioError::Invalid {
             field: "campaign.wake".into(),
             message: "multicast WAKEs are planned per meter (campaign.replan = \"per-meter\")"

@@ -99,9 +99,11 @@ pub struct CampaignSettings {
     /// WAKEs carry the target's version tag (4 bytes more).
     pub version_tag: bool,
     /// How WAKEs reach the meters: `unicast` (each meter's own downlink
-    /// after one of its uplinks) or `multicast` (one class C frame per
+    /// after one of its uplinks), `multicast` (one class C frame per
     /// street segment, TS005, where the planner finds it pays; with
-    /// `replan = "per-meter"`).
+    /// `replan = "per-meter"`) or `standing` (the same groups, set up once
+    /// at installation with a daily class C slot, woken by multicast
+    /// alone).
     pub wake: WakeDelivery,
     /// When a meter that missed is planned again: at once by itself, or by
     /// the operator after each pass, as `otavan campaign replan` does.
@@ -118,6 +120,11 @@ pub enum WakeDelivery {
     /// One multicast WAKE per group of meters a van passes together, heard
     /// in a class C window each meter was given beforehand by unicast.
     Multicast,
+    /// The same groups with standing sessions (otavan's
+    /// StandingSessionReq), set up once at installation: each group's WAKE
+    /// is one multicast frame in its daily slot, with no unicast downlink
+    /// per campaign.
+    Standing,
 }
 
 /// When the missed are planned again (`campaign.replan`).

@@ -180,6 +180,12 @@ pub fn rehearse_live(
                 .into(),
         }));
     }
+    if scenario.campaign.wake == WakeDelivery::Standing {
+        return Err(LiveError::Scenario(ScenarioError::Invalid {
+            field: "campaign.wake".into(),
+            message: "standing sessions are rehearsed by the analytic mode only".into(),
+        }));
+    }
     let mut scenario = scenario.clone();
     if let Some(meters) = options.meters {
         scenario.fleet.meters = meters;
@@ -356,7 +362,7 @@ pub fn rehearse_live(
         ));
         let server = van::VanServer::new(Arc::clone(&shared));
         let groups: Vec<Rc<multicast::Group>> = match scenario.campaign.wake {
-            WakeDelivery::Unicast => Vec::new(),
+            WakeDelivery::Unicast | WakeDelivery::Standing => Vec::new(),
             WakeDelivery::Multicast => {
                 let members: Vec<usize> = setups.iter().map(|s| s.m).collect();
                 multicast::groups(&world, &members, &plan, seed)
