@@ -45,6 +45,16 @@ pub const FRAME_OFFSET: Time = secs(2);
 /// hears the second.
 pub const WAKE_REPEATS: usize = 2;
 
+/// A standing group covers this stretch of a van's drive, shorter than a
+/// one-shot group's ([`crate::multicast::GROUP_SPAN`]): with no setups to
+/// amortise, a group's cost is its frames, so groups can be small enough
+/// that a member's WiFi waits for the van about a minute on average
+/// (20 J at 100 mA and 3.3 V, within [`crate::multicast::MAX_EXTRA_J`]).
+/// Measured on examples/city.toml: 180 s leaves half the groups over the
+/// energy budget; 60 s doubles the groups and their frames for 11 J less
+/// per meter and fewer meters updated (docs/benchmarks.md).
+pub const GROUP_SPAN: Time = secs(120);
+
 /// A WAKE heard in a slot must leave the meter at least this long before
 /// its WiFi window opens.
 pub const MIN_LEAD: Time = secs(60);

@@ -63,6 +63,7 @@ pub mod report;
 pub mod route;
 pub mod scenario;
 pub mod simulation;
+pub mod standing;
 
 use std::path::PathBuf;
 
@@ -130,7 +131,7 @@ pub fn rehearse(
     options: &Options,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Rehearsal, ScenarioError> {
-    let multicast = scenario.campaign.wake == scenario::WakeDelivery::Multicast;
+    let multicast = scenario.campaign.wake != scenario::WakeDelivery::Unicast;
     if scenario.campaign.wake != scenario::WakeDelivery::Unicast
         && scenario.campaign.replan == scenario::Replan::AfterPass
     {
@@ -173,12 +174,15 @@ pub fn rehearse(
         &world.drives.pass_ends(),
         options.seed,
     );
-    let figures = groups.as_ref().map(multicast::MulticastPlan::figures);
+    let mut figures = groups.as_ref().map(multicast::MulticastPlan::figures);
     let run = match groups {
         Some(groups) => simulation.with_multicast(groups),
         None => simulation,
     }
     .run(progress);
+    if let Some(standing) = figures.as_mut().and_then(|f| f.standing.as_mut()) {
+        standing.woken_again = run.totals.woken_again;
+    }
     let reach = world.reach(scenario);
     let mut rehearsal = world.finish(scenario, name, options.seed, reach, run);
     rehearsal.report.multicast = figures;

@@ -41,6 +41,10 @@ use crate::random::{Purpose, Stream};
 use crate::scenario::{Replan, Scenario};
 use otavan_planning::contacts::{Contact, Contacts};
 use otavan_planning::multicast::Delivery;
+use otavan_planning::standing;
+use otavan_protocol::lora::Window;
+
+use crate::standing::Retries;
 use otavan_planning::replan::{self, Status};
 use otavan_planning::time::{Time, as_secs_f64, from_secs_f64, secs};
 use otavan_planning::wake::{self, PlanConfig, Uplinks, WakePlan};
@@ -134,6 +138,9 @@ pub struct Totals {
     pub downlink_airtime: Time,
     /// Everything that went wrong, as often as it did.
     pub incidents: BTreeMap<Cause, u64>,
+    /// Members of standing groups a pass missed, woken for a later pass by
+    /// their group's frame again.
+    pub woken_again: u64,
 }
 
 /// One pass's plan against its outcome (`campaign.replan =
@@ -185,6 +192,8 @@ enum Event {
     Setup(u32),
     /// A multicast group's class C window: its WAKE goes out.
     GroupWake(u32),
+    /// A standing group's slot: the WAKE for the members a pass missed.
+    RetryWake(u32),
     /// Association done: the meter joins the van's access point.
     Connect(u32),
     /// The session's deadline (out of range, window closed, link drop).
@@ -195,6 +204,28 @@ enum Event {
     VanTick(u16, u32),
     /// The apply finishes.
     ApplyDone(u32),
+}
+
+/// What a group's multicast frame did for one member.
+#[derive(Debug, Clone, Copy)]
+enum Frame {
+    /// Heard, at this time.
+    Heard(Time),
+    /// Listened for and missed.
+    Missed(Cause),
+    /// Not listening: no gateway hears it, or its setup never reached it.
+    NotSetUp,
+}
+
+impl Frame {
+    /// When the member heard it, or why not.
+    fn at(self) -> Result<Time, Cause> {
+        match self {
+            Frame::Heard(at) => Ok(at),
+            Frame::Missed(cause) => Err(cause),
+            Frame::NotSetUp => Err(Cause::WakeNotDelivered),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +267,8 @@ struct MeterRun {
     group: Option<u32>,
     /// Its setup (group and class C window) reached it.
     setup_ok: bool,
+    /// The standing group retry it waits for, while it does.
+    retry: Option<u32>,
     result: MeterResult,
     cause: Option<Cause>,
     rng: Stream,
@@ -295,6 +328,8 @@ pub struct Simulation<'a> {
     passes: Vec<PassFigures>,
     /// The multicast groups (`campaign.wake = "multicast"`).
     multicast: MulticastPlan,
+    /// Standing groups' WAKEs for the members a pass missed.
+    retries: Retries,
 }
 
 impl<'a> Simulation<'a> {
@@ -361,6 +396,7 @@ impl<'a> Simulation<'a> {
                 heard: false,
                 group: None,
                 setup_ok: false,
+                retry: None,
                 result: MeterResult {
                     outcome: match needs[usize::from(profile.version)] {
                         None => Outcome::AlreadyCurrent,
@@ -392,6 +428,7 @@ impl<'a> Simulation<'a> {
             planned_this_pass: 0,
             passes: Vec::new(),
             multicast: MulticastPlan::default(),
+            retries: Retries::default(),
         }
     }
 
@@ -415,24 +452,31 @@ impl<'a> Simulation<'a> {
                     if self.meters[m].result.outcome == Outcome::AlreadyCurrent {
                         continue;
                     }
-                    if let Some(g) = self.meters[m].group {
-                        let session_at = self.multicast.groups[g as usize].segment.session_at;
-                        let spec = &self.fleet.meters[m];
-                        let from = session_at.saturating_sub(SETUP_AHEAD);
-                        let k = from.saturating_sub(spec.phase).div_ceil(spec.interval);
-                        self.meters[m].uplink = k;
-                        let at = self.uplink_time(m, k);
-                        self.schedule(at, Event::Setup(m as u32));
-                    } else {
-                        self.plan(m);
+                    match self.meters[m].group {
+                        Some(g) if self.multicast.standing.is_some() => self.installed(m, g),
+                        Some(g) => {
+                            let session_at = self.multicast.groups[g as usize].segment.session_at;
+                            let spec = &self.fleet.meters[m];
+                            let from = session_at.saturating_sub(SETUP_AHEAD);
+                            let k = from.saturating_sub(spec.phase).div_ceil(spec.interval);
+                            self.meters[m].uplink = k;
+                            let at = self.uplink_time(m, k);
+                            self.schedule(at, Event::Setup(m as u32));
+                        }
+                        None => self.plan(m),
                     }
                 }
-                let sessions: Vec<(usize, Time)> = (self.multicast.groups.iter().enumerate())
+                let wakes: Vec<(usize, Time)> = (self.multicast.groups.iter().enumerate())
                     .filter(|(_, group)| group.delivery == Delivery::Multicast)
-                    .map(|(g, group)| (g, group.segment.session_at))
+                    .flat_map(|(g, group)| match group.slots.is_empty() {
+                        true => vec![(g, group.segment.session_at + FRAME_OFFSET)],
+                        false => (group.slots.iter())
+                            .map(|&slot| (g, slot + standing::FRAME_OFFSET))
+                            .collect(),
+                    })
                     .collect();
-                for (g, session_at) in sessions {
-                    self.schedule(session_at + FRAME_OFFSET, Event::GroupWake(g as u32));
+                for (g, at) in wakes {
+                    self.schedule(at, Event::GroupWake(g as u32));
                 }
             }
             Replan::AfterPass => self.first_pass(),
@@ -473,6 +517,7 @@ impl<'a> Simulation<'a> {
             Event::WindowOpen(m) => self.window_open(m as usize),
             Event::Setup(m) => self.setup(m as usize),
             Event::GroupWake(g) => self.group_wake(g as usize),
+            Event::RetryWake(id) => self.retry_wake(id),
             Event::Connect(m) => self.connect(m as usize),
             Event::SessionEnd(m, generation) => {
                 let run = &self.meters[m as usize];
@@ -519,6 +564,9 @@ impl<'a> Simulation<'a> {
         let contacts = self.contacts.of(m);
         if contacts.is_empty() {
             self.finish(m, Cause::NeverInRange);
+            return;
+        }
+        if self.join_retry(m) {
             return;
         }
         let spec = &self.fleet.meters[m];
@@ -764,6 +812,17 @@ impl<'a> Simulation<'a> {
         }
     }
 
+    /// Meter `m` of standing group `g` was set up at installation: it
+    /// listens in the group's slot every day of the campaign (all of
+    /// each window, counted here once for the whole campaign).
+    fn installed(&mut self, m: usize, g: u32) {
+        self.meters[m].setup_ok = true;
+        let days = self.settings.horizon.div_ceil(standing::PERIOD);
+        let amps = self.settings.lora_rx_a;
+        self.energy(m, amps, standing::WINDOW * days);
+        debug_assert!(!self.multicast.groups[g as usize].slots.is_empty());
+    }
+
     /// Meter `m` is woken by unicast from now on (its group's WAKE did not
     /// reach it, for `cause`).
     fn leave_group(&mut self, m: usize, cause: Cause) {
@@ -775,61 +834,184 @@ impl<'a> Simulation<'a> {
         self.plan(m);
     }
 
-    /// Group `g`'s class C window: one multicast frame per gateway its
-    /// set-up members are best heard by, at the first start the duty
-    /// cycle allows; each member that hears it opens its WiFi window for
-    /// the group's pass, the others are planned by unicast.
+    /// Group `g`'s class C window (a one-shot session's, or a standing
+    /// group's slot): one multicast frame per gateway its set-up members
+    /// are best heard by; each member that hears it opens its WiFi window
+    /// for the group's pass, the others are planned by unicast (a
+    /// standing group's after its last slot).
     fn group_wake(&mut self, g: usize) {
         let group = self.multicast.groups[g].segment.clone();
-        let last_start = group.session_at + CLASS_C_WINDOW - FRAME_OFFSET;
-        let mut frames: BTreeMap<u32, Option<Time>> = BTreeMap::new();
         let wake_len = self.settings.wake_len;
-        for (&m, &contact) in group.members.iter().zip(&group.contacts) {
-            let run = &self.meters[m];
-            if run.group != Some(g as u32) {
-                continue;
-            }
-            let Some(gw) = self.radio.best_gateway(m).filter(|_| run.setup_ok) else {
-                self.leave_group(m, Cause::WakeNotDelivered);
-                continue;
+        let standing_slot = (self.multicast.groups[g].slots.iter())
+            .position(|&slot| slot + standing::FRAME_OFFSET == self.now)
+            .map(|i| (i, self.now - standing::FRAME_OFFSET));
+        let (last_start, last_chance) = match standing_slot {
+            Some((i, slot)) => (
+                (slot + standing::WINDOW).saturating_sub(self.radio.rx2_airtime(wake_len)),
+                i + 1 == self.multicast.groups[g].slots.len(),
+            ),
+            None => (group.session_at + CLASS_C_WINDOW - FRAME_OFFSET, true),
+        };
+        let members: Vec<(usize, usize)> = (group.members.iter().copied())
+            .zip(group.contacts.iter().copied())
+            .filter(|&(m, _)| self.meters[m].group == Some(g as u32))
+            .collect();
+        let heard = self.send_group_frame(members.iter().map(|&(m, _)| m), last_start);
+        let rx_a = self.settings.lora_rx_a;
+        for ((m, contact), heard) in members.into_iter().zip(heard) {
+            // A standing member's listening is counted for every day at
+            // once ([`Self::installed`]).
+            let listened = match heard {
+                Frame::Heard(at) => at - group.session_at,
+                Frame::Missed(_) => CLASS_C_WINDOW,
+                Frame::NotSetUp => 0,
             };
-            let heard_at = *frames.entry(gw).or_insert_with(|| {
-                let sent = self
-                    .radio
-                    .book_multicast(gw, wake_len, self.now, last_start);
-                if let Some((_, airtime)) = sent {
-                    self.totals.downlinks_sent += 1;
-                    self.totals.downlink_airtime += airtime;
+            if standing_slot.is_none() && listened > 0 {
+                self.energy(m, rx_a, listened);
+            }
+            match heard.at() {
+                Ok(at) => {
+                    self.meters[m].group = None;
+                    self.woken(m, contact, (group.open, group.close), at);
                 }
-                sent.map(|(start, airtime)| start + airtime)
-            });
-            let rx_a = self.settings.lora_rx_a;
-            let heard = heard_at.filter(|_| {
-                let run = &mut self.meters[m];
-                self.radio.hears_rx2(m, gw, &mut run.rng)
-            });
-            match heard {
-                Some(at) => {
-                    self.energy(m, rx_a, at - group.session_at);
-                    let run = &mut self.meters[m];
-                    run.group = None;
-                    run.result.downlinks += 1;
-                    run.planned = contact as u32;
-                    run.cursor = contact as u32;
-                    run.stage = Stage::Window;
-                    run.close = group.close;
-                    self.schedule(group.open.max(at), Event::WindowOpen(m as u32));
+                Err(cause) if last_chance => self.leave_group(m, cause),
+                Err(cause) => self.incident(m, cause),
+            }
+        }
+    }
+
+    /// Meter `m`, of a standing group, is planned again: woken with the
+    /// other members its next contact's pass serves, by a frame in the
+    /// group's slot before it. `false` when it is not in a standing group
+    /// or no slot comes in time.
+    fn join_retry(&mut self, m: usize) -> bool {
+        let standing = self.multicast.standing.is_some();
+        let group = self.multicast.group_of.get(m).copied().flatten();
+        let Some(g) = group.filter(|_| standing) else {
+            return false;
+        };
+        let Some(offset) = self.multicast.groups[g as usize].offset else {
+            return false;
+        };
+        let contacts = self.contacts.of(m);
+        let (lead, min_contact) = (self.settings.plan.lead, self.settings.plan.min_contact);
+        let next = (contacts.iter().enumerate())
+            .skip(self.meters[m].cursor as usize)
+            .find(|(_, c)| c.duration() >= min_contact && c.start > self.now + lead);
+        let Some((index, contact)) = next else {
+            return false;
+        };
+        let joined = self.retries.join(
+            g,
+            offset,
+            (m, index, contact),
+            contact.start - lead,
+            self.now,
+        );
+        let Some((id, slot)) = joined else {
+            return false;
+        };
+        if let Some(slot) = slot {
+            self.schedule(slot + standing::FRAME_OFFSET, Event::RetryWake(id));
+        }
+        let run = &mut self.meters[m];
+        run.retry = Some(id);
+        run.stage = Stage::Idle;
+        true
+    }
+
+    /// Retry `id`'s slot: its members' WiFi window covers all their
+    /// contacts (as long as a WAKE's window can be; the members beyond are
+    /// planned again), and those that miss the frame are planned again.
+    fn retry_wake(&mut self, id: u32) {
+        let retry = self.retries.send(id);
+        let contacts = self.contacts;
+        let mut members: Vec<(usize, usize)> = (retry.members.into_iter())
+            .filter(|&(m, _)| self.meters[m].retry == Some(id))
+            .collect();
+        members.sort_by_key(|&(m, i)| (contacts.of(m)[i].start, m));
+        let (lead, slack) = (self.settings.plan.lead, self.settings.plan.slack);
+        let max_window = secs(u64::from(Window::MAX.secs()));
+        let open = members
+            .first()
+            .map_or(0, |&(m, i)| contacts.of(m)[i].start - lead);
+        let (fit, beyond): (Vec<_>, Vec<_>) = (members.into_iter())
+            .partition(|&(m, i)| contacts.of(m)[i].end + slack - open <= max_window);
+        for (m, _) in fit.iter().chain(&beyond) {
+            self.meters[*m].retry = None;
+        }
+        for (m, _) in beyond {
+            self.plan(m);
+        }
+        let close = (fit.iter())
+            .map(|&(m, i)| contacts.of(m)[i].end + slack)
+            .max()
+            .unwrap_or(open);
+        let wake_len = self.settings.wake_len;
+        let last_start =
+            (retry.slot + standing::WINDOW).saturating_sub(self.radio.rx2_airtime(wake_len));
+        let heard = self.send_group_frame(fit.iter().map(|&(m, _)| m), last_start);
+        for ((m, contact), heard) in fit.into_iter().zip(heard) {
+            match heard.at() {
+                Ok(at) => {
+                    self.totals.woken_again += 1;
+                    self.woken(m, contact, (open, close), at);
                 }
-                None => {
-                    self.energy(m, rx_a, CLASS_C_WINDOW);
-                    let cause = match heard_at {
-                        Some(_) => Cause::WakeLost,
-                        None => Cause::WakeNotDelivered,
-                    };
-                    self.leave_group(m, cause);
+                Err(cause) => {
+                    self.incident(m, cause);
+                    self.plan(m);
                 }
             }
         }
+    }
+
+    /// Sends one multicast frame per gateway the `members` are best heard
+    /// by, each at the first start from now its duty cycle allows up to
+    /// `last_start`; gives, per member, whether it heard its gateway's
+    /// frame.
+    fn send_group_frame(
+        &mut self,
+        members: impl Iterator<Item = usize>,
+        last_start: Time,
+    ) -> Vec<Frame> {
+        let wake_len = self.settings.wake_len;
+        let mut frames: BTreeMap<u32, Option<Time>> = BTreeMap::new();
+        members
+            .map(|m| {
+                let gw = (self.radio.best_gateway(m)).filter(|_| self.meters[m].setup_ok);
+                let Some(gw) = gw else {
+                    return Frame::NotSetUp;
+                };
+                let heard_at = *frames.entry(gw).or_insert_with(|| {
+                    let sent = (self.radio).book_multicast(gw, wake_len, self.now, last_start);
+                    if let Some((_, airtime)) = sent {
+                        self.totals.downlinks_sent += 1;
+                        self.totals.downlink_airtime += airtime;
+                    }
+                    sent.map(|(start, airtime)| start + airtime)
+                });
+                let Some(heard_at) = heard_at else {
+                    return Frame::Missed(Cause::WakeNotDelivered);
+                };
+                let run = &mut self.meters[m];
+                match self.radio.hears_rx2(m, gw, &mut run.rng) {
+                    true => Frame::Heard(heard_at),
+                    false => Frame::Missed(Cause::WakeLost),
+                }
+            })
+            .collect()
+    }
+
+    /// Meter `m` heard a multicast WAKE at `at` for its contact `contact`,
+    /// with the WiFi window `(open, close)`.
+    fn woken(&mut self, m: usize, contact: usize, (open, close): (Time, Time), at: Time) {
+        let run = &mut self.meters[m];
+        run.result.downlinks += 1;
+        run.planned = contact as u32;
+        run.cursor = contact as u32;
+        run.stage = Stage::Window;
+        run.close = close;
+        self.schedule(open.max(at), Event::WindowOpen(m as u32));
     }
 
     fn wake_expired(&mut self, m: usize) {

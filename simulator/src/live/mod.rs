@@ -495,6 +495,7 @@ pub fn rehearse_live(
             downlinks_sent: network_stats.downlinks_sent,
             downlink_airtime: 0,
             incidents: world.incidents.borrow().clone(),
+            woken_again: 0,
         },
         passes: Vec::new(),
     };

@@ -56,7 +56,7 @@ pub struct Group {
 /// planned by unicast). Each group gets an address and a key drawn from
 /// `seed`.
 pub fn groups(world: &LiveWorld, meters: &[usize], config: &PlanConfig, seed: u64) -> Vec<Group> {
-    let grouping = group_config(config);
+    let grouping = group_config(config, crate::scenario::WakeDelivery::Multicast);
     let mut keys = SimRng::new(seed ^ 0x6d63_6173_746b_6579);
     segment_groups(meters.iter().map(|&m| (m, world.contacts_of(m))), &grouping)
         .into_iter()
