@@ -20,7 +20,10 @@
 //! `send_by`; then each group's multicast WAKE, queued after its setups
 //! for transmission at `transmit_at`. All go through the same loop, in
 //! `enqueue_at` order (a group WAKE after every setup due at the same
-//! time), with the same acknowledgement and progress file.
+//! time), with the same acknowledgement and progress file. A standing
+//! plan's rows go the same way: its installation setups like setups, each
+//! slot WAKE like a group WAKE at its own `transmit_at` (its own progress
+//! ID); `member` rows send nothing.
 
 use std::future::Future;
 use std::time::Duration;

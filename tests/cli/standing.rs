@@ -263,3 +263,68 @@ fn bad_standing_groups_are_refused_by_line_and_nothing_is_written() {
         "{error}"
     );
 }
+
+/// `push --dry-run` of a standing plan: every setup on FPort 201, then
+/// each slot WAKE to its multicast device at its absolute time (The
+/// Things Stack), or as a gRPC call at that time (ChirpStack).
+#[test]
+fn push_of_a_standing_plan_lists_setups_then_the_slot_wakes() {
+    let dir = tempfile::TempDir::new().unwrap();
+    succeeded(&plan_standing(dir.path(), "PLAN.csv", &[]));
+    let push = |server: &[&str]| {
+        otavan()
+            .args(["campaign", "push"])
+            .arg(dir.path().join("PLAN.csv"))
+            .args(server)
+            .args(["--gateway", "0016c001f153a14c", "--dry-run", "--groups"])
+            .arg(dir.path().join("GROUPS.csv"))
+            .output()
+            .unwrap()
+    };
+    let stdout = succeeded(&push(&["--tts-app", "meters@acme"]));
+    let todo: Vec<&str> = stdout.lines().filter(|l| l.starts_with("todo ")).collect();
+    let rows = rows(&dir.path().join("GROUPS.csv"));
+    let wakes: Vec<_> = rows.iter().filter(|r| r["kind"] == "wake").collect();
+    let setups = todo
+        .iter()
+        .filter(|l| l.contains(r#""f_port":201"#))
+        .count();
+    assert_eq!(setups, 14, "{stdout}");
+    for wake in &wakes {
+        let at = format!(r#""absolute_time":"{}""#, wake["transmit_at"]);
+        let line = todo
+            .iter()
+            .position(|l| {
+                l.contains(&format!("/devices/mc-{}/down/push", wake["mc_addr"])) && l.contains(&at)
+            })
+            .unwrap_or_else(|| panic!("{wake:?}: {stdout}"));
+        // After every setup of its group.
+        let last_setup = rows
+            .iter()
+            .filter(|r| r["kind"] == "standing" && r["mc_addr"] == wake["mc_addr"])
+            .filter_map(|r| {
+                todo.iter()
+                    .position(|l| l.contains(&format!("eui-{}", r["dev_eui"].to_lowercase())))
+            })
+            .max()
+            .unwrap();
+        assert!(line > last_setup, "{stdout}");
+    }
+    let cs = succeeded(&push(&[
+        "--chirpstack-app",
+        "app",
+        "--chirpstack-api",
+        "http://127.0.0.1:1",
+    ]));
+    let grpc: Vec<&str> = cs.lines().filter(|l| l.contains(" grpc:")).collect();
+    assert_eq!(grpc.len(), wakes.len(), "{cs}");
+    for wake in &wakes {
+        assert!(
+            grpc.iter().any(|l| l.starts_with(&format!(
+                "todo {} grpc:api.MulticastGroupService/List",
+                wake["transmit_at"]
+            ))),
+            "{cs}"
+        );
+    }
+}
