@@ -29,6 +29,7 @@ use otavan_planning::standing::{self, FRAME_OFFSET, PERIOD};
 use otavan_planning::time::{Time, secs};
 use otavan_protocol::lora::multicast::{Key, McRootKey, OTAVAN_SETUP_FPORT};
 use otavan_protocol::lora::{DEFAULT_FPORT, Wake, Window};
+use otavan_protocol::region::Region;
 use time::OffsetDateTime;
 
 use crate::capacity;
@@ -184,7 +185,7 @@ pub struct StandingPlan {
     pub unicast_members: usize,
     /// The setups' airtime (once per meter, not per campaign).
     pub setup_airtime: Duration,
-    /// This campaign's slot WAKEs and their airtime.
+    /// This campaign's slot WAKEs.
     pub wake_frames: usize,
     /// Their airtime.
     pub wake_airtime: Duration,
@@ -248,7 +249,7 @@ pub fn plan(
     };
     let segments = segment_groups(new.iter().map(|&m| (m, inputs.contacts.of(m))), &config);
     out.unicast_members += new.len() - segments.iter().map(|s| s.members.len()).sum::<usize>();
-    let slots = new_slots(inputs, known, segments.len());
+    let slots = new_slots(inputs.region, inputs.wake_bytes, known, segments.len());
     let first_addr = known
         .groups
         .iter()
@@ -309,9 +310,8 @@ pub fn plan(
 /// known groups and the new ones, all on one gateway, a new group moved
 /// to the next free slot if a known one (from a plan with other spacing)
 /// already holds its own.
-fn new_slots(inputs: &Inputs<'_>, known: &Registry, count: usize) -> Vec<u32> {
-    let air = capacity::rx2_airtime(inputs.region, inputs.wake_bytes)
-        * capacity::rx2_duty_divisor(inputs.region);
+fn new_slots(region: Region, wake_bytes: usize, known: &Registry, count: usize) -> Vec<u32> {
+    let air = capacity::rx2_airtime(region, wake_bytes) * capacity::rx2_duty_divisor(region);
     let spacing = secs(air.as_secs() + u64::from(air.subsec_nanos() > 0)).max(secs(1));
     let one_gateway = vec![vec![0]; known.groups.len() + count];
     let offsets = standing::assign_slots(&one_gateway, spacing);
@@ -393,7 +393,7 @@ fn group(
     };
     let wakes: Vec<(Time, Wake)> = slots
         .iter()
-        .filter_map(|&slot| Some((slot + FRAME_OFFSET, wake(inputs, slot, open, close)?)))
+        .filter_map(|&slot| Some((slot + FRAME_OFFSET, wake(&inputs.wake, slot, open, close)?)))
         .collect();
     let mut figures = GroupFigures {
         addr: draft.addr,
@@ -457,19 +457,20 @@ fn group(
     figures
 }
 
-/// The WAKE sent in the slot at `slot` for a WiFi window from `open` to
-/// `close`: its delay counted from the frame's end, rounded as the codec
-/// rounds it, and its window long enough to still reach `close`.
-fn wake(inputs: &Inputs<'_>, slot: Time, open: Time, close: Time) -> Option<Wake> {
+/// The WAKE (`template`'s campaign, network and tag) sent in the slot at
+/// `slot` for a WiFi window from `open` to `close`: its delay counted
+/// from the frame's end, rounded as the codec rounds it, and its window
+/// long enough to still reach `close`.
+fn wake(template: &Wake, slot: Time, open: Time, close: Time) -> Option<Wake> {
     let heard = slot + FRAME_OFFSET + FRAME_END;
     let delay = Duration::from_micros(open.checked_sub(heard)?);
     let make = |window: Time| {
         Wake::new(
-            inputs.wake.campaign,
+            template.campaign,
             delay,
             Duration::from_micros(window),
-            inputs.wake.network,
-            inputs.wake.version_tag,
+            template.network,
+            template.version_tag,
         )
         .ok()
     };
@@ -494,4 +495,53 @@ fn setup_frame(
 /// `t` to the whole second below.
 fn whole_second(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(0).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_groups_take_the_slots_after_the_known_ones_and_never_a_taken_one() {
+        let known = |slots: &[u32]| Registry {
+            groups: slots
+                .iter()
+                .enumerate()
+                .map(|(i, &slot_s)| KnownGroup {
+                    addr: STANDING_ADDR_BASE + i as u32,
+                    key: [0; 16],
+                    slot_s,
+                    members: Vec::new(),
+                })
+                .collect(),
+        };
+        // EU868: an 11-byte WAKE is 1.48 s on air at 10 %: 15 s apart.
+        assert_eq!(
+            new_slots(Region::Eu868, 11, &Registry::default(), 3),
+            [0, 15, 30]
+        );
+        assert_eq!(new_slots(Region::Eu868, 11, &known(&[0, 15]), 2), [30, 45]);
+        // Known groups from a plan with other slots: a new group skips
+        // the ones taken.
+        assert_eq!(new_slots(Region::Eu868, 11, &known(&[0, 30]), 2), [45, 60]);
+    }
+
+    #[test]
+    fn a_wake_days_ahead_still_covers_its_window_after_minute_rounding() {
+        let template = Wake::new(7, Duration::ZERO, Duration::ZERO, 1, None).unwrap();
+        let slot = secs(3_600);
+        // Opens 33 h 20 min 37 s after the frame: the delay goes in
+        // minutes.
+        let open = slot + FRAME_OFFSET + FRAME_END + secs(120_037);
+        let close = open + secs(900);
+        let w = wake(&template, slot, open, close).unwrap();
+        let heard = slot + FRAME_OFFSET + FRAME_END;
+        let opens = heard + secs(u64::from(w.delay.secs()));
+        let closes = opens + secs(u64::from(w.window.secs()));
+        assert!(opens.abs_diff(open) <= secs(30), "{w:?}");
+        assert!(closes >= close, "{w:?}");
+        assert_eq!((w.campaign, w.network), (7, 1));
+        // A window before the frame: none.
+        assert!(wake(&template, slot, slot, close).is_none());
+    }
 }

@@ -328,3 +328,54 @@ fn push_of_a_standing_plan_lists_setups_then_the_slot_wakes() {
         );
     }
 }
+
+/// A meter in no group yet (its row gone from the earlier GROUPS.csv) is
+/// set up in a new group, at a new address and a slot no known group
+/// holds; the others keep theirs.
+#[test]
+fn a_new_meter_gets_a_new_group_and_slot_and_the_known_ones_keep_theirs() {
+    let dir = tempfile::TempDir::new().unwrap();
+    succeeded(&plan_standing(dir.path(), "PLAN.csv", &[]));
+    let text = std::fs::read_to_string(dir.path().join("GROUPS.csv")).unwrap();
+    let first = rows(&dir.path().join("GROUPS.csv"));
+    let gone = first.iter().find(|r| r["kind"] == "standing").unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|l| !l.contains(gone["dev_eui"].as_str()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let earlier = dir.path().join("EARLIER.csv");
+    std::fs::write(&earlier, kept).unwrap();
+    std::fs::create_dir(dir.path().join("next")).unwrap();
+    let stdout = succeeded(&plan_standing(
+        dir.path(),
+        "next/PLAN.csv",
+        &[
+            "--standing-groups",
+            earlier.to_str().unwrap(),
+            "--standing-keys",
+            dir.path().join("GROUPKEYS.csv").to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        stdout.contains("1 meter(s) set up now, 13 already standing"),
+        "{stdout}"
+    );
+    let next = rows(&dir.path().join("next/GROUPS.csv"));
+    let setups: Vec<_> = next.iter().filter(|r| r["kind"] == "standing").collect();
+    assert_eq!(setups.len(), 1, "{next:?}");
+    assert_eq!(setups[0]["dev_eui"], gone["dev_eui"]);
+    let known: Vec<(&String, &String)> = first
+        .iter()
+        .map(|r| (&r["mc_addr"], &r["slot_s"]))
+        .collect();
+    assert!(
+        known
+            .iter()
+            .all(|(a, s)| *a != &setups[0]["mc_addr"] && *s != &setups[0]["slot_s"]),
+        "{setups:?}"
+    );
+    assert_eq!(next.iter().filter(|r| r["kind"] == "member").count(), 13);
+    let keys = std::fs::read_to_string(dir.path().join("next/GROUPKEYS.csv")).unwrap();
+    assert_eq!(keys.lines().count(), 1 + 3 + 1, "{keys}");
+}
