@@ -198,18 +198,22 @@ fn bad_standing_groups_are_refused_by_line_and_nothing_is_written() {
         );
         assert!(!output.status.success());
         assert!(!dir.path().join("NEXT.csv").exists());
+        // push refuses the same file before it connects or keeps any
+        // progress: nothing is sent.
         let push = otavan()
             .args(["campaign", "push"])
             .arg(dir.path().join("PLAN.csv"))
-            .args(["--tts-app", "meters@acme", "--gateway", "gw", "--dry-run"])
-            .arg("--groups")
+            .args(["--tts-app", "meters@acme", "--gateway", "gw"])
+            .args(["--mqtt", "mqtt://127.0.0.1:1", "--groups"])
             .arg(&bad)
             .arg("--group-keys")
             .arg(keys)
             .output()
             .unwrap();
         assert!(!push.status.success());
-        assert!(!String::from_utf8_lossy(&push.stdout).contains("todo "));
+        let push_error = String::from_utf8_lossy(&push.stderr);
+        assert!(!push_error.contains("cannot publish"), "{push_error}");
+        assert!(!dir.path().join("PLAN.csv.progress").exists());
         String::from_utf8_lossy(&output.stderr).to_string()
     };
     let keys = dir.path().join("GROUPKEYS.csv");
