@@ -359,26 +359,30 @@ fn row(field: Field<'_>) -> Result<GroupRow, String> {
     let mc_addr = field.require("mc_addr")?;
     let mc_addr = u32::from_str_radix(mc_addr, 16)
         .map_err(|_| format!("mc_addr {mc_addr:?} is not 8 hex digits"))?;
-    let kind = field.require("kind")?;
-    if kind != "member" && kind != "standing" && kind != "wake" && kind != "setup" {
-        return Err(format!(
-            "kind {kind:?} is not setup, wake, standing or member"
-        ));
-    }
-    if kind == "member" {
-        return Ok(GroupRow::Member {
+    match field.require("kind")? {
+        "member" => Ok(GroupRow::Member {
             mc_addr,
             dev_eui: field.require("dev_eui")?.parse()?,
             slot_s: slot(field)?,
-        });
+        }),
+        kind @ ("setup" | "standing") => setup_row(field, mc_addr, kind == "standing"),
+        "wake" => wake_row(field, mc_addr),
+        other => Err(format!(
+            "kind {other:?} is not setup, wake, standing or member"
+        )),
     }
-    let time = |name: &str| {
-        field
-            .require(name)
-            .and_then(|t| clock::parse(t).map_err(|e| format!("{name}: {e}")))
-    };
-    let enqueue_at = time("enqueue_at")?;
-    let send_by = time("send_by")?;
+}
+
+/// What every row that is sent has: when to queue it, its port and its
+/// payload.
+struct Queued {
+    enqueue_at: OffsetDateTime,
+    send_by: OffsetDateTime,
+    fport: u8,
+    payload: Vec<u8>,
+}
+
+fn queued(field: Field<'_>) -> Result<Queued, String> {
     let fport = field.require("fport")?;
     let fport = fport
         .parse::<u8>()
@@ -386,97 +390,110 @@ fn row(field: Field<'_>) -> Result<GroupRow, String> {
         .filter(|p| otavan_protocol::lora::APP_FPORTS.contains(p))
         .ok_or_else(|| format!("fport {fport:?} is not an application port (1-223)"))?;
     let payload = field.require("payload_hex")?;
-    let bytes = hex::decode(payload).map_err(|_| format!("payload_hex {payload:?} is not hex"))?;
-    let standing = field.get(SLOT_COLUMN).is_some();
-    match kind {
-        "setup" | "standing" => {
-            let dev_eui: DevEui = field.require("dev_eui")?.parse()?;
-            let requests = McRequest::decode_all(&bytes)
-                .map_err(|e| format!("payload_hex is not a multicast setup: {e}"))?;
-            let names_group = requests
-                .iter()
-                .any(|r| matches!(r, McRequest::GroupSetup(s) if s.mc_addr == mc_addr));
-            if !names_group {
-                return Err(format!("payload_hex sets up no group {mc_addr:08X}"));
-            }
-            if kind == "setup" {
-                if standing {
-                    return Err(
-                        "a setup row has no slot_s (a standing one is kind standing)".into(),
-                    );
-                }
-                return Ok(GroupRow::Setup {
-                    mc_addr,
-                    dev_eui,
-                    enqueue_at,
-                    send_by,
-                    fport,
-                    frame: bytes,
-                });
-            }
-            let slot_s = slot(field)?;
-            let session = requests.iter().find_map(|r| match r {
-                McRequest::StandingSession(s) => Some(*s),
-                _ => None,
-            });
-            let Some(session) = session else {
-                return Err("payload_hex has no standing session".into());
-            };
-            let first = DeviceTime {
-                gps_seconds: session.first_slot,
-                fraction: 0,
-            }
-            .to_unix()
-            .as_secs();
-            if session.period_s() != DAY_S as u32 || first % DAY_S != u64::from(slot_s) {
-                return Err(format!(
-                    "payload_hex's standing session is not a daily slot at slot_s {slot_s}"
-                ));
-            }
-            Ok(GroupRow::Standing {
-                mc_addr,
-                dev_eui,
-                slot_s,
-                enqueue_at,
-                send_by,
-                fport,
-                frame: bytes,
-            })
-        }
-        _ => {
-            let wake =
-                Wake::decode(&bytes).map_err(|e| format!("payload_hex is not a WAKE: {e}"))?;
-            let transmit_at = time("transmit_at")?;
-            if !standing {
-                return Ok(GroupRow::Wake {
-                    mc_addr,
-                    enqueue_at,
-                    send_by,
-                    transmit_at,
-                    fport,
-                    wake,
-                });
-            }
-            let slot_s = slot(field)?;
-            let into_slot =
-                (transmit_at.unix_timestamp() - i64::from(slot_s)).rem_euclid(DAY_S as i64);
-            if into_slot >= 1 << STANDING_WINDOW_EXPONENT {
-                return Err(format!(
-                    "transmit_at {} is not inside the slot at slot_s {slot_s}",
-                    clock::format(transmit_at)
-                ));
-            }
-            Ok(GroupRow::SlotWake {
-                mc_addr,
-                slot_s,
-                enqueue_at,
-                send_by,
-                transmit_at,
-                fport,
-                wake,
-            })
-        }
+    Ok(Queued {
+        enqueue_at: time(field, "enqueue_at")?,
+        send_by: time(field, "send_by")?,
+        fport,
+        payload: hex::decode(payload).map_err(|_| format!("payload_hex {payload:?} is not hex"))?,
+    })
+}
+
+/// Column `name` as an RFC 3339 time.
+fn time(field: Field<'_>, name: &str) -> Result<OffsetDateTime, String> {
+    field
+        .require(name)
+        .and_then(|t| clock::parse(t).map_err(|e| format!("{name}: {e}")))
+}
+
+/// A TS005 `setup` row, or (`standing`) a standing group's installation
+/// setup whose session is a daily slot at the row's `slot_s`.
+fn setup_row(field: Field<'_>, mc_addr: u32, standing: bool) -> Result<GroupRow, String> {
+    let q = queued(field)?;
+    let dev_eui: DevEui = field.require("dev_eui")?.parse()?;
+    let requests = McRequest::decode_all(&q.payload)
+        .map_err(|e| format!("payload_hex is not a multicast setup: {e}"))?;
+    let names_group = requests
+        .iter()
+        .any(|r| matches!(r, McRequest::GroupSetup(s) if s.mc_addr == mc_addr));
+    if !names_group {
+        return Err(format!("payload_hex sets up no group {mc_addr:08X}"));
     }
+    if !standing {
+        if field.get(SLOT_COLUMN).is_some() {
+            return Err("a setup row has no slot_s (a standing one is kind standing)".into());
+        }
+        return Ok(GroupRow::Setup {
+            mc_addr,
+            dev_eui,
+            enqueue_at: q.enqueue_at,
+            send_by: q.send_by,
+            fport: q.fport,
+            frame: q.payload,
+        });
+    }
+    let slot_s = slot(field)?;
+    let session = requests.iter().find_map(|r| match r {
+        McRequest::StandingSession(s) => Some(*s),
+        _ => None,
+    });
+    let Some(session) = session else {
+        return Err("payload_hex has no standing session".into());
+    };
+    let first = DeviceTime {
+        gps_seconds: session.first_slot,
+        fraction: 0,
+    }
+    .to_unix()
+    .as_secs();
+    if u64::from(session.period_s()) != DAY_S || first % DAY_S != u64::from(slot_s) {
+        return Err(format!(
+            "payload_hex's standing session is not a daily slot at slot_s {slot_s}"
+        ));
+    }
+    Ok(GroupRow::Standing {
+        mc_addr,
+        dev_eui,
+        slot_s,
+        enqueue_at: q.enqueue_at,
+        send_by: q.send_by,
+        fport: q.fport,
+        frame: q.payload,
+    })
+}
+
+/// A group's WAKE: a TS005 group's, or with `slot_s` a standing group's,
+/// transmitted inside that slot's window.
+fn wake_row(field: Field<'_>, mc_addr: u32) -> Result<GroupRow, String> {
+    let q = queued(field)?;
+    let wake = Wake::decode(&q.payload).map_err(|e| format!("payload_hex is not a WAKE: {e}"))?;
+    let transmit_at = time(field, "transmit_at")?;
+    if field.get(SLOT_COLUMN).is_none() {
+        return Ok(GroupRow::Wake {
+            mc_addr,
+            enqueue_at: q.enqueue_at,
+            send_by: q.send_by,
+            transmit_at,
+            fport: q.fport,
+            wake,
+        });
+    }
+    let slot_s = slot(field)?;
+    let into_slot = (transmit_at.unix_timestamp() - i64::from(slot_s)).rem_euclid(DAY_S as i64);
+    if into_slot >= 1 << STANDING_WINDOW_EXPONENT {
+        return Err(format!(
+            "transmit_at {} is not inside the slot at slot_s {slot_s}",
+            clock::format(transmit_at)
+        ));
+    }
+    Ok(GroupRow::SlotWake {
+        mc_addr,
+        slot_s,
+        enqueue_at: q.enqueue_at,
+        send_by: q.send_by,
+        transmit_at,
+        fport: q.fport,
+        wake,
+    })
 }
 
 /// One group's keys.

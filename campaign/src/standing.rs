@@ -27,7 +27,7 @@ use otavan_planning::contacts::Contact;
 use otavan_planning::multicast::{GROUP_SPAN, GroupConfig, segment_groups};
 use otavan_planning::standing::{self, FRAME_OFFSET, PERIOD};
 use otavan_planning::time::{Time, secs};
-use otavan_protocol::lora::multicast::{Key, McRootKey, OTAVAN_SETUP_FPORT};
+use otavan_protocol::lora::multicast::{Key, OTAVAN_SETUP_FPORT};
 use otavan_protocol::lora::{DEFAULT_FPORT, Wake, Window};
 use otavan_protocol::region::Region;
 use time::OffsetDateTime;
@@ -342,50 +342,18 @@ fn group(
     served: &mut [bool],
 ) -> GroupFigures {
     let clock = inputs.clock;
-    let start = clock.start();
-    // The group's next slot at or after the start, and its offset in the
-    // plan's virtual time.
-    let start_unix = start.unix_timestamp();
-    let mut first = start_unix - start_unix.rem_euclid(86_400) + i64::from(draft.slot_s);
-    if OffsetDateTime::from_unix_timestamp(first).map_or(true, |t| t < start) {
-        first += 86_400;
-    }
-    let first_at = OffsetDateTime::from_unix_timestamp(first).unwrap_or(start);
-    let offset = clock.time_of(first_at).unwrap_or(0);
-    // The members' contacts, in time order, as many as one window covers.
-    let mut members: Vec<(usize, Contact)> = draft
+    let first = first_slot(clock.start(), draft.slot_s);
+    let offset = clock.time_of(first).unwrap_or(0);
+    let (members, open, close) = covered(inputs, &draft.planned);
+    // A new group's setups must reach every member first.
+    let longest = draft
         .planned
         .iter()
-        .filter_map(|&m| {
-            let c = inputs
-                .contacts
-                .of(m)
-                .iter()
-                .find(|c| c.start >= inputs.lead && c.duration() >= inputs.min_contact)?;
-            Some((m, *c))
-        })
-        .collect();
-    members.sort_by_key(|(m, c)| (c.start, *m));
-    let max_window = secs(u64::from(Window::MAX.secs()));
-    let open = members.first().map_or(0, |(_, c)| c.start - inputs.lead);
-    members.retain(|(_, c)| c.end + inputs.slack - open <= max_window);
-    let close = members
-        .iter()
-        .map(|(_, c)| c.end + inputs.slack)
+        .map(|&m| secs(inputs.meters[m].interval_s))
         .max()
-        .unwrap_or(open);
-    let interval = |m: usize| secs(inputs.meters[m].interval_s);
-    let earliest = if draft.new {
-        let longest = draft
-            .planned
-            .iter()
-            .map(|&m| interval(m))
-            .max()
-            .unwrap_or(0);
-        longest + inputs.uplink_spread + SETUP_MARGIN
-    } else {
-        SETUP_MARGIN
-    };
+        .unwrap_or(0);
+    let setup_lead = longest + inputs.uplink_spread + SETUP_MARGIN;
+    let earliest = if draft.new { setup_lead } else { SETUP_MARGIN };
     let slots = if members.is_empty() {
         Vec::new()
     } else {
@@ -404,36 +372,10 @@ fn group(
     };
     if draft.new {
         let send_by = match wakes.first() {
-            Some(&(transmit, _)) => clock.at(transmit.saturating_sub(FRAME_OFFSET)
-                - draft
-                    .planned
-                    .iter()
-                    .map(|&m| interval(m))
-                    .max()
-                    .unwrap_or(0)
-                - inputs.uplink_spread
-                - SETUP_MARGIN),
+            Some(&(transmit, _)) => clock.at((transmit - FRAME_OFFSET).saturating_sub(setup_lead)),
             None => clock.at(PERIOD),
         };
-        let first_slot = Duration::from_secs(u64::try_from(first).unwrap_or(0));
-        for (j, &m) in draft.planned.iter().enumerate() {
-            let Some(root) = inputs.meters[m].root_key else {
-                continue;
-            };
-            // Spread over the time there is, not all in the first hour's
-            // duty cycle.
-            let share = (send_by - start) * (j as f64 / draft.planned.len() as f64);
-            rows.push(GroupRow::Standing {
-                mc_addr: draft.addr,
-                dev_eui: inputs.meters[m].dev_eui,
-                slot_s: draft.slot_s,
-                enqueue_at: whole_second(start + share),
-                send_by: whole_second(send_by),
-                fport: OTAVAN_SETUP_FPORT,
-                frame: setup_frame(draft, &root, first_slot, inputs),
-            });
-            figures.new_members += 1;
-        }
+        figures.new_members = setups(inputs, draft, first, send_by, rows);
     }
     if !wakes.is_empty() {
         for (m, _) in &members {
@@ -455,6 +397,81 @@ fn group(
         figures.wakes.push(transmit_at);
     }
     figures
+}
+
+/// The first time of day `slot_s` (seconds after 00:00 UTC) at or after
+/// `start`, in whole seconds.
+fn first_slot(start: OffsetDateTime, slot_s: u32) -> OffsetDateTime {
+    let day = start
+        .to_offset(time::UtcOffset::UTC)
+        .replace_time(time::Time::MIDNIGHT);
+    let slot = day + time::Duration::seconds(i64::from(slot_s));
+    if slot < start {
+        slot + time::Duration::DAY
+    } else {
+        slot
+    }
+}
+
+/// The members of `planned` one WiFi window covers: each one's first
+/// usable contact, by start, as many as fit the longest window a WAKE
+/// carries; and that window's opening and closing.
+fn covered(inputs: &Inputs<'_>, planned: &[usize]) -> (Vec<(usize, Contact)>, Time, Time) {
+    let mut members: Vec<(usize, Contact)> = planned
+        .iter()
+        .filter_map(|&m| {
+            let c = inputs
+                .contacts
+                .of(m)
+                .iter()
+                .find(|c| c.start >= inputs.lead && c.duration() >= inputs.min_contact)?;
+            Some((m, *c))
+        })
+        .collect();
+    members.sort_by_key(|(m, c)| (c.start, *m));
+    let max_window = secs(u64::from(Window::MAX.secs()));
+    let open = members.first().map_or(0, |(_, c)| c.start - inputs.lead);
+    members.retain(|(_, c)| c.end + inputs.slack - open <= max_window);
+    let close = members
+        .iter()
+        .map(|(_, c)| c.end + inputs.slack)
+        .max()
+        .unwrap_or(open);
+    (members, open, close)
+}
+
+/// Pushes the installation setup of every member of `draft` with a root
+/// key, their queue times spread from the plan's start to `send_by`, the
+/// first slot at `first`; returns how many.
+fn setups(
+    inputs: &Inputs<'_>,
+    draft: &Draft,
+    first: OffsetDateTime,
+    send_by: OffsetDateTime,
+    rows: &mut Vec<GroupRow>,
+) -> usize {
+    let start = inputs.clock.start();
+    let first = Duration::from_secs(u64::try_from(first.unix_timestamp()).unwrap_or(0));
+    let mut count = 0;
+    for (j, &m) in draft.planned.iter().enumerate() {
+        let Some(root) = inputs.meters[m].root_key else {
+            continue;
+        };
+        // Spread over the time there is, not all in the first hour's duty
+        // cycle.
+        let share = (send_by - start) * (j as f64 / draft.planned.len() as f64);
+        rows.push(GroupRow::Standing {
+            mc_addr: draft.addr,
+            dev_eui: inputs.meters[m].dev_eui,
+            slot_s: draft.slot_s,
+            enqueue_at: whole_second(start + share),
+            send_by: whole_second(send_by),
+            fport: OTAVAN_SETUP_FPORT,
+            frame: standing::setup_frame(draft.addr, &draft.key, &root, first, inputs.region),
+        });
+        count += 1;
+    }
+    count
 }
 
 /// The WAKE (`template`'s campaign, network and tag) sent in the slot at
@@ -479,17 +496,6 @@ fn wake(template: &Wake, slot: Time, open: Time, close: Time) -> Option<Wake> {
     // up to 30 s early or late, and is lengthened to close no earlier.
     let opens = heard + secs(u64::from(rounded.delay.secs()));
     make(close.saturating_sub(opens).max(close - open)).or(Some(rounded))
-}
-
-/// The installation setup frame for a member of `draft` with root key
-/// `root`, its first slot at Unix time `first_slot`.
-fn setup_frame(
-    draft: &Draft,
-    root: &McRootKey,
-    first_slot: Duration,
-    inputs: &Inputs<'_>,
-) -> Vec<u8> {
-    standing::setup_frame(draft.addr, &draft.key, root, first_slot, inputs.region)
 }
 
 /// `t` to the whole second below.
