@@ -252,6 +252,13 @@ fn bad_standing_groups_are_refused_by_line_and_nothing_is_written() {
         )),
         "{error}"
     );
+    // A keys file others may read.
+    let open = dir.path().join("OPEN.csv");
+    std::fs::copy(&keys, &open).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let error = refused(&good, &open);
+    assert!(error.contains("readable by others (mode 644)"), "{error}");
     // A group whose keys are not in the keys file.
     std::fs::write(
         dir.path().join("EMPTY.csv"),
@@ -259,7 +266,6 @@ fn bad_standing_groups_are_refused_by_line_and_nothing_is_written() {
     )
     .unwrap();
     let empty = dir.path().join("EMPTY.csv");
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o600)).unwrap();
     let error = refused(&good, &empty);
     assert!(
