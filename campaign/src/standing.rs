@@ -198,7 +198,8 @@ struct Draft {
     addr: u32,
     key: Key,
     slot_s: u32,
-    /// Its members this campaign plans, by contact start.
+    /// Its members this campaign plans (inventory indices; a new group's
+    /// by contact start).
     planned: Vec<usize>,
     /// Whether they are set up now.
     new: bool,
