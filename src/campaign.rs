@@ -14,6 +14,7 @@ use otavan_campaign::multicast::{Delivery, MulticastPlan};
 use otavan_campaign::pace::{self as pace_plan, PaceSettings};
 use otavan_campaign::plan::{self, Settings, Summary, WakeMode, WifiRanges};
 use otavan_campaign::push::{self, PushConfig, PushEvent};
+use otavan_campaign::standing::{self, StandingPlan};
 use otavan_campaign::watch::{self, WatchConfig, WatchEvent};
 use otavan_campaign::{capacity, clock, legs_csv, plan_csv, progress, route};
 use otavan_protocol::Version;
@@ -98,19 +99,28 @@ pub struct PlanArgs {
     /// Write the paced drive, one row a leg, to this file (LEGS.csv).
     #[arg(long, value_name = "LEGS.csv", requires = "pace_budget_s")]
     legs_out: Option<PathBuf>,
-    /// How meters are woken: unicast (a WAKE each) or multicast (per
-    /// street segment, TS005 multicast where it costs less; needs the
-    /// inventory's gen_app_key).
+    /// How meters are woken: unicast (a WAKE each), multicast (per
+    /// street segment, TS005 multicast where it costs less) or standing
+    /// (standing multicast groups woken in their daily slot); multicast
+    /// and standing need the inventory's gen_app_key.
     #[arg(long, default_value = "unicast", value_parser = parse_wake)]
     wake: WakeMode,
-    /// With --wake multicast: the setups and group WAKEs to write
-    /// (default: GROUPS.csv beside --out).
+    /// With --wake multicast or standing: the setups and group WAKEs to
+    /// write (default: GROUPS.csv beside --out).
     #[arg(long)]
     groups: Option<PathBuf>,
-    /// With --wake multicast: the group keys to write, mode 0600
-    /// (default: GROUPKEYS.csv beside --out).
+    /// With --wake multicast or standing: the group keys to write, mode
+    /// 0600 (default: GROUPKEYS.csv beside --out).
     #[arg(long)]
     group_keys: Option<PathBuf>,
+    /// With --wake standing: an earlier standing plan's GROUPS.csv, whose
+    /// meters keep their group, key and slot (no new setup).
+    #[arg(long, value_name = "GROUPS.csv")]
+    standing_groups: Option<PathBuf>,
+    /// Its keys, mode 0600 (default: GROUPKEYS.csv beside
+    /// --standing-groups).
+    #[arg(long, value_name = "GROUPKEYS.csv", requires = "standing_groups")]
+    standing_keys: Option<PathBuf>,
 }
 
 /// A `--wake` flag.
@@ -118,7 +128,8 @@ fn parse_wake(text: &str) -> Result<WakeMode, String> {
     match text {
         "unicast" => Ok(WakeMode::Unicast),
         "multicast" => Ok(WakeMode::Multicast),
-        _ => Err(format!("{text:?} is not unicast or multicast")),
+        "standing" => Ok(WakeMode::Standing),
+        _ => Err(format!("{text:?} is not unicast, multicast or standing")),
     }
 }
 
@@ -277,6 +288,19 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
     let ranges = wifi_ranges(&args.wifi_ranges)?;
     let meters = inventory::read(&args.meters, &ranges)?;
     let waypoints = route::read(&args.route)?;
+    let standing_groups = match &args.standing_groups {
+        Some(_) if args.wake != WakeMode::Standing => {
+            bail!("--standing-groups goes with --wake standing")
+        }
+        Some(path) => {
+            let keys = args
+                .standing_keys
+                .clone()
+                .unwrap_or_else(|| beside(path, "GROUPKEYS.csv"));
+            standing::read_registry(path, &keys)?
+        }
+        None => standing::Registry::default(),
+    };
     let settings = Settings {
         speed_kmh: args.speed_kmh,
         campaign: args.campaign,
@@ -292,29 +316,40 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
             max_stop_s: args.max_stop_s,
         }),
         wake: args.wake,
+        standing: standing_groups,
         ..Settings::new(args.start)
     };
     let plan = plan::plan(&meters, &waypoints, &settings)?;
-    if let Some(groups) = &plan.multicast {
-        let rows_path = args
-            .groups
-            .clone()
-            .unwrap_or_else(|| beside(&args.out, "GROUPS.csv"));
-        let keys_path = args
-            .group_keys
-            .clone()
-            .unwrap_or_else(|| beside(&args.out, "GROUPKEYS.csv"));
-        let keys: Vec<GroupKeys> = groups
-            .groups
-            .iter()
-            .filter(|g| g.delivery == Delivery::Multicast)
-            .map(|g| GroupKeys::new(g.addr, g.key))
-            .collect();
+    let rows_path = args
+        .groups
+        .clone()
+        .unwrap_or_else(|| beside(&args.out, "GROUPS.csv"));
+    let keys_path = args
+        .group_keys
+        .clone()
+        .unwrap_or_else(|| beside(&args.out, "GROUPKEYS.csv"));
+    let groups = match (&plan.multicast, &plan.standing) {
+        (Some(groups), _) => {
+            print_groups(groups);
+            let keys: Vec<GroupKeys> = groups
+                .groups
+                .iter()
+                .filter(|g| g.delivery == Delivery::Multicast)
+                .map(|g| GroupKeys::new(g.addr, g.key))
+                .collect();
+            Some((keys, &groups.rows))
+        }
+        (None, Some(groups)) => {
+            print_standing(groups, settings.region);
+            Some((groups.keys.clone(), &groups.rows))
+        }
+        (None, None) => None,
+    };
+    if let Some((keys, rows)) = groups {
         groups_csv::write_keys(&keys_path, &keys)
             .with_context(|| format!("cannot write {}", keys_path.display()))?;
-        groups_csv::write(&rows_path, &groups.rows)
+        groups_csv::write(&rows_path, rows)
             .with_context(|| format!("cannot write {}", rows_path.display()))?;
-        print_groups(groups);
         println!(
             "wrote {} and {} (0600)",
             rows_path.display(),
@@ -367,6 +402,49 @@ fn print_groups(plan: &MulticastPlan) {
             secs(c.hour_budget),
             c.extra_j(),
             c.max_extra_j,
+        );
+    }
+}
+
+/// The standing groups' figures (never a key).
+fn print_standing(plan: &StandingPlan, region: Region) {
+    println!(
+        "standing: {} group(s), {} meter(s) set up now, {} already standing; {} planned \
+         meter(s) without gen_app_key and {} whose pass their group's slots cannot reach stay \
+         unicast",
+        plan.groups.len(),
+        plan.set_up_now,
+        plan.already_standing,
+        plan.without_root_key,
+        plan.unicast_members
+    );
+    println!(
+        "standing airtime: setups {:.1} s once ({} of {} B, {region} RX2), this campaign's WAKEs \
+         {:.1} s ({} frame(s)); each member listens {:.2} J a day ({} s window at 12 mA)",
+        plan.setup_airtime.as_secs_f64(),
+        plan.set_up_now,
+        standing::SETUP_LEN,
+        plan.wake_airtime.as_secs_f64(),
+        plan.wake_frames,
+        plan.listen_j_per_day,
+        standing::WINDOW_S,
+    );
+    for g in &plan.groups {
+        let wakes: Vec<String> = g.wakes.iter().map(|t| clock::format(*t)).collect();
+        println!(
+            "group {:08X} slot {:02}:{:02}:{:02} UTC (slot_s {}): {} set up now, {} woken; WAKEs {}",
+            g.addr,
+            g.slot_s / 3600,
+            g.slot_s / 60 % 60,
+            g.slot_s % 60,
+            g.slot_s,
+            g.new_members,
+            g.woken,
+            if wakes.is_empty() {
+                "none (the pass comes before its slot)".to_owned()
+            } else {
+                wakes.join(", ")
+            }
         );
     }
 }

@@ -77,11 +77,16 @@ impl HourlyLoad {
 /// The airtime one gateway may send on RX2 in an hour (its sub-band's
 /// duty cycle; the whole hour without one).
 pub fn rx2_hour_budget(region: Region) -> Duration {
-    let divisor = region
+    Duration::from_secs(3600) / rx2_duty_divisor(region)
+}
+
+/// The RX2 sub-band's duty-cycle divisor (10 for 10 %; 1 without one):
+/// after a frame a gateway waits that many times its airtime.
+pub fn rx2_duty_divisor(region: Region) -> u32 {
+    region
         .band(region.rx2().frequency)
         .and_then(Band::duty_cycle_divisor)
-        .unwrap_or(1);
-    Duration::from_secs(3600) / divisor
+        .unwrap_or(1)
 }
 
 /// Gateways needed for `peak` downlinks an hour at `capacity` each.

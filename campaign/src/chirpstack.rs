@@ -10,6 +10,14 @@
 //! downlink as soon as it is queued (`DELAY` scheduling), so it is queued
 //! at `transmit_at`, not before. Every call carries the API key as a
 //! bearer token.
+//!
+//! A standing group (`campaign plan --wake standing`) lives across
+//! campaigns: each slot WAKE first looks the group up by its name
+//! (`List`), creates it (with its members and gateways) only when it is
+//! not there, and enqueues the WAKE at the slot's `transmit_at`: the
+//! queue item has no transmission time (`GPS_TIME` scheduling only
+//! synchronises several gateways), so the WAKE is queued at the moment it
+//! should go out and expires with the slot's window.
 
 //!
 //! The calls themselves are in `grpc` (the `chirpstack` feature); an
@@ -92,6 +100,9 @@ pub struct GroupWake {
     pub payload: Vec<u8>,
     /// When the members' class C window closes.
     pub expires_at: OffsetDateTime,
+    /// A standing group: created at its first WAKE, found by name
+    /// (`otavan-ADDR`) at the next ones.
+    pub standing: bool,
 }
 
 /// Without the `chirpstack` feature: refuses, saying how to build it.

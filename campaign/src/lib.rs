@@ -18,6 +18,9 @@
 //!    ([`limit`]). With a time budget ([`pace`]), the van's speed on each
 //!    leg and its stops are planned first, for the meters' contacts, and
 //!    [`legs_csv::write`] writes them as LEGS.csv.
+//!    With `--wake multicast` ([`multicast`]) or `--wake standing`
+//!    ([`standing`]: groups set up once, woken in a daily slot) it also
+//!    writes GROUPS.csv and GROUPKEYS.csv ([`groups_csv`]).
 //! 3. [`push::push`] queues each WAKE at its time over the network
 //!    server's MQTT integration ([`mqtt::NetworkServer`]: ChirpStack v4 or
 //!    The Things Stack), QoS 1, recording every PUBACK in
@@ -74,5 +77,6 @@ pub mod push;
 pub mod replan;
 pub mod reports_csv;
 pub mod route;
+pub mod standing;
 pub mod table;
 pub mod watch;

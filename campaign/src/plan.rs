@@ -72,6 +72,7 @@ use otavan_protocol::lora::multicast::Key;
 
 use crate::plan_csv::PlanRow;
 use crate::route::{self, Waypoint};
+use crate::standing::{self, Registry, StandingPlan};
 use crate::table::Problems;
 /// The planner's margins and WiFi ranges, as the settings name them.
 pub use otavan_planning::defaults::{Margins, WifiRanges};
@@ -106,6 +107,8 @@ pub struct Settings {
     pub pace: Option<PaceSettings>,
     /// How meters are woken.
     pub wake: WakeMode,
+    /// With [`WakeMode::Standing`], the groups earlier plans set up.
+    pub standing: Registry,
 }
 
 /// How `campaign plan` wakes meters (`--wake`).
@@ -116,6 +119,9 @@ pub enum WakeMode {
     Unicast,
     /// Per street segment, unicast or multicast, whichever costs less.
     Multicast,
+    /// Standing multicast groups, woken in their daily slot
+    /// ([`crate::standing`]); the known ones in [`Settings::standing`].
+    Standing,
 }
 
 impl Settings {
@@ -135,6 +141,7 @@ impl Settings {
             update_bytes: None,
             pace: None,
             wake: WakeMode::Unicast,
+            standing: Registry::default(),
         }
     }
 }
@@ -234,6 +241,8 @@ pub struct Plan {
     pub summary: Summary,
     /// The groups, with [`WakeMode::Multicast`].
     pub multicast: Option<MulticastPlan>,
+    /// The standing groups, with [`WakeMode::Standing`].
+    pub standing: Option<StandingPlan>,
 }
 
 /// Plans the campaign; multicast group keys come from the operating
@@ -349,39 +358,50 @@ pub fn plan_with_keys(
         };
         outcomes.push((meter.dev_eui, outcome));
     }
+    let inputs = multicast::Inputs {
+        meters: meters
+            .iter()
+            .zip(&deliveries)
+            .map(|(m, d)| multicast::Candidate {
+                dev_eui: m.dev_eui,
+                root_key: m.root_key,
+                interval_s: m.uplink_interval_s,
+                delivery: *d,
+            })
+            .collect(),
+        contacts: &contacts,
+        clock: &clock,
+        load: &load,
+        wake_bytes: planner.wake_bytes,
+        min_contact: planner.min_contact,
+        lead: planner.config.lead,
+        slack: planner.config.slack,
+        uplink_spread: planner.jitter + planner.rx_delay,
+        region: settings.region,
+        wake: Wake {
+            campaign: settings.campaign,
+            delay: Delay::ZERO,
+            window: Window::ZERO,
+            network: settings.network,
+            version_tag: planner.config.version_tag,
+        },
+    };
+    let mut regrouped = None;
     let multicast = (settings.wake == WakeMode::Multicast).then(|| {
-        let inputs = multicast::Inputs {
-            meters: meters
-                .iter()
-                .zip(&deliveries)
-                .map(|(m, d)| multicast::Candidate {
-                    dev_eui: m.dev_eui,
-                    root_key: m.root_key,
-                    interval_s: m.uplink_interval_s,
-                    delivery: *d,
-                })
-                .collect(),
-            contacts: &contacts,
-            clock: &clock,
-            load: &load,
-            wake_bytes: planner.wake_bytes,
-            min_contact: planner.min_contact,
-            lead: planner.config.lead,
-            slack: planner.config.slack,
-            uplink_spread: planner.jitter + planner.rx_delay,
-            region: settings.region,
-            wake: Wake {
-                campaign: settings.campaign,
-                delay: Delay::ZERO,
-                window: Window::ZERO,
-                network: settings.network,
-                version_tag: planner.config.version_tag,
-            },
-        };
         let (groups, served) = multicast::plan(&inputs, key);
+        regrouped = Some(served);
+        groups
+    });
+    let standing = (settings.wake == WakeMode::Standing).then(|| {
+        let (groups, served) = standing::plan(&inputs, &settings.standing, key);
+        regrouped = Some(served);
+        groups
+    });
+    drop(inputs);
+    if let Some(served) = regrouped {
         // The served meters' WAKEs leave the unicast plan and its load;
-        // their setups (delivered within an interval of the start) and the
-        // group WAKEs come in.
+        // their setups (delivered within an interval of their queueing)
+        // and the group WAKEs come in.
         load = HourlyLoad::default();
         for (m, delivery) in deliveries.iter().enumerate() {
             if let (Some((from, to)), false) = (delivery, served[m]) {
@@ -392,9 +412,18 @@ pub fn plan_with_keys(
             .iter()
             .map(|m| (m.dev_eui, m.uplink_interval_s))
             .collect();
-        for row in &groups.rows {
+        let group_rows = multicast
+            .iter()
+            .flat_map(|g| &g.rows)
+            .chain(standing.iter().flat_map(|g| &g.rows));
+        for row in group_rows {
             match row {
                 GroupRow::Setup {
+                    dev_eui,
+                    enqueue_at,
+                    ..
+                }
+                | GroupRow::Standing {
                     dev_eui,
                     enqueue_at,
                     ..
@@ -403,9 +432,10 @@ pub fn plan_with_keys(
                     let interval = intervals.get(dev_eui).copied().unwrap_or(0) as f64;
                     load.add(from, from + interval);
                 }
-                GroupRow::Wake { transmit_at, .. } => {
+                GroupRow::Wake { transmit_at, .. } | GroupRow::SlotWake { transmit_at, .. } => {
                     load.add(unix(*transmit_at), unix(*transmit_at));
                 }
+                GroupRow::Member { .. } => {}
             }
         }
         let served: std::collections::HashSet<DevEui> = meters
@@ -415,8 +445,7 @@ pub fn plan_with_keys(
             .map(|(m, _)| m.dev_eui)
             .collect();
         rows.retain(|r| !served.contains(&r.dev_eui));
-        groups
-    });
+    }
     rows.sort_by_key(|r| (r.enqueue_at, r.dev_eui));
     let count = |o: Outcome| outcomes.iter().filter(|(_, x)| *x == o).count();
     let wake_bytes = planner.wake_bytes;
@@ -475,6 +504,7 @@ pub fn plan_with_keys(
         legs,
         summary,
         multicast,
+        standing,
     })
 }
 
@@ -1018,7 +1048,7 @@ mod tests {
             else {
                 unreachable!()
             };
-            assert!(setups.iter().all(|r| r.send_by() <= *enqueue_at));
+            assert!(setups.iter().all(|r| r.send_by() <= Some(*enqueue_at)));
             assert_eq!(*transmit_at, g.session_at + time::Duration::seconds(5));
             assert!(*transmit_at < g.session_at + time::Duration::seconds(64));
             // The window covers every member's contact.

@@ -4,7 +4,8 @@
 //! The file starts with a line naming the plan's SHA-256 (a progress file
 //! of another plan is refused), then has one line per acknowledged
 //! downlink, `ID ACKED_AT`: a WAKE's ID is its DevEUI, a multicast setup's
-//! `setup-DEVEUI`, a group WAKE's `group-MCADDR`. Each line is appended and flushed to disk
+//! `setup-DEVEUI`, a group WAKE's `group-MCADDR` (a standing group's
+//! WAKE in one slot: `group-MCADDR@TRANSMIT_AT`). Each line is appended and flushed to disk
 //! (`fsync`) after the broker's PUBACK and before the next WAKE is
 //! published; the directory is flushed once when the file is opened, so
 //! the file itself (not only its lines) survives a power cut. A line cut short by a crash has no newline: it is dropped
@@ -129,12 +130,21 @@ fn parse(path: &Path, text: &str, digest: &str) -> Result<(Acknowledged, usize),
     Ok((Acknowledged(acked), complete))
 }
 
-/// Checks a downlink ID: a DevEUI, `setup-DEVEUI` or `group-MCADDR`.
+/// Checks a downlink ID: a DevEUI, `setup-DEVEUI`, `group-MCADDR` or
+/// `group-MCADDR@TRANSMIT_AT`.
 fn check_id(id: &str) -> Result<(), String> {
     match id.strip_prefix("group-") {
-        Some(addr) => u32::from_str_radix(addr, 16)
-            .map(|_| ())
-            .map_err(|_| format!("{id:?} names no group address")),
+        Some(group) => {
+            let (addr, at) = match group.split_once('@') {
+                Some((addr, at)) => (addr, Some(at)),
+                None => (group, None),
+            };
+            u32::from_str_radix(addr, 16).map_err(|_| format!("{id:?} names no group address"))?;
+            match at {
+                Some(at) => clock::parse(at).map(|_| ()),
+                None => Ok(()),
+            }
+        }
         None => id
             .strip_prefix("setup-")
             .unwrap_or(id)
@@ -253,9 +263,12 @@ mod tests {
         let mut p = Progress::open(&path, "abc").unwrap();
         p.record(format!("setup-{a}"), now).unwrap();
         p.record("group-01707000", now).unwrap();
+        p.record("group-01800000@2025-06-02T00:00:02Z", now)
+            .unwrap();
         drop(p);
         let again = read(&path, "abc").unwrap();
         assert!(again.contains("setup-70B3D57ED0000001") && again.contains("group-01707000"));
+        assert!(again.contains("group-01800000@2025-06-02T00:00:02Z"));
         std::fs::write(
             &path,
             "# otavan campaign push progress, plan sha256 abc\ngroup-xyz 1\n",
@@ -265,6 +278,17 @@ mod tests {
         assert!(
             error.contains("line 2: \"group-xyz\" names no group address"),
             "{error}"
+        );
+        std::fs::write(
+            &path,
+            "# otavan campaign push progress, plan sha256 abc\ngroup-01800000@noon 1\n",
+        )
+        .unwrap();
+        assert!(
+            read(&path, "abc")
+                .unwrap_err()
+                .to_string()
+                .contains("line 2")
         );
     }
 }

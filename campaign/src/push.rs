@@ -20,7 +20,10 @@
 //! `send_by`; then each group's multicast WAKE, queued after its setups
 //! for transmission at `transmit_at`. All go through the same loop, in
 //! `enqueue_at` order (a group WAKE after every setup due at the same
-//! time), with the same acknowledgement and progress file.
+//! time), with the same acknowledgement and progress file. A standing
+//! plan's rows go the same way: its installation setups like setups, each
+//! slot WAKE like a group WAKE at its own `transmit_at` (its own progress
+//! ID); `member` rows send nothing.
 
 use std::future::Future;
 use std::time::Duration;
@@ -161,10 +164,11 @@ impl Downlink {
         }
     }
 
-    /// GROUPS.csv's rows: setups by unicast; each group's WAKE to its
+    /// GROUPS.csv's rows: setups by unicast; each group WAKE to its
     /// multicast device through `gateways` (The Things Stack), or through
     /// ChirpStack's gRPC API at its `transmit_at` with its members and
-    /// `keys` (ChirpStack, where the group is created then).
+    /// `keys` (ChirpStack, where a TS005 group is created then, a
+    /// standing one at its first WAKE). `member` rows send nothing.
     ///
     /// # Errors
     ///
@@ -177,7 +181,31 @@ impl Downlink {
         keys: &std::collections::HashMap<u32, GroupKeys>,
         region: otavan_protocol::region::Region,
     ) -> Result<Vec<Downlink>, String> {
+        let members = |group: u32| -> Vec<_> {
+            rows.iter()
+                .filter(|r| r.mc_addr() == group)
+                .filter_map(GroupRow::dev_eui)
+                .collect()
+        };
+        let group_wake = |mc_addr: &u32,
+                          fport: &u8,
+                          wake: &otavan_protocol::lora::Wake,
+                          expires_at: OffsetDateTime,
+                          standing: bool| {
+            keys.get(mc_addr)
+                .map(|keys| GroupWake {
+                    keys: keys.clone(),
+                    members: members(*mc_addr),
+                    region,
+                    fport: *fport,
+                    payload: wake.encode(),
+                    expires_at,
+                    standing,
+                })
+                .ok_or_else(|| format!("no keys for group {mc_addr:08X}"))
+        };
         rows.iter()
+            .filter(|row| row.enqueue_at().is_some())
             .map(|row| match (server, row) {
                 (
                     NetworkServer::ChirpStack { .. },
@@ -188,44 +216,51 @@ impl Downlink {
                         wake,
                         ..
                     },
-                ) => {
-                    let keys = keys
-                        .get(mc_addr)
-                        .ok_or_else(|| format!("no keys for group {mc_addr:08X}"))?;
-                    let members = rows
-                        .iter()
-                        .filter_map(|r| match r {
-                            GroupRow::Setup {
-                                mc_addr: a,
-                                dev_eui,
-                                ..
-                            } if a == mc_addr => Some(*dev_eui),
-                            _ => None,
-                        })
-                        .collect();
-                    Ok(Downlink::chirpstack(
-                        GroupWake {
-                            keys: keys.clone(),
-                            members,
-                            region,
-                            fport: *fport,
-                            payload: wake.encode(),
-                            // The window opened 5 s before the frame and
-                            // lasts 64 s.
-                            expires_at: *transmit_at + Duration::from_secs(55),
-                        },
-                        *transmit_at,
-                        row.progress_key(),
-                    ))
-                }
+                ) => Ok(Downlink::chirpstack(
+                    // The window opened 5 s before the frame and lasts
+                    // 128 s.
+                    group_wake(
+                        mc_addr,
+                        fport,
+                        wake,
+                        *transmit_at + Duration::from_secs(55),
+                        false,
+                    )?,
+                    *transmit_at,
+                    Duration::from_secs(20),
+                    row.progress_key(),
+                )),
+                (
+                    NetworkServer::ChirpStack { .. },
+                    GroupRow::SlotWake {
+                        mc_addr,
+                        transmit_at,
+                        fport,
+                        wake,
+                        ..
+                    },
+                ) => Ok(Downlink::chirpstack(
+                    // The slot's window closes 6 s after the frame is
+                    // due; the frame takes 1.5 s.
+                    group_wake(
+                        mc_addr,
+                        fport,
+                        wake,
+                        *transmit_at + Duration::from_secs(6),
+                        true,
+                    )?,
+                    *transmit_at,
+                    Duration::from_secs(3),
+                    row.progress_key(),
+                )),
                 _ => Downlink::group_row(row, server, gateways),
             })
             .collect()
     }
 
     /// A ChirpStack group WAKE, queued at `at` (ChirpStack sends it as
-    /// soon as it is queued), skipped 20 s later.
-    fn chirpstack(wake: GroupWake, at: OffsetDateTime, id: String) -> Downlink {
+    /// soon as it is queued), skipped `grace` later.
+    fn chirpstack(wake: GroupWake, at: OffsetDateTime, grace: Duration, id: String) -> Downlink {
         let message = serde_json::json!({
             "multicastGroup": format!("otavan-{:08x}", wake.keys.mc_addr),
             "devices": wake.members.len(),
@@ -236,21 +271,27 @@ impl Downlink {
         Downlink {
             id,
             enqueue_at: at,
-            deadline: at + Duration::from_secs(20),
+            deadline: at + grace,
             last: true,
-            topic: "grpc:api.MulticastGroupService/Create+AddDevice+AddGateway+Enqueue".into(),
+            topic: if wake.standing {
+                "grpc:api.MulticastGroupService/List(+Create+AddDevice+AddGateway)+Enqueue"
+            } else {
+                "grpc:api.MulticastGroupService/Create+AddDevice+AddGateway+Enqueue"
+            }
+            .into(),
             message: message.to_string(),
             grpc: Some(wake),
         }
     }
 
-    /// A GROUPS.csv row: a setup by unicast, a group WAKE to the group's
-    /// multicast device through `gateways`; each skipped after its
-    /// `send_by`.
+    /// A GROUPS.csv row: a setup (TS005 or standing) by unicast, a group
+    /// WAKE (TS005 or in a slot) to the group's multicast device through
+    /// `gateways` at its `transmit_at`; each skipped after its `send_by`.
     ///
     /// # Errors
     ///
-    /// For a group WAKE, what [`NetworkServer::multicast_downlink`] refuses.
+    /// For a group WAKE, what [`NetworkServer::multicast_downlink`]
+    /// refuses; a `member` row, which sends nothing.
     pub fn group_row(
         row: &GroupRow,
         server: &NetworkServer,
@@ -258,6 +299,12 @@ impl Downlink {
     ) -> Result<Downlink, String> {
         let (topic, message, last) = match row {
             GroupRow::Setup {
+                dev_eui,
+                fport,
+                frame,
+                ..
+            }
+            | GroupRow::Standing {
                 dev_eui,
                 fport,
                 frame,
@@ -273,6 +320,13 @@ impl Downlink {
                 fport,
                 wake,
                 ..
+            }
+            | GroupRow::SlotWake {
+                mc_addr,
+                transmit_at,
+                fport,
+                wake,
+                ..
             } => {
                 let (topic, message) = server.multicast_downlink(
                     *mc_addr,
@@ -283,11 +337,18 @@ impl Downlink {
                 )?;
                 (topic, message, true)
             }
+            GroupRow::Member { dev_eui, .. } => {
+                return Err(format!("{dev_eui} is a member row: nothing to send"));
+            }
         };
+        let (enqueue_at, deadline) = row
+            .enqueue_at()
+            .zip(row.send_by())
+            .ok_or_else(|| format!("{} has no times", row.progress_key()))?;
         Ok(Downlink {
             id: row.progress_key(),
-            enqueue_at: row.enqueue_at(),
-            deadline: row.send_by(),
+            enqueue_at,
+            deadline,
             last,
             topic,
             message,

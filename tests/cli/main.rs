@@ -4,6 +4,7 @@ mod common;
 mod pg;
 
 mod campaign;
+mod standing;
 
 mod dashboard;
 mod device;

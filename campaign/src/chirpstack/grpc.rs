@@ -7,8 +7,8 @@ use std::time::Duration;
 use chirpstack_api::api::multicast_group_service_client::MulticastGroupServiceClient;
 use chirpstack_api::api::{
     AddDeviceToMulticastGroupRequest, AddGatewayToMulticastGroupRequest,
-    CreateMulticastGroupRequest, EnqueueMulticastGroupQueueItemRequest, MulticastGroup,
-    MulticastGroupQueueItem, MulticastGroupSchedulingType, MulticastGroupType,
+    CreateMulticastGroupRequest, EnqueueMulticastGroupQueueItemRequest, ListMulticastGroupsRequest,
+    MulticastGroup, MulticastGroupQueueItem, MulticastGroupSchedulingType, MulticastGroupType,
 };
 use chirpstack_api::common;
 use chirpstack_api::tonic::metadata::{Ascii, MetadataValue};
@@ -35,7 +35,8 @@ impl From<Status> for ApiError {
     }
 }
 
-/// Creates `wake`'s group with its members and gateways and enqueues the
+/// Creates `wake`'s group with its members and gateways (a standing
+/// group only when ChirpStack does not have it yet) and enqueues the
 /// WAKE; returns the group's ID and the frame counter it went out with.
 ///
 /// # Errors
@@ -74,12 +75,52 @@ pub async fn send(config: &ApiConfig, wake: &GroupWake) -> Result<(String, u32),
         class_b_ping_slot_periodicity: 0,
         class_c_scheduling_type: MulticastGroupSchedulingType::Delay as i32,
     };
+    let existing = if wake.standing {
+        client
+            .list(authorized(
+                ListMulticastGroupsRequest {
+                    limit: 100,
+                    offset: 0,
+                    search: group.name.clone(),
+                    application_id: config.application_id.clone(),
+                    dev_eui: String::new(),
+                    tenant_id: String::new(),
+                },
+                &bearer,
+            ))
+            .await?
+            .into_inner()
+            .result
+            .into_iter()
+            .find(|g| g.name == group.name)
+            .map(|g| g.id)
+    } else {
+        None
+    };
+    let id = match existing {
+        Some(id) => id,
+        None => create(&mut client, group, wake, config, &bearer).await?,
+    };
+    enqueue(&mut client, &id, wake, &bearer)
+        .await
+        .map(|f_cnt| (id, f_cnt))
+}
+
+/// Creates `group` with `wake`'s members and `config`'s gateways; returns
+/// its ID.
+async fn create(
+    client: &mut MulticastGroupServiceClient<Channel>,
+    group: MulticastGroup,
+    wake: &GroupWake,
+    config: &ApiConfig,
+    bearer: &MetadataValue<Ascii>,
+) -> Result<String, ApiError> {
     let id = client
         .create(authorized(
             CreateMulticastGroupRequest {
                 multicast_group: Some(group),
             },
-            &bearer,
+            bearer,
         ))
         .await?
         .into_inner()
@@ -91,7 +132,7 @@ pub async fn send(config: &ApiConfig, wake: &GroupWake) -> Result<(String, u32),
                     multicast_group_id: id.clone(),
                     dev_eui: dev_eui.lower(),
                 },
-                &bearer,
+                bearer,
             ))
             .await?;
     }
@@ -102,15 +143,25 @@ pub async fn send(config: &ApiConfig, wake: &GroupWake) -> Result<(String, u32),
                     multicast_group_id: id.clone(),
                     gateway_id: gateway.clone(),
                 },
-                &bearer,
+                bearer,
             ))
             .await?;
     }
+    Ok(id)
+}
+
+/// Enqueues `wake` for group `id`; returns its frame counter.
+async fn enqueue(
+    client: &mut MulticastGroupServiceClient<Channel>,
+    id: &str,
+    wake: &GroupWake,
+    bearer: &MetadataValue<Ascii>,
+) -> Result<u32, ApiError> {
     let f_cnt = client
         .enqueue(authorized(
             EnqueueMulticastGroupQueueItemRequest {
                 queue_item: Some(MulticastGroupQueueItem {
-                    multicast_group_id: id.clone(),
+                    multicast_group_id: id.to_owned(),
                     f_cnt: 0,
                     f_port: u32::from(wake.fport),
                     data: wake.payload.clone(),
@@ -120,12 +171,12 @@ pub async fn send(config: &ApiConfig, wake: &GroupWake) -> Result<(String, u32),
                     }),
                 }),
             },
-            &bearer,
+            bearer,
         ))
         .await?
         .into_inner()
         .f_cnt;
-    Ok((id, f_cnt))
+    Ok(f_cnt)
 }
 
 /// `message` with the API key as a bearer token.

@@ -28,6 +28,7 @@ use crate::broker::Mosquitto;
 /// What the service was asked, in order.
 #[derive(Debug, Clone, PartialEq)]
 enum Call {
+    List(String),
     Create(MulticastGroup),
     AddDevice(String, String),
     AddGateway(String, String),
@@ -38,6 +39,8 @@ enum Call {
 struct Recorder {
     calls: Arc<Mutex<Vec<Call>>>,
     tokens: Arc<Mutex<Vec<String>>>,
+    /// The groups created, as List finds them.
+    created: Arc<Mutex<Vec<MulticastGroup>>>,
 }
 
 impl Recorder {
@@ -66,7 +69,11 @@ impl MulticastGroupService for Recorder {
         r: Request<CreateMulticastGroupRequest>,
     ) -> Result<Response<CreateMulticastGroupResponse>, Status> {
         let group = r.get_ref().multicast_group.clone().unwrap_or_default();
-        self.note(&r, Call::Create(group))?;
+        self.note(&r, Call::Create(group.clone()))?;
+        self.created.lock().unwrap().push(MulticastGroup {
+            id: GROUP_ID.into(),
+            ..group
+        });
         Ok(Response::new(CreateMulticastGroupResponse {
             id: GROUP_ID.into(),
         }))
@@ -123,9 +130,26 @@ impl MulticastGroupService for Recorder {
     }
     async fn list(
         &self,
-        _: Request<ListMulticastGroupsRequest>,
+        r: Request<ListMulticastGroupsRequest>,
     ) -> Result<Response<ListMulticastGroupsResponse>, Status> {
-        Err(Status::unimplemented("list"))
+        let search = r.get_ref().search.clone();
+        self.note(&r, Call::List(search.clone()))?;
+        let result: Vec<MulticastGroupListItem> = self
+            .created
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|g| g.name.contains(&search))
+            .map(|g| MulticastGroupListItem {
+                id: g.id.clone(),
+                name: g.name.clone(),
+                ..Default::default()
+            })
+            .collect();
+        Ok(Response::new(ListMulticastGroupsResponse {
+            total_count: result.len() as u32,
+            result,
+        }))
     }
     async fn remove_device(
         &self,
@@ -302,4 +326,107 @@ async fn a_refused_api_key_stops_the_push_with_the_reason() {
     );
     assert_eq!(recorder.tokens.lock().unwrap().as_slice(), ["Bearer wrong"]);
     assert!(recorder.calls.lock().unwrap().is_empty());
+}
+
+/// A standing group's slot WAKE in two campaigns, each with its own
+/// GROUPS.csv and progress: the group is created (with its members, the
+/// one set up now and the one already standing, and the gateway) at the
+/// first and only found by name at the second.
+#[tokio::test]
+async fn a_standing_group_is_created_once_and_found_at_the_next_campaign() {
+    let broker = Mosquitto::start();
+    let recorder = Recorder::default();
+    let url = serve(recorder.clone()).await;
+    let server = NetworkServer::chirpstack("app-1").unwrap();
+    let keys = HashMap::from([(0x0180_0000, GroupKeys::new(0x0180_0000, [0x5a; 16]))]);
+    let config = PushConfig {
+        broker: broker.url().parse().unwrap(),
+        server: server.clone(),
+        client_id: "otavan-push-cs-standing".into(),
+        max_late: Duration::from_secs(60),
+        ack_timeout: Duration::from_secs(5),
+        chirpstack_api: Some(ApiConfig {
+            url,
+            token: "secret-key".into(),
+            application_id: "app-1".into(),
+            gateways: vec!["0016c001f153a14c".into()],
+        }),
+    };
+    for campaign in 0..2 {
+        let transmit_at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let slot_s = (transmit_at.unix_timestamp() - 2).rem_euclid(86_400) as u32;
+        let rows = [
+            GroupRow::Member {
+                mc_addr: 0x0180_0000,
+                dev_eui: member(0),
+                slot_s,
+            },
+            GroupRow::Member {
+                mc_addr: 0x0180_0000,
+                dev_eui: member(1),
+                slot_s,
+            },
+            GroupRow::SlotWake {
+                mc_addr: 0x0180_0000,
+                slot_s,
+                enqueue_at: transmit_at - Duration::from_secs(600),
+                send_by: transmit_at - Duration::from_secs(30),
+                transmit_at,
+                fport: 200,
+                wake: Wake::new(
+                    8 + campaign,
+                    Duration::from_secs(3600),
+                    Duration::from_secs(600),
+                    0,
+                    None,
+                )
+                .unwrap(),
+            },
+        ];
+        let downlinks = Downlink::group_rows(
+            &rows,
+            &server,
+            &["0016c001f153a14c".into()],
+            &keys,
+            Region::Eu868,
+        )
+        .unwrap();
+        // Queued at the slot's transmit time: ChirpStack sends at once.
+        assert_eq!(downlinks.len(), 1);
+        assert_eq!(downlinks[0].enqueue_at, transmit_at);
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("GROUPS.csv");
+        let mut progress = Progress::open(&progress::path_for(&path), "d").unwrap();
+        let summary = push_downlinks(&downlinks, &mut progress, &config, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!((summary.sent, summary.skipped.len()), (1, 0));
+    }
+    let calls = recorder.calls.lock().unwrap().clone();
+    assert_eq!(calls[0], Call::List("otavan-01800000".into()));
+    let Call::Create(group) = &calls[1] else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(group.mc_addr, "01800000");
+    assert_eq!(group.group_type, MulticastGroupType::ClassC as i32);
+    assert_eq!(
+        calls[2..5],
+        [
+            Call::AddDevice(GROUP_ID.into(), member(0).lower()),
+            Call::AddDevice(GROUP_ID.into(), member(1).lower()),
+            Call::AddGateway(GROUP_ID.into(), "0016c001f153a14c".into()),
+        ]
+    );
+    let Call::Enqueue(first) = &calls[5] else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(Wake::decode(&first.data).unwrap().campaign, 8);
+    // The next campaign: found, not created again.
+    assert_eq!(calls[6], Call::List("otavan-01800000".into()));
+    let Call::Enqueue(second) = &calls[7] else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(second.multicast_group_id, GROUP_ID);
+    assert_eq!(Wake::decode(&second.data).unwrap().campaign, 9);
+    assert_eq!(calls.len(), 8);
 }

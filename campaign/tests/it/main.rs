@@ -4,4 +4,5 @@ mod broker;
 mod chirpstack;
 mod multicast_push;
 mod push;
+mod standing_push;
 mod watch;
