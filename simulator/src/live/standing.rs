@@ -119,7 +119,9 @@ fn wake_len(config: &PlanConfig) -> usize {
         config.network,
         config.version_tag,
     )
-    .map_or(0, |wake| wake.encode().len())
+    .expect("a WAKE with no delay and no window encodes")
+    .encode()
+    .len()
 }
 
 /// Installs meter `member`'s standing session (its setup queued now,
