@@ -149,6 +149,13 @@ pub enum TriggerError {
     },
 }
 
+/// An uplink or join with its receive windows keeps the radio this long
+/// at most (EU868 DR0: a 51-byte uplink 2.5 s, the JoinAccept's RX2 opens
+/// 6 s after it, a frame there lasts up to 3 s). One due this close before
+/// a class C window waits until the window has closed, so that the window
+/// is heard from its start.
+const LINK_EXCHANGE: Duration = Duration::from_secs(12);
+
 /// The next thing the trigger will do.
 #[derive(Debug, Clone, Copy)]
 enum Action {
@@ -354,8 +361,12 @@ where
             Wakeup::Uplink(at) => Action::Join(at),
         };
         let window = self.multicast.as_ref().and_then(|m| m.next_window(now));
+        let busy_until = match action {
+            Action::Join(at) | Action::Uplink(at) => at + LINK_EXCHANGE,
+            _ => action.at(),
+        };
         match window {
-            Some(window) if window.opens_at.max(now) <= action.at() => {
+            Some(window) if window.opens_at.max(now) <= busy_until => {
                 Action::Listen(window.opens_at.max(now), window)
             }
             _ => action,

@@ -10,7 +10,8 @@ use std::time::Duration;
 use otavan_client::clock::{Clock, MeterClock, SystemEntropy};
 use otavan_client::device::provision;
 use otavan_client::lora::{
-    Decision, Event, Host, IgnoreReason, LoraTrigger, TriggerConfig, UplinkKind,
+    DEFAULT_MULTICAST_SETUP_FPORT, Decision, Event, Host, IgnoreReason, LoraTrigger, TriggerConfig,
+    UplinkKind,
 };
 use otavan_client::slots::FileSlots;
 use otavan_client::storage::DirStorage;
@@ -21,6 +22,7 @@ use otavan_client::{Engine, EngineConfig, Meter};
 use otavan_loranet::{DeviceKeys, NetworkConfig, NetworkServer, SimRadio, SimTimer};
 use otavan_protocol::Version;
 use otavan_protocol::descriptor::KeyPair;
+use otavan_protocol::lora::multicast::{McAnswer, McRootKey};
 use otavan_protocol::lora::{
     DEFAULT_FPORT, DownlinkCommand, OtaResult, StatusUplink, VersionTag, Wake,
 };
@@ -410,6 +412,41 @@ fn uplink_kinds(events: &[Event]) -> Vec<UplinkKind> {
             Event::Uplink { kind, .. } => Some(*kind),
             _ => None,
         })
+        .collect()
+}
+
+/// Each meter's multicast root key (from its own GenAppKey).
+fn root(n: u64) -> McRootKey {
+    McRootKey::from_gen_app_key(&[n as u8; 16])
+}
+
+/// The multicast setup answers the meter sent on the setup FPort, and when
+/// the uplink before them ended (the setup came in its receive windows).
+fn setup_answers(rig: &Rig) -> (Instant, Vec<McAnswer>) {
+    let uplinks = rig.uplinks();
+    let first = uplinks
+        .iter()
+        .position(|(_, fport, _)| *fport == Some(DEFAULT_MULTICAST_SETUP_FPORT))
+        .expect("the meter answered a setup");
+    let answers = uplinks
+        .iter()
+        .filter(|(_, fport, _)| *fport == Some(DEFAULT_MULTICAST_SETUP_FPORT))
+        .flat_map(|(_, _, payload)| McAnswer::decode_all(payload).unwrap())
+        .collect();
+    (uplinks[first - 1].0, answers)
+}
+
+/// Runs every meter's trigger until `deadline`, together; each meter's
+/// events.
+async fn run_all(
+    triggers: &mut [TestTrigger],
+    hosts: &mut [TestHost],
+    deadline: Instant,
+) -> Vec<Vec<Event>> {
+    let runs = (triggers.iter_mut().zip(hosts.iter_mut()))
+        .map(|(trigger, host)| trigger.run_until(deadline, host));
+    (futures::future::join_all(runs).await.into_iter())
+        .map(|events| events.unwrap())
         .collect()
 }
 
@@ -1314,3 +1351,4 @@ async fn an_unsigned_meter_never_asks_the_time() {
 }
 
 mod multicast;
+mod standing;

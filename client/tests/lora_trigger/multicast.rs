@@ -3,11 +3,11 @@
 //! one multicast frame wakes the whole group; a meter of another group
 //! and one given the wrong group key hear it and do nothing.
 
+use otavan_client::lora::MulticastConfig;
 use otavan_client::lora::multicast::Ignored;
-use otavan_client::lora::{DEFAULT_MULTICAST_SETUP_FPORT, MulticastConfig};
 use otavan_protocol::device_time::DeviceTime;
 use otavan_protocol::lora::multicast::{
-    ClassCSession, GroupId, GroupSetup, Key, McAnswer, McRequest, McRootKey, SessionAnswer,
+    ClassCSession, GroupId, GroupSetup, Key, McAnswer, McRequest, SessionAnswer,
 };
 
 use super::*;
@@ -21,11 +21,6 @@ const SESSION_AT: Duration = Duration::from_secs(2 * 3600);
 /// How much earlier than the session time a window may open: the
 /// receive delays the meter's idea of the network's time carries.
 const EARLY: Duration = Duration::from_secs(8);
-
-/// Each meter's multicast root key (from its own GenAppKey).
-fn root(n: u64) -> McRootKey {
-    McRootKey::from_gen_app_key(&[n as u8; 16])
-}
 
 /// The unicast setup frame for meter `n`: group 0 at `addr` with
 /// `mc_key` (encrypted for the meter), and a 256 s class C window on RX2
@@ -105,13 +100,8 @@ async fn one_multicast_frame_wakes_the_group_and_only_the_group() {
 
     // Before the window: every meter joined, took its setup and answered.
     let before = start + SESSION_AT - Duration::from_secs(60);
-    let mut runs = Vec::new();
-    for (trigger, host) in triggers.iter_mut().zip(hosts.iter_mut()) {
-        runs.push(trigger.run_until(before, host));
-    }
-    let setup_events = futures::future::join_all(runs).await;
+    let setup_events = run_all(&mut triggers, &mut hosts, before).await;
     for (rig, events) in rigs.iter().zip(setup_events) {
-        let events = events.unwrap();
         let taken: Vec<&Vec<McAnswer>> = events
             .iter()
             .filter_map(|e| match e {
@@ -122,12 +112,7 @@ async fn one_multicast_frame_wakes_the_group_and_only_the_group() {
             })
             .collect();
         assert_eq!(taken.len(), 1, "{events:?}");
-        let answers: Vec<McAnswer> = rig
-            .uplinks()
-            .into_iter()
-            .filter(|(_, fport, _)| *fport == Some(DEFAULT_MULTICAST_SETUP_FPORT))
-            .flat_map(|(_, _, payload)| McAnswer::decode_all(&payload).unwrap())
-            .collect();
+        let (received_after, answers) = setup_answers(rig);
         assert_eq!(&answers, taken[0]);
         let [
             McAnswer::GroupSetup {
@@ -146,12 +131,6 @@ async fn one_multicast_frame_wakes_the_group_and_only_the_group() {
         // downlink lasts under 2 s), by the network's time, which the
         // meter carries from its DeviceTimeAns a few seconds early at
         // most: a window opens early rather than late.
-        let uplinks = rig.uplinks();
-        let answer = uplinks
-            .iter()
-            .position(|(_, fport, _)| *fport == Some(DEFAULT_MULTICAST_SETUP_FPORT))
-            .unwrap();
-        let received_after = uplinks[answer - 1].0;
         let expected = (start + SESSION_AT - received_after).as_secs_f64();
         assert!(
             (0.0..=EARLY.as_secs_f64()).contains(&(expected - f64::from(time_to_start))),
@@ -171,14 +150,9 @@ async fn one_multicast_frame_wakes_the_group_and_only_the_group() {
             until,
         )
         .unwrap();
-    let mut runs = Vec::new();
-    for (trigger, host) in triggers.iter_mut().zip(hosts.iter_mut()) {
-        runs.push(trigger.run_until(until, host));
-    }
-    let window_events = futures::future::join_all(runs).await;
+    let window_events = run_all(&mut triggers, &mut hosts, until).await;
     assert_eq!(network.stats().multicast_transmissions, 1);
     for (events, n) in window_events.into_iter().zip(1u64..) {
-        let events = events.unwrap();
         let class_c: Vec<&Event> = events
             .iter()
             .filter(|e| matches!(e, Event::ClassC { .. }))
@@ -225,11 +199,7 @@ async fn one_multicast_frame_wakes_the_group_and_only_the_group() {
 
     // Then the van: the group's meters update, the other two stay.
     let after = start + SESSION_AT + Duration::from_secs(2 * 3600);
-    let mut runs = Vec::new();
-    for (trigger, host) in triggers.iter_mut().zip(hosts.iter_mut()) {
-        runs.push(trigger.run_until(after, host));
-    }
-    futures::future::join_all(runs).await;
+    run_all(&mut triggers, &mut hosts, after).await;
     for (rig, n) in rigs.iter().zip(1u64..) {
         let expected = if MEMBERS.contains(&n) { NEW } else { OLD };
         assert_eq!(rig.meter.version(), expected, "meter {n}");

@@ -33,6 +33,7 @@ pub mod check;
 pub mod meter;
 pub mod multicast;
 pub mod plan;
+pub mod standing;
 pub mod van;
 pub mod wifi;
 pub mod world;
@@ -130,6 +131,9 @@ pub struct LiveSummary {
     /// Multicast WAKE, when the campaign used it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub multicast: Option<MulticastSummary>,
+    /// Standing multicast sessions, when the campaign used them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standing: Option<standing::StandingSummary>,
 }
 
 /// How multicast WAKE went in a live rehearsal.
@@ -178,12 +182,6 @@ pub fn rehearse_live(
             message: "a live rehearsal plans each meter again after its miss (\"per-meter\"); \
                       \"after-pass\" is for the analytic mode"
                 .into(),
-        }));
-    }
-    if scenario.campaign.wake == WakeDelivery::Standing {
-        return Err(LiveError::Scenario(ScenarioError::Invalid {
-            field: "campaign.wake".into(),
-            message: "standing sessions are rehearsed by the analytic mode only".into(),
         }));
     }
     let mut scenario = scenario.clone();
@@ -301,7 +299,7 @@ pub fn rehearse_live(
             starts_at: secs(m as u64 * 7 % 21_600),
             seed,
             report_key: report_secret.meter_key(&meter::device_id(&keys)),
-            multicast: (scenario.campaign.wake == WakeDelivery::Multicast)
+            multicast: (scenario.campaign.wake != WakeDelivery::Unicast)
                 .then(|| multicast::root_key(&keys)),
         });
     }
@@ -313,7 +311,7 @@ pub fn rehearse_live(
         .build()
         .map_err(io(Path::new("tokio runtime")))?;
     let local = tokio::task::LocalSet::new();
-    let (world, network_stats, wakes_planned, multicast) = local.block_on(&runtime, async {
+    let (world, network_stats, wakes_planned, summaries) = local.block_on(&runtime, async {
         // Created inside the runtime: t = 0 is the paused clock's start, so
         // every deadline falls on the same timer tick in every run.
         let world = Rc::new(world::LiveWorld::new(
@@ -361,14 +359,19 @@ pub fn rehearse_live(
             index,
         ));
         let server = van::VanServer::new(Arc::clone(&shared));
-        let groups: Vec<Rc<multicast::Group>> = match scenario.campaign.wake {
-            WakeDelivery::Unicast | WakeDelivery::Standing => Vec::new(),
+        let members: Vec<usize> = setups.iter().map(|s| s.m).collect();
+        let (groups, standing_groups) = match scenario.campaign.wake {
+            WakeDelivery::Unicast => (Vec::new(), Vec::new()),
             WakeDelivery::Multicast => {
-                let members: Vec<usize> = setups.iter().map(|s| s.m).collect();
-                multicast::groups(&world, &members, &plan, seed)
-                    .into_iter()
-                    .map(Rc::new)
-                    .collect()
+                let groups = multicast::groups(&world, &members, &plan, seed);
+                (groups.into_iter().map(Rc::new).collect(), Vec::new())
+            }
+            WakeDelivery::Standing => {
+                let groups = multicast::groups(&world, &members, &plan, seed);
+                let standing = standing::plan(groups, &radio, scenario.region(), &plan);
+                let groups: Vec<Rc<multicast::Group>> =
+                    standing.iter().map(|g| Rc::new(g.group.clone())).collect();
+                (groups, standing.into_iter().map(Rc::new).collect())
             }
         };
         multicast::register(&network, &groups);
@@ -378,17 +381,37 @@ pub fn rehearse_live(
                 group_of.insert(m, Rc::clone(group));
             }
         }
-        let senders: Vec<_> = groups
-            .iter()
-            .map(|group| {
-                tokio::task::spawn_local(multicast::send_wake(
-                    Rc::clone(group),
-                    Rc::clone(&world),
-                    network.clone(),
-                    plan,
-                ))
-            })
-            .collect();
+        let mut standing_of: HashMap<usize, Rc<standing::StandingGroup>> = HashMap::new();
+        for group in &standing_groups {
+            for &m in &group.group.members {
+                standing_of.insert(m, Rc::clone(group));
+            }
+        }
+        let senders: Vec<_> = match scenario.campaign.wake {
+            WakeDelivery::Standing => standing_groups
+                .iter()
+                .map(|group| {
+                    tokio::task::spawn_local(standing::send_wakes(
+                        Rc::clone(group),
+                        Rc::clone(&world),
+                        network.clone(),
+                        plan,
+                    ))
+                })
+                .collect(),
+            _ => groups
+                .iter()
+                .map(|group| {
+                    let sent = multicast::send_wake(
+                        Rc::clone(group),
+                        Rc::clone(&world),
+                        network.clone(),
+                        plan,
+                    );
+                    tokio::task::spawn_local(async move { u64::from(sent.await) })
+                })
+                .collect(),
+        };
         let mut meters = Vec::new();
         let mut planners = Vec::new();
         for setup in setups.iter() {
@@ -401,18 +424,36 @@ pub fn rehearse_live(
                 rx_delay,
             };
             let (w, n, l) = (Rc::clone(&world), network.clone(), Rc::clone(&last));
-            planners.push(match (group_of.get(&setup.m), setup.multicast) {
-                (Some(group), Some(root)) => tokio::task::spawn_local(multicast::serve_member(
-                    multicast::Member { planned, root },
-                    Rc::clone(group),
-                    w,
-                    n,
-                    l,
-                    plan,
-                    horizon,
-                )),
-                _ => tokio::task::spawn_local(plan::plan_meter(planned, w, n, l, plan, horizon, 0)),
-            });
+            let m = setup.m;
+            planners.push(
+                match (standing_of.get(&m), group_of.get(&m), setup.multicast) {
+                    (Some(group), _, Some(root)) => {
+                        tokio::task::spawn_local(standing::serve_member(
+                            multicast::Member { planned, root },
+                            Rc::clone(group),
+                            w,
+                            n,
+                            l,
+                            plan,
+                            horizon,
+                        ))
+                    }
+                    (None, Some(group), Some(root)) => {
+                        tokio::task::spawn_local(multicast::serve_member(
+                            multicast::Member { planned, root },
+                            Rc::clone(group),
+                            w,
+                            n,
+                            l,
+                            plan,
+                            horizon,
+                        ))
+                    }
+                    _ => tokio::task::spawn_local(plan::plan_meter(
+                        planned, w, n, l, plan, horizon, 0,
+                    )),
+                },
+            );
             meters.push(tokio::task::spawn_local(meter::run(
                 setup.clone(),
                 Rc::clone(&world),
@@ -438,17 +479,30 @@ pub fn rehearse_live(
         }
         let mut frames = 0;
         for handle in senders {
-            frames += u64::from(handle.await.unwrap_or(false));
+            frames += handle.await.unwrap_or(0);
         }
         network.clear_frame_log_writer();
-        let multicast = (!groups.is_empty()).then(|| MulticastSummary {
+        let standing = (scenario.campaign.wake == WakeDelivery::Standing).then(|| {
+            let (setup_frames, setup_airtime) =
+                standing::setups_sent(&network.gateway_transmissions());
+            standing::StandingSummary {
+                groups: standing_groups.len() as u64,
+                grouped_meters: standing_of.len() as u64,
+                setup_frames,
+                setup_airtime_s: setup_airtime.as_secs_f64(),
+                wakes_sent: frames,
+                frames: *world.class_c.borrow(),
+            }
+        });
+        let multicast = (standing.is_none() && !groups.is_empty()).then(|| MulticastSummary {
             groups: groups.len() as u64,
             grouped_meters: group_of.len() as u64,
             wakes_sent: frames,
             frames: *world.class_c.borrow(),
         });
-        (world, network.stats(), wakes, multicast)
+        (world, network.stats(), wakes, (multicast, standing))
     });
+    let (multicast, standing) = summaries;
     drop(local);
     drop(runtime);
 
@@ -492,7 +546,10 @@ pub fn rehearse_live(
         totals: Totals {
             events: world.steps.get(),
             wakes_planned,
-            downlinks_sent: network_stats.downlinks_sent,
+            // A standing session's setups are the meters' installation,
+            // not the campaign's.
+            downlinks_sent: network_stats.downlinks_sent
+                - standing.as_ref().map_or(0, |s| s.setup_frames),
             downlink_airtime: 0,
             incidents: world.incidents.borrow().clone(),
             woken_again: 0,
@@ -521,6 +578,7 @@ pub fn rehearse_live(
             .sum(),
         checks,
         multicast,
+        standing,
     });
     if options.compare {
         // The analytic model plans unicast WAKEs.

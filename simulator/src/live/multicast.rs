@@ -106,39 +106,80 @@ pub async fn serve_member(
     end: Time,
 ) -> u64 {
     let m = member.planned.m;
-    let dev_eui: DevEui = member.planned.dev_eui;
     let deadline = group.session_at.saturating_sub(secs(60));
     let from = group.session_at.saturating_sub(SETUP_AHEAD);
     sleep_until(world.instant(from.max(world.now()))).await;
     while last.borrow()[m].is_none() && world.now() < deadline {
         sleep_until(world.instant((world.now() + secs(300)).min(deadline))).await;
     }
-    let mut queued = 0;
-    let region = network.region();
     let session_unix = WALL_EPOCH + Duration::from_micros(group.session_at);
+    let region = network.region();
     let frame = setup_frame(group.addr, &group.key, &member.root, session_unix, region);
-    let delivered = if last.borrow()[m].is_some()
-        && network
-            .enqueue(dev_eui, DEFAULT_MULTICAST_SETUP_FPORT, &frame, false)
-            .is_ok()
-    {
-        queued += 1;
-        sleep_until(world.instant(deadline.max(world.now()))).await;
-        network.flush_queue(dev_eui) == 0
+    let delivered = if last.borrow()[m].is_some() {
+        deliver_setup(&member.planned, &frame, deadline, &world, &network).await
     } else {
-        false
+        Delivered::NotQueued
     };
-    if delivered {
-        sleep_until(world.instant(group.close + secs(600))).await;
-        if world.logs[m].borrow().updated_at.is_some() || world.now() >= end {
-            return queued;
-        }
-    } else {
-        world.incident(m, Cause::WakeNotDelivered);
+    let setups = u64::from(delivered != Delivered::NotQueued);
+    if group_served(m, &group, delivered, &world, end).await {
+        return setups;
     }
     // Later passes by unicast, under the next campaign number: the meter
     // has seen the group's.
-    queued + plan::plan_meter(member.planned, world, network, last, config, end, 1).await
+    setups + plan::plan_meter(member.planned, world, network, last, config, end, 1).await
+}
+
+/// What became of a member's setup frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// It went out in a receive window of one of the meter's uplinks.
+    Yes,
+    /// It was queued and still waited at the deadline (flushed).
+    No,
+    /// It was not queued (no uplink seen yet, or the network refused it).
+    NotQueued,
+}
+
+/// Queues meter `p`'s setup `frame` now on the setup FPort and waits
+/// until `deadline`: whether it got through by then (a frame still
+/// queued is flushed).
+pub async fn deliver_setup(
+    p: &PlannedMeter,
+    frame: &[u8],
+    deadline: Time,
+    world: &LiveWorld,
+    network: &NetworkServer,
+) -> Delivered {
+    let dev_eui: DevEui = p.dev_eui;
+    if network
+        .enqueue(dev_eui, DEFAULT_MULTICAST_SETUP_FPORT, frame, false)
+        .is_err()
+    {
+        return Delivered::NotQueued;
+    }
+    sleep_until(world.instant(deadline.max(world.now()))).await;
+    match network.flush_queue(dev_eui) {
+        0 => Delivered::Yes,
+        _ => Delivered::No,
+    }
+}
+
+/// Whether `group`'s pass served meter `m`: its setup got through and it
+/// updated (or the campaign ended first). Waits until just after the
+/// pass to tell; a meter whose setup did not get through is an incident.
+pub async fn group_served(
+    m: usize,
+    group: &Group,
+    delivered: Delivered,
+    world: &LiveWorld,
+    end: Time,
+) -> bool {
+    if delivered != Delivered::Yes {
+        world.incident(m, Cause::WakeNotDelivered);
+        return false;
+    }
+    sleep_until(world.instant(group.close + secs(600))).await;
+    world.logs[m].borrow().updated_at.is_some() || world.now() >= end
 }
 
 /// Sends `group`'s WAKE at its session time: one multicast frame, the WAKE's
@@ -151,6 +192,28 @@ pub async fn send_wake(
 ) -> bool {
     let not_before = group.session_at + FRAME_OFFSET;
     let window_end = group.session_at + secs(1 << CLASS_C_EXPONENT);
+    send_wake_between(
+        &group,
+        not_before,
+        window_end - secs(5),
+        &world,
+        &network,
+        &config,
+    )
+    .await
+}
+
+/// Sends `group`'s WAKE as one multicast frame at the first start from
+/// `not_before` to `last_start` the gateway's duty cycle allows, the
+/// WAKE's delay counted from when it ends. Returns whether it went out.
+pub async fn send_wake_between(
+    group: &Group,
+    not_before: Time,
+    last_start: Time,
+    world: &LiveWorld,
+    network: &NetworkServer,
+    config: &PlanConfig,
+) -> bool {
     sleep_until(world.instant(not_before)).await;
     // The frame lasts under 3 s at any data rate; the delay is counted
     // from the frame's end, so an earlier start only opens WiFi earlier.
@@ -170,7 +233,7 @@ pub async fn send_wake(
             DEFAULT_FPORT,
             &wake.encode(),
             world.instant(not_before),
-            world.instant(window_end - secs(5)),
+            world.instant(last_start),
         )
         .is_ok()
 }

@@ -1,6 +1,7 @@
 //! The LoRa trigger's saved state, `.otavan/lora.json`: the LoRaWAN
 //! session (lorawan-device's own serde form: an upgrade of that crate can
-//! change it), the schedule, the last result and the multicast groups.
+//! change it), the schedule, the last result and the multicast groups
+//! (standing sessions included).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -11,7 +12,9 @@ use otavan_client::lora::multicast::{GroupsState, MulticastGroups, SetupTime};
 use otavan_client::lora::{Saved, SchedulerState, WifiSession};
 use otavan_client::storage::Storage;
 use otavan_protocol::lora::OtaResult;
-use otavan_protocol::lora::multicast::{ClassCSession, GroupId, GroupSetup, McRequest, McRootKey};
+use otavan_protocol::lora::multicast::{
+    ClassCSession, GroupId, GroupSetup, McRequest, McRootKey, StandingSession,
+};
 use otavan_protocol::region::Region;
 
 use super::{assert_writes, empty_meter, meter_with, path};
@@ -20,10 +23,8 @@ fn dev_eui() -> DevEui {
     DevEui::from([0x70, 0xB3, 0xD5, 0x7E, 0xD0, 0x00, 0x12, 0x34])
 }
 
-/// A meter in multicast group 2 with a class C window scheduled.
-fn multicast() -> GroupsState {
-    let root = McRootKey::from_gen_app_key(&[0x33; 16]);
-    let mut groups = MulticastGroups::new(root, Region::Eu868, GroupsState::default());
+/// The setup of multicast group 2 for a meter, and the time it came.
+fn group_setup(root: &McRootKey) -> (GroupId, McRequest, SetupTime) {
     let group = GroupId::new(2).unwrap();
     let setup = McRequest::GroupSetup(GroupSetup {
         group,
@@ -32,6 +33,18 @@ fn multicast() -> GroupsState {
         min_fcount: 0,
         max_fcount: 1000,
     });
+    let at = SetupTime {
+        unix: Duration::from_secs(1_767_225_600),
+        meter: Duration::from_secs(1_767_225_600),
+    };
+    (group, setup, at)
+}
+
+/// A meter in multicast group 2 with a class C window scheduled.
+fn multicast() -> GroupsState {
+    let root = McRootKey::from_gen_app_key(&[0x33; 16]);
+    let mut groups = MulticastGroups::new(root, Region::Eu868, GroupsState::default());
+    let (group, setup, at) = group_setup(&root);
     let session = McRequest::ClassCSession(ClassCSession {
         group,
         // 2026-01-01T00:10:00Z in GPS time.
@@ -40,10 +53,25 @@ fn multicast() -> GroupsState {
         frequency_hz: 869_525_000,
         data_rate: 0,
     });
-    let at = SetupTime {
-        unix: Duration::from_secs(1_767_225_600),
-        meter: Duration::from_secs(1_767_225_600),
-    };
+    groups.handle(&[setup, session], at);
+    groups.state().clone()
+}
+
+/// A meter in multicast group 2 with a standing session: a daily 8 s
+/// window, the next one's time kept.
+fn standing() -> GroupsState {
+    let root = McRootKey::from_gen_app_key(&[0x33; 16]);
+    let mut groups = MulticastGroups::new(root, Region::Eu868, GroupsState::default());
+    let (group, setup, at) = group_setup(&root);
+    let session = McRequest::StandingSession(StandingSession {
+        group,
+        // 2026-01-01T03:00:00Z in GPS time.
+        first_slot: 1_451_260_818 + 3 * 3600,
+        period_minutes: 24 * 60,
+        timeout_exponent: 3,
+        frequency_hz: 869_525_000,
+        data_rate: 0,
+    });
     groups.handle(&[setup, session], at);
     groups.state().clone()
 }
@@ -94,6 +122,14 @@ fn saved() -> Vec<(&'static str, Saved)> {
                 ..Saved::default()
             },
         ),
+        (
+            "lora/standing.json",
+            Saved {
+                dev_eui: Some(dev_eui()),
+                multicast: standing(),
+                ..Saved::default()
+            },
+        ),
     ]
 }
 
@@ -102,6 +138,7 @@ const WRITTEN: &[&str] = &[
     "lora/joining.json",
     "lora/scheduled.json",
     "lora/multicast.json",
+    "lora/standing.json",
 ];
 
 #[test]
