@@ -862,11 +862,12 @@ impl<'a> Simulation<'a> {
             // A standing member's listening is counted for every day at
             // once ([`Self::installed`]).
             let listened = match heard {
+                _ if standing_slot.is_some() => 0,
                 Frame::Heard(at) => at - group.session_at,
                 Frame::Missed(_) => CLASS_C_WINDOW,
                 Frame::NotSetUp => 0,
             };
-            if standing_slot.is_none() && listened > 0 {
+            if listened > 0 {
                 self.energy(m, rx_a, listened);
             }
             match heard.at() {
