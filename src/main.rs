@@ -132,6 +132,10 @@ struct ServeArgs {
     /// the dashboard; unsigned reports are still stored, marked.
     #[arg(long, requires = "report_key")]
     require_signed_reports: bool,
+    /// gpsd's HOST:PORT (usually 127.0.0.1:2947): each report is stored
+    /// with the van's position and fix time, and the van's trace is kept.
+    #[arg(long, value_name = "HOST:PORT")]
+    gpsd: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -210,6 +214,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .transpose()?,
             require_signed: args.require_signed_reports,
         },
+        gpsd: args.gpsd,
         ..ServerConfig::new(args.root)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -89,8 +89,24 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             ("pending_confirm", "pending_confirm INTEGER"),
             // Rows from before signatures were not checked by anyone.
             ("verified", "verified TEXT NOT NULL DEFAULT 'unsigned'"),
+            // Where the van was (`otavan serve --gpsd`); NULL without a fix.
+            ("van_lat", "van_lat REAL"),
+            ("van_lon", "van_lon REAL"),
+            ("van_fix_time", "van_fix_time TEXT"),
         ],
-    )
+    )?;
+    // The van's own positions, thinned (see `otavan_server::gpsd`).
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS trace (
+            id INTEGER PRIMARY KEY,
+            van_id TEXT NOT NULL,
+            time TEXT NOT NULL,
+            lat REAL NOT NULL,
+            lon REAL NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS trace_van ON trace (van_id, time);",
+    )?;
+    Ok(())
 }
 
 /// Reports received by this van, in arrival order.

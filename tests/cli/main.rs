@@ -9,6 +9,7 @@ mod standing;
 mod dashboard;
 mod device;
 mod fleet;
+mod gpsd;
 mod lora;
 mod rehearse;
 mod replan;
