@@ -1,6 +1,7 @@
 //! The `otavan` command: parses flags and dispatches to the crates.
 
 mod campaign;
+mod crew_plan;
 mod device;
 mod log;
 mod lora;
@@ -136,6 +137,17 @@ struct ServeArgs {
     /// with the van's position and fix time, and the van's trace is kept.
     #[arg(long, value_name = "HOST:PORT")]
     gpsd: Option<String>,
+    /// The campaign's PLAN.csv (`otavan campaign plan`): the dashboard
+    /// shows the crew map, each planned meter done / in progress / failed /
+    /// not reached, with the route and the van's trace.
+    #[arg(long, requires_all = ["meters", "route"])]
+    plan: Option<PathBuf>,
+    /// The inventory the plan was made from (where its meters are).
+    #[arg(long, requires = "plan")]
+    meters: Option<PathBuf>,
+    /// The route the plan was made for.
+    #[arg(long, requires = "plan")]
+    route: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -191,6 +203,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             VanId::from_hostname().context("the host name is not a valid van id; pass --van-id")?
         }
     };
+    let crew_plan = match (&args.plan, &args.meters, &args.route) {
+        (Some(plan), Some(meters), Some(route)) => {
+            Some(std::sync::Arc::new(crew_plan::read(plan, meters, route)?))
+        }
+        _ => None,
+    };
     let config = ServerConfig {
         addr: SocketAddr::new(args.bind, args.port),
         target: args.target,
@@ -215,6 +233,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             require_signed: args.require_signed_reports,
         },
         gpsd: args.gpsd,
+        crew_plan,
         ..ServerConfig::new(args.root)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

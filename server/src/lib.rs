@@ -30,6 +30,7 @@
 pub mod authenticity;
 pub mod body;
 pub mod certify;
+pub mod crew_map;
 pub mod dashboard;
 pub mod files;
 pub mod gpsd;

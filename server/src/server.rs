@@ -73,6 +73,9 @@ pub struct ServerConfig {
     /// gpsd's HOST:PORT: the van's position for each report and its trace
     /// (see [`crate::gpsd`]); `None` stores reports without position.
     pub gpsd: Option<String>,
+    /// The campaign drawn on the dashboard's crew map (`--plan`); `None`
+    /// shows no map.
+    pub crew_plan: Option<Arc<crate::crew_map::CrewPlan>>,
 }
 
 impl ServerConfig {
@@ -94,6 +97,7 @@ impl ServerConfig {
             pace: Pace::default(),
             report_auth: ReportAuth::default(),
             gpsd: None,
+            crew_plan: None,
         }
     }
 }
@@ -180,11 +184,12 @@ impl Server {
                 addr: config.addr,
                 error,
             })?;
+        let mut shared =
+            Shared::new(loaded, reports, settings).with_report_auth(config.report_auth.clone());
+        shared.crew_plan = config.crew_plan.clone();
         Ok(Server {
             listener,
-            shared: Arc::new(
-                Shared::new(loaded, reports, settings).with_report_auth(config.report_auth.clone()),
-            ),
+            shared: Arc::new(shared),
             config,
         })
     }

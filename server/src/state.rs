@@ -10,6 +10,7 @@ use otavan_protocol::Version;
 use tracing::{error, info};
 
 use crate::authenticity::ReportAuth;
+use crate::crew_map::CrewPlan;
 use crate::gpsd::Position;
 use crate::index::{IndexError, ReleaseIndex};
 use crate::manifest_cache::ManifestCache;
@@ -93,6 +94,8 @@ pub struct Shared {
     pub started_instant: Instant,
     /// The van's latest fix (`--gpsd`; never set without it).
     pub position: Arc<Position>,
+    /// The campaign the crew map draws (`--plan`).
+    pub crew_plan: Option<Arc<CrewPlan>>,
 }
 
 impl Shared {
@@ -112,6 +115,7 @@ impl Shared {
             started: SystemTime::now(),
             started_instant: Instant::now(),
             position: Arc::default(),
+            crew_plan: None,
         }
     }
 

@@ -135,6 +135,10 @@ pub trait ReportBackend: Send + Sync {
         fix: Option<VanFix>,
     ) -> StoreFuture<'a, Inserted>;
 
+    /// Each meter's latest van-report state toward `target` (every van's
+    /// reports), as `(device_id, state)`: the crew map's colours.
+    fn latest_states<'a>(&'a self, target: &'a Version) -> StoreFuture<'a, Vec<(String, String)>>;
+
     /// Adds `fix` to this van's trace.
     fn record_fix(&self, fix: VanFix) -> StoreFuture<'_, ()>;
 

@@ -328,6 +328,27 @@ impl ReportBackend for PgStore {
         })
     }
 
+    fn latest_states<'a>(
+        &'a self,
+        target: &'a otavan_protocol::Version,
+    ) -> StoreFuture<'a, Vec<(String, String)>> {
+        Box::pin(async move {
+            let rows = self
+                .with_client(|client| async move {
+                    client
+                        .query(
+                            "SELECT DISTINCT ON (device_id) device_id, state FROM reports
+                             WHERE to_version = $1
+                             ORDER BY device_id, time DESC, id DESC",
+                            &[&target.as_str()],
+                        )
+                        .await
+                })
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
     fn record_fix(&self, fix: VanFix) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let time = ReportTime::from(fix.time).to_string();

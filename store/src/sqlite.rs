@@ -133,6 +133,21 @@ impl ReportStore {
         })
     }
 
+    /// Each meter's latest van-report state toward `target`, as
+    /// `(device_id, state)`, by device id.
+    pub fn latest_states(&self, target: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT device_id, state FROM (
+                 SELECT device_id, state,
+                        ROW_NUMBER() OVER (PARTITION BY device_id ORDER BY time DESC, id DESC) AS n
+                 FROM reports WHERE to_version = ?1 AND source = 'van')
+             WHERE n = 1 ORDER BY device_id",
+        )?;
+        let rows = statement.query_map(params![target], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Adds `fix` to `van`'s trace.
     pub fn record_fix(&self, van: &VanId, fix: VanFix) -> Result<(), StoreError> {
         self.conn().execute(
@@ -351,6 +366,14 @@ impl ReportBackend for SqliteBackend {
         })
     }
 
+    fn latest_states<'a>(
+        &'a self,
+        target: &'a otavan_protocol::Version,
+    ) -> StoreFuture<'a, Vec<(String, String)>> {
+        let target = target.as_str().to_owned();
+        self.call(move |store| store.latest_states(&target))
+    }
+
     fn record_fix(&self, fix: VanFix) -> StoreFuture<'_, ()> {
         let van = self.van.clone();
         self.call(move |store| store.record_fix(&van, fix))
@@ -489,6 +512,16 @@ mod tests {
             .unwrap();
         assert_eq!(store.trace(&van, at(0).into()).unwrap(), [fix, later]);
         assert_eq!(store.trace(&van, at(5).into()).unwrap(), [later]);
+        assert_eq!(
+            store.latest_states("1.1.0").unwrap(),
+            [
+                ("m1".to_owned(), "UPDATED".to_owned()),
+                ("m2".to_owned(), "FAILED".to_owned())
+            ]
+        );
+        put(&store, &van, &report("m1", "FAILED", Some("late")), at(4));
+        assert_eq!(store.latest_states("1.1.0").unwrap()[0].1, "FAILED");
+        assert!(store.latest_states("9.9.9").unwrap().is_empty());
         // Reopening (the migration again) keeps it all.
         drop(store);
         let store = ReportStore::open(&path).unwrap();

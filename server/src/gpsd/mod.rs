@@ -12,7 +12,7 @@ pub mod thin;
 pub mod tpv;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use otavan_store::{ReportBackend, VanFix};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -39,27 +39,44 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The van's latest fix, shared by the gpsd task and request handlers.
 #[derive(Debug, Default)]
 pub struct Position {
-    latest: Mutex<Option<(VanFix, Instant)>>,
+    inner: Mutex<Fixes>,
+}
+
+#[derive(Debug, Default)]
+struct Fixes {
+    /// The latest fix and when it arrived.
+    latest: Option<(VanFix, Instant)>,
+    /// The receiver's time of the first fix since the server started: the
+    /// start of this session's trace (a recorded drive replayed by gpsfake
+    /// has its own dates, so the server's clock would not do).
+    first: Option<SystemTime>,
 }
 
 impl Position {
     /// The latest fix, unless it is older than [`STALE`] or gpsd is gone.
     pub fn current(&self) -> Option<VanFix> {
-        let latest = *self.lock();
+        let latest = self.lock().latest;
         latest.and_then(|(fix, at)| (at.elapsed() < STALE).then_some(fix))
     }
 
+    /// The receiver's time of the session's first fix, if there was one.
+    pub fn first_fix_time(&self) -> Option<SystemTime> {
+        self.lock().first
+    }
+
     fn set(&self, fix: VanFix) {
-        *self.lock() = Some((fix, Instant::now()));
+        let mut fixes = self.lock();
+        fixes.latest = Some((fix, Instant::now()));
+        fixes.first.get_or_insert(fix.time);
     }
 
     fn lose(&self) {
-        *self.lock() = None;
+        self.lock().latest = None;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(VanFix, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Fixes> {
         // Holding the lock never panics; a poisoned one still holds a fix.
-        self.latest.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
