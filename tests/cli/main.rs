@@ -4,6 +4,7 @@ mod common;
 mod pg;
 
 mod campaign;
+mod crew_map;
 mod standing;
 
 mod dashboard;
