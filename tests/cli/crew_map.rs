@@ -216,3 +216,76 @@ fn a_bad_plan_row_is_named_by_file_and_line_and_the_server_does_not_start() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--meters"));
 }
+
+#[test]
+fn the_fleet_database_keeps_positions_the_trace_and_the_maps_states() {
+    let pg = crate::pg::PgCluster::start();
+    let dir = tempfile::TempDir::new().unwrap();
+    let plan = plan(dir.path());
+    let meters = planned(&plan);
+    let port = free_port();
+    let _gps = Gpsfake::start(port);
+    let gpsd = format!("127.0.0.1:{port}");
+    let url = pg.url();
+    let c = campaign();
+    let served = Served::start_with(
+        sample(),
+        &[
+            OsStr::new("--db"),
+            OsStr::new(&url),
+            OsStr::new("--no-deltas"),
+            OsStr::new("--van-id"),
+            OsStr::new("van-fleet"),
+            OsStr::new("--gpsd"),
+            OsStr::new(&gpsd),
+            OsStr::new("--plan"),
+            plan.as_os_str(),
+            OsStr::new("--meters"),
+            c.join("METERS.csv").as_os_str(),
+            OsStr::new("--route"),
+            c.join("ROUTE.csv").as_os_str(),
+        ],
+    );
+    wait_for(&served.log, "gpsd fix");
+    assert_eq!(
+        served.post("/report", &report_json(&meters[0], "UPDATED", None)),
+        204
+    );
+    assert_eq!(
+        served.post("/report", &report_json(&meters[1], "FAILED", Some("e"))),
+        204
+    );
+    assert_eq!(
+        pg.count("SELECT COUNT(*) FROM reports WHERE van_lat IS NOT NULL AND van_fix_time LIKE '2025-06-03T09:%'"),
+        2
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pg.count("SELECT COUNT(*) FROM trace WHERE van_id = 'van-fleet'") < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no trace in the fleet database"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, page) = served.fetch("/");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!("id=\"m{}\" class=\"done\"", meters[0])),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("id=\"m{}\" class=\"failed\"", meters[1])),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("id=\"m{}\" class=\"not-reached\"", meters[2])),
+        "{page}"
+    );
+    // The trace drawn is the one stored in PostgreSQL.
+    let trace = page
+        .split("<polyline id=\"trace\" points=\"")
+        .nth(1)
+        .unwrap();
+    let points = trace[..trace.find('"').unwrap()].split(' ').count();
+    assert!(points >= 3, "{trace}");
+}
