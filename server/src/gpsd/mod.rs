@@ -111,19 +111,34 @@ pub async fn check_address(addr: &str) -> Result<(), BadGpsd> {
 pub async fn follow(addr: String, position: Arc<Position>, reports: Arc<dyn ReportBackend>) {
     let mut thinner = thin::Thinner::default();
     let mut backoff = FIRST_BACKOFF;
+    // The first failure in a row is a warning; the retries after it are
+    // debug lines, so a van without its receiver does not flood the log.
+    let mut failing = false;
     loop {
         let mut fixes = 0u64;
-        let ended = session(&addr, &position, &*reports, &mut thinner, &mut fixes).await;
+        let mut connected = false;
+        let ended = session(
+            &addr,
+            &position,
+            &*reports,
+            &mut thinner,
+            &mut connected,
+            &mut fixes,
+        )
+        .await;
         position.lose();
         if fixes > 0 {
             backoff = FIRST_BACKOFF;
         }
+        let retry_ms = backoff.as_millis() as u64;
         match ended {
-            Ok(()) => warn!(gpsd = %addr, fixes, retry_ms = backoff.as_millis() as u64,
+            Ok(()) => warn!(gpsd = %addr, fixes, retry_ms,
                 "gpsd closed the connection; reports are stored without position"),
-            Err(error) => warn!(gpsd = %addr, %error, fixes, retry_ms = backoff.as_millis() as u64,
+            Err(error) if connected || !failing => warn!(gpsd = %addr, %error, fixes, retry_ms,
                 "gpsd unavailable; reports are stored without position"),
+            Err(error) => debug!(gpsd = %addr, %error, retry_ms, "gpsd still unavailable"),
         }
+        failing = true;
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
@@ -136,6 +151,7 @@ async fn session(
     position: &Position,
     reports: &dyn ReportBackend,
     thinner: &mut thin::Thinner,
+    connected: &mut bool,
     fixes: &mut u64,
 ) -> std::io::Result<()> {
     let timed_out = |what: &str| std::io::Error::new(std::io::ErrorKind::TimedOut, what.to_owned());
@@ -143,6 +159,7 @@ async fn session(
         .await
         .map_err(|_| timed_out("connect timed out"))??;
     stream.write_all(tpv::WATCH).await?;
+    *connected = true;
     info!(gpsd = %addr, "gpsd connected; watching");
     let mut lines = BufReader::new(stream).lines();
     loop {
