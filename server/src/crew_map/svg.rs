@@ -12,6 +12,7 @@ use super::nearby::{RADIUS_M, missed_near};
 use super::projection::{Projection, WIDTH};
 use super::{CrewView, MeterState};
 use crate::dashboard::{device_link, escape};
+use otavan_store::VanFix;
 
 /// The map's styles (in the section, so the dashboard's own stay as they are).
 pub const STYLE: &str = "
@@ -25,15 +26,36 @@ circle.not-reached{fill:#fff;stroke:#6b7280!important;stroke-width:2!important}
 .legend span{margin-right:14px}.legend i{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:4px}
 ";
 
-/// `points` as an SVG `points` attribute.
+/// Most trace points drawn: a long shift's trace is drawn every n-th
+/// point (and its last), so the page stays light.
+pub const MAX_TRACE_POINTS: usize = 2000;
+
+/// `points` as an SVG `points` attribute, a point landing on the one
+/// before it left out.
 fn points(projection: &Projection, points: impl Iterator<Item = (f64, f64)>) -> String {
     let mut out = String::new();
+    let mut last = None;
     for (lat, lon) in points {
-        let (x, y) = projection.xy(lat, lon);
-        let _ = write!(out, "{x},{y} ");
+        let xy = projection.xy(lat, lon);
+        if last != Some(xy) {
+            let _ = write!(out, "{},{} ", xy.0, xy.1);
+            last = Some(xy);
+        }
     }
     out.pop();
     out
+}
+
+/// At most [`MAX_TRACE_POINTS`] of `trace` (lat, lon), evenly spaced, the
+/// first and the last included.
+fn drawn_trace(trace: &[VanFix]) -> impl Iterator<Item = (f64, f64)> + '_ {
+    let stride = trace.len().div_ceil(MAX_TRACE_POINTS).max(1);
+    let last = trace.len().saturating_sub(1);
+    trace
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| i % stride == 0 || *i == last)
+        .map(|(_, f)| (f.lat, f.lon))
 }
 
 /// The dashboard section for `view`.
@@ -86,7 +108,7 @@ pub fn section(view: &CrewView<'_>) -> String {
         WIDTH,
         projection.height().round(),
         points(&projection, plan.route.iter().copied()),
-        points(&projection, view.trace.iter().map(|f| (f.lat, f.lon))),
+        points(&projection, drawn_trace(view.trace)),
     );
     for (meter, state) in plan.meters.iter().zip(&view.states) {
         let (x, y) = projection.xy(meter.lat, meter.lon);
@@ -139,8 +161,31 @@ fn missed_table(view: &CrewView<'_>, out: &mut String) {
 mod tests {
     use super::*;
     use crate::crew_map::{CrewPlan, PlannedMeter};
-    use otavan_store::VanFix;
     use std::time::SystemTime;
+
+    #[test]
+    fn a_long_trace_is_drawn_with_at_most_the_cap_its_ends_kept() {
+        let fix = |i: usize| VanFix {
+            lat: 52.37 + i as f64 * 1e-5,
+            lon: 9.73,
+            time: SystemTime::UNIX_EPOCH,
+        };
+        let trace: Vec<VanFix> = (0..5001).map(fix).collect();
+        let drawn: Vec<(f64, f64)> = drawn_trace(&trace).collect();
+        assert!(drawn.len() <= MAX_TRACE_POINTS + 1, "{}", drawn.len());
+        assert!(drawn.len() > MAX_TRACE_POINTS / 2, "{}", drawn.len());
+        assert_eq!(drawn[0], (fix(0).lat, fix(0).lon));
+        assert_eq!(*drawn.last().unwrap(), (fix(5000).lat, fix(5000).lon));
+        let short: Vec<(f64, f64)> = drawn_trace(&trace[..10]).collect();
+        assert_eq!(short.len(), 10);
+        // Points on the same map unit are drawn once.
+        let p = Projection::fitting([(52.37, 9.73), (52.38, 9.74)].into_iter()).unwrap();
+        let same = points(
+            &p,
+            [(52.37512, 9.73512), (52.375121, 9.735121), (52.38, 9.74)].into_iter(),
+        );
+        assert_eq!(same.split(' ').count(), 2, "{same}");
+    }
 
     #[test]
     fn meters_route_trace_and_van_are_drawn_with_their_states() {
