@@ -265,6 +265,33 @@ mod tests {
         .unwrap();
         store.insert_unkeyed(&report, SystemTime::now()).unwrap();
         assert_eq!(store.count().unwrap(), 2);
+        // The van's position columns came with the migration.
+        let van = crate::VanId::new("van-1").unwrap();
+        let fix = crate::VanFix {
+            lat: 52.37,
+            lon: 9.73,
+            time: SystemTime::UNIX_EPOCH,
+        };
+        store
+            .insert_identified(
+                &van,
+                "k",
+                &report,
+                Verification::Unsigned,
+                SystemTime::now(),
+                Some(fix),
+            )
+            .unwrap();
+        let (lat, old_lat): (f64, Option<f64>) = store
+            .conn()
+            .query_row(
+                "SELECT (SELECT van_lat FROM reports WHERE report_key = 'k'),
+                        (SELECT van_lat FROM reports WHERE device_id = 'old')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((lat, old_lat), (52.37, None));
         // Opening again is a no-op.
         ReportStore::open(&path).unwrap();
         let mut csv = Vec::new();
