@@ -1,6 +1,7 @@
 //! The `otavan` command: parses flags and dispatches to the crates.
 
 mod campaign;
+mod crew_plan;
 mod device;
 mod log;
 mod lora;
@@ -132,6 +133,21 @@ struct ServeArgs {
     /// the dashboard; unsigned reports are still stored, marked.
     #[arg(long, requires = "report_key")]
     require_signed_reports: bool,
+    /// gpsd's HOST:PORT (usually 127.0.0.1:2947): each report is stored
+    /// with the van's position and fix time, and the van's trace is kept.
+    #[arg(long, value_name = "HOST:PORT")]
+    gpsd: Option<String>,
+    /// The campaign's PLAN.csv (`otavan campaign plan`): the dashboard
+    /// shows the crew map, each planned meter done / in progress / failed /
+    /// not reached, with the route and the van's trace.
+    #[arg(long, requires_all = ["meters", "route"])]
+    plan: Option<PathBuf>,
+    /// The inventory the plan was made from (where its meters are).
+    #[arg(long, requires = "plan")]
+    meters: Option<PathBuf>,
+    /// The route the plan was made for.
+    #[arg(long, requires = "plan")]
+    route: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -187,6 +203,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             VanId::from_hostname().context("the host name is not a valid van id; pass --van-id")?
         }
     };
+    let crew_plan = match (&args.plan, &args.meters, &args.route) {
+        (Some(plan), Some(meters), Some(route)) => {
+            Some(std::sync::Arc::new(crew_plan::read(plan, meters, route)?))
+        }
+        _ => None,
+    };
     let config = ServerConfig {
         addr: SocketAddr::new(args.bind, args.port),
         target: args.target,
@@ -210,6 +232,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .transpose()?,
             require_signed: args.require_signed_reports,
         },
+        gpsd: args.gpsd,
+        crew_plan,
         ..ServerConfig::new(args.root)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -46,6 +46,8 @@ pub struct Overview<'a> {
     pub active_downloads: i64,
     /// Time since the server started.
     pub uptime: Duration,
+    /// The crew map's section (`--plan`; see [`crate::crew_map`]).
+    pub crew_map: Option<String>,
 }
 
 /// Characters kept as they are in a `/devices/{id}` link.
@@ -200,6 +202,9 @@ pub fn render_overview(view: &Overview<'_>) -> String {
         );
     }
     body.push_str("</p></section>");
+    if let Some(map) = &view.crew_map {
+        body.push_str(map);
+    }
     // This session and the release.
     let _ = write!(
         body,
@@ -357,6 +362,7 @@ mod tests {
             downloads: Vec::new(),
             active_downloads: 0,
             uptime: Duration::from_secs(61),
+            crew_map: None,
         });
         assert!(page.contains("<b id=\"count-UPDATED\">0</b>"), "{page}");
         assert!(page.contains("http-equiv=\"refresh\""));

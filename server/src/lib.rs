@@ -6,7 +6,8 @@
 //! single `Range`s; `POST /report` stores meters' status reports (SQLite,
 //! or PostgreSQL shared by many vans: the `otavan-store` crate) and `GET /reports.csv`
 //! exports them; signed reports are checked ([`authenticity`]). `GET /` is the van's dashboard ([`dashboard`]) and
-//! `GET /metrics` the Prometheus counters ([`metrics`]).
+//! `GET /metrics` the Prometheus counters ([`metrics`]). With
+//! `--gpsd` each report is stored with the van's position ([`gpsd`]).
 //!
 //! The caller binds, so tests use port 0:
 //!
@@ -29,8 +30,10 @@
 pub mod authenticity;
 pub mod body;
 pub mod certify;
+pub mod crew_map;
 pub mod dashboard;
 pub mod files;
+pub mod gpsd;
 pub mod index;
 pub mod local;
 pub mod manifest;

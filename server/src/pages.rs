@@ -9,6 +9,7 @@ use percent_encoding::percent_decode_str;
 use tracing::error;
 
 use crate::body::Body;
+use crate::crew_map::{self, CrewPlan, CrewView};
 use crate::dashboard::{self, Overview};
 use crate::metrics::MetricsInfo;
 use crate::respond;
@@ -58,6 +59,19 @@ pub async fn overview(shared: &Arc<Shared>) -> Response<Body> {
             (path, d)
         })
         .collect();
+    let crew_map = match &shared.crew_plan {
+        Some(plan) => match crew_map(shared, plan, index.target()).await {
+            Ok(section) => Some(section),
+            Err(e) => {
+                error!(error = %e, "cannot read the report store for the crew map");
+                return respond::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "report store unavailable",
+                );
+            }
+        },
+        None => None,
+    };
     let van_id = shared.reports.van().to_string();
     let root = index.root().display().to_string();
     let target = index.target().to_string();
@@ -74,8 +88,25 @@ pub async fn overview(shared: &Arc<Shared>) -> Response<Body> {
         downloads,
         active_downloads: shared.metrics.downloads.active(),
         uptime: shared.started_instant.elapsed(),
+        crew_map,
     });
     respond::content(StatusCode::OK, HTML, Bytes::from(page))
+}
+
+/// The crew map's section: meters' latest states and this session's trace
+/// (from its first fix on).
+async fn crew_map(
+    shared: &Shared,
+    plan: &CrewPlan,
+    target: &otavan_protocol::Version,
+) -> Result<String, otavan_store::StoreError> {
+    let latest = shared.reports.latest_states(target).await?;
+    let trace = match shared.position.first_fix_time() {
+        Some(first) => shared.reports.trace(ReportTime::from(first)).await?,
+        None => Vec::new(),
+    };
+    let view = CrewView::new(plan, &latest, &trace, shared.position.current());
+    Ok(crew_map::svg::section(&view))
 }
 
 /// `GET /devices/{id}`: `path` is the request path, percent-encoded.

@@ -70,6 +70,12 @@ pub struct ServerConfig {
     /// The fleet's report secret and whether only verified reports count
     /// (see [`crate::authenticity`]).
     pub report_auth: ReportAuth,
+    /// gpsd's HOST:PORT: the van's position for each report and its trace
+    /// (see [`crate::gpsd`]); `None` stores reports without position.
+    pub gpsd: Option<String>,
+    /// The campaign drawn on the dashboard's crew map (`--plan`); `None`
+    /// shows no map.
+    pub crew_plan: Option<Arc<crate::crew_map::CrewPlan>>,
 }
 
 impl ServerConfig {
@@ -90,6 +96,8 @@ impl ServerConfig {
             max_connections_per_ip: DEFAULT_PER_IP,
             pace: Pace::default(),
             report_auth: ReportAuth::default(),
+            gpsd: None,
+            crew_plan: None,
         }
     }
 }
@@ -114,6 +122,9 @@ pub enum StartError {
         /// Why not.
         error: StoreError,
     },
+    /// The `--gpsd` address does not resolve.
+    #[error(transparent)]
+    Gpsd(#[from] crate::gpsd::BadGpsd),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -162,6 +173,9 @@ impl Server {
                 .await
                 .expect("index task does not panic")?
         };
+        if let Some(gpsd) = &config.gpsd {
+            crate::gpsd::check_address(gpsd).await?;
+        }
         let reports = open_store(&config).await?;
         info!(store = %reports.describe(), van_id = %config.van_id, "reports stored");
         let listener = TcpListener::bind(config.addr)
@@ -170,11 +184,12 @@ impl Server {
                 addr: config.addr,
                 error,
             })?;
+        let mut shared =
+            Shared::new(loaded, reports, settings).with_report_auth(config.report_auth.clone());
+        shared.crew_plan = config.crew_plan.clone();
         Ok(Server {
             listener,
-            shared: Arc::new(
-                Shared::new(loaded, reports, settings).with_report_auth(config.report_auth.clone()),
-            ),
+            shared: Arc::new(shared),
             config,
         })
     }
@@ -202,6 +217,14 @@ impl Server {
             config,
         } = self;
         info!(addr = %listener.local_addr().expect("bound"), "serving");
+        let gpsd = config.gpsd.clone().map(|addr| {
+            let position = Arc::clone(&shared.position);
+            tokio::spawn(crate::gpsd::follow(
+                addr,
+                position,
+                Arc::clone(&shared.reports),
+            ))
+        });
         let slots = Slots::new(config.max_connections, config.max_connections_per_ip);
         let graceful = GracefulShutdown::new();
         let mut builder = http1::Builder::new();
@@ -279,6 +302,9 @@ impl Server {
             });
         }
         drop(listener);
+        if let Some(gpsd) = gpsd {
+            gpsd.abort();
+        }
         info!(
             connections = graceful.count(),
             "shutting down; draining requests in flight"

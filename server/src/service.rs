@@ -286,7 +286,12 @@ async fn report<B: RequestBody>(shared: &Shared, request: Request<B>) -> Respons
     };
     match shared
         .reports
-        .insert(&report, verification, SystemTime::now())
+        .insert(
+            &report,
+            verification,
+            SystemTime::now(),
+            shared.position.current(),
+        )
         .await
     {
         Ok(Inserted::New) => {

@@ -10,6 +10,8 @@ use otavan_protocol::Version;
 use tracing::{error, info};
 
 use crate::authenticity::ReportAuth;
+use crate::crew_map::CrewPlan;
+use crate::gpsd::Position;
 use crate::index::{IndexError, ReleaseIndex};
 use crate::manifest_cache::ManifestCache;
 use crate::metrics::Metrics;
@@ -90,6 +92,10 @@ pub struct Shared {
     pub started: SystemTime,
     /// The same instant, for uptime.
     pub started_instant: Instant,
+    /// The van's latest fix (`--gpsd`; never set without it).
+    pub position: Arc<Position>,
+    /// The campaign the crew map draws (`--plan`).
+    pub crew_plan: Option<Arc<CrewPlan>>,
 }
 
 impl Shared {
@@ -108,6 +114,8 @@ impl Shared {
             metrics: Metrics::default(),
             started: SystemTime::now(),
             started_instant: Instant::now(),
+            position: Arc::default(),
+            crew_plan: None,
         }
     }
 

@@ -6,7 +6,8 @@
 //! share one table ([`postgres::PgStore`]); [`StoreLocation`] is which.
 //! Either way every report carries the van's id and a stable key
 //! ([`identity`]), and inserts skip a key already stored, so re-sent
-//! reports are stored once.
+//! reports are stored once. With `otavan serve --gpsd` each report also
+//! carries the van's position ([`VanFix`]), and the van's trace is kept.
 //!
 //! Rows come back as [`StoredReport`]s with typed fields ([`ReportTime`],
 //! [`StoredState`] by [`Source`], [`VanId`]), checked where they leave the
@@ -17,6 +18,7 @@
 //! (a handful a second), so one allocation per call does not matter;
 //! nothing here is on the manifest or download path.
 
+pub mod fix;
 pub mod identity;
 pub mod location;
 pub mod postgres;
@@ -34,6 +36,7 @@ use std::time::SystemTime;
 use otavan_protocol::{Report, UpdateState, Version};
 
 pub use crate::reports::{ReportStore, StoreError};
+pub use fix::VanFix;
 pub use identity::VanId;
 pub use location::StoreLocation;
 pub use row::{BadRow, Source, StoredReport, StoredState, Verification};
@@ -121,14 +124,26 @@ impl Summary {
 /// Implementations stamp every report with their van's id and its
 /// [`identity::report_key`], and store each key once.
 pub trait ReportBackend: Send + Sync {
-    /// Stores `report`, received at `time` and checked as `verification`,
-    /// unless its key is already stored.
+    /// Stores `report`, received at `time` and checked as `verification`
+    /// while the van was at `fix` (`None`: no position known), unless its
+    /// key is already stored.
     fn insert<'a>(
         &'a self,
         report: &'a Report,
         verification: Verification,
         time: SystemTime,
+        fix: Option<VanFix>,
     ) -> StoreFuture<'a, Inserted>;
+
+    /// Each meter's latest van-report state toward `target` (every van's
+    /// reports), as `(device_id, state)`: the crew map's colours.
+    fn latest_states<'a>(&'a self, target: &'a Version) -> StoreFuture<'a, Vec<(String, String)>>;
+
+    /// Adds `fix` to this van's trace.
+    fn record_fix(&self, fix: VanFix) -> StoreFuture<'_, ()>;
+
+    /// This van's trace from `since` on, oldest first.
+    fn trace(&self, since: ReportTime) -> StoreFuture<'_, Vec<VanFix>>;
 
     /// Every report as CSV ([`crate::reports::CSV_HEADER`]), oldest first.
     fn export_csv(&self) -> StoreFuture<'_, Vec<u8>>;

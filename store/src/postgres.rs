@@ -21,7 +21,7 @@ use super::row::RawReport;
 use super::sqlite::KeyedRow;
 use super::{
     Inserted, ReportBackend, ReportTime, Source, StoreError, StoreFuture, StoredReport, Summary,
-    SummaryQuery, Verification,
+    SummaryQuery, VanFix, Verification,
 };
 use crate::reports::CSV_HEADER;
 use crate::spreadsheet::neutralise;
@@ -49,6 +49,18 @@ CREATE TABLE IF NOT EXISTS reports (
 -- Added with signatures (here for new tables and old ones alike): rows
 -- from before were not checked by anyone.
 ALTER TABLE reports ADD COLUMN IF NOT EXISTS verified TEXT NOT NULL DEFAULT 'unsigned';
+-- Where the van was (otavan serve --gpsd); NULL without a fix.
+ALTER TABLE reports ADD COLUMN IF NOT EXISTS van_lat DOUBLE PRECISION;
+ALTER TABLE reports ADD COLUMN IF NOT EXISTS van_lon DOUBLE PRECISION;
+ALTER TABLE reports ADD COLUMN IF NOT EXISTS van_fix_time TEXT;
+CREATE TABLE IF NOT EXISTS trace (
+    id BIGSERIAL PRIMARY KEY,
+    van_id TEXT NOT NULL,
+    time TEXT NOT NULL,
+    lat DOUBLE PRECISION NOT NULL,
+    lon DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trace_van ON trace (van_id, time);
 CREATE INDEX IF NOT EXISTS reports_device ON reports (device_id, time);
 CREATE INDEX IF NOT EXISTS reports_target ON reports (to_version, device_id, time);
 CREATE INDEX IF NOT EXISTS reports_van ON reports (van_id, time);
@@ -266,22 +278,26 @@ impl ReportBackend for PgStore {
         report: &'a Report,
         verification: Verification,
         time: SystemTime,
+        fix: Option<VanFix>,
     ) -> StoreFuture<'a, Inserted> {
         Box::pin(async move {
+            let (lat, lon) = (fix.map(|f| f.lat), fix.map(|f| f.lon));
+            let fix_time = fix.map(|f| ReportTime::from(f.time).to_string());
             let key = report_key(&self.van, &self.session, report, verification);
             let time = ReportTime::from(time).to_string();
             let integer = |n: Option<u64>| n.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
             let (bytes, full) = (integer(report.bytes), integer(report.full_bytes));
             let changed = self
                 .with_client(|client| {
-                    let (key, time) = (&key, &time);
+                    let (key, time, fix_time) = (&key, &time, &fix_time);
                     async move {
                         client
                             .execute(
                                 "INSERT INTO reports (report_key, van_id, time, device_id,
                                      from_version, to_version, state, error, bytes, full_bytes,
-                                     verified)
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                     verified, van_lat, van_lon, van_fix_time)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                                         $13, $14)
                                  ON CONFLICT (report_key) DO NOTHING",
                                 &[
                                     key,
@@ -295,6 +311,9 @@ impl ReportBackend for PgStore {
                                     &bytes,
                                     &full,
                                     &verification.as_str(),
+                                    &lat,
+                                    &lon,
+                                    fix_time,
                                 ],
                             )
                             .await
@@ -306,6 +325,79 @@ impl ReportBackend for PgStore {
             } else {
                 Inserted::Duplicate
             })
+        })
+    }
+
+    fn latest_states<'a>(
+        &'a self,
+        target: &'a otavan_protocol::Version,
+    ) -> StoreFuture<'a, Vec<(String, String)>> {
+        Box::pin(async move {
+            let rows = self
+                .with_client(|client| async move {
+                    client
+                        .query(
+                            "SELECT DISTINCT ON (device_id) device_id, state FROM reports
+                             WHERE to_version = $1
+                             ORDER BY device_id, time DESC, id DESC",
+                            &[&target.as_str()],
+                        )
+                        .await
+                })
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn record_fix(&self, fix: VanFix) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let time = ReportTime::from(fix.time).to_string();
+            self.with_client(|client| {
+                let time = &time;
+                async move {
+                    client
+                        .execute(
+                            "INSERT INTO trace (van_id, time, lat, lon) VALUES ($1, $2, $3, $4)",
+                            &[&self.van.as_str(), time, &fix.lat, &fix.lon],
+                        )
+                        .await
+                }
+            })
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn trace(&self, since: ReportTime) -> StoreFuture<'_, Vec<VanFix>> {
+        Box::pin(async move {
+            let since = since.to_string();
+            let rows = self
+                .with_client(|client| {
+                    let since = &since;
+                    async move {
+                        client
+                            .query(
+                                "SELECT time, lat, lon FROM trace
+                                 WHERE van_id = $1 AND time >= $2 ORDER BY time, id",
+                                &[&self.van.as_str(), since],
+                            )
+                            .await
+                    }
+                })
+                .await?;
+            let mut trace = Vec::with_capacity(rows.len());
+            for row in rows {
+                let time: String = row.get(0);
+                let parsed: ReportTime = time
+                    .parse()
+                    .map_err(|_| crate::BadRow::new("trace time", &time, "an RFC 3339 time"))?;
+                trace.push(VanFix {
+                    lat: row.get(1),
+                    lon: row.get(2),
+                    time: parsed.system_time(),
+                });
+            }
+            Ok(trace)
         })
     }
 

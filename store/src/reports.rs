@@ -89,8 +89,24 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             ("pending_confirm", "pending_confirm INTEGER"),
             // Rows from before signatures were not checked by anyone.
             ("verified", "verified TEXT NOT NULL DEFAULT 'unsigned'"),
+            // Where the van was (`otavan serve --gpsd`); NULL without a fix.
+            ("van_lat", "van_lat REAL"),
+            ("van_lon", "van_lon REAL"),
+            ("van_fix_time", "van_fix_time TEXT"),
         ],
-    )
+    )?;
+    // The van's own positions, thinned (see `otavan_server::gpsd`).
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS trace (
+            id INTEGER PRIMARY KEY,
+            van_id TEXT NOT NULL,
+            time TEXT NOT NULL,
+            lat REAL NOT NULL,
+            lon REAL NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS trace_van ON trace (van_id, time);",
+    )?;
+    Ok(())
 }
 
 /// Reports received by this van, in arrival order.
@@ -249,6 +265,33 @@ mod tests {
         .unwrap();
         store.insert_unkeyed(&report, SystemTime::now()).unwrap();
         assert_eq!(store.count().unwrap(), 2);
+        // The van's position columns came with the migration.
+        let van = crate::VanId::new("van-1").unwrap();
+        let fix = crate::VanFix {
+            lat: 52.37,
+            lon: 9.73,
+            time: SystemTime::UNIX_EPOCH,
+        };
+        store
+            .insert_identified(
+                &van,
+                "k",
+                &report,
+                Verification::Unsigned,
+                SystemTime::now(),
+                Some(fix),
+            )
+            .unwrap();
+        let (lat, old_lat): (f64, Option<f64>) = store
+            .conn()
+            .query_row(
+                "SELECT (SELECT van_lat FROM reports WHERE report_key = 'k'),
+                        (SELECT van_lat FROM reports WHERE device_id = 'old')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((lat, old_lat), (52.37, None));
         // Opening again is a no-op.
         ReportStore::open(&path).unwrap();
         let mut csv = Vec::new();

@@ -215,7 +215,7 @@ pub struct BadRow {
 }
 
 impl BadRow {
-    fn new(column: &'static str, value: &str, expected: &'static str) -> BadRow {
+    pub(crate) fn new(column: &'static str, value: &str, expected: &'static str) -> BadRow {
         BadRow {
             column,
             value: value.to_owned(),

@@ -12,7 +12,7 @@ use super::identity::{VanId, legacy_key, report_key};
 use super::row::RawReport;
 use super::{
     Inserted, ReportBackend, ReportTime, StoreError, StoreFuture, StoredReport, Summary,
-    SummaryQuery, Verification,
+    SummaryQuery, VanFix, Verification,
 };
 use crate::reports::ReportStore;
 
@@ -99,13 +99,15 @@ impl ReportStore {
         report: &Report,
         verification: Verification,
         time: SystemTime,
+        fix: Option<VanFix>,
     ) -> Result<Inserted, StoreError> {
         // SQLite integers are signed; a byte count past i64::MAX is not real.
         let integer = |n: Option<u64>| n.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
         let changed = self.conn().execute(
             "INSERT INTO reports (time, device_id, from_version, to_version, state, error, bytes,
-                                  full_bytes, van_id, report_key, verified)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                                  full_bytes, van_id, report_key, verified, van_lat, van_lon,
+                                  van_fix_time)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (report_key) DO NOTHING",
             params![
                 ReportTime::from(time).to_string(),
@@ -119,6 +121,9 @@ impl ReportStore {
                 van.as_str(),
                 key,
                 verification.as_str(),
+                fix.map(|f| f.lat),
+                fix.map(|f| f.lon),
+                fix.map(|f| ReportTime::from(f.time).to_string()),
             ],
         )?;
         Ok(if changed == 1 {
@@ -126,6 +131,59 @@ impl ReportStore {
         } else {
             Inserted::Duplicate
         })
+    }
+
+    /// Each meter's latest van-report state toward `target`, as
+    /// `(device_id, state)`, by device id.
+    pub fn latest_states(&self, target: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT device_id, state FROM (
+                 SELECT device_id, state,
+                        ROW_NUMBER() OVER (PARTITION BY device_id ORDER BY time DESC, id DESC) AS n
+                 FROM reports WHERE to_version = ?1 AND source = 'van')
+             WHERE n = 1 ORDER BY device_id",
+        )?;
+        let rows = statement.query_map(params![target], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Adds `fix` to `van`'s trace.
+    pub fn record_fix(&self, van: &VanId, fix: VanFix) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO trace (van_id, time, lat, lon) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                van.as_str(),
+                ReportTime::from(fix.time).to_string(),
+                fix.lat,
+                fix.lon
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// `van`'s trace from `since` on, oldest first.
+    pub fn trace(&self, van: &VanId, since: ReportTime) -> Result<Vec<VanFix>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT time, lat, lon FROM trace WHERE van_id = ?1 AND time >= ?2 ORDER BY time, id",
+        )?;
+        let rows = statement.query_map(params![van.as_str(), since.to_string()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?))
+        })?;
+        let mut trace = Vec::new();
+        for row in rows {
+            let (time, lat, lon) = row?;
+            let time: ReportTime = time
+                .parse()
+                .map_err(|_| crate::BadRow::new("trace time", &time, "an RFC 3339 time"))?;
+            trace.push(VanFix {
+                lat,
+                lon,
+                time: time.system_time(),
+            });
+        }
+        Ok(trace)
     }
 
     /// Up to `limit` van reports after row number `after`, in row order,
@@ -298,11 +356,32 @@ impl ReportBackend for SqliteBackend {
         report: &'a Report,
         verification: Verification,
         time: SystemTime,
+        fix: Option<VanFix>,
     ) -> StoreFuture<'a, Inserted> {
         let key = report_key(&self.van, &self.session, report, verification);
         let report = report.clone();
         let van = self.van.clone();
-        self.call(move |store| store.insert_identified(&van, &key, &report, verification, time))
+        self.call(move |store| {
+            store.insert_identified(&van, &key, &report, verification, time, fix)
+        })
+    }
+
+    fn latest_states<'a>(
+        &'a self,
+        target: &'a otavan_protocol::Version,
+    ) -> StoreFuture<'a, Vec<(String, String)>> {
+        let target = target.as_str().to_owned();
+        self.call(move |store| store.latest_states(&target))
+    }
+
+    fn record_fix(&self, fix: VanFix) -> StoreFuture<'_, ()> {
+        let van = self.van.clone();
+        self.call(move |store| store.record_fix(&van, fix))
+    }
+
+    fn trace(&self, since: ReportTime) -> StoreFuture<'_, Vec<VanFix>> {
+        let van = self.van.clone();
+        self.call(move |store| store.trace(&van, since))
     }
 
     fn export_csv(&self) -> StoreFuture<'_, Vec<u8>> {
@@ -364,7 +443,7 @@ mod tests {
     ) -> Inserted {
         let key = report_key(van, "s0", report, verification);
         store
-            .insert_identified(van, &key, report, verification, time)
+            .insert_identified(van, &key, report, verification, time, None)
             .unwrap()
     }
 
@@ -385,6 +464,68 @@ mod tests {
         let other = VanId::new("van-2").unwrap();
         assert_eq!(put(&store, &other, &r, at(6)), Inserted::New);
         assert_eq!(store.count().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_report_keeps_the_vans_fix_and_the_trace_is_kept_per_van() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("van.db");
+        let store = ReportStore::open(&path).unwrap();
+        let van = VanId::new("van-1").unwrap();
+        let fix = VanFix {
+            lat: 52.3701,
+            lon: 9.7343,
+            time: at(1),
+        };
+        let with = report("m1", "UPDATED", None);
+        let key = report_key(&van, "s0", &with, Verification::Unsigned);
+        store
+            .insert_identified(&van, &key, &with, Verification::Unsigned, at(2), Some(fix))
+            .unwrap();
+        put(&store, &van, &report("m2", "FAILED", Some("e")), at(3));
+        type Positioned = (String, Option<f64>, Option<f64>, Option<String>);
+        let rows: Vec<Positioned> = store
+            .conn()
+            .prepare("SELECT device_id, van_lat, van_lon, van_fix_time FROM reports ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (
+                    "m1".to_owned(),
+                    Some(52.3701),
+                    Some(9.7343),
+                    Some(ReportTime::from(at(1)).to_string())
+                ),
+                ("m2".to_owned(), None, None, None),
+            ]
+        );
+        let later = VanFix { time: at(9), ..fix };
+        store.record_fix(&van, fix).unwrap();
+        store.record_fix(&van, later).unwrap();
+        store
+            .record_fix(&VanId::new("van-2").unwrap(), fix)
+            .unwrap();
+        assert_eq!(store.trace(&van, at(0).into()).unwrap(), [fix, later]);
+        assert_eq!(store.trace(&van, at(5).into()).unwrap(), [later]);
+        assert_eq!(
+            store.latest_states("1.1.0").unwrap(),
+            [
+                ("m1".to_owned(), "UPDATED".to_owned()),
+                ("m2".to_owned(), "FAILED".to_owned())
+            ]
+        );
+        put(&store, &van, &report("m1", "FAILED", Some("late")), at(4));
+        assert_eq!(store.latest_states("1.1.0").unwrap()[0].1, "FAILED");
+        assert!(store.latest_states("9.9.9").unwrap().is_empty());
+        // Reopening (the migration again) keeps it all.
+        drop(store);
+        let store = ReportStore::open(&path).unwrap();
+        assert_eq!(store.trace(&van, at(0).into()).unwrap().len(), 2);
     }
 
     /// `otavan campaign watch` stores LoRa status rows in the same table:

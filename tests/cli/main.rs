@@ -4,11 +4,13 @@ mod common;
 mod pg;
 
 mod campaign;
+mod crew_map;
 mod standing;
 
 mod dashboard;
 mod device;
 mod fleet;
+mod gpsd;
 mod lora;
 mod rehearse;
 mod replan;
