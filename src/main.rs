@@ -8,6 +8,7 @@ mod rehearse;
 mod release;
 mod replan;
 mod reports;
+mod waves;
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};

@@ -5,6 +5,7 @@ mod pg;
 
 mod campaign;
 mod standing;
+mod waves;
 
 mod dashboard;
 mod device;
