@@ -22,7 +22,7 @@ use otavan_campaign::watch::{self, WatchConfig, WatchEvent};
 use otavan_campaign::waves;
 use otavan_campaign::{capacity, clock, legs_csv, plan_csv, progress, route, waves_csv};
 use otavan_protocol::Version;
-use otavan_protocol::lora::{APP_FPORTS, DEFAULT_FPORT};
+use otavan_protocol::lora::{APP_FPORTS, DEFAULT_FPORT, DownlinkCommand};
 use otavan_protocol::region::Region;
 use otavan_store::reports::ReportStore;
 use time::OffsetDateTime;
@@ -46,6 +46,10 @@ pub enum CampaignCommand {
     /// Each wave's counts and gate (open, waiting, tripped) from the
     /// reports.
     Status(crate::waves::StatusArgs),
+    /// Halt the campaign: a signed HALT.json for the vans, logged.
+    Halt(crate::halt::HaltArgs),
+    /// Resume a halted campaign: open a tripped wave's gate, logged.
+    Resume(crate::halt::ResumeArgs),
 }
 
 /// `campaign plan`.
@@ -289,6 +293,8 @@ pub fn run(command: CampaignCommand) -> anyhow::Result<()> {
         CampaignCommand::Watch(args) => runtime()?.block_on(watch(args)),
         CampaignCommand::Replan(args) => crate::replan::run(args),
         CampaignCommand::Status(args) => crate::waves::status(args),
+        CampaignCommand::Halt(args) => crate::halt::halt(args),
+        CampaignCommand::Resume(args) => crate::halt::resume(args),
     }
 }
 
@@ -602,9 +608,17 @@ fn downlinks(
                     w.reason
                 );
             }
-            rows.into_iter()
+            let cancels = match judged.tripped() {
+                None => Vec::new(),
+                Some(tripped) => cancels(args, server, &rows, &judged, &bytes, tripped)?,
+            };
+            let mut downlinks: Vec<push::Downlink> = rows
+                .iter()
                 .filter(|r| open.contains(&r.dev_eui))
-                .collect()
+                .map(|r| push::Downlink::wake(r, server, args.max_late))
+                .collect();
+            downlinks.extend(cancels);
+            return Ok((downlinks, progress::digest(&bytes)));
         }
     };
     let mut downlinks: Vec<push::Downlink> = rows
@@ -656,6 +670,58 @@ fn downlinks(
         downlinks.extend(group_downlinks);
     }
     Ok((downlinks, progress::digest(&bytes)))
+}
+
+/// A halted campaign's CANCELs: one to each meter whose WAKE went out
+/// (acknowledged in the progress file) and that has not reported
+/// UPDATED; the halt is logged with them.
+fn cancels(
+    args: &PushArgs,
+    server: &NetworkServer,
+    rows: &[plan_csv::PlanRow],
+    judged: &crate::waves::Judged,
+    bytes: &[u8],
+    tripped: &gate::WaveStatus,
+) -> anyhow::Result<Vec<push::Downlink>> {
+    let acked = progress::read(&progress::path_for(&args.plan), &progress::digest(bytes))?;
+    let now = OffsetDateTime::now_utc();
+    let cancel: Vec<push::Downlink> = rows
+        .iter()
+        .filter(|r| acked.contains(r.dev_eui) && !judged.updated(&r.dev_eui))
+        .map(|r| {
+            let payload = DownlinkCommand::Cancel {
+                campaign: r.wake.campaign,
+            }
+            .encode();
+            push::Downlink {
+                id: format!("cancel-{}", r.dev_eui),
+                enqueue_at: now,
+                deadline: now + args.max_late,
+                last: false,
+                topic: server.downlink_topic(r.dev_eui),
+                message: server.downlink_message(r.dev_eui, r.fport, &payload),
+                grpc: None,
+            }
+        })
+        .collect();
+    eprintln!(
+        "otavan: campaign halted ({}): later waves get no WAKE, {} woken meter(s) without \
+         UPDATED get a CANCEL",
+        tripped.reason,
+        cancel.len()
+    );
+    crate::waves::log_decision(
+        &args.plan,
+        serde_json::json!({
+            "time": clock::format(now),
+            "decision": "halt",
+            "wave": tripped,
+            "thresholds": judged.settings,
+            "target": judged.target.as_ref().map(Version::as_str),
+            "cancels": cancel.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        }),
+    )?;
+    Ok(cancel)
 }
 
 async fn push(

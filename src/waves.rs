@@ -3,6 +3,7 @@
 //! wave's counts and gate onto stdout, every gate decision into the
 //! decisions log (PLAN.csv.decisions, one JSON object a line).
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -63,6 +64,11 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 }
 
 impl GateArgs {
+    /// `--target`.
+    pub fn target(&self) -> Option<&Version> {
+        self.target.as_ref()
+    }
+
     fn settings(&self) -> GateSettings {
         GateSettings {
             min_updated_percent: self.min_updated,
@@ -84,6 +90,8 @@ impl GateArgs {
 pub struct Judged {
     /// WAVES.csv's rows.
     pub waves: Vec<Assignment>,
+    /// The reports read.
+    pub reports: Reports,
     /// Each wave's counts and gate.
     pub status: Vec<WaveStatus>,
     /// The thresholds.
@@ -111,13 +119,36 @@ pub fn judge(plan: &Path, rows: &[PlanRow], args: &GateArgs) -> anyhow::Result<O
         reports.merge(read_reports(source)?);
     }
     let settings = args.settings();
-    let status = gate::evaluate(&waves, &reports, args.target.as_ref(), &settings);
+    let resumed = resumed(plan)?;
+    let status = gate::evaluate(&waves, &reports, args.target.as_ref(), &settings, &resumed);
     Ok(Some(Judged {
         waves,
+        reports,
         status,
         settings,
         target: args.target.clone(),
     }))
+}
+
+/// The waves `campaign resume` reopened, from the decisions log.
+fn resumed(plan: &Path) -> anyhow::Result<BTreeSet<usize>> {
+    let path = decisions_path(plan);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut waves = BTreeSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not a decision", path.display(), n + 1))?;
+        if entry["decision"] == "resume"
+            && let Some(wave) = entry["wave"].as_u64()
+        {
+            waves.insert(usize::try_from(wave).unwrap_or(usize::MAX));
+        }
+    }
+    Ok(waves)
 }
 
 /// Every planned meter is in one wave, and every wave's meter planned.
@@ -170,7 +201,6 @@ fn check_target(rows: &[PlanRow], target: Option<&Version>) -> anyhow::Result<()
 ///
 /// The I/O error.
 pub fn log_decisions(plan: &Path, judged: &Judged, now: OffsetDateTime) -> anyhow::Result<()> {
-    let path = decisions_path(plan);
     let mut text = String::new();
     for wave in &judged.status {
         let entry = serde_json::json!({
@@ -183,6 +213,35 @@ pub fn log_decisions(plan: &Path, judged: &Judged, now: OffsetDateTime) -> anyho
         text += &entry.to_string();
         text.push('\n');
     }
+    append(plan, &text)
+}
+
+impl Judged {
+    /// The tripped gate that halts the campaign, if one has.
+    pub fn tripped(&self) -> Option<&WaveStatus> {
+        self.status
+            .iter()
+            .find(|w| w.gate == gate::GateState::Tripped)
+    }
+
+    /// Whether `dev_eui`'s latest report shows it updated.
+    pub fn updated(&self, dev_eui: &otavan_campaign::deveui::DevEui) -> bool {
+        gate::outcome(self.reports.latest(dev_eui), self.target.as_ref()) == gate::Outcome::Updated
+    }
+}
+
+/// Appends one decision (`halt`, `resume`, `cancel`) to the decisions log
+/// of `plan`, with its figures.
+///
+/// # Errors
+///
+/// The I/O error.
+pub fn log_decision(plan: &Path, entry: serde_json::Value) -> anyhow::Result<()> {
+    append(plan, &format!("{entry}\n"))
+}
+
+fn append(plan: &Path, text: &str) -> anyhow::Result<()> {
+    let path = decisions_path(plan);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -18,9 +18,10 @@
 //!    are updated, and waits otherwise.
 //!
 //! A gate after a waiting one waits; after a tripped one it is tripped
-//! too (the campaign is halted).
+//! too (the campaign is halted). A tripped gate the operator resumed
+//! (`campaign resume`) is open.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use otavan_protocol::lora::OtaResult;
 use otavan_protocol::{UpdateState, Version};
@@ -138,12 +139,15 @@ impl WaveStatus {
     }
 }
 
-/// Each wave's counts and gate, in wave order.
+/// Each wave's counts and gate, in wave order. A gate in `resumed` (wave
+/// numbers the operator resumed) that would trip is open instead, its
+/// reason saying so.
 pub fn evaluate(
     waves: &[Assignment],
     reports: &Reports,
     target: Option<&Version>,
     settings: &GateSettings,
+    resumed: &BTreeSet<usize>,
 ) -> Vec<WaveStatus> {
     let mut by_wave: BTreeMap<usize, WaveStatus> = BTreeMap::new();
     for a in waves {
@@ -173,7 +177,13 @@ pub fn evaluate(
         let (gate, reason) = match i.checked_sub(1).map(|p| &out[p]) {
             None => (GateState::Open, "the first wave".to_owned()),
             Some(before) => match before.gate {
-                GateState::Open => judge(before, settings),
+                GateState::Open => match judge(before, settings) {
+                    (GateState::Tripped, why) if resumed.contains(&out[i].wave) => (
+                        GateState::Open,
+                        format!("resumed by the operator after: {why}"),
+                    ),
+                    judged => judged,
+                },
                 GateState::Waiting => (
                     GateState::Waiting,
                     format!("wave {} ({}) is not open yet", before.wave, before.name),

@@ -46,6 +46,8 @@ pub struct Overview<'a> {
     pub active_downloads: i64,
     /// Time since the server started.
     pub uptime: Duration,
+    /// Why the target is halted, when it is (no meter is offered it).
+    pub halted: Option<&'a str>,
 }
 
 /// Characters kept as they are in a `/devices/{id}` link.
@@ -142,6 +144,15 @@ pub fn render_overview(view: &Overview<'_>) -> String {
         escape(view.target),
         humantime::format_duration(Duration::from_secs(view.uptime.as_secs())),
     );
+    if let Some(reason) = view.halted {
+        let _ = write!(
+            body,
+            "<section class=\"wide\" id=\"halted\" style=\"background:#a00;color:#fff\">\
+             <h2>halted</h2><div>{} is not offered: {}</div></section>",
+            escape(view.target),
+            escape(reason)
+        );
+    }
     // Progress toward the target.
     let _ = write!(
         body,
@@ -357,6 +368,7 @@ mod tests {
             downloads: Vec::new(),
             active_downloads: 0,
             uptime: Duration::from_secs(61),
+            halted: None,
         });
         assert!(page.contains("<b id=\"count-UPDATED\">0</b>"), "{page}");
         assert!(page.contains("http-equiv=\"refresh\""));

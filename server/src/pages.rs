@@ -74,6 +74,7 @@ pub async fn overview(shared: &Arc<Shared>) -> Response<Body> {
         downloads,
         active_downloads: shared.metrics.downloads.active(),
         uptime: shared.started_instant.elapsed(),
+        halted: shared.halt_of(index.target()).map(|h| h.reason.as_str()),
     });
     respond::content(StatusCode::OK, HTML, Bytes::from(page))
 }

@@ -1,5 +1,6 @@
 //! The accept loop: connection limit, header timeout, graceful shutdown.
 
+use otavan_protocol::halt::Halt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -70,6 +71,9 @@ pub struct ServerConfig {
     /// The fleet's report secret and whether only verified reports count
     /// (see [`crate::authenticity`]).
     pub report_auth: ReportAuth,
+    /// Halted campaigns (verified halt files): their target is never
+    /// offered, manifests answer `null`.
+    pub halts: Vec<Halt>,
 }
 
 impl ServerConfig {
@@ -90,6 +94,7 @@ impl ServerConfig {
             max_connections_per_ip: DEFAULT_PER_IP,
             pace: Pace::default(),
             report_auth: ReportAuth::default(),
+            halts: Vec::new(),
         }
     }
 }
@@ -173,7 +178,9 @@ impl Server {
         Ok(Server {
             listener,
             shared: Arc::new(
-                Shared::new(loaded, reports, settings).with_report_auth(config.report_auth.clone()),
+                Shared::new(loaded, reports, settings)
+                    .with_report_auth(config.report_auth.clone())
+                    .with_halts(config.halts.clone()),
             ),
             config,
         })

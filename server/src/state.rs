@@ -1,6 +1,7 @@
 //! What request handlers share: the current release, the report store and
 //! the counters.
 
+use otavan_protocol::halt::Halt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -80,6 +81,8 @@ pub struct Shared {
     pub reports: Arc<dyn ReportBackend>,
     /// How report signatures are checked and counted.
     pub report_auth: ReportAuth,
+    /// Halted campaigns: their target is not offered.
+    pub halts: Vec<Halt>,
     /// How to rebuild the release.
     pub settings: IndexSettings,
     /// Serialises reloads so two SIGHUPs do not index twice at once.
@@ -103,6 +106,7 @@ impl Shared {
             release: ArcSwap::from_pointee(release),
             reports,
             report_auth: ReportAuth::default(),
+            halts: Vec::new(),
             settings,
             reload_lock: tokio::sync::Mutex::new(()),
             metrics: Metrics::default(),
@@ -116,6 +120,17 @@ impl Shared {
     pub fn with_report_auth(mut self, auth: ReportAuth) -> Shared {
         self.report_auth = auth;
         self
+    }
+
+    /// With `halts`: their targets are not offered.
+    pub fn with_halts(mut self, halts: Vec<Halt>) -> Shared {
+        self.halts = halts;
+        self
+    }
+
+    /// The halt of `target`, if a campaign for it is halted.
+    pub fn halt_of(&self, target: &Version) -> Option<&Halt> {
+        self.halts.iter().find(|h| h.target == target.as_str())
     }
 
     /// Re-indexes on the blocking pool and swaps the new release in. On

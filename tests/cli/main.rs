@@ -10,6 +10,7 @@ mod waves;
 mod dashboard;
 mod device;
 mod fleet;
+mod halt;
 mod lora;
 mod rehearse;
 mod replan;

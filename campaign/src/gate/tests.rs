@@ -1,5 +1,6 @@
 //! Gates judged from report files written to a temp dir.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::*;
@@ -52,7 +53,13 @@ fn reports(states: &[(u8, &str)]) -> Reports {
 
 fn judged(states: &[(u8, &str)]) -> Vec<WaveStatus> {
     let target: Version = "1.1.0".parse().unwrap();
-    evaluate(&waves(), &reports(states), Some(&target), &SETTINGS)
+    evaluate(
+        &waves(),
+        &reports(states),
+        Some(&target),
+        &SETTINGS,
+        &BTreeSet::new(),
+    )
 }
 
 #[test]
@@ -126,4 +133,31 @@ fn too_few_samples_neither_open_nor_trip() {
     let none = judged(&[]);
     assert_eq!(none[1].gate, GateState::Waiting);
     assert_eq!(none[0].no_report, 4);
+}
+
+#[test]
+fn a_resumed_gate_opens_and_says_why() {
+    let target: Version = "1.1.0".parse().unwrap();
+    let failing = reports(&[
+        (1, "UPDATED"),
+        (2, "FAILED"),
+        (3, "UPDATED"),
+        (4, "UPDATED"),
+    ]);
+    let status = evaluate(
+        &waves(),
+        &failing,
+        Some(&target),
+        &SETTINGS,
+        &BTreeSet::from([2]),
+    );
+    assert_eq!(status[1].gate, GateState::Open);
+    assert!(
+        status[1]
+            .reason
+            .starts_with("resumed by the operator after: wave 1 (canary): failure rate"),
+        "{}",
+        status[1].reason
+    );
+    assert_eq!(status[2].gate, GateState::Waiting, "{}", status[2].reason);
 }
