@@ -594,7 +594,12 @@ fn downlinks(
             if args.groups.is_some() {
                 bail!("a plan with waves is unicast: --groups does not go with it");
             }
-            crate::waves::log_decisions(&args.plan, &judged, OffsetDateTime::now_utc())?;
+            crate::waves::log_decisions(
+                &args.plan,
+                &judged,
+                OffsetDateTime::now_utc(),
+                args.dry_run,
+            )?;
             let open: HashSet<DevEui> = gate::open_meters(&judged.waves, &judged.status)
                 .into_iter()
                 .collect();
@@ -719,6 +724,7 @@ fn cancels(
             "thresholds": judged.settings,
             "target": judged.target.as_ref().map(Version::as_str),
             "cancels": cancel.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+            "dry_run": args.dry_run,
         }),
     )?;
     Ok(cancel)

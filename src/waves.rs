@@ -195,12 +195,18 @@ fn check_target(rows: &[PlanRow], target: Option<&Version>) -> anyhow::Result<()
 }
 
 /// Appends each gate's decision to the decisions log of `plan`
-/// (PLAN.csv.decisions): time, wave, gate, reason, counts, thresholds.
+/// (PLAN.csv.decisions): time, wave, gate, reason, counts, thresholds, and
+/// whether it was a dry run (nothing sent).
 ///
 /// # Errors
 ///
 /// The I/O error.
-pub fn log_decisions(plan: &Path, judged: &Judged, now: OffsetDateTime) -> anyhow::Result<()> {
+pub fn log_decisions(
+    plan: &Path,
+    judged: &Judged,
+    now: OffsetDateTime,
+    dry_run: bool,
+) -> anyhow::Result<()> {
     let mut text = String::new();
     for wave in &judged.status {
         let entry = serde_json::json!({
@@ -209,6 +215,7 @@ pub fn log_decisions(plan: &Path, judged: &Judged, now: OffsetDateTime) -> anyho
             "wave": wave,
             "thresholds": judged.settings,
             "target": judged.target.as_ref().map(Version::as_str),
+            "dry_run": dry_run,
         });
         text += &entry.to_string();
         text.push('\n');

@@ -4,6 +4,7 @@ mod common;
 mod pg;
 
 mod campaign;
+mod cancel;
 mod standing;
 mod waves;
 

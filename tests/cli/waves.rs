@@ -351,8 +351,11 @@ fn gates_from_the_fleet_postgres_wait_open_and_trip_and_push_obeys_them() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(decisions.len(), 4 * 3);
-    let last = &decisions[decisions.len() - 2];
+    // Four pushes of three gates, and the last one's halt.
+    assert_eq!(decisions.len(), 4 * 3 + 1);
+    assert_eq!(decisions[12]["decision"], "halt");
+    assert_eq!(decisions[12]["dry_run"], true);
+    let last = &decisions[decisions.len() - 3];
     assert_eq!(last["decision"], "gate tripped");
     assert_eq!(last["wave"]["wave"], 2);
     assert!(
