@@ -46,6 +46,9 @@ pub enum CampaignCommand {
     /// Each wave's counts and gate (open, waiting, tripped) from the
     /// reports.
     Status(crate::waves::StatusArgs),
+    /// The meters a pass missed, with the reason the reports support
+    /// (CSV).
+    Missed(crate::waves::MissedArgs),
     /// Halt the campaign: a signed HALT.json for the vans, logged.
     Halt(crate::halt::HaltArgs),
     /// Resume a halted campaign: open a tripped wave's gate, logged.
@@ -293,6 +296,7 @@ pub fn run(command: CampaignCommand) -> anyhow::Result<()> {
         CampaignCommand::Watch(args) => runtime()?.block_on(watch(args)),
         CampaignCommand::Replan(args) => crate::replan::run(args),
         CampaignCommand::Status(args) => crate::waves::status(args),
+        CampaignCommand::Missed(args) => crate::waves::missed(args),
         CampaignCommand::Halt(args) => crate::halt::halt(args),
         CampaignCommand::Resume(args) => crate::halt::resume(args),
     }

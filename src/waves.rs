@@ -321,3 +321,57 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `campaign missed`.
+#[derive(clap::Args)]
+pub struct MissedArgs {
+    /// The plan of the pass.
+    #[arg(long)]
+    plan: PathBuf,
+    /// What the meters said: REPORTS.csv, the van's otavan.db or
+    /// postgres://user@host/db; repeatable.
+    #[arg(
+        long,
+        required = true,
+        value_name = "REPORTS.csv|otavan.db|postgres://..."
+    )]
+    reports: Vec<String>,
+    /// The campaign's target version (needed when the WAKEs carry its tag).
+    #[arg(long)]
+    target: Option<Version>,
+    /// Write MISSED.csv here (atomically) instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Runs `campaign missed`: the meters the pass missed, with the reason
+/// the reports support, as CSV.
+pub fn missed(args: MissedArgs) -> anyhow::Result<()> {
+    let rows = plan_csv::read(&args.plan)?;
+    check_target(&rows, args.target.as_ref())?;
+    let waves_path = beside(&args.plan, "WAVES.csv");
+    let waves = match waves_path.exists() {
+        true => waves_csv::read(&waves_path)?,
+        false => Vec::new(),
+    };
+    let mut reports = Reports::default();
+    for source in &args.reports {
+        reports.merge(read_reports(source)?);
+    }
+    let missed = otavan_campaign::missed::missed(&rows, &waves, &reports, args.target.as_ref());
+    let text = otavan_campaign::missed::to_csv(&missed);
+    match &args.out {
+        Some(out) => {
+            otavan_durable::write_atomic(out, &text)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            eprintln!(
+                "otavan: {} of {} meters missed; wrote {}",
+                missed.len(),
+                rows.len(),
+                out.display()
+            );
+        }
+        None => std::io::stdout().write_all(&text)?,
+    }
+    Ok(())
+}

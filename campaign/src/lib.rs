@@ -34,7 +34,8 @@
 //! 6. With `--waves` ([`waves`]) the plan's meters are split along the
 //!    route into waves ([`waves_csv`]: WAVES.csv beside PLAN.csv), and
 //!    [`gate`] judges from the reports whether each wave's WAKEs may go
-//!    out (`campaign push`, `campaign status`).
+//!    out (`campaign push`, `campaign status`); [`missed`] lists the
+//!    meters a pass missed, with the reason the reports support.
 //!
 //! ```
 //! use otavan_campaign::{clock, plan};
@@ -72,6 +73,7 @@ pub mod inventory;
 pub mod legs_csv;
 pub mod limit;
 pub mod link;
+pub mod missed;
 pub mod mqtt;
 pub mod multicast;
 pub mod pace;

@@ -367,3 +367,68 @@ fn gates_from_the_fleet_postgres_wait_open_and_trip_and_push_obeys_them() {
     );
     assert_eq!(last["thresholds"]["max_failure_percent"], 10.0);
 }
+
+#[test]
+fn missed_lists_each_missed_meter_with_the_reason_its_reports_support() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = dir.path().join("PLAN.csv");
+    stdout_of(&plan(&out, &["--waves", "canary=20%,50%,100%"]));
+    let missed = |reports: &Path, flags: &[&str]| {
+        otavan()
+            .args(["campaign", "missed", "--target", "1.1.0", "--plan"])
+            .arg(&out)
+            .arg("--reports")
+            .arg(reports)
+            .args(flags)
+            .output()
+            .unwrap()
+    };
+    let csv = stdout_of(&missed(&example("REPORTS.csv"), &[]));
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "dev_eui,wave,expected_contact_at,reason,detail");
+    let reason = |eui: &str| {
+        let line = lines.iter().find(|l| l.starts_with(eui)).unwrap();
+        let f: Vec<&str> = line.splitn(5, ',').collect();
+        (f[3].to_owned(), f[4].to_owned())
+    };
+    // The same seven meters replan plans again, each with its reason.
+    assert_eq!(lines.len(), 8, "{csv}");
+    assert_eq!(
+        reason("70B3D57ED0000033"),
+        (
+            "failed".into(),
+            "sha256 mismatch: /flash/lib/meter.py".into()
+        )
+    );
+    assert_eq!(
+        reason("70B3D57ED000003A"),
+        ("woken_never_in_range".into(), "WIFI_JOIN_FAILED".into())
+    );
+    assert_eq!(reason("70B3D57ED0000038").0, "never_reported");
+    assert_eq!(reason("70B3D57ED0000020").0, "rolled_back");
+    assert_eq!(
+        reason("70B3D57ED000000C"),
+        ("cut_off".into(), "DOWNLOADING".into())
+    );
+    // Into a file, and a bad report file refused by line with nothing
+    // written.
+    let file = dir.path().join("MISSED.csv");
+    let output = missed(&example("REPORTS.csv"), &["--out", file.to_str().unwrap()]);
+    assert!(output.status.success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), csv);
+    let bad = dir.path().join("BAD.csv");
+    std::fs::write(
+        &bad,
+        "time,device_id,to_version,state\nyesterday,70B3D57ED0000033,1.1.0,UPDATED\n",
+    )
+    .unwrap();
+    let again = dir.path().join("AGAIN.csv");
+    let output = missed(&bad, &["--out", again.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("line 2: time: \"yesterday\" is not an RFC 3339 time"),
+        "{output:?}"
+    );
+    assert!(!again.exists());
+}
