@@ -12,6 +12,11 @@ use otavan_protocol::halt::Halt;
 use otavan_protocol::keys::KeyRole;
 use time::OffsetDateTime;
 
+use otavan_store::halts::HaltRecord;
+use otavan_store::postgres::{PgStore, describe, parse_url};
+use otavan_store::{StoreLocation, VanId};
+
+use crate::campaign::runtime;
 use crate::waves::{GateArgs, judge, log_decision};
 
 /// `campaign halt`.
@@ -24,11 +29,16 @@ pub struct HaltArgs {
     gate: GateArgs,
     /// The release secret key that signs the halt (`otavan keygen`); vans
     /// check it with `serve --halt-key` and its public key.
-    #[arg(long, value_name = "KEY")]
-    sign_key: PathBuf,
-    /// The halt file to write (HALT.json).
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, value_name = "KEY", requires = "out")]
+    sign_key: Option<PathBuf>,
+    /// The halt file to write (HALT.json), for vans without the fleet
+    /// database.
+    #[arg(long, requires = "sign_key", required_unless_present = "fleet_db")]
+    out: Option<PathBuf>,
+    /// The fleet database (postgres://user@host/db): the halt goes into
+    /// its `halts` table, which every van on it reads.
+    #[arg(long, value_name = "postgres://...")]
+    fleet_db: Option<String>,
     /// Halt by hand with this reason, whatever the gates say.
     #[arg(long)]
     reason: Option<String>,
@@ -57,15 +67,44 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<()> {
             args.plan.display()
         ),
     };
-    let key = crate::release::read_secret(&args.sign_key, KeyRole::Release)?;
     let now = OffsetDateTime::now_utc();
     let issued = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)?
         .as_secs();
-    let halt = Halt::new(campaign, target.as_str(), &reason, issued);
-    let text = serde_json::to_string_pretty(&halt.sign(&key))?;
-    otavan_durable::write_atomic(&args.out, text.as_bytes())
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let figures = serde_json::json!({
+        "wave": tripped,
+        "thresholds": judged.as_ref().map(|j| j.settings),
+    });
+    if let (Some(key), Some(out)) = (&args.sign_key, &args.out) {
+        let key = crate::release::read_secret(key, KeyRole::Release)?;
+        let halt = Halt::new(campaign, target.as_str(), &reason, issued);
+        let text = serde_json::to_string_pretty(&halt.sign(&key))?;
+        otavan_durable::write_atomic(out, text.as_bytes())
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        println!(
+            "wrote {} (signed; give it to vans with serve --halt-file)",
+            out.display()
+        );
+    }
+    if let Some(url) = &args.fleet_db {
+        let record = HaltRecord {
+            campaign,
+            target: target.to_string(),
+            reason: reason.clone(),
+            figures: figures.to_string(),
+            halted_at: clock::format(now),
+            resumed_at: None,
+        };
+        let name = runtime()?.block_on(async {
+            let (store, name) = fleet(url).await?;
+            store
+                .record_halt(&record)
+                .await
+                .with_context(|| format!("cannot store the halt in {name}"))?;
+            anyhow::Ok(name)
+        })?;
+        println!("stored the halt in the halts table of {name}");
+    }
     log_decision(
         &args.plan,
         serde_json::json!({
@@ -76,15 +115,25 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<()> {
             "reason": reason,
             "wave": tripped,
             "thresholds": judged.as_ref().map(|j| j.settings),
-            "halt_file": args.out.display().to_string(),
+            "halt_file": args.out.as_ref().map(|p| p.display().to_string()),
+            "fleet_db": args.fleet_db.is_some(),
         }),
     )?;
     println!("campaign {campaign} halted for {target}: {reason}");
-    println!(
-        "wrote {} (signed; give it to vans with serve --halt-file)",
-        args.out.display()
-    );
     Ok(())
+}
+
+/// The fleet database at `url`, connected, and its name (no password).
+async fn fleet(url: &str) -> anyhow::Result<(PgStore, String)> {
+    let StoreLocation::Postgres(url) = StoreLocation::parse(url) else {
+        bail!("--fleet-db {url:?} is not a postgres:// address");
+    };
+    let config = parse_url(&url)?;
+    let name = describe(&config);
+    let store = PgStore::connect(config, VanId::new("campaign").context("a van id")?)
+        .await
+        .with_context(|| format!("cannot reach {name}"))?;
+    Ok((store, name))
 }
 
 /// `campaign resume`.
@@ -99,19 +148,39 @@ pub struct ResumeArgs {
     /// Why (logged).
     #[arg(long)]
     reason: String,
+    /// The fleet database whose halts of this campaign and --target are
+    /// marked resumed (vans on it offer the target again).
+    #[arg(long, value_name = "postgres://...", requires = "target")]
+    fleet_db: Option<String>,
+    /// The halted target, with --fleet-db.
+    #[arg(long)]
+    target: Option<Version>,
 }
 
 /// Runs `campaign resume`: the wave's gate opens even though its figures
 /// trip it, logged with the reason.
 pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
-    plan_csv::read(&args.plan)?;
+    let rows = plan_csv::read(&args.plan)?;
     if args.wave < 2 {
         bail!("--wave {}: the first wave has no gate to resume", args.wave);
+    }
+    let now = OffsetDateTime::now_utc();
+    if let (Some(url), Some(target), Some(row)) = (&args.fleet_db, &args.target, rows.first()) {
+        let campaign = row.wake.campaign;
+        let (resumed, name) = runtime()?.block_on(async {
+            let (store, name) = fleet(url).await?;
+            let n = store
+                .resume_halts(campaign, target.as_str(), &clock::format(now))
+                .await
+                .with_context(|| format!("cannot resume the halt in {name}"))?;
+            anyhow::Ok((n, name))
+        })?;
+        println!("{resumed} halt(s) of campaign {campaign} for {target} resumed in {name}");
     }
     log_decision(
         &args.plan,
         serde_json::json!({
-            "time": clock::format(OffsetDateTime::now_utc()),
+            "time": clock::format(now),
             "decision": "resume",
             "wave": args.wave,
             "reason": args.reason,

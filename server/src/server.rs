@@ -35,6 +35,9 @@ const RECHECK: Duration = Duration::from_millis(250);
 /// head accepted).
 const WRITE_BUFFER: usize = 32 * 1024;
 
+/// How often the fleet database's `halts` table is read again.
+pub const HALTS_REFRESH: Duration = Duration::from_secs(5);
+
 /// Everything `otavan serve` can be told.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -175,13 +178,25 @@ impl Server {
                 addr: config.addr,
                 error,
             })?;
+        let shared = Arc::new(
+            Shared::new(loaded, reports, settings)
+                .with_report_auth(config.report_auth.clone())
+                .with_halts(config.halts.clone()),
+        );
+        shared.refresh_halts().await;
+        let weak = Arc::downgrade(&shared);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HALTS_REFRESH).await;
+                match weak.upgrade() {
+                    Some(shared) => shared.refresh_halts().await,
+                    None => break,
+                }
+            }
+        });
         Ok(Server {
             listener,
-            shared: Arc::new(
-                Shared::new(loaded, reports, settings)
-                    .with_report_auth(config.report_auth.clone())
-                    .with_halts(config.halts.clone()),
-            ),
+            shared,
             config,
         })
     }

@@ -17,6 +17,7 @@
 //! (a handful a second), so one allocation per call does not matter;
 //! nothing here is on the manifest or download path.
 
+pub mod halts;
 pub mod identity;
 pub mod location;
 pub mod postgres;
@@ -148,4 +149,10 @@ pub trait ReportBackend: Send + Sync {
 
     /// The van whose reports this backend stores.
     fn van(&self) -> &VanId;
+
+    /// Campaigns halted and not resumed ([`halts`]); a van's SQLite file
+    /// has none.
+    fn active_halts(&self) -> StoreFuture<'_, Vec<halts::HaltRecord>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }

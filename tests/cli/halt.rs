@@ -1,12 +1,14 @@
 //! The automatic halt end to end: a tripped gate, `campaign halt` into a
-//! signed HALT.json, real vans that stop offering the target, and
-//! `campaign resume`.
+//! signed HALT.json or the fleet PostgreSQL's halts table, real vans
+//! that stop offering the target, and `campaign resume`.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 use crate::common::{Served, ok, otavan, sample};
+use crate::pg::PgCluster;
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -222,4 +224,94 @@ fn a_forged_or_edited_halt_file_stops_the_van_from_starting() {
             "{stderr}"
         );
     }
+}
+
+fn fleet_van(pg: &PgCluster, dir: &Path, id: &str, target: &str) -> Served {
+    let cache = dir.join(format!("patches-{id}"));
+    Served::start_with(
+        sample(),
+        &[
+            os("--db"),
+            os(&pg.url()),
+            os("--van-id"),
+            os(id),
+            os("--patch-cache"),
+            cache.as_os_str(),
+            os("--target"),
+            os(target),
+        ],
+    )
+}
+
+#[test]
+fn a_halt_in_the_fleet_database_reaches_running_vans_until_resumed() {
+    let pg = PgCluster::start();
+    let dir = tempfile::TempDir::new().unwrap();
+    let (plan, _, _) = setup(dir.path());
+    let url = pg.url();
+    // A van already running before the halt.
+    let early = fleet_van(&pg, dir.path(), "van-1", "1.1.0");
+    assert_ne!(early.get("/manifest.json?current_ver=1.0.0"), "null");
+    let reports = example("REPORTS.csv");
+    ok(&[
+        os("campaign"),
+        os("halt"),
+        os("--plan"),
+        plan.as_os_str(),
+        os("--target"),
+        os("1.1.0"),
+        os("--reports"),
+        reports.as_os_str(),
+        os("--min-samples"),
+        os("3"),
+        os("--fleet-db"),
+        os(&url),
+    ]);
+    assert_eq!(pg.count("SELECT COUNT(*) FROM halts WHERE resumed_at IS NULL AND campaign = 7 AND target = '1.1.0'"), 1);
+    let until = |van: &Served, null: bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while (van.get("/manifest.json?current_ver=1.0.0") == "null") != null {
+            assert!(
+                Instant::now() < deadline,
+                "the van did not follow the halts table"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    until(&early, true);
+    // A van started after it halts at once; one serving 1.0.1 does not.
+    let late = fleet_van(&pg, dir.path(), "van-2", "1.1.0");
+    assert_eq!(late.get("/manifest.json?current_ver=1.0.0"), "null");
+    let page = late.get("/");
+    assert!(
+        page.contains("id=\"halted\"") && page.contains("failure rate 33.3 %"),
+        "{page}"
+    );
+    let other = fleet_van(&pg, dir.path(), "van-3", "1.0.1");
+    assert!(
+        other
+            .get("/manifest.json?current_ver=1.0.0")
+            .contains("\"version\"")
+    );
+    ok(&[
+        os("campaign"),
+        os("resume"),
+        os("--plan"),
+        plan.as_os_str(),
+        os("--wave"),
+        os("2"),
+        os("--reason"),
+        os("fixed"),
+        os("--fleet-db"),
+        os(&url),
+        os("--target"),
+        os("1.1.0"),
+    ]);
+    assert_eq!(
+        pg.count("SELECT COUNT(*) FROM halts WHERE resumed_at IS NULL"),
+        0
+    );
+    until(&early, false);
+    until(&late, false);
+    assert!(!late.get("/").contains("id=\"halted\""));
 }
