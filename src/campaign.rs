@@ -24,6 +24,7 @@ use otavan_campaign::{capacity, clock, legs_csv, plan_csv, progress, route, wave
 use otavan_protocol::Version;
 use otavan_protocol::lora::{APP_FPORTS, DEFAULT_FPORT, DownlinkCommand};
 use otavan_protocol::region::Region;
+use otavan_store::halts::HaltRecord;
 use otavan_store::reports::ReportStore;
 use time::OffsetDateTime;
 
@@ -719,9 +720,30 @@ fn cancels(
         tripped.reason,
         cancel.len()
     );
+    // The halt reaches every van on a fleet database the gates read.
+    let mut fleet_dbs = Vec::new();
+    if let (false, Some(target)) = (args.dry_run, &judged.target) {
+        let figures = serde_json::json!({ "wave": tripped, "thresholds": judged.settings });
+        for url in args.gate.fleet_reports() {
+            let record = HaltRecord {
+                campaign: rows.first().map_or(0, |r| r.wake.campaign),
+                target: target.to_string(),
+                reason: tripped.reason.clone(),
+                figures: figures.to_string(),
+                halted_at: clock::format(now),
+                resumed_at: None,
+            };
+            let (new, name) = crate::halt::record_halt(url, &record)?;
+            if new {
+                eprintln!("otavan: halt stored in the halts table of {name}");
+            }
+            fleet_dbs.push(name);
+        }
+    }
     crate::waves::log_decision(
         &args.plan,
         serde_json::json!({
+            "fleet_dbs": fleet_dbs,
             "time": clock::format(now),
             "decision": "halt",
             "wave": tripped,

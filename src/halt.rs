@@ -95,15 +95,11 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<()> {
             halted_at: clock::format(now),
             resumed_at: None,
         };
-        let name = runtime()?.block_on(async {
-            let (store, name) = fleet(url).await?;
-            store
-                .record_halt(&record)
-                .await
-                .with_context(|| format!("cannot store the halt in {name}"))?;
-            anyhow::Ok(name)
-        })?;
-        println!("stored the halt in the halts table of {name}");
+        let (new, name) = record_halt(url, &record)?;
+        match new {
+            true => println!("stored the halt in the halts table of {name}"),
+            false => println!("{name} already has this halt"),
+        }
     }
     log_decision(
         &args.plan,
@@ -121,6 +117,34 @@ pub fn halt(args: HaltArgs) -> anyhow::Result<()> {
     )?;
     println!("campaign {campaign} halted for {target}: {reason}");
     Ok(())
+}
+
+/// Stores `record` in the `halts` table of the fleet database at `url`
+/// unless the campaign's target is already halted there: whether it was
+/// new, and the database's name.
+///
+/// # Errors
+///
+/// Not a postgres:// address, or the database's error.
+pub(crate) fn record_halt(url: &str, record: &HaltRecord) -> anyhow::Result<(bool, String)> {
+    runtime()?.block_on(async {
+        let (store, name) = fleet(url).await?;
+        let active = store
+            .active_halts()
+            .await
+            .with_context(|| format!("cannot read the halts of {name}"))?;
+        if active
+            .iter()
+            .any(|h| h.campaign == record.campaign && h.target == record.target)
+        {
+            return Ok((false, name));
+        }
+        store
+            .record_halt(record)
+            .await
+            .with_context(|| format!("cannot store the halt in {name}"))?;
+        Ok((true, name))
+    })
 }
 
 /// The fleet database at `url`, connected, and its name (no password).

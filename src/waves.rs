@@ -69,6 +69,16 @@ impl GateArgs {
         self.target.as_ref()
     }
 
+    /// The `--reports` that are the fleet database (postgres://).
+    pub fn fleet_reports(&self) -> impl Iterator<Item = &str> {
+        self.reports.iter().map(String::as_str).filter(|r| {
+            matches!(
+                otavan_store::StoreLocation::parse(r),
+                otavan_store::StoreLocation::Postgres(_)
+            )
+        })
+    }
+
     fn settings(&self) -> GateSettings {
         GateSettings {
             min_updated_percent: self.min_updated,

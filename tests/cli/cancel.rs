@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::common::otavan;
+use crate::pg::PgCluster;
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -208,10 +209,18 @@ fn a_failing_canary_halts_later_waves_and_cancels_the_woken_meters() {
     // downloading; with --max-failure-rate 5 the gate trips. No WAKE of a
     // later wave goes out; the failed and the downloading meter get a
     // CANCEL for campaign 7 (0x12 0x00 0x07).
+    // The fleet database is read too (it has no reports yet), so the
+    // halt goes into its halts table by itself.
+    let pg = PgCluster::start();
+    let url = pg.url();
     let reports = example("REPORTS.csv");
     let reports = reports.to_str().unwrap();
-    let stdout = push(&plan, broker.port, &["--reports", reports]);
+    let flags = ["--reports", reports, "--reports", url.as_str()];
+    let stdout = push(&plan, broker.port, &flags);
     assert!(stdout.contains("2 sent, 4 already sent before"), "{stdout}");
+    let halted = "SELECT COUNT(*) FROM halts WHERE campaign = 7 AND target = '1.1.0' \
+                  AND resumed_at IS NULL AND reason LIKE '%failure rate 33.3 %'";
+    assert_eq!(pg.count(halted), 1);
     let second = downlinks(&broker.received());
     assert_eq!(second.len(), 2, "{second:?}");
     for (device, payload) in &second {
@@ -219,8 +228,13 @@ fn a_failing_canary_halts_later_waves_and_cancels_the_woken_meters() {
         assert!(canary.contains(device), "{device}");
     }
     // Pushed again: nothing twice.
-    let stdout = push(&plan, broker.port, &["--reports", reports]);
+    let stdout = push(&plan, broker.port, &flags);
     assert!(stdout.contains("0 sent, 6 already sent before"), "{stdout}");
+    assert_eq!(
+        pg.count("SELECT COUNT(*) FROM halts"),
+        1,
+        "one halt, however often pushed"
+    );
     assert!(broker.received().is_empty());
     let log = std::fs::read_to_string(dir.path().join("PLAN.csv.decisions")).unwrap();
     assert!(
