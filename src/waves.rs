@@ -148,8 +148,10 @@ fn resumed(plan: &Path) -> anyhow::Result<BTreeSet<usize>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
+    // A line cut short by a crash (no newline) was never a decision.
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
     let mut waves = BTreeSet::new();
-    for (n, line) in text.lines().enumerate() {
+    for (n, line) in complete.lines().enumerate() {
         let entry: serde_json::Value = serde_json::from_str(line)
             .with_context(|| format!("{} line {}: not a decision", path.display(), n + 1))?;
         if entry["decision"] == "resume"

@@ -138,9 +138,11 @@ pub fn split(rows: &[PlanRow], waves: &[WaveSpec]) -> Vec<Assignment> {
     let mut out = Vec::with_capacity(order.len());
     let mut wave = 0;
     for (i, row) in order.iter().enumerate() {
-        // Meter i (from 0) belongs to the first wave whose share covers it.
+        // Meter i (from 0) belongs to the first wave whose share covers it
+        // (a share that is a whole number of meters stays one, whatever
+        // the float rounding).
         while wave + 1 < waves.len()
-            && ((waves[wave].cumulative_percent * n / 100.0).ceil() as usize) <= i
+            && ((waves[wave].cumulative_percent * n / 100.0 - 1e-9).ceil() as usize) <= i
         {
             wave += 1;
         }
@@ -178,6 +180,52 @@ mod tests {
             let error = parse(spec).unwrap_err();
             assert!(error.contains(says), "{spec}: {error}");
         }
+    }
+
+    #[test]
+    fn meters_are_split_in_route_order_by_cumulative_share() {
+        use otavan_protocol::lora::Wake;
+        use std::time::Duration;
+        let wake = Wake::new(
+            7,
+            Duration::from_secs(600),
+            Duration::from_secs(600),
+            1,
+            None,
+        )
+        .unwrap();
+        let start = crate::clock::parse("2025-06-03T09:00:00Z").unwrap();
+        // Ten meters listed against route order: meter n is passed at
+        // minute 10 - n.
+        let rows: Vec<PlanRow> = (1..=10u8)
+            .map(|n| PlanRow {
+                dev_eui: DevEui([0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, n]),
+                enqueue_at: start,
+                wake,
+                expected_contact_at: start + time::Duration::minutes(i64::from(10 - n)),
+                expected_contact_s: 30.0,
+                fport: 200,
+            })
+            .collect();
+        let split = split(&rows, &parse("canary=5%,50%,100%").unwrap());
+        let waves: Vec<(u8, usize)> = split.iter().map(|a| (a.dev_eui.0[7], a.wave)).collect();
+        // 5 % of 10 rounds up to one meter: the first passed, meter 10.
+        assert_eq!(
+            waves,
+            [
+                (10, 1),
+                (9, 2),
+                (8, 2),
+                (7, 2),
+                (6, 2),
+                (5, 3),
+                (4, 3),
+                (3, 3),
+                (2, 3),
+                (1, 3)
+            ]
+        );
+        assert_eq!(split[0].name, "canary");
     }
 
     #[test]
