@@ -1,12 +1,15 @@
-//! `otavan campaign plan|push|watch|replan`: flags onto the
+//! `otavan campaign plan|push|watch|replan|status`: flags onto the
 //! otavan-campaign crate, and its results onto stdout (`replan`'s in
-//! `crate::replan`).
+//! `crate::replan`, `status`'s and the wave gates' in `crate::waves`).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use otavan_campaign::chirpstack::ApiConfig as ChirpStackApi;
+use otavan_campaign::deveui::DevEui;
+use otavan_campaign::gate;
 use otavan_campaign::groups_csv::{self, GroupKeys};
 use otavan_campaign::inventory;
 use otavan_campaign::mqtt::{Broker, DeviceIds, NetworkServer};
@@ -16,10 +19,12 @@ use otavan_campaign::plan::{self, Settings, Summary, WakeMode, WifiRanges};
 use otavan_campaign::push::{self, PushConfig, PushEvent};
 use otavan_campaign::standing::{self, StandingPlan};
 use otavan_campaign::watch::{self, WatchConfig, WatchEvent};
-use otavan_campaign::{capacity, clock, legs_csv, plan_csv, progress, route};
+use otavan_campaign::waves;
+use otavan_campaign::{capacity, clock, legs_csv, plan_csv, progress, route, waves_csv};
 use otavan_protocol::Version;
-use otavan_protocol::lora::{APP_FPORTS, DEFAULT_FPORT};
+use otavan_protocol::lora::{APP_FPORTS, DEFAULT_FPORT, DownlinkCommand};
 use otavan_protocol::region::Region;
+use otavan_store::halts::HaltRecord;
 use otavan_store::reports::ReportStore;
 use time::OffsetDateTime;
 
@@ -39,6 +44,16 @@ pub enum CampaignCommand {
     /// Plan the next shift for the meters a plan missed, from the reports
     /// and status uplinks (writes a new plan; the old one is kept).
     Replan(crate::replan::ReplanArgs),
+    /// Each wave's counts and gate (open, waiting, tripped) from the
+    /// reports.
+    Status(crate::waves::StatusArgs),
+    /// The meters a pass missed, with the reason the reports support
+    /// (CSV).
+    Missed(crate::waves::MissedArgs),
+    /// Halt the campaign: a signed HALT.json for the vans, logged.
+    Halt(crate::halt::HaltArgs),
+    /// Resume a halted campaign: open a tripped wave's gate, logged.
+    Resume(crate::halt::ResumeArgs),
 }
 
 /// `campaign plan`.
@@ -121,6 +136,13 @@ pub struct PlanArgs {
     /// --standing-groups).
     #[arg(long, value_name = "GROUPKEYS.csv", requires = "standing_groups")]
     standing_keys: Option<PathBuf>,
+    /// Split the planned meters along the route into waves, by cumulative
+    /// share, e.g. canary=1%,25%,100% (writes WAVES.csv beside --out).
+    #[arg(long, value_name = "SPEC")]
+    waves: Option<String>,
+    /// As --waves, one wave a line (canary=1%) in a file.
+    #[arg(long, value_name = "FILE", conflicts_with = "waves")]
+    waves_file: Option<PathBuf>,
 }
 
 /// A `--wake` flag.
@@ -217,6 +239,10 @@ pub struct PushArgs {
     /// The LoRaWAN region of the multicast groups (EU868, US915).
     #[arg(long, default_value = "EU868")]
     region: Region,
+    /// A plan with waves (WAVES.csv) pushes only the WAKEs of waves whose
+    /// gate is open, judged from these reports and thresholds.
+    #[command(flatten)]
+    gate: crate::waves::GateArgs,
 }
 
 /// The environment variable ChirpStack's API key comes from.
@@ -261,9 +287,19 @@ pub(crate) fn parse_range(text: &str) -> Result<(String, f64), String> {
 pub fn run(command: CampaignCommand) -> anyhow::Result<()> {
     match command {
         CampaignCommand::Plan(args) => plan(args),
-        CampaignCommand::Push(args) => runtime()?.block_on(push(args)),
+        CampaignCommand::Push(args) => {
+            // The gates read their reports (PostgreSQL too) before the
+            // push's own runtime starts.
+            let server = args.server.server()?;
+            let (rows, digest) = downlinks(&args, &server)?;
+            runtime()?.block_on(push(args, server, rows, digest))
+        }
         CampaignCommand::Watch(args) => runtime()?.block_on(watch(args)),
         CampaignCommand::Replan(args) => crate::replan::run(args),
+        CampaignCommand::Status(args) => crate::waves::status(args),
+        CampaignCommand::Missed(args) => crate::waves::missed(args),
+        CampaignCommand::Halt(args) => crate::halt::halt(args),
+        CampaignCommand::Resume(args) => crate::halt::resume(args),
     }
 }
 
@@ -285,6 +321,14 @@ pub(crate) fn wifi_ranges(flags: &[(String, f64)]) -> anyhow::Result<WifiRanges>
 }
 
 fn plan(args: PlanArgs) -> anyhow::Result<()> {
+    let waves = match (&args.waves, &args.waves_file) {
+        (Some(spec), _) => Some(waves::parse(spec).map_err(anyhow::Error::msg)?),
+        (None, Some(path)) => Some(waves::read_file(path).map_err(anyhow::Error::msg)?),
+        (None, None) => None,
+    };
+    if waves.is_some() && args.wake != WakeMode::Unicast {
+        bail!("--waves goes with --wake unicast: a group's WAKE wakes meters of any wave");
+    }
     let ranges = wifi_ranges(&args.wifi_ranges)?;
     let meters = inventory::read(&args.meters, &ranges)?;
     let waypoints = route::read(&args.route)?;
@@ -358,6 +402,22 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
     }
     plan_csv::write(&args.out, &plan.rows)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
+    if let Some(waves) = &waves {
+        let path = beside(&args.out, "WAVES.csv");
+        let assigned = waves::split(&plan.rows, waves);
+        waves_csv::write(&path, &assigned)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        for (n, wave) in waves.iter().enumerate() {
+            let count = assigned.iter().filter(|a| a.wave == n + 1).count();
+            println!(
+                "wave {} {}: {count} meters (to {} % cumulative)",
+                n + 1,
+                wave.name,
+                wave.cumulative_percent
+            );
+        }
+        println!("wrote {}", path.display());
+    }
     if let Some(path) = &args.legs_out {
         legs_csv::write(path, &plan.legs)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -533,6 +593,44 @@ fn downlinks(
     let mut bytes = std::fs::read(&args.plan)
         .with_context(|| format!("cannot read {}", args.plan.display()))?;
     let rows = plan_csv::read(&args.plan)?;
+    let rows = match crate::waves::judge(&args.plan, &rows, &args.gate)? {
+        None => rows,
+        Some(judged) => {
+            if args.groups.is_some() {
+                bail!("a plan with waves is unicast: --groups does not go with it");
+            }
+            crate::waves::log_decisions(
+                &args.plan,
+                &judged,
+                OffsetDateTime::now_utc(),
+                args.dry_run,
+            )?;
+            let open: HashSet<DevEui> = gate::open_meters(&judged.waves, &judged.status)
+                .into_iter()
+                .collect();
+            for w in &judged.status {
+                eprintln!(
+                    "otavan: wave {} {} ({} meters): gate {}: {}",
+                    w.wave,
+                    w.name,
+                    w.planned,
+                    w.gate.as_str(),
+                    w.reason
+                );
+            }
+            let cancels = match judged.tripped() {
+                None => Vec::new(),
+                Some(tripped) => cancels(args, server, &rows, &judged, &bytes, tripped)?,
+            };
+            let mut downlinks: Vec<push::Downlink> = rows
+                .iter()
+                .filter(|r| open.contains(&r.dev_eui))
+                .map(|r| push::Downlink::wake(r, server, args.max_late))
+                .collect();
+            downlinks.extend(cancels);
+            return Ok((downlinks, progress::digest(&bytes)));
+        }
+    };
     let mut downlinks: Vec<push::Downlink> = rows
         .iter()
         .map(|r| push::Downlink::wake(r, server, args.max_late))
@@ -584,9 +682,86 @@ fn downlinks(
     Ok((downlinks, progress::digest(&bytes)))
 }
 
-async fn push(args: PushArgs) -> anyhow::Result<()> {
-    let server = args.server.server()?;
-    let (rows, digest) = downlinks(&args, &server)?;
+/// A halted campaign's CANCELs: one to each meter whose WAKE went out
+/// (acknowledged in the progress file) and that has not reported
+/// UPDATED; the halt is logged with them.
+fn cancels(
+    args: &PushArgs,
+    server: &NetworkServer,
+    rows: &[plan_csv::PlanRow],
+    judged: &crate::waves::Judged,
+    bytes: &[u8],
+    tripped: &gate::WaveStatus,
+) -> anyhow::Result<Vec<push::Downlink>> {
+    let acked = progress::read(&progress::path_for(&args.plan), &progress::digest(bytes))?;
+    let now = OffsetDateTime::now_utc();
+    let cancel: Vec<push::Downlink> = rows
+        .iter()
+        .filter(|r| acked.contains(r.dev_eui) && !judged.updated(&r.dev_eui))
+        .map(|r| {
+            let payload = DownlinkCommand::Cancel {
+                campaign: r.wake.campaign,
+            }
+            .encode();
+            push::Downlink {
+                id: format!("cancel-{}", r.dev_eui),
+                enqueue_at: now,
+                deadline: now + args.max_late,
+                last: false,
+                topic: server.downlink_topic(r.dev_eui),
+                message: server.downlink_message(r.dev_eui, r.fport, &payload),
+                grpc: None,
+            }
+        })
+        .collect();
+    eprintln!(
+        "otavan: campaign halted ({}): later waves get no WAKE, {} woken meter(s) without \
+         UPDATED get a CANCEL",
+        tripped.reason,
+        cancel.len()
+    );
+    // The halt reaches every van on a fleet database the gates read.
+    let mut fleet_dbs = Vec::new();
+    if let (false, Some(target)) = (args.dry_run, &judged.target) {
+        let figures = serde_json::json!({ "wave": tripped, "thresholds": judged.settings });
+        for url in args.gate.fleet_reports() {
+            let record = HaltRecord {
+                campaign: rows.first().map_or(0, |r| r.wake.campaign),
+                target: target.to_string(),
+                reason: tripped.reason.clone(),
+                figures: figures.to_string(),
+                halted_at: clock::format(now),
+                resumed_at: None,
+            };
+            let (new, name) = crate::halt::record_halt(url, &record)?;
+            if new {
+                eprintln!("otavan: halt stored in the halts table of {name}");
+            }
+            fleet_dbs.push(name);
+        }
+    }
+    crate::waves::log_decision(
+        &args.plan,
+        serde_json::json!({
+            "fleet_dbs": fleet_dbs,
+            "time": clock::format(now),
+            "decision": "halt",
+            "wave": tripped,
+            "thresholds": judged.settings,
+            "target": judged.target.as_ref().map(Version::as_str),
+            "cancels": cancel.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+            "dry_run": args.dry_run,
+        }),
+    )?;
+    Ok(cancel)
+}
+
+async fn push(
+    args: PushArgs,
+    server: NetworkServer,
+    rows: Vec<push::Downlink>,
+    digest: String,
+) -> anyhow::Result<()> {
     let progress_path = progress::path_for(&args.plan);
     if args.dry_run {
         let acked = progress::read(&progress_path, &digest)?;

@@ -3,22 +3,26 @@
 mod campaign;
 mod crew_plan;
 mod device;
+mod halt;
 mod log;
 mod lora;
 mod rehearse;
 mod release;
 mod replan;
 mod reports;
+mod waves;
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use otavan_protocol::Version;
+use otavan_protocol::halt::Halt;
+use otavan_protocol::keys::PublicKey;
 use otavan_protocol::report_auth::FleetSecret;
 use otavan_server::authenticity::ReportAuth;
 use otavan_server::pace::Pace;
@@ -148,6 +152,14 @@ struct ServeArgs {
     /// The route the plan was made for.
     #[arg(long, requires = "plan")]
     route: Option<PathBuf>,
+    /// A signed halt (`otavan campaign halt`): its target is not offered
+    /// (manifests answer null) and the dashboard says halted. Refused,
+    /// and the server does not start, unless --halt-key signed it.
+    #[arg(long, value_name = "HALT.json", requires = "halt_key")]
+    halt_file: Option<PathBuf>,
+    /// The release public key halt files must be signed with.
+    #[arg(long, value_name = "PUBKEY", requires = "halt_file")]
+    halt_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -196,6 +208,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// The halt in `file`, verified with the public key in `key`.
+fn read_halt(file: &Path, key: &Path) -> anyhow::Result<Halt> {
+    let key_text =
+        std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?;
+    let key = PublicKey::from_text(&key_text)
+        .with_context(|| format!("{} is not a release public key", key.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let halt = Halt::open(&text, &[key]).with_context(|| format!("{} refused", file.display()))?;
+    tracing::warn!(campaign = halt.campaign, target = %halt.target, reason = %halt.reason, "halted: the target is not offered");
+    Ok(halt)
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let van_id = match args.van_id {
         Some(van_id) => van_id,
@@ -234,6 +259,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         gpsd: args.gpsd,
         crew_plan,
+        halts: match (&args.halt_file, &args.halt_key) {
+            (Some(file), Some(key)) => vec![read_halt(file, key)?],
+            _ => Vec::new(),
+        },
         ..ServerConfig::new(args.root)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -243,7 +243,8 @@ fn report(certified: &Certified) {
     }
 }
 
-fn read_secret(path: &Path, role: KeyRole) -> anyhow::Result<KeyPair> {
+/// The secret key of `role` in the key file at `path`.
+pub(crate) fn read_secret(path: &Path, role: KeyRole) -> anyhow::Result<KeyPair> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     KeyPair::from_text_as(&text, role).with_context(|| {

@@ -157,7 +157,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// The reports from a CSV export, a SQLite store or PostgreSQL.
-fn read_reports(source: &str) -> anyhow::Result<Reports> {
+pub(crate) fn read_reports(source: &str) -> anyhow::Result<Reports> {
     match StoreLocation::parse(source) {
         StoreLocation::Sqlite(path) => {
             let bytes =

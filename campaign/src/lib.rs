@@ -31,6 +31,11 @@
 //! 5. [`replan::replan`] plans the next shift for the meters of a plan
 //!    whose reports ([`reports_csv`], the store's export) do not show them
 //!    at the target, with the same planner, in route order.
+//! 6. With `--waves` ([`waves`]) the plan's meters are split along the
+//!    route into waves ([`waves_csv`]: WAVES.csv beside PLAN.csv), and
+//!    [`gate`] judges from the reports whether each wave's WAKEs may go
+//!    out (`campaign push`, `campaign status`); [`missed`] lists the
+//!    meters a pass missed, with the reason the reports support.
 //!
 //! ```
 //! use otavan_campaign::{clock, plan};
@@ -61,12 +66,14 @@ pub mod capacity;
 pub mod chirpstack;
 pub mod clock;
 pub mod deveui;
+pub mod gate;
 pub mod geo;
 pub mod groups_csv;
 pub mod inventory;
 pub mod legs_csv;
 pub mod limit;
 pub mod link;
+pub mod missed;
 pub mod mqtt;
 pub mod multicast;
 pub mod pace;
@@ -80,3 +87,5 @@ pub mod route;
 pub mod standing;
 pub mod table;
 pub mod watch;
+pub mod waves;
+pub mod waves_csv;

@@ -4,7 +4,8 @@
 //! The file starts with a line naming the plan's SHA-256 (a progress file
 //! of another plan is refused), then has one line per acknowledged
 //! downlink, `ID ACKED_AT`: a WAKE's ID is its DevEUI, a multicast setup's
-//! `setup-DEVEUI`, a group WAKE's `group-MCADDR` (a standing group's
+//! `setup-DEVEUI`, a halted campaign's CANCEL `cancel-DEVEUI`, a group
+//! WAKE's `group-MCADDR` (a standing group's
 //! WAKE in one slot: `group-MCADDR@TRANSMIT_AT`). Each line is appended and flushed to disk
 //! (`fsync`) after the broker's PUBACK and before the next WAKE is
 //! published; the directory is flushed once when the file is opened, so
@@ -130,8 +131,8 @@ fn parse(path: &Path, text: &str, digest: &str) -> Result<(Acknowledged, usize),
     Ok((Acknowledged(acked), complete))
 }
 
-/// Checks a downlink ID: a DevEUI, `setup-DEVEUI`, `group-MCADDR` or
-/// `group-MCADDR@TRANSMIT_AT`.
+/// Checks a downlink ID: a DevEUI, `setup-DEVEUI`, `cancel-DEVEUI`,
+/// `group-MCADDR` or `group-MCADDR@TRANSMIT_AT`.
 fn check_id(id: &str) -> Result<(), String> {
     match id.strip_prefix("group-") {
         Some(group) => {
@@ -147,6 +148,7 @@ fn check_id(id: &str) -> Result<(), String> {
         }
         None => id
             .strip_prefix("setup-")
+            .or_else(|| id.strip_prefix("cancel-"))
             .unwrap_or(id)
             .parse::<DevEui>()
             .map(|_| ()),
@@ -262,12 +264,14 @@ mod tests {
         // Multicast downlinks have their own IDs.
         let mut p = Progress::open(&path, "abc").unwrap();
         p.record(format!("setup-{a}"), now).unwrap();
+        p.record(format!("cancel-{a}"), now).unwrap();
         p.record("group-01707000", now).unwrap();
         p.record("group-01800000@2025-06-02T00:00:02Z", now)
             .unwrap();
         drop(p);
         let again = read(&path, "abc").unwrap();
         assert!(again.contains("setup-70B3D57ED0000001") && again.contains("group-01707000"));
+        assert!(again.contains("cancel-70B3D57ED0000001"));
         assert!(again.contains("group-01800000@2025-06-02T00:00:02Z"));
         std::fs::write(
             &path,

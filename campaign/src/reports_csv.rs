@@ -46,6 +46,8 @@ pub struct MeterReport {
     /// The version the update went to (a van report) or the meter runs (a
     /// status uplink: a name, or `tag:` and its version tag).
     pub to_version: String,
+    /// The error the report gives (empty when none).
+    pub error: String,
 }
 
 /// A report file, meter by meter.
@@ -206,6 +208,11 @@ fn row(line: u64, field: Field<'_>) -> Result<(Option<DevEui>, MeterReport), Str
                 time,
                 state,
                 to_version: to_version.to_owned(),
+                error: field
+                    .get("error")
+                    .map(unquote)
+                    .unwrap_or_default()
+                    .to_owned(),
             },
         )),
         _ => Err(wrong.join("; ")),

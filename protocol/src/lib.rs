@@ -32,6 +32,7 @@
 
 pub mod descriptor;
 pub mod device_time;
+pub mod halt;
 pub mod keys;
 pub mod lora;
 pub mod manifest;

@@ -22,6 +22,9 @@ pub enum DocumentType {
     /// A [`crate::timestamp::Timestamp`].
     #[serde(rename = "otavan-timestamp")]
     Timestamp,
+    /// A [`crate::halt::Halt`].
+    #[serde(rename = "otavan-halt")]
+    Halt,
 }
 
 /// One key's signature.

@@ -48,6 +48,8 @@ pub struct Overview<'a> {
     pub uptime: Duration,
     /// The crew map's section (`--plan`; see [`crate::crew_map`]).
     pub crew_map: Option<String>,
+    /// Why the target is halted, when it is (no meter is offered it).
+    pub halted: Option<&'a str>,
 }
 
 /// Characters kept as they are in a `/devices/{id}` link.
@@ -144,6 +146,15 @@ pub fn render_overview(view: &Overview<'_>) -> String {
         escape(view.target),
         humantime::format_duration(Duration::from_secs(view.uptime.as_secs())),
     );
+    if let Some(reason) = view.halted {
+        let _ = write!(
+            body,
+            "<section class=\"wide\" id=\"halted\" style=\"background:#a00;color:#fff\">\
+             <h2>halted</h2><div>{} is not offered: {}</div></section>",
+            escape(view.target),
+            escape(reason)
+        );
+    }
     // Progress toward the target.
     let _ = write!(
         body,
@@ -363,6 +374,7 @@ mod tests {
             active_downloads: 0,
             uptime: Duration::from_secs(61),
             crew_map: None,
+            halted: None,
         });
         assert!(page.contains("<b id=\"count-UPDATED\">0</b>"), "{page}");
         assert!(page.contains("http-equiv=\"refresh\""));

@@ -76,6 +76,7 @@ pub async fn overview(shared: &Arc<Shared>) -> Response<Body> {
     let root = index.root().display().to_string();
     let target = index.target().to_string();
     let store = shared.reports.describe();
+    let halt = shared.halt_of(index.target());
     let page = dashboard::render_overview(&Overview {
         van_id: &van_id,
         root: &root,
@@ -89,6 +90,7 @@ pub async fn overview(shared: &Arc<Shared>) -> Response<Body> {
         active_downloads: shared.metrics.downloads.active(),
         uptime: shared.started_instant.elapsed(),
         crew_map,
+        halted: halt.as_ref().map(|h| h.reason.as_str()),
     });
     respond::content(StatusCode::OK, HTML, Bytes::from(page))
 }

@@ -1,5 +1,6 @@
 //! The accept loop: connection limit, header timeout, graceful shutdown.
 
+use otavan_protocol::halt::Halt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +34,9 @@ const RECHECK: Duration = Duration::from_millis(250);
 /// Most bytes queued for one connection's socket (and the longest request
 /// head accepted).
 const WRITE_BUFFER: usize = 32 * 1024;
+
+/// How often the fleet database's `halts` table is read again.
+pub const HALTS_REFRESH: Duration = Duration::from_secs(5);
 
 /// Everything `otavan serve` can be told.
 #[derive(Debug, Clone)]
@@ -76,6 +80,9 @@ pub struct ServerConfig {
     /// The campaign drawn on the dashboard's crew map (`--plan`); `None`
     /// shows no map.
     pub crew_plan: Option<Arc<crate::crew_map::CrewPlan>>,
+    /// Halted campaigns (verified halt files): their target is never
+    /// offered, manifests answer `null`.
+    pub halts: Vec<Halt>,
 }
 
 impl ServerConfig {
@@ -98,6 +105,7 @@ impl ServerConfig {
             report_auth: ReportAuth::default(),
             gpsd: None,
             crew_plan: None,
+            halts: Vec::new(),
         }
     }
 }
@@ -184,12 +192,25 @@ impl Server {
                 addr: config.addr,
                 error,
             })?;
-        let mut shared =
-            Shared::new(loaded, reports, settings).with_report_auth(config.report_auth.clone());
+        let mut shared = Shared::new(loaded, reports, settings)
+            .with_report_auth(config.report_auth.clone())
+            .with_halts(config.halts.clone());
         shared.crew_plan = config.crew_plan.clone();
+        let shared = Arc::new(shared);
+        shared.refresh_halts().await;
+        let weak = Arc::downgrade(&shared);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HALTS_REFRESH).await;
+                match weak.upgrade() {
+                    Some(shared) => shared.refresh_halts().await,
+                    None => break,
+                }
+            }
+        });
         Ok(Server {
             listener,
-            shared: Arc::new(shared),
+            shared,
             config,
         })
     }

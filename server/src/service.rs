@@ -129,6 +129,14 @@ fn manifest<B>(shared: &Shared, conn: ConnInfo, request: &Request<B>) -> Respons
         Err(message) => return respond::error(StatusCode::BAD_REQUEST, message),
     };
     let release = shared.release.load();
+    // A halted target is not offered: "no update", whatever the meter runs.
+    if shared.halt_of(release.index.target()).is_some() {
+        return respond::content(
+            StatusCode::OK,
+            "application/json",
+            Bytes::from_static(crate::manifest::UP_TO_DATE),
+        );
+    }
     // Only valid versions are ever cached, so a hit needs no parsing.
     if let Some(body) = release.manifests.cached(&raw, &host) {
         shared.metrics.manifest_cache_hits.inc();

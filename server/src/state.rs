@@ -1,6 +1,7 @@
 //! What request handlers share: the current release, the report store and
 //! the counters.
 
+use otavan_protocol::halt::Halt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -82,6 +83,11 @@ pub struct Shared {
     pub reports: Arc<dyn ReportBackend>,
     /// How report signatures are checked and counted.
     pub report_auth: ReportAuth,
+    /// Halted campaigns from halt files: their target is not offered.
+    pub halts: Vec<Halt>,
+    /// Halted campaigns from the fleet database's `halts` table, as last
+    /// read ([`Shared::refresh_halts`]).
+    pub fleet_halts: ArcSwap<Vec<Halt>>,
     /// How to rebuild the release.
     pub settings: IndexSettings,
     /// Serialises reloads so two SIGHUPs do not index twice at once.
@@ -109,6 +115,8 @@ impl Shared {
             release: ArcSwap::from_pointee(release),
             reports,
             report_auth: ReportAuth::default(),
+            halts: Vec::new(),
+            fleet_halts: ArcSwap::from_pointee(Vec::new()),
             settings,
             reload_lock: tokio::sync::Mutex::new(()),
             metrics: Metrics::default(),
@@ -124,6 +132,42 @@ impl Shared {
     pub fn with_report_auth(mut self, auth: ReportAuth) -> Shared {
         self.report_auth = auth;
         self
+    }
+
+    /// With `halts`: their targets are not offered.
+    pub fn with_halts(mut self, halts: Vec<Halt>) -> Shared {
+        self.halts = halts;
+        self
+    }
+
+    /// The halt of `target`, if a campaign for it is halted (by a halt
+    /// file or the fleet database).
+    pub fn halt_of(&self, target: &Version) -> Option<Halt> {
+        let of = |h: &&Halt| h.target == target.as_str();
+        if let Some(halt) = self.halts.iter().find(of) {
+            return Some(halt.clone());
+        }
+        self.fleet_halts.load().iter().find(of).cloned()
+    }
+
+    /// Reads the fleet database's halts not resumed; on a failure the
+    /// last ones read stay.
+    pub async fn refresh_halts(&self) {
+        match self.reports.active_halts().await {
+            Ok(records) => {
+                let halts: Vec<Halt> = records
+                    .iter()
+                    .map(|r| Halt::new(r.campaign, &r.target, &r.reason, 0))
+                    .collect();
+                if halts != **self.fleet_halts.load() {
+                    for h in &halts {
+                        tracing::warn!(campaign = h.campaign, target = %h.target, reason = %h.reason, "halted by the fleet database: the target is not offered");
+                    }
+                    self.fleet_halts.store(Arc::new(halts));
+                }
+            }
+            Err(e) => error!(error = %e, "cannot read the fleet database's halts"),
+        }
     }
 
     /// Re-indexes on the blocking pool and swaps the new release in. On

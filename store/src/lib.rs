@@ -19,6 +19,7 @@
 //! nothing here is on the manifest or download path.
 
 pub mod fix;
+pub mod halts;
 pub mod identity;
 pub mod location;
 pub mod postgres;
@@ -163,4 +164,10 @@ pub trait ReportBackend: Send + Sync {
 
     /// The van whose reports this backend stores.
     fn van(&self) -> &VanId;
+
+    /// Campaigns halted and not resumed ([`halts`]); a van's SQLite file
+    /// has none.
+    fn active_halts(&self) -> StoreFuture<'_, Vec<halts::HaltRecord>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }

@@ -170,6 +170,7 @@ impl PgStore {
             .execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
             .await?;
         transaction.batch_execute(SCHEMA).await?;
+        transaction.batch_execute(crate::halts::SCHEMA).await?;
         transaction.commit().await?;
         let client = Arc::new(client);
         *slot = Some(Arc::clone(&client));
@@ -178,7 +179,7 @@ impl PgStore {
 
     /// Runs `call` with a connection, within [`CALL_TIMEOUT`]; once more on
     /// a new connection if the first one had broken.
-    async fn with_client<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
+    pub(crate) async fn with_client<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
     where
         F: Fn(Arc<Client>) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
@@ -273,6 +274,10 @@ fn stored_report(row: &Row) -> Result<StoredReport, StoreError> {
 }
 
 impl ReportBackend for PgStore {
+    fn active_halts(&self) -> StoreFuture<'_, Vec<crate::halts::HaltRecord>> {
+        Box::pin(PgStore::active_halts(self))
+    }
+
     fn insert<'a>(
         &'a self,
         report: &'a Report,

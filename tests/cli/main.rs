@@ -5,12 +5,15 @@ mod pg;
 
 mod campaign;
 mod crew_map;
+mod cancel;
 mod standing;
+mod waves;
 
 mod dashboard;
 mod device;
 mod fleet;
 mod gpsd;
+mod halt;
 mod lora;
 mod rehearse;
 mod replan;

@@ -197,6 +197,7 @@ fn done_means_at_the_target_by_name_or_tag() {
         time: at("2025-06-02T09:00:00Z"),
         state,
         to_version: to_version.into(),
+        error: String::new(),
     };
     let cases = [
         (StoredState::Van(UpdateState::Updated), "2.0.0", true),
