@@ -4,8 +4,8 @@ mod common;
 mod pg;
 
 mod campaign;
-mod crew_map;
 mod cancel;
+mod crew_map;
 mod standing;
 mod waves;
 
