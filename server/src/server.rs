@@ -167,6 +167,12 @@ impl Reloader {
 impl Server {
     /// Indexes the release, opens the report store and binds the address.
     pub async fn bind(config: ServerConfig) -> Result<Server, StartError> {
+        // On the heap: the start's future is large, and a caller that
+        // starts several servers in one task would hold each on its stack.
+        Box::pin(Server::start(config)).await
+    }
+
+    async fn start(config: ServerConfig) -> Result<Server, StartError> {
         let settings = IndexSettings {
             root: config.root.clone(),
             target: config.target.clone(),
