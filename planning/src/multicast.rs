@@ -71,6 +71,24 @@ pub const FIRST_FCNT: u32 = 1;
 /// How many frames a group may carry before it must be set up again.
 pub const GROUP_FRAMES: u32 = 1000;
 
+/// The meter's group slot otavan's setups use.
+pub(crate) fn slot() -> GroupId {
+    GroupId::new(0).expect("slot 0 exists")
+}
+
+/// `McGroupSetupReq` for a member of group `addr`: the group with key
+/// `mc_key` in [`slot`], the key encrypted under the member's `root`, its
+/// counters from [`FIRST_FCNT`] for [`GROUP_FRAMES`] frames.
+pub(crate) fn group_setup(addr: u32, mc_key: &Key, root: &McRootKey) -> McRequest {
+    McRequest::GroupSetup(GroupSetup {
+        group: slot(),
+        mc_addr: addr,
+        mc_key_encrypted: root.encrypt_group_key(mc_key),
+        min_fcount: FIRST_FCNT,
+        max_fcount: FIRST_FCNT + GROUP_FRAMES,
+    })
+}
+
 /// The unicast setup frame (TS005) a member of group `addr` gets: the
 /// group with key `mc_key` in slot 0, the key encrypted under the
 /// member's `root`, its counters from [`FIRST_FCNT`], and a class C
@@ -83,18 +101,11 @@ pub fn setup_frame(
     session_unix: Duration,
     region: Region,
 ) -> Vec<u8> {
-    let slot = GroupId::new(0).expect("slot 0 exists");
     let rx2 = region.rx2();
     McRequest::encode_all(&[
-        McRequest::GroupSetup(GroupSetup {
-            group: slot,
-            mc_addr: addr,
-            mc_key_encrypted: root.encrypt_group_key(mc_key),
-            min_fcount: FIRST_FCNT,
-            max_fcount: FIRST_FCNT + GROUP_FRAMES,
-        }),
+        group_setup(addr, mc_key, root),
         McRequest::ClassCSession(ClassCSession {
-            group: slot,
+            group: slot(),
             session_time: DeviceTime::from_unix(session_unix).gps_seconds,
             timeout_exponent: CLASS_C_EXPONENT,
             frequency_hz: rx2.frequency,

@@ -17,12 +17,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use otavan_protocol::device_time::DeviceTime;
-use otavan_protocol::lora::multicast::{
-    GroupId, GroupSetup, Key, McRequest, McRootKey, StandingSession,
-};
+use otavan_protocol::lora::multicast::{Key, McRequest, McRootKey, StandingSession};
 use otavan_protocol::region::Region;
 
-use crate::multicast::{FIRST_FCNT, GROUP_FRAMES};
+use crate::multicast::{group_setup, slot};
 use crate::time::{Time, as_secs_f64, secs};
 
 /// A standing session's period: one slot a day.
@@ -65,7 +63,7 @@ pub const SETUP_LEN: usize = 43;
 
 /// The unicast setup frame a member of group `addr` gets once: the group
 /// with key `mc_key` in slot 0, the key encrypted under the member's
-/// `root`, its counters from [`FIRST_FCNT`], and a standing session on
+/// `root`, its counters from [`crate::multicast::FIRST_FCNT`], and a standing session on
 /// `region`'s RX2 whose first window opens at Unix time `first_slot_unix`
 /// (sent as GPS time) and comes back every [`PERIOD`].
 pub fn setup_frame(
@@ -75,18 +73,11 @@ pub fn setup_frame(
     first_slot_unix: Duration,
     region: Region,
 ) -> Vec<u8> {
-    let slot = GroupId::new(0).expect("slot 0 exists");
     let rx2 = region.rx2();
     McRequest::encode_all(&[
-        McRequest::GroupSetup(GroupSetup {
-            group: slot,
-            mc_addr: addr,
-            mc_key_encrypted: root.encrypt_group_key(mc_key),
-            min_fcount: FIRST_FCNT,
-            max_fcount: FIRST_FCNT + GROUP_FRAMES,
-        }),
+        group_setup(addr, mc_key, root),
         McRequest::StandingSession(StandingSession {
-            group: slot,
+            group: slot(),
             first_slot: DeviceTime::from_unix(first_slot_unix).gps_seconds,
             period_minutes: (PERIOD / secs(60)) as u16,
             timeout_exponent: WINDOW_EXPONENT,
