@@ -1,77 +1,119 @@
 #!/usr/bin/env python3
 """Puts a drive-by run (bench/driveby.sh) next to the analytic model.
 
-For each meter: its contact on the pass (the chord of its WiFi range along
-the street at the van's speed), what the model predicts for that contact
-(updated when the contact holds association, the session overhead and the
-transfer at the meter's goodput, the rehearsal's constants from its
-scenario.toml) and what the real stack did (lease, attempts, power cuts,
-outcome, session time). Totals: updated fraction and median session time,
-real against model. Writes OUT/compare.csv and prints the totals.
+For each meter: its contacts on the route (from the run's own timeline,
+OUT/contacts.csv, the same for every pass), what the model predicts (the
+meter updates on the first contact that holds association, the session
+overhead and its transfer at the mean goodput, the rehearsal's constants
+from its scenario.toml, plus association and overhead again for each
+link drop in it, OUT/drops.csv, as the rehearsal reconnects after one;
+that is its session time) and what the real stack
+did (lease, runs, power cuts, outcome, session time). Totals over the
+meters without a bad-condition case: updated fraction and median session
+time, real against model. Writes OUT/compare.csv and prints the totals.
 
-Usage: bench/driveby-report.py OUT [SPEED_KMH]
+Usage: bench/driveby-report.py OUT [PASSES]
 """
 
 import csv
-import math
+import filecmp
 import statistics
 import sys
 import tomllib
+from collections import defaultdict
 from pathlib import Path
+
+
+def transfer_bytes(release: Path, source: str, target: str) -> int:
+    """Files of `target` absent from or changed since `source`, plus its
+    firmware (the run's deltas are off when its firmware was replaced)."""
+    total = (release / f"firmware_{target}.bin").stat().st_size
+    for path in (release / target).rglob("*"):
+        if path.is_file():
+            old = release / source / path.relative_to(release / target)
+            if not old.is_file() or not filecmp.cmp(old, path, shallow=False):
+                total += path.stat().st_size
+    return total
 
 
 def main() -> None:
     out = Path(sys.argv[1])
-    speed_ms = float(sys.argv[2] if len(sys.argv) > 2 else 10) / 3.6
-    scenario = tomllib.loads((out / "work/rehearsal/scenario.toml").read_text())
+    passes = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    work = out / "work"
+    scenario = tomllib.loads((work / "rehearsal/scenario.toml").read_text())
     wifi = scenario["wifi"]
     goodput = (wifi["goodput_min_kb_s"] + wifi["goodput_max_kb_s"]) / 2 * 1000
     fixed = wifi["assoc_median_s"] + wifi["session_overhead_s"]
-    sizes = {r["meter"]: float(r["bytes"] or 0)
-             for r in csv.DictReader(open(out / "work/rehearsal/meters.csv"))}
-    sessions = {r["meter"]: r for r in csv.DictReader(open(out / "sessions.csv"))}
+    replaced = (work / "firmware_kb").read_text().strip() != ""
+    rehearsed = {r["meter"]: float(r["bytes"] or 0)
+                 for r in csv.DictReader(open(work / "rehearsal/meters.csv"))}
+    contacts = defaultdict(list)
+    for row in csv.reader(open(out / "contacts.csv")):
+        contacts[row[0]].append((float(row[1]), float(row[2])))
+    drops = defaultdict(list)
+    for row in csv.reader(open(out / "drops.csv")):
+        drops[row[0]].append(float(row[1]))
+    sessions = defaultdict(list)
+    for row in csv.DictReader(open(out / "sessions.csv")):
+        sessions[row["meter"]].append(row)
+    targets = sorted((p.name for p in (work / "release").iterdir()
+                      if p.is_dir() and p.name[0].isdigit()),
+                     key=lambda v: tuple(map(int, v.split("."))))
+    target = targets[-1]
     rows = []
     for meter in csv.DictReader(open(out / "meters.csv")):
-        m, r, y = meter["meter"], float(meter["range_m"]), float(meter["y_m"])
-        contact = 2 * math.sqrt(r * r - y * y) / speed_ms if r > abs(y) else 0.0
-        need = fixed + sizes.get(m, 0.0) / goodput
-        s = sessions.get(m)
-        real_s = None
-        if s and s["exit"] == "0":
-            real_s = float(s["end"]) - float(s["start"])
-        lease_s = float(s["leased"]) - float(s["start"]) if s and s["leased"] else None
+        m = meter["meter"]
+        size = (transfer_bytes(work / "release", meter["from"], target) if replaced
+                else rehearsed.get(m, 0.0))
+        needs = [fixed * (1 + sum(a <= d < b for d in drops[m])) + size / goodput
+                 for a, b in contacts[m]]
+        held = [n for (a, b), n in zip(contacts[m], needs) if b - a >= n]
+        model_updated = bool(held) and passes > 0
+        need = held[0] if held else (needs[0] if needs else fixed + size / goodput)
+        done = [s for s in sessions[m] if s["exit"] == "0"]
+        leased = [s for s in sessions[m] if s["leased"]]
         rows.append({
             "meter": m,
-            "contact_s": round(contact, 1),
-            "model_updated": contact >= need,
+            "case": meter["case"],
+            "contacts_s": " ".join(f"{b - a:.0f}" for a, b in contacts[m]),
+            "drops": len(drops[m]),
+            "bytes": int(size),
+            "model_updated": model_updated,
             "model_session_s": round(need, 2),
             "updated": meter["version"] != meter["from"],
-            "session_s": None if real_s is None else round(real_s, 2),
-            "lease_s": None if lease_s is None else round(lease_s, 2),
-            "attempts": s["tries"] if s else 0,
-            "power_cuts": s["power_cuts"] if s else 0,
-            "exit": s["exit"] if s else "never_in_range",
+            "session_s": (round(float(done[0]["end"]) - float(done[0]["start"]), 2)
+                          if done else None),
+            "lease_s": (round(float(leased[0]["leased"]) - float(leased[0]["start"]), 2)
+                        if leased else None),
+            "runs": sum(int(s["runs"]) for s in sessions[m]),
+            "power_cuts": sum(int(s["power_cuts"]) for s in sessions[m]),
+            "exit": sessions[m][-1]["exit"] if sessions[m] else "never_in_range",
         })
     with open(out / "compare.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    n = len(rows)
-    real = sum(r["updated"] for r in rows) / n
-    model = sum(r["model_updated"] for r in rows) / n
-    real_sessions = [r["session_s"] for r in rows if r["session_s"] is not None]
-    leases = [r["lease_s"] for r in rows if r["lease_s"] is not None]
-    print(f"meters {n}: updated {real:.3f} real, {model:.3f} model "
+    plain = [r for r in rows if not r["case"]]
+    n = len(plain)
+    real = sum(r["updated"] for r in plain) / n
+    model = sum(r["model_updated"] for r in plain) / n
+    print(f"meters {n} (without cases): updated {real:.3f} real, {model:.3f} model "
           f"({(real - model) * 100:+.1f} points)")
-    if real_sessions:
-        med, model_med = statistics.median(real_sessions), statistics.median(
-            r["model_session_s"] for r in rows)
+    both = [r for r in plain if r["session_s"] is not None]
+    if both:
+        med = statistics.median(r["session_s"] for r in both)
+        model_med = statistics.median(r["model_session_s"] for r in both)
         print(f"median session {med:.2f} s real, {model_med:.2f} s model "
-              f"({(med / model_med - 1) * 100:+.0f} %); median lease {statistics.median(leases):.2f} s "
-              f"against the model's whole association {wifi['assoc_median_s']} s")
-    no_lease = sum(r["exit"] == "no_lease" for r in rows)
-    print(f"no lease within the window: {no_lease}; power cuts: "
-          f"{sum(int(r['power_cuts']) for r in rows)}")
+              f"({(med / model_med - 1) * 100:+.0f} %) over the {len(both)} meters updated")
+    leases = [r["lease_s"] for r in plain if r["lease_s"] is not None]
+    if leases:
+        print(f"median lease {statistics.median(leases):.2f} s against the model's whole "
+              f"association {wifi['assoc_median_s']} s")
+    disagree = [r for r in plain if r["updated"] != r["model_updated"]]
+    print(f"meters where real and model disagree: {len(disagree)} "
+          f"({sum(r['updated'] for r in disagree)} updated only for real); "
+          f"no lease within the window: {sum(r['exit'] == 'no_lease' for r in plain)}; "
+          f"power cuts: {sum(r['power_cuts'] for r in plain)}")
 
 
 if __name__ == "__main__":

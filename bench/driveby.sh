@@ -2,52 +2,87 @@
 # Drive-bys over a real network stack (issue 18): a van namespace runs the
 # real `otavan serve` and dnsmasq (the van's DHCP server) on a bridge; each
 # meter is a namespace with a veth to that bridge and a real meter
-# (`otavan device update` on its own root). The van drives one street of
-# the town past the meters at the scenario's speed; every second each
-# meter's link follows its distance to the van: down out of WiFi range,
-# up at contact start (the meter then asks DHCP for an address and runs
-# its update), its rate (tbf) and loss (nftables numgen, both ways)
-# falling towards the edge of range, down again at contact end.
+# (`otavan device update --window-s` on its own root: the meter itself
+# tries again after a cut while its WiFi window lasts). The van drives the
+# town's streets past the meters at the scenario's speed; every second each
+# meter's link follows its distance to the van: down out of WiFi range, up
+# at contact start (the meter then asks DHCP for an address and runs its
+# update), its rate (tbf) and loss (nftables numgen, both ways) falling
+# towards the edge of range, down again at contact end.
 #
-# Usage: sudo bench/driveby.sh [--meters N] [--street-m M] [--speed-kmh S]
-#            [--power-cut PERCENT] [--dhcp-ping] [--out DIR]
+# Usage: sudo bench/driveby.sh [--meters N] [--streets K] [--street-m M]
+#            [--speed-kmh S] [--passes P] [--power-cut PERCENT]
+#            [--firmware-kb KB] [--slack-s S] [--drops-per-min D]
+#            [--drop-s S] [--seed N] [--cases] [--dhcp-ping] [--out DIR]
+# --streets K: the first K streets of the town (100 m apart), driven as a
+#   serpentine, each from 150 m before its start to 150 m past M.
+# --passes P: the van drives the route P times (a meter not updated on
+#   one pass tries again on the next).
+# --firmware-kb KB: the target's firmware replaced by KB of random bytes
+#   (deltas off), so that cuts and power cuts land mid-transfer.
+# --slack-s S: a meter's WiFi window lasts S s past its contact's end
+#   (the rehearsal's window_slack_s, 120).
+# --drops-per-min D, --drop-s S: a meter's link in range drops at the
+#   town's faults.link_drops_per_min (0.2) for S s (2: the loss of the
+#   access point noticed and association again, est) and comes back.
+# --seed N: the drops' draws (the power cuts' draws are bash's $RANDOM).
+# --cases: the issue's bad conditions on the first meters of the first
+#   street, on the first pass: a DHCP lease that never comes
+#   (dhcp-never), a link that drops during the manifest (manifest-drop),
+#   a van that leaves during the firmware write (firmware-leave, needs
+#   --firmware-kb), 30 % loss both ways all through the contact
+#   (edge-loss). The run fails when a case meter ends other than it must.
 # --dhcp-ping: dnsmasq's default ARP check of an address before offering
-# it (the van runs it with --no-ping: the check costs a meter seconds of
-# its contact; docs/benchmarks.md, "Drive-bys").
+#   it (the van runs it with --no-ping: the check costs a meter seconds of
+#   its contact; docs/benchmarks.md, "Drive-bys").
 # Needs root, ip (iproute2), tc, nft, dnsmasq and busybox (udhcpc); it
 # installs what is missing with apt-get. Traffic stays inside its own
 # namespaces (10.77.0.0/24); every namespace and process it made is
-# removed on exit, also when interrupted (Ctrl-C, SIGTERM).
+# removed on exit, also when interrupted (Ctrl-C, SIGTERM). One drive-by
+# at a time (a lock): the namespaces' names are global.
 #
 # The geometry is the rehearsal's: meters.csv of `otavan rehearse
-# examples/town.toml` (positions and WiFi ranges), the first street
-# (y = 0), driven from x = -150 m to 150 m past its end. The link model (rate and loss by distance)
-# is an estimate to calibrate (docs/benchmarks.md, "Drive-bys").
+# examples/town.toml` (positions and WiFi ranges). The link model (rate
+# and loss by distance) is an estimate (docs/benchmarks.md, "Drive-bys").
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
 meters=40
+streets=1
 street_m=600
 speed_kmh=""
+passes=1
 power_cut=5
+firmware_kb=""
+slack_s=120
+drops_per_min=$(awk -F' *= *' '/^link_drops_per_min/{print $2+0}' "$here/examples/town.toml")
+drop_s=2
+seed=1
+cases=""
 dhcp_ping=--no-ping
 out="$here/bench/out/driveby"
 while [ $# -gt 0 ]; do
     case "$1" in
         --meters) meters="$2"; shift 2 ;;
+        --streets) streets="$2"; shift 2 ;;
         --street-m) street_m="$2"; shift 2 ;;
         --speed-kmh) speed_kmh="$2"; shift 2 ;;
+        --passes) passes="$2"; shift 2 ;;
         --power-cut) power_cut="$2"; shift 2 ;;
+        --firmware-kb) firmware_kb="$2"; shift 2 ;;
+        --slack-s) slack_s="$2"; shift 2 ;;
+        --drops-per-min) drops_per_min="$2"; shift 2 ;;
+        --drop-s) drop_s="$2"; shift 2 ;;
+        --seed) seed="$2"; shift 2 ;;
+        --cases) cases=1; shift ;;
         --dhcp-ping) dhcp_ping=""; shift ;;
         --out) out="$2"; shift 2 ;;
         *) echo "driveby: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-
-if [ "$(id -u)" != 0 ]; then
-    echo "driveby: needs root (network namespaces)" >&2
-    exit 2
-fi
+die() { echo "driveby: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "driveby: needs root (network namespaces)" >&2; exit 2; }
+[ -z "$cases" ] || [ -n "$firmware_kb" ] || die "--cases needs --firmware-kb (a firmware write to leave during)"
 for tool in dnsmasq busybox nft; do
     if ! command -v "$tool" >/dev/null; then
         apt-get update -qq
@@ -55,11 +90,18 @@ for tool in dnsmasq busybox nft; do
         break
     fi
 done
+exec 9>"${TMPDIR:-/tmp}/otavan-driveby.lock"
+flock -n 9 || die "another drive-by is running (${TMPDIR:-/tmp}/otavan-driveby.lock)"
 
 # Link model (est): full rate to half the range, then down to a tenth at
-# the edge; loss from 0 at half the range to 30 % at the edge.
+# the edge; loss from 0 at half the range to 30 % at the edge. No meter
+# takes data faster than it writes its flash: the rate is capped at the
+# town's mean goodput (wifi.goodput_min_kb_s and _max_kb_s), so TCP's flow
+# control paces the transfer as a real meter's would.
 full_kbit=20000
 edge_loss_pct=30
+flash_kbit=$(awk -F' *= *' '/^goodput_(min|max)_kb_s/ { s += $2 } END { print int(s / 2 * 8) }' \
+    "$here/examples/town.toml")
 
 prefix=ovd
 van_ns="$prefix-van"
@@ -83,14 +125,44 @@ mkdir -p "$out/meters"
 work="$out/work"
 mkdir -p "$work"
 
-# The town's geometry.
-"$otavan" rehearse "$here/examples/town.toml" --out "$work/rehearsal" >/dev/null
+# The town's geometry: meters within 50 m of the first K streets, up to M
+# along them, street by street.
+"$otavan" rehearse "$here/examples/town.toml" --out "$work/rehearsal" >"$work/rehearse.log" 2>&1 ||
+    { cat "$work/rehearse.log" >&2; die "the rehearsal of examples/town.toml failed"; }
+[ -s "$work/rehearsal/meters.csv" ] || die "the rehearsal wrote no meters.csv ($work/rehearse.log)"
 [ -n "$speed_kmh" ] || speed_kmh=$(awk -F' *= *' '/^speed_kmh/{print $2+0}' "$here/examples/town.toml")
-awk -F, -v street="$street_m" -v n="$meters" 'NR > 1 && $3 > -50 && $3 < 50 && $2 <= street {
-        print $1 "," $2 "," $3 "," $8 "," $6
-    }' "$work/rehearsal/meters.csv" | sort -t, -k2 -n | head -n "$meters" >"$work/meters.txt"
+awk -F, -v k="$streets" -v l="$street_m" 'NR > 1 && $2 >= 0 && $2 <= l {
+        s = int(($3 + 50) / 100); if ($3 > -50 && s < k && $3 - 100 * s < 50)
+            print s "," $1 "," $2 "," $3 "," $8 "," $6
+    }' "$work/rehearsal/meters.csv" | sort -t, -k1,1n -k3,3n | head -n "$meters" |
+    cut -d, -f2- >"$work/meters.txt"
 count=$(wc -l <"$work/meters.txt")
-echo "driveby: $count meters on the first ${street_m} m of street 0, van at ${speed_kmh} km/h"
+[ "$count" -gt 0 ] || die "no meters on the first $streets streets' first ${street_m} m"
+echo "driveby: $count meters on $streets streets (first ${street_m} m each), van at ${speed_kmh} km/h, $passes passes"
+
+# The bad conditions, one per meter, on the first meters of street 0.
+declare -A case_of
+if [ -n "$cases" ]; then
+    i=0
+    for c in dhcp-never manifest-drop firmware-leave edge-loss; do
+        i=$((i + 1))
+        id=$(sed -n "${i}p" "$work/meters.txt" | cut -d, -f1)
+        [ -n "$id" ] || die "--cases needs at least 4 meters"
+        case_of[$id]=$c
+    done
+fi
+mac() { printf '02:77:%02x:%02x:%02x:%02x' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)); }
+
+# The release: the sample's, its target firmware optionally enlarged.
+release="$work/release"
+cp -r "$here/examples/releases" "$release"
+target=$(ls "$release" | grep -E '^[0-9]+\.[0-9]+\.[0-9]+$' | sort -V | tail -1)
+serve_args=()
+if [ -n "$firmware_kb" ]; then
+    head -c "$((firmware_kb * 1024))" /dev/urandom >"$release/firmware_$target.bin"
+    serve_args+=(--no-deltas)
+fi
+echo "$firmware_kb" >"$work/firmware_kb"
 
 # The van.
 ip netns add "$van_ns"
@@ -98,13 +170,15 @@ ip -n "$van_ns" link set lo up
 ip -n "$van_ns" link add br0 type bridge
 ip -n "$van_ns" addr add 10.77.0.1/24 dev br0
 ip -n "$van_ns" link set br0 up
-release="$work/release"
-cp -r "$here/examples/releases" "$release"
 ip netns exec "$van_ns" "$otavan" serve --root "$release" --bind 10.77.0.1 --port 8000 \
-    --db "$work/otavan.db" >"$work/serve.log" 2>&1 &
+    --db "$work/otavan.db" "${serve_args[@]}" >"$work/serve.log" 2>&1 &
+ignore=()
+for id in "${!case_of[@]}"; do
+    [ "${case_of[$id]}" != dhcp-never ] || ignore+=("--dhcp-host=$(mac "$id"),ignore")
+done
 ip netns exec "$van_ns" dnsmasq --no-daemon --conf-file=/dev/null --interface=br0 \
     --bind-interfaces --dhcp-range=10.77.0.10,10.77.0.250,255.255.255.0,10m $dhcp_ping \
-    --dhcp-leasefile="$work/leases" --port=0 --log-dhcp >"$work/dnsmasq.log" 2>&1 &
+    "${ignore[@]}" --dhcp-leasefile="$work/leases" --port=0 --log-dhcp >"$work/dnsmasq.log" 2>&1 &
 
 cat >"$work/udhcpc.sh" <<'EOF'
 #!/bin/sh
@@ -122,26 +196,84 @@ while IFS=, read -r id x y range version; do
     ip netns add "$ns"
     ip -n "$ns" link set lo up
     ip link add "m$id" netns "$van_ns" type veth peer name eth0 netns "$ns"
+    ip -n "$ns" link set eth0 address "$(mac "$id")"
     ip -n "$van_ns" link set "m$id" master br0
     ip netns exec "$ns" nft add table inet link
+    ip netns exec "$ns" nft add table inet case
     root="$out/meters/$id"
     mkdir -p "$root"
     cp -r "$release/$version/." "$root/"
     "$otavan" device init --root "$root" --version "$version" \
-        --firmware "$release/firmware_1.0.0.bin" >/dev/null
+        --firmware "$release/firmware_1.0.0.bin" >/dev/null 2>&1
 done <"$work/meters.txt"
 
+# The cases' link faults, for the first pass: a dead TCP link from the van
+# once the meter has received a few bytes of it (the manifest's first
+# packet) or half the firmware.
+case_faults() {
+    local id="$1" quota
+    case "${case_of[$id]:-}" in
+        manifest-drop) quota=300 ;;
+        firmware-leave) quota=$((firmware_kb * 512)) ;;
+        *) return ;;
+    esac
+    ip netns exec "$prefix-m$id" nft "add chain inet case in { type filter hook input priority -10; }; add rule inet case in ip saddr 10.77.0.1 tcp sport 8000 quota over $quota bytes drop"
+}
+
+# The route: a serpentine over the streets, each from 150 m before x = 0
+# to 150 m past its length (beyond the longest WiFi range, 150 m).
+speed_ms=$(awk -v k="$speed_kmh" 'BEGIN { print k / 3.6 }')
+route_m=$(awk -v k="$streets" -v l="$street_m" 'BEGIN { print k * (l + 300) + (k - 1) * 100 }')
+drive_s=$(awk -v r="$route_m" -v v="$speed_ms" 'BEGIN { print int(r / v) + 1 }')
+# The link of every meter in range and not in a drop, second by second
+# ("t id kbit loss"), each meter's contacts ("id,from_s,to_s") and its
+# drops ("id,at_s").
+awk -F, -v k="$streets" -v l="$street_m" -v v="$speed_ms" -v n="$drive_s" \
+    -v f="$full_kbit" -v cap="$flash_kbit" -v e="$edge_loss_pct" -v contacts="$work/contacts.csv" \
+    -v pd="$(awk -v d="$drops_per_min" 'BEGIN { print d / 60 }')" -v ds="$drop_s" -v seed="$seed" \
+    -v drops="$work/drops.csv" '
+    { id[NR] = $1; mx[NR] = $2; my[NR] = $3; r[NR] = $4 }
+    END {
+        srand(seed)
+        seg = l + 300
+        for (t = 0; t <= n; t++) {
+            s = v * t; i = int(s / (seg + 100)); p = s - i * (seg + 100)
+            if (i >= k) { i = k - 1; p = seg }
+            if (p <= seg) { y = 100 * i; x = (i % 2 == 0) ? p - 150 : l + 150 - p }
+            else { y = 100 * i + (p - seg); x = (i % 2 == 0) ? l + 150 : -150 }
+            for (m = 1; m <= NR; m++) {
+                d = sqrt((mx[m] - x) ^ 2 + (my[m] - y) ^ 2)
+                if (d <= r[m]) {
+                    q = d / r[m]; rate = q < 0.5 ? 1 : 1 - 1.8 * (q - 0.5)
+                    loss = q < 0.5 ? 0 : e * (q - 0.5) * 2
+                    kbit = int(f * rate / 100) * 100; if (kbit > cap) kbit = cap
+                    if (!(m in down) || down[m] <= t) {
+                        if (rand() < pd) { down[m] = t + ds; print id[m] "," t > drops }
+                        else printf "%d %s %d %d\n", t, id[m], kbit, loss
+                    }
+                    if (!(m in on)) { on[m] = t; start[m] = t }
+                    last[m] = t
+                } else if (m in on) {
+                    print id[m] "," start[m] "," last[m] + 1 > contacts; delete on[m]
+                }
+            }
+        }
+        for (m in on) print id[m] "," start[m] "," last[m] + 1 > contacts
+    }' "$work/meters.txt" >"$work/timeline.txt"
+touch "$work/contacts.csv" "$work/drops.csv"
+echo "driveby: a pass drives ${route_m} m in ${drive_s} s"
+
 # One meter's contact: it asks DHCP for an address until it gets one or
-# its WiFi window closes (the contact's end plus the rehearsal's 120 s of
-# slack), then runs its update, again while the window lasts if a cut
-# link failed it; a power cut (kill -9) now and then, and the restart's
-# boot, after which it tries again. Rows: the last attempt's exit, the
-# attempts, the power cuts, when it started, got its lease and ended.
+# its WiFi window closes (the contact's end plus the slack), then runs its
+# update, which tries again after a cut while the window lasts; a power
+# cut (kill -9) now and then, the restart's boot, and the update again.
+# Rows: the pass, the last run's exit, the runs, the power cuts, when it
+# started, got its lease, ended, and when its window closed.
 session() {
-    local id="$1" start="$2" closes="$3"
-    local ns="$prefix-m$id" log="$out/meters/$id.log" t0 t1="" t2 rc=1 tries=0 cuts=0
+    local id="$1" pass="$2" start="$3" closes="$4"
+    local ns="$prefix-m$id" log="$out/meters/$id.log" t0 t1="" t2 rc=1 runs=0 cuts=0 left
     t0=$(date +%s.%N)
-    while awk -v c="$closes" -v n="$(date +%s)" 'BEGIN { exit !(n < c) }'; do
+    while [ "$(date +%s)" -lt "$closes" ]; do
         if ip netns exec "$ns" busybox udhcpc -i eth0 -n -q -t 3 -T 1 -s "$work/udhcpc.sh" \
             >>"$log" 2>&1; then
             t1=$(date +%s.%N)
@@ -149,18 +281,17 @@ session() {
         fi
     done
     if [ -z "$t1" ]; then
-        echo "$id,$start,no_lease,0,0,$t0,,$(date +%s.%N)" >>"$work/sessions.csv"
+        echo "$id,$pass,$start,no_lease,0,0,$t0,,$(date +%s.%N),$closes" >>"$work/sessions.csv"
         return
     fi
-    while [ "$rc" != 0 ] && { [ "$tries" = 0 ] || sleep 1; } &&
-        awk -v c="$closes" -v n="$(date +%s)" 'BEGIN { exit !(n < c) }'; do
-        tries=$((tries + 1))
+    while [ "$rc" != 0 ] && left=$((closes - $(date +%s))) && [ "$left" -gt 0 ]; do
+        runs=$((runs + 1))
         ip netns exec "$ns" "$otavan" device update --root "$out/meters/$id" \
-            --server http://10.77.0.1:8000 --device-id "m$id" >>"$log" 2>&1 &
+            --server http://10.77.0.1:8000 --device-id "m$id" --window-s "$left" >>"$log" 2>&1 &
         local pid=$!
         rc=0
         if ((RANDOM % 100 < power_cut)); then
-            sleep "0.0$((RANDOM % 9 + 1))"
+            sleep "$((RANDOM % 2)).$((RANDOM % 10))"
             if kill -9 "$pid" 2>/dev/null; then rc=137 cuts=$((cuts + 1)); fi
             wait "$pid" 2>/dev/null || true
             ip netns exec "$ns" "$otavan" device boot --root "$out/meters/$id" >>"$log" 2>&1 || true
@@ -169,68 +300,115 @@ session() {
         fi
     done
     t2=$(date +%s.%N)
-    echo "$id,$start,$rc,$tries,$cuts,$t0,$t1,$t2" >>"$work/sessions.csv"
+    [ "$rc" != 0 ] || touch "$work/done.$id"
+    echo "$id,$pass,$start,$rc,$runs,$cuts,$t0,$t1,$t2,$closes" >>"$work/sessions.csv"
 }
 
-echo "meter,contact_at_s,exit,tries,power_cuts,start,leased,end" >"$work/sessions.csv"
-declare -A up ends
+echo "meter,pass,contact_at_s,exit,runs,power_cuts,start,leased,end,window_closes" >"$work/sessions.csv"
+declare -A contact_end
+while IFS=, read -r id from to; do
+    contact_end[$id]="${contact_end[$id]:-} $from:$to"
+done <"$work/contacts.csv"
+# The end of the contact of meter $1 that starts at second $2.
+ends_at() { local c; for c in ${contact_end[$1]}; do [ "${c%%:*}" != "$2" ] || echo "${c##*:}"; done; }
+mapfile -t timeline <"$work/timeline.txt"
+declare -A running
 sessions=()
-speed_ms=$(awk -v k="$speed_kmh" 'BEGIN { print k / 3.6 }')
-# The van starts and ends beyond the longest WiFi range (150 m).
-drive_s=$(awk -v l="$street_m" -v v="$speed_ms" 'BEGIN { print int((l + 300) / v) }')
-echo "driveby: driving ${drive_s} s"
-# Each meter's contact length (its chord of the street), for its window.
-while IFS=, read -r id len; do ends[$id]=$len; done < <(awk -F, -v v="$speed_ms" '{
-    r = $4; y = $3; print $1 "," (r > y && r > -y ? int(2 * sqrt(r * r - y * y) / v) + 1 : 0) }' "$work/meters.txt")
-begin=$(date +%s)
-for ((t = 0; t <= drive_s; t++)); do
-    while IFS=, read -r id d range; do
-        if awk -v d="$d" -v r="$range" 'BEGIN { exit !(d <= r) }'; then
-            read -r kbit loss < <(awk -v d="$d" -v r="$range" -v f="$full_kbit" -v e="$edge_loss_pct" 'BEGIN {
-                q = d / r; s = q < 0.5 ? 1 : 1 - 1.8 * (q - 0.5);
-                l = q < 0.5 ? 0 : e * (q - 0.5) * 2;
-                printf "%d %d\n", f * s, l }')
+for ((pass = 1; pass <= passes; pass++)); do
+    for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-m"); do
+        ip netns exec "$ns" nft flush table inet case
+    done
+    if [ "$pass" = 1 ]; then for id in "${!case_of[@]}"; do case_faults "$id"; done; fi
+    declare -A up=() rate=()
+    begin=$(date +%s)
+    next=0
+    for ((t = 0; t <= drive_s; t++)); do
+        declare -A seen=()
+        while [ "$next" -lt "${#timeline[@]}" ]; do
+            read -r at id kbit loss <<<"${timeline[$next]}"
+            [ "$at" = "$t" ] || break
+            next=$((next + 1))
+            seen[$id]=1
+            [ "${case_of[$id]:-}" != edge-loss ] || [ "$pass" != 1 ] || { kbit=2000 loss=30; }
             if [ -z "${up[$id]:-}" ]; then
                 ip -n "$van_ns" link set "m$id" up
                 ip -n "$prefix-m$id" link set eth0 up
-                ip netns exec "$van_ns" tc qdisc replace dev "m$id" root tbf rate "${kbit}kbit" burst 32kb latency 200ms
                 up[$id]=1
-                session "$id" "$t" "$((begin + t + ${ends[$id]} + 120))" &
-                sessions+=($!)
-            else
-                ip netns exec "$van_ns" tc qdisc change dev "m$id" root tbf rate "${kbit}kbit" burst 32kb latency 200ms
+                # A contact's start (not the link's return after a drop),
+                # no session of the meter still running, not yet updated.
+                end=$(ends_at "$id" "$t")
+                if [ -n "$end" ] && [ ! -e "$work/done.$id" ] &&
+                    { [ -z "${running[$id]:-}" ] || ! kill -0 "${running[$id]}" 2>/dev/null; }; then
+                    session "$id" "$pass" "$t" "$((begin + end + slack_s))" &
+                    sessions+=($!)
+                    running[$id]=$!
+                fi
             fi
-            ip netns exec "$prefix-m$id" nft flush table inet link 2>/dev/null || true
-            if [ "$loss" -gt 0 ]; then
-                ip netns exec "$prefix-m$id" nft "add chain inet link in { type filter hook input priority 0; }; add rule inet link in numgen random mod 100 < $loss drop; add chain inet link out { type filter hook output priority 0; }; add rule inet link out numgen random mod 100 < $loss drop"
+            if [ "${rate[$id]:-}" != "$kbit $loss" ]; then
+                ip netns exec "$van_ns" tc qdisc replace dev "m$id" root tbf rate "${kbit}kbit" burst 32kb latency 200ms
+                ip netns exec "$prefix-m$id" nft flush table inet link
+                if [ "$loss" -gt 0 ]; then
+                    ip netns exec "$prefix-m$id" nft "add chain inet link in { type filter hook input priority 0; }; add rule inet link in numgen random mod 100 < $loss drop; add chain inet link out { type filter hook output priority 0; }; add rule inet link out numgen random mod 100 < $loss drop"
+                fi
+                rate[$id]="$kbit $loss"
             fi
-        elif [ "${up[$id]:-}" = 1 ]; then
-            ip -n "$van_ns" link set "m$id" down
-            up[$id]=gone
-        fi
-    done < <(awk -F, -v t="$t" -v v="$speed_ms" '{
-        dx = $2 + 150 - v * t; printf "%s,%.1f,%s\n", $1, sqrt(dx * dx + $3 * $3), $4 }' "$work/meters.txt")
-    sleep "$(awk -v b="$begin" -v t="$t" -v n="$(date +%s.%N)" 'BEGIN { s = b + t + 1 - n; print (s > 0 ? s : 0) }')"
+        done
+        for id in "${!up[@]}"; do
+            if [ -z "${seen[$id]:-}" ]; then
+                ip -n "$van_ns" link set "m$id" down
+                unset "up[$id]" "rate[$id]"
+            fi
+        done
+        unset seen
+        sleep "$(awk -v b="$begin" -v t="$t" -v n="$(date +%s.%N)" 'BEGIN { s = b + t + 1 - n; print (s > 0 ? s : 0) }')"
+    done
+    for pid in "${sessions[@]}"; do wait "$pid" || true; done
+    sessions=()
+    echo "driveby: pass $pass done, $(ls "$work" | grep -c '^done\.') meters updated so far"
 done
-for pid in "${sessions[@]}"; do wait "$pid" || true; done
 
-# Every meter is at its old or its new version, whatever happened.
-echo "meter,x_m,y_m,range_m,from,version,pending" >"$out/meters.csv"
+# Every meter is at its old or its new version, with that version's
+# firmware in its boot slot, whatever happened.
+sha() { sha1sum "$1" | cut -d' ' -f1; }
+old_fw=$(sha "$release/firmware_1.0.0.bin")
+new_fw=$(sha "$release/firmware_$target.bin")
+echo "meter,x_m,y_m,range_m,from,version,pending,firmware_ok,case" >"$out/meters.csv"
 while IFS=, read -r id x y range version; do
-    status=$("$otavan" device status --root "$out/meters/$id")
-    now=$(awk '/^version:/{print $2}' <<<"$status")
-    pending=$(awk '/^pending confirm:/{print $3}' <<<"$status")
-    echo "$id,$x,$y,$range,$version,$now,$pending" >>"$out/meters.csv"
+    status=$("$otavan" device status --root "$out/meters/$id" --json)
+    now=$(sed 's/.*"version":"\([^"]*\)".*/\1/' <<<"$status")
+    pending=$(sed 's/.*"pending_confirm":\([a-z]*\).*/\1/' <<<"$status")
+    slot=$(sed 's/.*"firmware_sha1":"\([0-9a-f]*\)".*/\1/' <<<"$status")
+    fw_ok=false
+    if { [ "$now" = "$version" ] && [ "$slot" = "$old_fw" ]; } ||
+        { [ "$now" = "$target" ] && [ "$slot" = "$new_fw" ]; }; then fw_ok=true; fi
+    echo "$id,$x,$y,$range,$version,$now,$pending,$fw_ok,${case_of[$id]:-}" >>"$out/meters.csv"
 done <"$work/meters.txt"
-cp "$work/sessions.csv" "$out/sessions.csv"
-target=$(ls "$release" | grep -E '^[0-9]+\.[0-9]+\.[0-9]+$' | sort -V | tail -1)
+cp "$work/sessions.csv" "$work/contacts.csv" "$work/drops.csv" "$out/"
 updated=$(awk -F, -v t="$target" 'NR > 1 && $6 == t' "$out/meters.csv" | wc -l)
-odd=$(awk -F, -v t="$target" 'NR > 1 && $6 != t && $6 != $5' "$out/meters.csv" | wc -l)
-leases=$(awk -F, 'NR > 1 && $3 != "no_lease"' "$out/sessions.csv" | wc -l)
-median_session=$(awk -F, 'NR > 1 && $3 == 0 { print $8 - $6 }' "$out/sessions.csv" | sort -n |
-    awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "-" }')
-median_dhcp=$(awk -F, 'NR > 1 && $7 != "" { print $7 - $6 }' "$out/sessions.csv" | sort -n |
-    awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "-" }')
+odd=$(awk -F, -v t="$target" 'NR > 1 && (($6 != t && $6 != $5) || $8 != "true")' "$out/meters.csv" | wc -l)
+leases=$(awk -F, 'NR > 1 && $4 != "no_lease"' "$out/sessions.csv" | wc -l)
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "-" }'; }
+median_session=$(awk -F, 'NR > 1 && $4 == 0 { print $9 - $7 }' "$out/sessions.csv" | median)
+median_dhcp=$(awk -F, 'NR > 1 && $8 != "" { print $8 - $7 }' "$out/sessions.csv" | median)
+overrun=$(awk -F, 'NR > 1 && $9 > $10 + 15' "$out/sessions.csv" | wc -l)
 echo "driveby: $updated of $count meters at $target; $leases leases (median ${median_dhcp} s);" \
-    "median session ${median_session} s; $odd meters at neither their old nor the new version"
-[ "$odd" = 0 ]
+    "median session ${median_session} s; $odd meters at neither their old nor the new version" \
+    "(or with the other's firmware); $overrun sessions ran past their window by more than 15 s"
+failed=$((odd + overrun))
+
+# What each case must end as: no lease, or its first pass failed with the
+# meter as it was; the edge-loss meter only has to end in time.
+for id in "${!case_of[@]}"; do
+    c=${case_of[$id]}
+    first=$(awk -F, -v m="$id" 'NR > 1 && $1 == m && $2 == 1' "$out/sessions.csv" | head -1)
+    want=""
+    case "$c" in
+        dhcp-never) [ "$(cut -d, -f4 <<<"$first")" = no_lease ] || want="no lease" ;;
+        manifest-drop | firmware-leave)
+            rc=$(cut -d, -f4 <<<"$first")
+            { [ -n "$first" ] && [ "$rc" != 0 ] && [ "$rc" != no_lease ]; } || want="a failed first pass" ;;
+    esac
+    echo "driveby: case $c (meter $id): first pass ${first:-none}${want:+, expected $want}"
+    [ -z "$want" ] || failed=$((failed + 1))
+done
+[ "$failed" = 0 ]

@@ -54,6 +54,12 @@ pub enum DeviceCommand {
         /// device id): reports are signed with it.
         #[arg(long)]
         report_key: Option<PathBuf>,
+        /// How long the meter's WiFi window lasts: a cycle a cut link
+        /// failed is tried again (resuming its downloads, 1 s, 2, 4, then
+        /// every 8 s) until no attempt fits before the window closes.
+        /// 0 (the default) makes one attempt.
+        #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+        window_s: u64,
     },
     /// Show the meter's version, pending state and firmware.
     Status {
@@ -168,11 +174,16 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
             device_id,
             allow_downgrade,
             report_key,
+            window_s,
         } => {
             let device = signing(open(&root)?, report_key.as_deref())?;
             let mut config = EngineConfig::new(device_id.unwrap_or_else(host_name));
             config.allow_downgrade = allow_downgrade;
-            match runtime()?.block_on(device.update(&server, config))? {
+            match runtime()?.block_on(device.update(
+                &server,
+                config,
+                Duration::from_secs(window_s),
+            ))? {
                 Outcome::UpToDate { version } => println!("already current at {version}"),
                 Outcome::Updated { from, to, bytes } => {
                     println!(

@@ -28,7 +28,7 @@ use crate::transport::{
     Fetched, HttpTransport, HttpTransportConfig, Sink, Transport, TransportError,
 };
 use crate::trust::Anchor;
-use crate::wifi::{Credentials, HostWifi, SessionError, VanNetwork, update_session};
+use crate::wifi::{Backoff, Credentials, HostWifi, SessionError, VanNetwork, update_within};
 
 /// Why a device command failed.
 #[derive(Debug, thiserror::Error)]
@@ -184,8 +184,15 @@ impl Device {
         HttpTransport::new(config).map_err(DeviceError::Server)
     }
 
-    /// One update cycle against the otavan (or Pycom) server at `server`.
-    pub async fn update(&self, server: &str, config: EngineConfig) -> Result<Outcome, DeviceError> {
+    /// An update against the otavan (or Pycom) server at `server`: one
+    /// cycle, and more while `window` lasts when a cut link failed one
+    /// ([`update_within`]; a zero window makes one attempt).
+    pub async fn update(
+        &self,
+        server: &str,
+        config: EngineConfig,
+        window: Duration,
+    ) -> Result<Outcome, DeviceError> {
         let transport = self.transport(server)?;
         let engine = Engine::new(self.meter(), transport, config, SystemClock, SystemEntropy);
         // A Linux meter is already on its network: joining is immediate.
@@ -193,8 +200,8 @@ impl Device {
             ssid: "host".into(),
             credentials: Credentials::Open,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        Ok(update_session(&mut HostWifi, &network, deadline, &engine).await?)
+        let closes = Instant::now() + window;
+        Ok(update_within(&mut HostWifi, &network, closes, Backoff::default(), &engine).await?)
     }
 
     /// The meter's status.

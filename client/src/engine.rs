@@ -126,6 +126,20 @@ pub enum EngineError {
     Storage(#[from] io::Error),
 }
 
+impl EngineError {
+    /// Whether another attempt may succeed as it is: the link failed (no
+    /// connection, a cut, a server too busy), not the release or the meter.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EngineError::Manifest(error)
+            | EngineError::Download(DownloadError::Transport { source: error, .. }) => {
+                error.is_transient()
+            }
+            _ => false,
+        }
+    }
+}
+
 /// What may still permit a refused downgrade.
 fn downgrade_hint(signed: bool) -> &'static str {
     if signed {

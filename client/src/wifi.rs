@@ -5,7 +5,10 @@
 //! only while the van is near. [`HostWifi`] is for machines that are
 //! already on a network (Linux meters on Ethernet, tests).
 
-use tokio::time::Instant;
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep};
+use tracing::warn;
 
 use crate::engine::{Engine, EngineError, Outcome};
 use crate::slots::FirmwareSlots;
@@ -87,12 +90,40 @@ pub enum SessionError {
     Update(#[from] EngineError),
 }
 
-/// One WiFi session: joins `network` (giving up at `deadline`), runs one
-/// update cycle, and always leaves again so the radio is off between vans.
-pub async fn update_session<W, S, F, T>(
+/// How a session spaces its attempts after a cut link: `first`, then
+/// doubling up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The wait after the first cut attempt.
+    pub first: Duration,
+    /// The longest wait between attempts.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    /// 1 s, then 2, 4, 8 s: from the drive-bys over a real network stack
+    /// (docs/rehearsal.md, "What a meter does on a real link"): a meter at
+    /// the edge of range gets a next attempt within a few seconds of the
+    /// link coming back, and one that has lost the van tries a handful of
+    /// times a minute, never after its window.
+    fn default() -> Backoff {
+        Backoff {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(8),
+        }
+    }
+}
+
+/// A WiFi session that lasts its window: joins `network`, then runs update
+/// cycles until one ends for good (updated, up to date, or refused for a
+/// reason another attempt does not change) or a cut link leaves no time
+/// for another attempt before `closes`. A later attempt resumes the
+/// downloads the cut left staged. Always leaves the network again.
+pub async fn update_within<W, S, F, T>(
     wifi: &mut W,
     network: &VanNetwork,
-    deadline: Instant,
+    closes: Instant,
+    backoff: Backoff,
     engine: &Engine<S, F, T>,
 ) -> Result<Outcome, SessionError>
 where
@@ -101,9 +132,19 @@ where
     F: FirmwareSlots,
     T: Transport,
 {
-    wifi.join(&network.ssid, &network.credentials, deadline)
+    wifi.join(&network.ssid, &network.credentials, closes)
         .await?;
-    let outcome = engine.update().await;
+    let mut wait = backoff.first;
+    let outcome = loop {
+        match engine.update().await {
+            Err(error) if error.is_transient() && Instant::now() + wait < closes => {
+                warn!(%error, retry_in = ?wait, "update cycle cut; trying again within the window");
+                sleep(wait).await;
+                wait = (wait * 2).min(backoff.max);
+            }
+            outcome => break outcome,
+        }
+    };
     wifi.leave().await;
     Ok(outcome?)
 }

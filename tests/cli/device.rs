@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::common::{Served, copy_tree, ok, run, sample};
+use crate::common::{Served, copy_tree, ok, otavan, run, sample};
 
 /// Files under `root` except the client's state and editor files.
 fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
@@ -174,21 +174,7 @@ fn failures_exit_non_zero_with_a_clear_message() {
 fn meter_and_van(dir: &Path) -> (Served, String, std::path::PathBuf) {
     let served = Served::start(sample(), &dir.join("van.db"));
     let server = format!("http://{}", served.addr);
-    let meter = dir.join("meter");
-    std::fs::create_dir(&meter).unwrap();
-    copy_tree(&sample().join("1.0.0"), &meter);
-    let firmware = sample().join("firmware_1.0.0.bin");
-    ok(&[
-        "device",
-        "init",
-        "--root",
-        meter.to_str().unwrap(),
-        "--version",
-        "1.0.0",
-        "--firmware",
-        firmware.to_str().unwrap(),
-    ]);
-    (served, server, meter)
+    (served, server, lone_meter(dir))
 }
 
 fn update(root: &str, server: &str, device_id: &str) {
@@ -364,4 +350,101 @@ fn after_the_bootloader_falls_back_status_shows_the_old_version_and_confirm_refu
     let output = run(&["device", "confirm", "--root", root]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no update is pending"));
+}
+
+/// A provisioned meter at 1.0.0 under `dir`, with no van yet.
+fn lone_meter(dir: &Path) -> std::path::PathBuf {
+    let meter = dir.join("meter");
+    std::fs::create_dir(&meter).unwrap();
+    copy_tree(&sample().join("1.0.0"), &meter);
+    let firmware = sample().join("firmware_1.0.0.bin");
+    ok(&[
+        "device",
+        "init",
+        "--root",
+        meter.to_str().unwrap(),
+        "--version",
+        "1.0.0",
+        "--firmware",
+        firmware.to_str().unwrap(),
+    ]);
+    meter
+}
+
+#[test]
+fn a_meter_keeps_trying_through_its_window_until_the_van_is_there() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let meter = lone_meter(dir.path());
+    // A port nothing listens on yet: the van is still down the street.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("http://127.0.0.1:{port}");
+    let waiting = otavan()
+        .args(["device", "update", "--window-s", "60", "--server", &server])
+        .arg("--root")
+        .arg(&meter)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut van = otavan()
+        .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--root")
+        .arg(sample())
+        .arg("--db")
+        .arg(dir.path().join("van.db"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let output = waiting.wait_with_output().unwrap();
+    van.kill().unwrap();
+    van.wait().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("updated 1.0.0 -> 1.1.0"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("trying again within the window"),
+        "{stderr}"
+    );
+    assert_eq!(status(meter.to_str().unwrap())["version"], "1.1.0");
+}
+
+#[test]
+fn a_meter_whose_van_never_comes_gives_up_with_its_window_and_is_as_it_was() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let meter = lone_meter(dir.path());
+    let root = meter.to_str().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("http://127.0.0.1:{port}");
+    let before = status(root);
+    let output = run(&[
+        "device",
+        "update",
+        "--window-s",
+        "3",
+        "--root",
+        root,
+        "--server",
+        &server,
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("trying again within the window"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+    assert_eq!(status(root), before);
+    assert_eq!(tree(&meter), tree(&sample().join("1.0.0")));
 }

@@ -38,7 +38,7 @@ use crate::state::{DeviceState, Phase};
 use crate::storage::Storage;
 use crate::transport::Transport;
 use crate::trust::Anchor;
-use crate::wifi::{WifiLink, update_session};
+use crate::wifi::{Backoff, WifiLink, update_within};
 
 /// The LoRaWAN device the trigger drives: lorawan-device's async device
 /// with its software crypto and seeded PRNG, over the meter's radio
@@ -857,7 +857,13 @@ where
             Some(network) => {
                 info!(campaign = session.campaign, ssid = %network.ssid, "WiFi session opens");
                 let closes = self.clock.instant(session.closes_at);
-                let update = update_session(&mut host.wifi, network, closes, &host.engine);
+                let update = update_within(
+                    &mut host.wifi,
+                    network,
+                    closes,
+                    Backoff::default(),
+                    &host.engine,
+                );
                 match timeout_at(closes + self.config.session_overrun, update).await {
                     Ok(outcome) => {
                         match &outcome {

@@ -57,6 +57,19 @@ pub enum TransportError {
     Sink(#[from] io::Error),
 }
 
+impl TransportError {
+    /// Whether the same request may succeed later: no connection or a cut
+    /// one, or the server asking the meter to come back (408, 429, 502,
+    /// 503, 504).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TransportError::Connection(_) => true,
+            TransportError::Status { status, .. } => matches!(status, 408 | 429 | 502..=504),
+            TransportError::BadResponse(_) | TransportError::Sink(_) => false,
+        }
+    }
+}
+
 /// A link to an otavan (or plain Pycom) server.
 ///
 /// Methods are async because every real link is; implementations must

@@ -172,13 +172,15 @@ impl otavan_client::wifi::WifiLink for FakeRadio {
 
 #[tokio::test]
 async fn a_wifi_session_joins_updates_and_always_leaves() {
-    use otavan_client::wifi::{Credentials, SessionError, VanNetwork, update_session};
+    use otavan_client::wifi::{Backoff, Credentials, SessionError, VanNetwork, update_within};
     let release = Release::sample();
     let network = VanNetwork {
         ssid: "otavan-van-3".into(),
         credentials: Credentials::Passphrase("secret".into()),
     };
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    // A window that is already closing: one attempt, no retry.
+    let closes = tokio::time::Instant::now();
+    let backoff = Backoff::default();
 
     let meter = TestMeter::provisioned(&release, OLD);
     let transport = release.transport();
@@ -187,7 +189,7 @@ async fn a_wifi_session_joins_updates_and_always_leaves() {
         ..FakeRadio::default()
     };
     let engine = meter.engine(transport.clone());
-    let error = update_session(&mut radio, &network, deadline, &engine)
+    let error = update_within(&mut radio, &network, closes, backoff, &engine)
         .await
         .unwrap_err();
     assert!(matches!(error, SessionError::Join(_)));
@@ -195,19 +197,82 @@ async fn a_wifi_session_joins_updates_and_always_leaves() {
 
     radio.refuse = false;
     transport.set_offline(true);
-    let error = update_session(&mut radio, &network, deadline, &engine)
+    let error = update_within(&mut radio, &network, closes, backoff, &engine)
         .await
         .unwrap_err();
     assert!(matches!(error, SessionError::Update(_)));
     assert_eq!(radio.leaves, 1, "left even though the update failed");
 
     transport.set_offline(false);
-    update_session(&mut radio, &network, deadline, &engine)
+    update_within(&mut radio, &network, closes, backoff, &engine)
         .await
         .unwrap();
     assert_eq!(radio.joins, ["otavan-van-3"; 3]);
     assert_eq!(radio.leaves, 2);
     meter.assert_at(&release, NEW);
+}
+
+#[tokio::test]
+async fn a_session_tries_again_while_its_window_lasts_and_never_after_it() {
+    use otavan_client::wifi::{Backoff, Credentials, VanNetwork, update_within};
+    use std::time::Duration;
+    let release = Release::sample();
+    let network = VanNetwork {
+        ssid: "otavan-van-3".into(),
+        credentials: Credentials::Open,
+    };
+    let backoff = Backoff {
+        first: Duration::from_millis(100),
+        max: Duration::from_millis(400),
+    };
+
+    // The van is out of reach for the first half second of a 5 s window:
+    // the meter keeps trying and updates once the link is back.
+    let meter = TestMeter::provisioned(&release, OLD);
+    let transport = release.transport();
+    transport.set_offline(true);
+    let back = transport.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        back.set_offline(false);
+    });
+    let mut radio = FakeRadio::default();
+    let closes = tokio::time::Instant::now() + Duration::from_secs(5);
+    update_within(
+        &mut radio,
+        &network,
+        closes,
+        backoff,
+        &meter.engine(transport.clone()),
+    )
+    .await
+    .unwrap();
+    assert!(transport.stats().manifests >= 3, "{:?}", transport.stats());
+    assert_eq!((radio.joins.len(), radio.leaves), (1, 1));
+    meter.assert_at(&release, NEW);
+
+    // The van never comes back: the meter stops before its window closes
+    // and is as it was.
+    let meter = TestMeter::provisioned(&release, OLD);
+    let transport = release.transport();
+    transport.set_offline(true);
+    let start = tokio::time::Instant::now();
+    let closes = start + Duration::from_secs(1);
+    let error = update_within(
+        &mut radio,
+        &network,
+        closes,
+        backoff,
+        &meter.engine(transport.clone()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        tokio::time::Instant::now() <= closes,
+        "tried after the window"
+    );
+    assert!(transport.stats().manifests >= 3, "gave up early: {error}");
+    meter.assert_at(&release, OLD);
 }
 
 #[tokio::test]
