@@ -163,6 +163,7 @@ if [ -n "$firmware_kb" ]; then
     serve_args+=(--no-deltas)
 fi
 echo "$firmware_kb" >"$work/firmware_kb"
+echo "$drop_s" >"$work/drop_s"
 
 # The van.
 ip netns add "$van_ns"
