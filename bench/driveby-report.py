@@ -16,8 +16,12 @@ meters without a bad-condition case: updated fraction and median session
 time, real against model, and the session overhead the run measured (the
 median, over sessions with one run and no power cut, of the time after
 the lease less the transfer at the flash-bound rate): the figure behind
-the rehearsal's `wifi.session_overhead_s`. Writes OUT/compare.csv and
-prints the totals.
+the rehearsal's `wifi.session_overhead_s`. Then the same meters through
+the analytic rehearsal itself (the run's OUT/work/rehearsal-route: the
+town with its van on the drive-by's route, passes and release): its
+outcome per meter, and the totals over the meters whose WAKE it did not
+lose (the drive-by has no LoRa leg: its meters are always awake).
+Writes OUT/compare.csv and prints the totals.
 
 Usage: bench/driveby-report.py OUT [PASSES] [SESSION_OVERHEAD_S]
 (the last in place of the scenario's, to check a calibration)
@@ -28,7 +32,7 @@ import filecmp
 import statistics
 import sys
 import tomllib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 
@@ -73,6 +77,9 @@ def main() -> None:
     leases = [float(s["leased"]) - float(s["start"])
               for runs in sessions.values() for s in runs if s["leased"]]
     typical_lease = statistics.median(leases) if leases else 0.0
+    routed = work / "rehearsal-route/meters.csv"
+    rehearsal = ({r["meter"]: r for r in csv.DictReader(open(routed))}
+                 if routed.exists() else {})
     rows = []
     measured = []
     for meter in csv.DictReader(open(out / "meters.csv")):
@@ -109,6 +116,8 @@ def main() -> None:
             "runs": sum(int(s["runs"]) for s in sessions[m]),
             "power_cuts": sum(int(s["power_cuts"]) for s in sessions[m]),
             "exit": sessions[m][-1]["exit"] if sessions[m] else "never_in_range",
+            "rehearsal": rehearsal[m]["outcome"] if m in rehearsal else "",
+            "rehearsal_loss": rehearsal[m]["loss"] if m in rehearsal else "",
         })
     with open(out / "compare.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -134,6 +143,18 @@ def main() -> None:
           f"({sum(r['updated'] for r in disagree)} updated only for real); "
           f"no lease within the window: {sum(r['exit'] == 'no_lease' for r in plain)}; "
           f"power cuts: {sum(r['power_cuts'] for r in plain)}")
+    if rehearsal:
+        awake = [r for r in plain if r["rehearsal_loss"] != "wake_not_delivered"]
+        real = sum(r["updated"] for r in awake) / len(awake)
+        model = sum(r["rehearsal"] == "updated" for r in awake) / len(awake)
+        print(f"the rehearsal itself, {len(awake)} meters whose WAKE it delivered "
+              f"({len(plain) - len(awake)} lost to LoRa left out): updated {real:.3f} real, "
+              f"{model:.3f} rehearsal ({(real - model) * 100:+.1f} points)")
+        print("  where they disagree: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(Counter(
+                f"{'real' if r['updated'] else 'rehearsal'} only ({r['rehearsal']}, "
+                f"{r['rehearsal_loss'] or '-'})" for r in awake
+                if r["updated"] != (r["rehearsal"] == "updated")).items())))
 
 
 if __name__ == "__main__":

@@ -264,6 +264,21 @@ awk -F, -v k="$streets" -v l="$street_m" -v v="$speed_ms" -v n="$drive_s" \
 touch "$work/contacts.csv" "$work/drops.csv"
 echo "driveby: a pass drives ${route_m} m in ${drive_s} s"
 
+# The same meters, route, passes, speed and release through the analytic
+# rehearsal itself (for driveby-report.py): the town with its van on this
+# serpentine.
+waypoints=$(awk -v k="$streets" -v l="$street_m" 'BEGIN {
+    for (i = 0; i < k; i++) {
+        a = (i % 2 == 0) ? -150 : l + 150; b = (i % 2 == 0) ? l + 150 : -150
+        printf "%s[%d,%d],[%d,%d]", (i ? "," : ""), a, 100 * i, b, 100 * i }
+    }')
+"$otavan" rehearse "$here/examples/town.toml" --out "$work/rehearsal-route" \
+    --set 'van.route="waypoints"' --set "van.waypoints=[$waypoints]" --set "van.passes=$passes" \
+    --set "van.speed_kmh=$speed_kmh" --set "release.release_dir=\"$release\"" \
+    --set "release.deltas=$([ -n "$firmware_kb" ] && echo false || echo true)" \
+    --set "faults.link_drops_per_min=$drops_per_min" >"$work/rehearse-route.log" 2>&1 ||
+    { cat "$work/rehearse-route.log" >&2; die "the rehearsal of the drive-by's route failed"; }
+
 # One meter's contact: it asks DHCP for an address until it gets one or
 # its WiFi window closes (the contact's end plus the slack), then runs its
 # update, which tries again after a cut while the window lasts; a power
