@@ -56,8 +56,9 @@ pub enum DeviceCommand {
         report_key: Option<PathBuf>,
         /// How long the meter's WiFi window lasts: a cycle a cut link
         /// failed is tried again (resuming its downloads, 1 s, 2, 4, then
-        /// every 8 s) until no attempt fits before the window closes.
-        /// 0 (the default) makes one attempt.
+        /// every 8 s) until no attempt fits before the window closes; the
+        /// update is abandoned 10 s after the window closes. 0 (the
+        /// default) makes one attempt, however long it takes.
         #[arg(long, default_value_t = 0, value_name = "SECONDS")]
         window_s: u64,
     },

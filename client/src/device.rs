@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::time::{Instant, timeout_at};
 
 use otavan_protocol::keys::{KeyRole, PublicKey};
 use otavan_protocol::report_auth::MeterKey;
@@ -30,6 +30,11 @@ use crate::transport::{
 use crate::trust::Anchor;
 use crate::wifi::{Backoff, Credentials, HostWifi, SessionError, VanNetwork, update_within};
 
+/// How long [`Device::update`] with a window may run past its close (a
+/// download the engine resumes in the same cycle, a report) before it is
+/// abandoned: the van has gone, the radio must go off.
+pub const WINDOW_OVERRUN: Duration = Duration::from_secs(10);
+
 /// Why a device command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -48,6 +53,12 @@ pub enum DeviceError {
     /// Both a release key and a root key were given.
     #[error("a meter trusts either a root key or a single release key, not both")]
     TwoAnchors,
+    /// The update still ran [`WINDOW_OVERRUN`] after its window closed and
+    /// was abandoned; the next command recovers the meter as after a
+    /// power cut (it is at its old version, or its new one if the apply
+    /// had finished).
+    #[error("the update ran {}s past its window and was abandoned", WINDOW_OVERRUN.as_secs())]
+    Overran,
     /// Another `otavan device` command holds the lock.
     #[error("another otavan process is using {0}")]
     Busy(PathBuf),
@@ -186,7 +197,8 @@ impl Device {
 
     /// An update against the otavan (or Pycom) server at `server`: one
     /// cycle, and more while `window` lasts when a cut link failed one
-    /// ([`update_within`]; a zero window makes one attempt).
+    /// ([`update_within`]), abandoned [`WINDOW_OVERRUN`] after the window
+    /// closes; a zero window makes one attempt, however long it takes.
     pub async fn update(
         &self,
         server: &str,
@@ -201,7 +213,15 @@ impl Device {
             credentials: Credentials::Open,
         };
         let closes = Instant::now() + window;
-        Ok(update_within(&mut HostWifi, &network, closes, Backoff::default(), &engine).await?)
+        let mut wifi = HostWifi;
+        let session = update_within(&mut wifi, &network, closes, Backoff::default(), &engine);
+        if window.is_zero() {
+            return Ok(session.await?);
+        }
+        match timeout_at(closes + WINDOW_OVERRUN, session).await {
+            Ok(outcome) => Ok(outcome?),
+            Err(_) => Err(DeviceError::Overran),
+        }
     }
 
     /// The meter's status.

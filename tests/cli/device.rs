@@ -448,3 +448,49 @@ fn a_meter_whose_van_never_comes_gives_up_with_its_window_and_is_as_it_was() {
     assert_eq!(status(root), before);
     assert_eq!(tree(&meter), tree(&sample().join("1.0.0")));
 }
+
+#[test]
+fn an_update_still_running_after_its_window_is_abandoned_and_the_meter_is_as_it_was() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let meter = lone_meter(dir.path());
+    let root = meter.to_str().unwrap();
+    // A van that answers the manifest a byte a second: never silent for
+    // the read timeout, the request outlasts a 1 s window by far.
+    let trickle = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = format!("http://{}", trickle.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in trickle.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut request = [0; 1024];
+                let _ = stream.read(&mut request);
+                let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
+                if stream.write_all(head).is_err() {
+                    return;
+                }
+                while stream.write_all(b" ").is_ok() {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            });
+        }
+    });
+    let before = status(root);
+    let output = run(&[
+        "device",
+        "update",
+        "--window-s",
+        "1",
+        "--root",
+        root,
+        "--server",
+        &server,
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("the update ran 10s past its window and was abandoned"),
+        "{stderr}"
+    );
+    assert_eq!(status(root), before);
+    assert_eq!(tree(&meter), tree(&sample().join("1.0.0")));
+}

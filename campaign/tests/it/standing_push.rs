@@ -74,9 +74,10 @@ fn rows() -> Vec<GroupRow> {
             mc_addr: GROUP,
             dev_eui: member(i),
             slot_s,
-            enqueue_at: (now + Duration::from_millis(50 * u64::from(i)))
-                .replace_nanosecond(0)
-                .unwrap(),
+            // The same second as the WAKE's: the push orders them by
+            // (enqueue_at, last, id), the setups first. (Offsets of 50 ms
+            // crossed into the next second now and then, after the WAKE.)
+            enqueue_at: now.replace_nanosecond(0).unwrap(),
             send_by: now + Duration::from_secs(300),
             fport: OTAVAN_SETUP_FPORT,
             frame: standing::setup_frame(GROUP, &[0x5a; 16], &root(i), first_slot, Region::Eu868),
