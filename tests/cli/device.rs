@@ -420,40 +420,44 @@ fn a_meter_keeps_trying_through_its_window_until_the_van_is_there() {
 fn a_meter_whose_van_never_comes_gives_up_with_its_window_and_is_as_it_was() {
     let dir = tempfile::TempDir::new().unwrap();
     let meter = lone_meter(dir.path());
-    let root = meter.to_str().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let server = format!("http://127.0.0.1:{port}");
-    let before = status(root);
-    let output = run(&[
-        "device",
-        "update",
-        "--window-s",
-        "3",
-        "--root",
-        root,
-        "--server",
-        &server,
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = update_that_fails(&meter, &format!("http://127.0.0.1:{port}"), "3");
     assert!(
         stderr.contains("trying again within the window"),
         "{stderr}"
     );
     assert!(stderr.contains("cannot connect"), "{stderr}");
+}
+
+/// `device update --window-s WINDOW` on `meter` (at 1.0.0) against
+/// `server`, which must fail and leave the meter as it was; its stderr.
+fn update_that_fails(meter: &Path, server: &str, window: &str) -> String {
+    let root = meter.to_str().unwrap();
+    let before = status(root);
+    let output = run(&[
+        "device",
+        "update",
+        "--window-s",
+        window,
+        "--root",
+        root,
+        "--server",
+        server,
+    ]);
+    assert!(!output.status.success());
     assert_eq!(status(root), before);
-    assert_eq!(tree(&meter), tree(&sample().join("1.0.0")));
+    assert_eq!(tree(meter), tree(&sample().join("1.0.0")));
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
 fn an_update_still_running_after_its_window_is_abandoned_and_the_meter_is_as_it_was() {
     let dir = tempfile::TempDir::new().unwrap();
     let meter = lone_meter(dir.path());
-    let root = meter.to_str().unwrap();
     // A van that answers the manifest a byte a second: never silent for
     // the read timeout, the request outlasts a 1 s window by far.
     let trickle = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -474,23 +478,9 @@ fn an_update_still_running_after_its_window_is_abandoned_and_the_meter_is_as_it_
             });
         }
     });
-    let before = status(root);
-    let output = run(&[
-        "device",
-        "update",
-        "--window-s",
-        "1",
-        "--root",
-        root,
-        "--server",
-        &server,
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = update_that_fails(&meter, &server, "1");
     assert!(
         stderr.contains("the update ran 10s past its window and was abandoned"),
         "{stderr}"
     );
-    assert_eq!(status(root), before);
-    assert_eq!(tree(&meter), tree(&sample().join("1.0.0")));
 }
