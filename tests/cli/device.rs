@@ -376,11 +376,7 @@ fn a_meter_keeps_trying_through_its_window_until_the_van_is_there() {
     let dir = tempfile::TempDir::new().unwrap();
     let meter = lone_meter(dir.path());
     // A port nothing listens on yet: the van is still down the street.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_port();
     let server = format!("http://127.0.0.1:{port}");
     let waiting = otavan()
         .args(["device", "update", "--window-s", "60", "--server", &server])
@@ -420,17 +416,19 @@ fn a_meter_keeps_trying_through_its_window_until_the_van_is_there() {
 fn a_meter_whose_van_never_comes_gives_up_with_its_window_and_is_as_it_was() {
     let dir = tempfile::TempDir::new().unwrap();
     let meter = lone_meter(dir.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let stderr = update_that_fails(&meter, &format!("http://127.0.0.1:{port}"), "3");
+    let server = format!("http://127.0.0.1:{}", unused_port());
+    let stderr = update_that_fails(&meter, &server, "3");
     assert!(
         stderr.contains("trying again within the window"),
         "{stderr}"
     );
     assert!(stderr.contains("cannot connect"), "{stderr}");
+}
+
+/// A loopback port nothing listens on (free when this returns).
+fn unused_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
 
 /// `device update --window-s WINDOW` on `meter` (at 1.0.0) against
