@@ -23,7 +23,7 @@ outcome per meter, and the totals over the meters whose WAKE it did not
 lose (the drive-by has no LoRa leg: its meters are always awake).
 Writes OUT/compare.csv and prints the totals.
 
-Usage: bench/driveby-report.py OUT [PASSES] [SESSION_OVERHEAD_S]
+Usage: bench/driveby-report.py OUT [SESSION_OVERHEAD_S]
 (the last in place of the scenario's, to check a calibration)
 """
 
@@ -50,11 +50,10 @@ def transfer_bytes(release: Path, source: str, target: str) -> int:
 
 def main() -> None:
     out = Path(sys.argv[1])
-    passes = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     work = out / "work"
     scenario = tomllib.loads((work / "rehearsal/scenario.toml").read_text())
     wifi = scenario["wifi"]
-    overhead = float(sys.argv[3]) if len(sys.argv) > 3 else wifi["session_overhead_s"]
+    overhead = float(sys.argv[2]) if len(sys.argv) > 2 else wifi["session_overhead_s"]
     goodput = (wifi["goodput_min_kb_s"] + wifi["goodput_max_kb_s"]) / 2 * 1000
     replaced = (work / "firmware_kb").read_text().strip() != ""
     drop_file = work / "drop_s"
@@ -97,7 +96,7 @@ def main() -> None:
         needs = [fixed + again * sum(a <= d < b for d in drops[m]) + size / goodput
                  for a, b in contacts[m]]
         held = [n for (a, b), n in zip(contacts[m], needs) if b - a >= n]
-        model_updated = bool(held) and passes > 0
+        model_updated = bool(held)
         need = held[0] if held else (needs[0] if needs else fixed + size / goodput)
         done = [s for s in sessions[m] if s["exit"] == "0"]
         rows.append({

@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::time::{Instant, timeout_at};
+use tokio::time::Instant;
 
 use otavan_protocol::keys::{KeyRole, PublicKey};
 use otavan_protocol::report_auth::MeterKey;
@@ -53,12 +53,6 @@ pub enum DeviceError {
     /// Both a release key and a root key were given.
     #[error("a meter trusts either a root key or a single release key, not both")]
     TwoAnchors,
-    /// The update still ran [`WINDOW_OVERRUN`] after its window closed and
-    /// was abandoned; the next command recovers the meter as after a
-    /// power cut (it is at its old version, or its new one if the apply
-    /// had finished).
-    #[error("the update ran {}s past its window and was abandoned", WINDOW_OVERRUN.as_secs())]
-    Overran,
     /// Another `otavan device` command holds the lock.
     #[error("another otavan process is using {0}")]
     Busy(PathBuf),
@@ -213,15 +207,16 @@ impl Device {
             credentials: Credentials::Open,
         };
         let closes = Instant::now() + window;
-        let mut wifi = HostWifi;
-        let session = update_within(&mut wifi, &network, closes, Backoff::default(), &engine);
-        if window.is_zero() {
-            return Ok(session.await?);
-        }
-        match timeout_at(closes + WINDOW_OVERRUN, session).await {
-            Ok(outcome) => Ok(outcome?),
-            Err(_) => Err(DeviceError::Overran),
-        }
+        let overrun = (!window.is_zero()).then_some(WINDOW_OVERRUN);
+        Ok(update_within(
+            &mut HostWifi,
+            &network,
+            closes,
+            Backoff::default(),
+            overrun,
+            &engine,
+        )
+        .await?)
     }
 
     /// The meter's status.

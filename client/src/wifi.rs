@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep};
+use tokio::time::{Instant, sleep, timeout_at};
 use tracing::warn;
 
 use crate::engine::{Engine, EngineError, Outcome};
@@ -88,6 +88,12 @@ pub enum SessionError {
     /// Joined, but the update cycle failed (the meter is unchanged).
     #[error(transparent)]
     Update(#[from] EngineError),
+    /// The update still ran this long after the window closed and was
+    /// abandoned (the network left); the meter's next start recovers it
+    /// as after a power cut: at its old version, or its new one if the
+    /// apply had finished.
+    #[error("the update ran {}s past its window and was abandoned", .0.as_secs())]
+    Overran(Duration),
 }
 
 /// How a session spaces its attempts after a cut link: `first`, then
@@ -118,12 +124,17 @@ impl Default for Backoff {
 /// cycles until one ends for good (updated, up to date, or refused for a
 /// reason another attempt does not change) or a cut link leaves no time
 /// for another attempt before `closes`. A later attempt resumes the
-/// downloads the cut left staged. Always leaves the network again.
+/// downloads the cut left staged. With an `overrun`, a session (its join
+/// included) still running that long after `closes` (a radio driver that
+/// hangs, a cut download the engine resumes within its cycle, its report)
+/// is abandoned: the van has gone and the radio must go off. Leaves the
+/// network again whenever it joined or was abandoned.
 pub async fn update_within<W, S, F, T>(
     wifi: &mut W,
     network: &VanNetwork,
     closes: Instant,
     backoff: Backoff,
+    overrun: Option<Duration>,
     engine: &Engine<S, F, T>,
 ) -> Result<Outcome, SessionError>
 where
@@ -132,19 +143,30 @@ where
     F: FirmwareSlots,
     T: Transport,
 {
-    wifi.join(&network.ssid, &network.credentials, closes)
-        .await?;
-    let mut wait = backoff.first;
-    let outcome = loop {
-        match engine.update().await {
-            Err(error) if error.is_transient() && Instant::now() + wait < closes => {
-                warn!(%error, retry_in = ?wait, "update cycle cut; trying again within the window");
-                sleep(wait).await;
-                wait = (wait * 2).min(backoff.max);
+    let session = async {
+        wifi.join(&network.ssid, &network.credentials, closes)
+            .await?;
+        let mut wait = backoff.first;
+        loop {
+            match engine.update().await {
+                Err(error) if error.is_transient() && Instant::now() + wait < closes => {
+                    warn!(%error, retry_in = ?wait, "update cycle cut; trying again within the window");
+                    sleep(wait).await;
+                    wait = (wait * 2).min(backoff.max);
+                }
+                outcome => break Ok(outcome),
             }
-            outcome => break outcome,
         }
     };
+    let outcome = match overrun {
+        None => session.await,
+        Some(overrun) => timeout_at(closes + overrun, session)
+            .await
+            .unwrap_or(Err(SessionError::Overran(overrun))),
+    };
+    if let Err(SessionError::Join(error)) = outcome {
+        return Err(SessionError::Join(error));
+    }
     wifi.leave().await;
-    Ok(outcome?)
+    Ok(outcome??)
 }

@@ -26,6 +26,7 @@ pub fn ota_result(outcome: &Result<Outcome, SessionError>) -> OtaResult {
         Ok(Outcome::Updated { .. }) => OtaResult::Updated,
         Ok(Outcome::UpToDate { .. }) => OtaResult::AlreadyCurrent,
         Err(SessionError::Join(_)) => OtaResult::WifiJoinFailed,
+        Err(SessionError::Overran(_)) => OtaResult::Interrupted,
         Err(SessionError::Update(error)) => engine_result(error),
     }
 }

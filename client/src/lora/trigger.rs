@@ -17,7 +17,7 @@ use lorawan_device::region::DR;
 use otavan_protocol::lora::multicast::{McAnswer, McRequest};
 use otavan_protocol::lora::{APP_FPORTS, OtaResult, StatusUplink, VersionTag};
 use otavan_protocol::region::{Direction, PayloadTooLarge, Region, check_fits};
-use tokio::time::{Instant, sleep_until, timeout_at};
+use tokio::time::{Instant, sleep_until};
 use tracing::{debug, info, warn};
 
 use super::class_c;
@@ -857,27 +857,20 @@ where
             Some(network) => {
                 info!(campaign = session.campaign, ssid = %network.ssid, "WiFi session opens");
                 let closes = self.clock.instant(session.closes_at);
-                let update = update_within(
+                let outcome = update_within(
                     &mut host.wifi,
                     network,
                     closes,
                     Backoff::default(),
+                    Some(self.config.session_overrun),
                     &host.engine,
-                );
-                match timeout_at(closes + self.config.session_overrun, update).await {
-                    Ok(outcome) => {
-                        match &outcome {
-                            Ok(outcome) => info!(?outcome, "WiFi session done"),
-                            Err(error) => warn!(%error, "WiFi session failed"),
-                        }
-                        ota_result(&outcome)
-                    }
-                    Err(_) => {
-                        warn!("the update overran its window; abandoned");
-                        host.wifi.leave().await;
-                        OtaResult::Interrupted
-                    }
+                )
+                .await;
+                match &outcome {
+                    Ok(outcome) => info!(?outcome, "WiFi session done"),
+                    Err(error) => warn!(%error, "WiFi session failed"),
                 }
+                ota_result(&outcome)
             }
         };
         self.last_result = result;

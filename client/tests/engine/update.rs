@@ -189,7 +189,7 @@ async fn a_wifi_session_joins_updates_and_always_leaves() {
         ..FakeRadio::default()
     };
     let engine = meter.engine(transport.clone());
-    let error = update_within(&mut radio, &network, closes, backoff, &engine)
+    let error = update_within(&mut radio, &network, closes, backoff, None, &engine)
         .await
         .unwrap_err();
     assert!(matches!(error, SessionError::Join(_)));
@@ -197,14 +197,14 @@ async fn a_wifi_session_joins_updates_and_always_leaves() {
 
     radio.refuse = false;
     transport.set_offline(true);
-    let error = update_within(&mut radio, &network, closes, backoff, &engine)
+    let error = update_within(&mut radio, &network, closes, backoff, None, &engine)
         .await
         .unwrap_err();
     assert!(matches!(error, SessionError::Update(_)));
     assert_eq!(radio.leaves, 1, "left even though the update failed");
 
     transport.set_offline(false);
-    update_within(&mut radio, &network, closes, backoff, &engine)
+    update_within(&mut radio, &network, closes, backoff, None, &engine)
         .await
         .unwrap();
     assert_eq!(radio.joins, ["otavan-van-3"; 3]);
@@ -247,7 +247,7 @@ async fn a_session_tries_again_while_its_window_lasts_and_never_after_it() {
         }
         let closes = tokio::time::Instant::now() + window;
         let engine = meter.engine(transport.clone());
-        let outcome = update_within(&mut radio, &network, closes, backoff, &engine).await;
+        let outcome = update_within(&mut radio, &network, closes, backoff, None, &engine).await;
         assert!(
             transport.stats().manifests >= 3,
             "gave up early: {outcome:?}"
