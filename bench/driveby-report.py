@@ -4,23 +4,28 @@
 For each meter: its contacts on the route (from the run's own timeline,
 OUT/contacts.csv, the same for every pass), what the model predicts (the
 meter updates on the first contact that holds association, the session
-overhead and its transfer at the mean goodput, the rehearsal's constants
-from its scenario.toml, plus association and overhead again for each
-link drop in it, OUT/drops.csv, as the rehearsal reconnects after one
-(the drop's outage standing for association then); that is its session
-time) and what the real stack
-did (lease, runs, power cuts, outcome, session time). The veth has no
-WiFi association: the model's association is the meter's own DHCP lease
-time here, so that real and model time the same steps. Totals over the
+overhead and its transfer at its own goodput (the rehearsal's
+goodput_kb_s, which the run paced its link by), the rehearsal's
+constants from its scenario.toml, plus association and overhead again
+for each link drop in it, OUT/drops.csv, as the rehearsal reconnects
+after one (the drop's outage standing for association then); that is
+its session time) and what the real stack did (lease, runs, power cuts,
+outcome, session time). A session's time is what needs the van: from
+its start to the van's receipt of the meter's DOWNLOADED report (the
+van's database, OUT/work/otavan.db); the apply and the reports after it
+need no link, in the rehearsal as on a meter. The veth has no WiFi
+association: the model's association is the meter's own DHCP lease time
+here, so that real and model time the same steps. Totals over the
 meters without a bad-condition case: updated fraction and median session
 time, real against model, and the session overhead the run measured (the
-median, over sessions with one run and no power cut, of the time after
-the lease less the transfer at the flash-bound rate): the figure behind
-the rehearsal's `wifi.session_overhead_s`. Then the same meters through
-the analytic rehearsal itself (the run's OUT/work/rehearsal-route: the
-town with its van on the drive-by's route, passes and release): its
-outcome per meter, and the totals over the meters whose WAKE it did not
-lose (the drive-by has no LoRa leg: its meters are always awake).
+median, over sessions without a power cut, of the time from the lease
+to DOWNLOADED less the transfer at the meter's goodput): the figure
+behind the rehearsal's `wifi.session_overhead_s`. Then the same meters
+through the analytic rehearsal itself (the run's OUT/work/rehearsal-route:
+the town with its van on the drive-by's route, passes, release, power
+cuts and the run's leases as association): its outcome per meter, and
+the totals over the meters whose WAKE it did not lose (the drive-by has
+no LoRa leg: its meters are always awake).
 Writes OUT/compare.csv and prints the totals.
 
 Usage: bench/driveby-report.py OUT [SESSION_OVERHEAD_S]
@@ -29,11 +34,25 @@ Usage: bench/driveby-report.py OUT [SESSION_OVERHEAD_S]
 
 import csv
 import filecmp
+import sqlite3
 import statistics
 import sys
 import tomllib
 from collections import Counter, defaultdict
+from datetime import datetime
 from pathlib import Path
+
+
+def downloaded_at(db: Path) -> dict[str, float]:
+    """When the van first heard each meter report DOWNLOADED (Unix s)."""
+    first: dict[str, float] = {}
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT device_id, time FROM reports WHERE state = 'DOWNLOADED' ORDER BY id")
+        for device, time in rows:
+            at = datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp()
+            first.setdefault(device.removeprefix("m"), at)
+    return first
 
 
 def transfer_bytes(release: Path, source: str, target: str) -> int:
@@ -54,12 +73,15 @@ def main() -> None:
     scenario = tomllib.loads((work / "rehearsal/scenario.toml").read_text())
     wifi = scenario["wifi"]
     overhead = float(sys.argv[2]) if len(sys.argv) > 2 else wifi["session_overhead_s"]
-    goodput = (wifi["goodput_min_kb_s"] + wifi["goodput_max_kb_s"]) / 2 * 1000
+    mean_goodput = (wifi["goodput_min_kb_s"] + wifi["goodput_max_kb_s"]) / 2 * 1000
     replaced = (work / "firmware_kb").read_text().strip() != ""
     drop_file = work / "drop_s"
     drop_s = float(drop_file.read_text()) if drop_file.exists() else 2.0
-    rehearsed = {r["meter"]: float(r["bytes"] or 0)
-                 for r in csv.DictReader(open(work / "rehearsal/meters.csv"))}
+    town = list(csv.DictReader(open(work / "rehearsal/meters.csv")))
+    rehearsed = {r["meter"]: float(r["bytes"] or 0) for r in town}
+    goodputs = {r["meter"]: float(r["goodput_kb_s"]) * 1000 for r in town
+                if r.get("goodput_kb_s")}
+    heard = downloaded_at(work / "otavan.db")
     contacts = defaultdict(list)
     for row in csv.reader(open(out / "contacts.csv")):
         contacts[row[0]].append((float(row[1]), float(row[2])))
@@ -85,30 +107,33 @@ def main() -> None:
         m = meter["meter"]
         size = (transfer_bytes(work / "release", meter["from"], target) if replaced
                 else rehearsed.get(m, 0.0))
+        goodput = goodputs.get(m, mean_goodput)
         leased = [s for s in sessions[m] if s["leased"]]
         lease = (float(leased[0]["leased"]) - float(leased[0]["start"])) if leased else typical_lease
         fixed = lease + overhead
         again = drop_s + overhead
+        # The session in which the van heard DOWNLOADED.
+        done = [s for s in leased
+                if m in heard and float(s["leased"]) <= heard[m] <= float(s["end"])]
         if not meter["case"]:
-            measured += [float(s["end"]) - float(s["leased"]) - size / goodput
-                         for s in sessions[m]
-                         if s["exit"] == "0" and s["runs"] == "1" and s["power_cuts"] == "0"]
+            measured += [heard[m] - float(s["leased"]) - size / goodput
+                         for s in done if s["power_cuts"] == "0"]
         needs = [fixed + again * sum(a <= d < b for d in drops[m]) + size / goodput
                  for a, b in contacts[m]]
         held = [n for (a, b), n in zip(contacts[m], needs) if b - a >= n]
         model_updated = bool(held)
         need = held[0] if held else (needs[0] if needs else fixed + size / goodput)
-        done = [s for s in sessions[m] if s["exit"] == "0"]
         rows.append({
             "meter": m,
             "case": meter["case"],
             "contacts_s": " ".join(f"{b - a:.0f}" for a, b in contacts[m]),
             "drops": len(drops[m]),
             "bytes": int(size),
+            "goodput_kb_s": round(goodput / 1000, 1),
             "model_updated": model_updated,
             "model_session_s": round(need, 2),
             "updated": meter["version"] != meter["from"],
-            "session_s": (round(float(done[0]["end"]) - float(done[0]["start"]), 2)
+            "session_s": (round(heard[m] - float(done[0]["start"]), 2)
                           if done else None),
             "lease_s": (round(float(leased[0]["leased"]) - float(leased[0]["start"]), 2)
                         if leased else None),
@@ -133,7 +158,8 @@ def main() -> None:
         med = statistics.median(r["session_s"] for r in both)
         model_med = statistics.median(r["model_session_s"] for r in both)
         print(f"median session {med:.2f} s real, {model_med:.2f} s model "
-              f"({(med / model_med - 1) * 100:+.0f} %) over the {len(both)} meters updated")
+              f"({(med / model_med - 1) * 100:+.0f} %) over the {len(both)} meters whose "
+              "DOWNLOADED the van heard")
     print(f"session overhead {overhead} s in the model; measured "
           f"{statistics.median(measured) if measured else float('nan'):.2f} s (median of "
           f"{len(measured)}); median lease {typical_lease:.2f} s (the model's association)")

@@ -3,7 +3,8 @@
 # real `otavan serve` and dnsmasq (the van's DHCP server) on a bridge; each
 # meter is a namespace with a veth to that bridge and a real meter
 # (`otavan device update --window-s` on its own root: the meter itself
-# tries again after a cut while its WiFi window lasts). The van drives the
+# tries again after a cut while its WiFi window lasts, and takes the
+# rehearsal's wifi.apply_s to apply). The van drives the
 # town's streets past the meters at the scenario's speed; every second each
 # meter's link follows its distance to the van: down out of WiFi range, up
 # at contact start (the meter then asks DHCP for an address and runs its
@@ -25,7 +26,12 @@
 # --drops-per-min D, --drop-s S: a meter's link in range drops at the
 #   town's faults.link_drops_per_min (0.2) for S s (2: the loss of the
 #   access point noticed and association again, est) and comes back.
-# --seed N: the drops' draws (the power cuts' draws are bash's $RANDOM).
+# --power-cut PERCENT: a meter's power is cut (kill -9) in the middle of
+#   PERCENT of its applies; it restarts (`device boot`, which undoes the
+#   half-done apply) and, as the LoRa trigger does (a WiFi session runs at
+#   most once), waits for the next pass (the rehearsal of the route draws
+#   its cuts at the same rate, faults.power_cut_per_apply).
+# --seed N: the drops' and the power cuts' draws.
 # --cases: the issue's bad conditions on the first meters of the first
 #   street, on the first pass: a DHCP lease that never comes
 #   (dhcp-never), a link that drops during the manifest (manifest-drop),
@@ -42,8 +48,9 @@
 # at a time (a lock): the namespaces' names are global.
 #
 # The geometry is the rehearsal's: meters.csv of `otavan rehearse
-# examples/town.toml` (positions and WiFi ranges). The link model (rate
-# and loss by distance) is an estimate (docs/benchmarks.md, "Drive-bys").
+# examples/town.toml` (positions, WiFi ranges and each meter's
+# flash-bound goodput). The link model (rate and loss by distance) is an
+# estimate (docs/benchmarks.md, "Drive-bys").
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -95,13 +102,15 @@ flock -n 9 || die "another drive-by is running (${TMPDIR:-/tmp}/otavan-driveby.l
 
 # Link model (est): full rate to half the range, then down to a tenth at
 # the edge; loss from 0 at half the range to 30 % at the edge. No meter
-# takes data faster than it writes its flash: the rate is capped at the
-# town's mean goodput (wifi.goodput_min_kb_s and _max_kb_s), so TCP's flow
-# control paces the transfer as a real meter's would.
+# takes data faster than it writes its flash: each meter's rate is capped
+# at its own goodput from the rehearsal (goodput_kb_s, drawn from
+# wifi.goodput_min_kb_s.._max_kb_s), grossed up by the 66 bytes of
+# Ethernet, IP and TCP headers on each 1448-byte segment, so that TCP's
+# flow control paces the transfer as that meter's flash would.
 full_kbit=20000
 edge_loss_pct=30
-flash_kbit=$(awk -F' *= *' '/^goodput_(min|max)_kb_s/ { s += $2 } END { print int(s / 2 * 8) }' \
-    "$here/examples/town.toml")
+header_gross=1.046
+RANDOM=$seed
 
 prefix=ovd
 van_ns="$prefix-van"
@@ -131,9 +140,10 @@ mkdir -p "$work"
     { cat "$work/rehearse.log" >&2; die "the rehearsal of examples/town.toml failed"; }
 [ -s "$work/rehearsal/meters.csv" ] || die "the rehearsal wrote no meters.csv ($work/rehearse.log)"
 [ -n "$speed_kmh" ] || speed_kmh=$(awk -F' *= *' '/^speed_kmh/{print $2+0}' "$here/examples/town.toml")
+apply_s=$(awk -F' *= *' '/^apply_s/{print $2+0}' "$work/rehearsal/scenario.toml")
 awk -F, -v k="$streets" -v l="$street_m" 'NR > 1 && $2 >= 0 && $2 <= l {
         s = int(($3 + 50) / 100); if ($3 > -50 && s < k && $3 - 100 * s < 50)
-            print s "," $1 "," $2 "," $3 "," $8 "," $6
+            print s "," $1 "," $2 "," $3 "," $8 "," $6 "," $16
     }' "$work/rehearsal/meters.csv" | sort -t, -k1,1n -k3,3n | head -n "$meters" |
     cut -d, -f2- >"$work/meters.txt"
 count=$(wc -l <"$work/meters.txt")
@@ -173,6 +183,7 @@ ip -n "$van_ns" addr add 10.77.0.1/24 dev br0
 ip -n "$van_ns" link set br0 up
 ip netns exec "$van_ns" "$otavan" serve --root "$release" --bind 10.77.0.1 --port 8000 \
     --db "$work/otavan.db" "${serve_args[@]}" >"$work/serve.log" 2>&1 &
+disown
 ignore=()
 for id in "${!case_of[@]}"; do
     [ "${case_of[$id]}" != dhcp-never ] || ignore+=("--dhcp-host=$(mac "$id"),ignore")
@@ -180,6 +191,7 @@ done
 ip netns exec "$van_ns" dnsmasq --no-daemon --conf-file=/dev/null --interface=br0 \
     --bind-interfaces --dhcp-range=10.77.0.10,10.77.0.250,255.255.255.0,10m $dhcp_ping \
     "${ignore[@]}" --dhcp-leasefile="$work/leases" --port=0 --log-dhcp >"$work/dnsmasq.log" 2>&1 &
+disown
 
 cat >"$work/udhcpc.sh" <<'EOF'
 #!/bin/sh
@@ -192,7 +204,7 @@ chmod +x "$work/udhcpc.sh"
 
 # The meters: a namespace, a veth (down until the van is in range), a
 # provisioned root at its version.
-while IFS=, read -r id x y range version; do
+while IFS=, read -r id x y range version _; do
     ns="$prefix-m$id"
     ip netns add "$ns"
     ip -n "$ns" link set lo up
@@ -230,10 +242,10 @@ drive_s=$(awk -v r="$route_m" -v v="$speed_ms" 'BEGIN { print int(r / v) + 1 }')
 # ("t id kbit loss"), each meter's contacts ("id,from_s,to_s") and its
 # drops ("id,at_s").
 awk -F, -v k="$streets" -v l="$street_m" -v v="$speed_ms" -v n="$drive_s" \
-    -v f="$full_kbit" -v cap="$flash_kbit" -v e="$edge_loss_pct" -v contacts="$work/contacts.csv" \
+    -v f="$full_kbit" -v g="$header_gross" -v e="$edge_loss_pct" -v contacts="$work/contacts.csv" \
     -v pd="$(awk -v d="$drops_per_min" 'BEGIN { print d / 60 }')" -v ds="$drop_s" -v seed="$seed" \
     -v drops="$work/drops.csv" '
-    { id[NR] = $1; mx[NR] = $2; my[NR] = $3; r[NR] = $4 }
+    { id[NR] = $1; mx[NR] = $2; my[NR] = $3; r[NR] = $4; cap[NR] = int($6 * 8 * g) }
     END {
         srand(seed)
         seg = l + 300
@@ -247,7 +259,7 @@ awk -F, -v k="$streets" -v l="$street_m" -v v="$speed_ms" -v n="$drive_s" \
                 if (d <= r[m]) {
                     q = d / r[m]; rate = q < 0.5 ? 1 : 1 - 1.8 * (q - 0.5)
                     loss = q < 0.5 ? 0 : e * (q - 0.5) * 2
-                    kbit = int(f * rate / 100) * 100; if (kbit > cap) kbit = cap
+                    kbit = int(f * rate / 100) * 100; if (kbit > cap[m]) kbit = cap[m]
                     if (!(m in down) || down[m] <= t) {
                         if (rand() < pd) { down[m] = t + ds; print id[m] "," t > drops }
                         else printf "%d %s %d %d\n", t, id[m], kbit, loss
@@ -264,30 +276,19 @@ awk -F, -v k="$streets" -v l="$street_m" -v v="$speed_ms" -v n="$drive_s" \
 touch "$work/contacts.csv" "$work/drops.csv"
 echo "driveby: a pass drives ${route_m} m in ${drive_s} s"
 
-# The same meters, route, passes, speed and release through the analytic
-# rehearsal itself (for driveby-report.py): the town with its van on this
-# serpentine.
-waypoints=$(awk -v k="$streets" -v l="$street_m" 'BEGIN {
-    for (i = 0; i < k; i++) {
-        a = (i % 2 == 0) ? -150 : l + 150; b = (i % 2 == 0) ? l + 150 : -150
-        printf "%s[%d,%d],[%d,%d]", (i ? "," : ""), a, 100 * i, b, 100 * i }
-    }')
-"$otavan" rehearse "$here/examples/town.toml" --out "$work/rehearsal-route" \
-    --set 'van.route="waypoints"' --set "van.waypoints=[$waypoints]" --set "van.passes=$passes" \
-    --set "van.speed_kmh=$speed_kmh" --set "release.release_dir=\"$release\"" \
-    --set "release.deltas=$([ -n "$firmware_kb" ] && echo false || echo true)" \
-    --set "faults.link_drops_per_min=$drops_per_min" >"$work/rehearse-route.log" 2>&1 ||
-    { cat "$work/rehearse-route.log" >&2; die "the rehearsal of the drive-by's route failed"; }
-
 # One meter's contact: it asks DHCP for an address until it gets one or
 # its WiFi window closes (the contact's end plus the slack), then runs its
-# update, which tries again after a cut while the window lasts; a power
-# cut (kill -9) now and then, the restart's boot, and the update again.
-# Rows: the pass, the last run's exit, the runs, the power cuts, when it
-# started, got its lease, ended, and when its window closed.
+# update once (the update tries again after a cut while the window lasts,
+# and takes apply_s to apply). A meter drawn for a power cut ($5: how far
+# into its apply, in seconds) has it mid-apply: kill -9 that far after its
+# journal says "applying"; it restarts (`device boot`) and, as the LoRa
+# trigger does (a WiFi session runs at most once), waits for the next pass.
+# Rows: the pass, the update's exit, its runs (0 without a lease, else 1),
+# the power cuts, when it started, got its lease, ended, and when its
+# window closed.
 session() {
-    local id="$1" pass="$2" start="$3" closes="$4"
-    local ns="$prefix-m$id" log="$out/meters/$id.log" t0 t1="" t2 rc=1 runs=0 cuts=0 left
+    local id="$1" pass="$2" start="$3" closes="$4" cut_at="$5"
+    local ns="$prefix-m$id" root="$out/meters/$id" log="$out/meters/$id.log" t0 t1="" rc=0 cuts=0
     t0=$(date +%s.%N)
     while [ "$(date +%s)" -lt "$closes" ]; do
         if ip netns exec "$ns" busybox udhcpc -i eth0 -n -q -t 3 -T 1 -s "$work/udhcpc.sh" \
@@ -300,24 +301,22 @@ session() {
         echo "$id,$pass,$start,no_lease,0,0,$t0,,$(date +%s.%N),$closes" >>"$work/sessions.csv"
         return
     fi
-    while [ "$rc" != 0 ] && left=$((closes - $(date +%s))) && [ "$left" -gt 0 ]; do
-        runs=$((runs + 1))
-        ip netns exec "$ns" "$otavan" device update --root "$out/meters/$id" \
-            --server http://10.77.0.1:8000 --device-id "m$id" --window-s "$left" >>"$log" 2>&1 &
-        local pid=$!
-        rc=0
-        if ((RANDOM % 100 < power_cut)); then
-            sleep "$((RANDOM % 2)).$((RANDOM % 10))"
-            if kill -9 "$pid" 2>/dev/null; then rc=137 cuts=$((cuts + 1)); fi
-            wait "$pid" 2>/dev/null || true
-            ip netns exec "$ns" "$otavan" device boot --root "$out/meters/$id" >>"$log" 2>&1 || true
-        else
-            wait "$pid" || rc=$?
-        fi
-    done
-    t2=$(date +%s.%N)
+    ip netns exec "$ns" "$otavan" device update --root "$root" --server http://10.77.0.1:8000 \
+        --device-id "m$id" --window-s "$((closes - $(date +%s)))" --apply-s "$apply_s" >>"$log" 2>&1 &
+    local pid=$!
+    if [ -n "$cut_at" ]; then
+        while kill -0 "$pid" 2>/dev/null && ! grep -qs '"applying"' "$root/.otavan/state.json"; do
+            sleep 0.05
+        done
+        sleep "$cut_at"
+        if kill -9 "$pid" 2>/dev/null; then cuts=1; fi
+    fi
+    { wait "$pid"; } 2>/dev/null || rc=$?
+    if [ "$cuts" = 1 ]; then
+        ip netns exec "$ns" "$otavan" device boot --root "$root" >>"$log" 2>&1 || true
+    fi
     [ "$rc" != 0 ] || touch "$work/done.$id"
-    echo "$id,$pass,$start,$rc,$runs,$cuts,$t0,$t1,$t2,$closes" >>"$work/sessions.csv"
+    echo "$id,$pass,$start,$rc,1,$cuts,$t0,$t1,$(date +%s.%N),$closes" >>"$work/sessions.csv"
 }
 
 echo "meter,pass,contact_at_s,exit,runs,power_cuts,start,leased,end,window_closes" >"$work/sessions.csv"
@@ -325,10 +324,15 @@ declare -A contact_end
 while IFS=, read -r id from to; do
     contact_end[$id]="${contact_end[$id]:-} $from:$to"
 done <"$work/contacts.csv"
-# The end of the contact of meter $1 that starts at second $2.
-ends_at() { local c; for c in ${contact_end[$1]}; do [ "${c%%:*}" != "$2" ] || echo "${c##*:}"; done; }
+# The contact ("from:to") of meter $1 that second $2 is in.
+contact_at() {
+    local c
+    for c in ${contact_end[$1]}; do
+        [ "${c%%:*}" -gt "$2" ] || [ "${c##*:}" -le "$2" ] || echo "$c"
+    done
+}
 mapfile -t timeline <"$work/timeline.txt"
-declare -A running
+declare -A running begun
 sessions=()
 for ((pass = 1; pass <= passes; pass++)); do
     for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-m"); do
@@ -350,12 +354,20 @@ for ((pass = 1; pass <= passes; pass++)); do
                 ip -n "$van_ns" link set "m$id" up
                 ip -n "$prefix-m$id" link set eth0 up
                 up[$id]=1
-                # A contact's start (not the link's return after a drop),
-                # no session of the meter still running, not yet updated.
-                end=$(ends_at "$id" "$t")
-                if [ -n "$end" ] && [ ! -e "$work/done.$id" ] &&
+                # A contact's first second in range (not the link's return
+                # after a drop in it), no session of the meter still
+                # running (its window is open: it uses this contact too),
+                # not yet updated. The power cut is drawn here, in order.
+                contact=$(contact_at "$id" "$t")
+                if [ -n "$contact" ] && [ -z "${begun[$pass:$id:$contact]:-}" ] &&
+                    [ ! -e "$work/done.$id" ] &&
                     { [ -z "${running[$id]:-}" ] || ! kill -0 "${running[$id]}" 2>/dev/null; }; then
-                    session "$id" "$pass" "$t" "$((begin + end + slack_s))" &
+                    begun[$pass:$id:$contact]=1
+                    cut_at=""
+                    if ((RANDOM % 100 < power_cut)); then
+                        cut_at=$(awk -v a="$apply_s" -v r=$((RANDOM % 80 + 10)) 'BEGIN { print a * r / 100 }')
+                    fi
+                    session "$id" "$pass" "$t" "$((begin + ${contact##*:} + slack_s))" "$cut_at" &
                     sessions+=($!)
                     running[$id]=$!
                 fi
@@ -389,7 +401,7 @@ sha() { sha1sum "$1" | cut -d' ' -f1; }
 old_fw=$(sha "$release/firmware_1.0.0.bin")
 new_fw=$(sha "$release/firmware_$target.bin")
 echo "meter,x_m,y_m,range_m,from,version,pending,firmware_ok,case" >"$out/meters.csv"
-while IFS=, read -r id x y range version; do
+while IFS=, read -r id x y range version _; do
     status=$("$otavan" device status --root "$out/meters/$id" --json)
     now=$(sed 's/.*"version":"\([^"]*\)".*/\1/' <<<"$status")
     pending=$(sed 's/.*"pending_confirm":\([a-z]*\).*/\1/' <<<"$status")
@@ -406,11 +418,38 @@ leases=$(awk -F, 'NR > 1 && $4 != "no_lease"' "$out/sessions.csv" | wc -l)
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "-" }'; }
 median_session=$(awk -F, 'NR > 1 && $4 == 0 { print $9 - $7 }' "$out/sessions.csv" | median)
 median_dhcp=$(awk -F, 'NR > 1 && $8 != "" { print $8 - $7 }' "$out/sessions.csv" | median)
-overrun=$(awk -F, 'NR > 1 && $9 > $10 + 15' "$out/sessions.csv" | wc -l)
+# The update is abandoned 10 s past its window, once an apply under way
+# (apply_s) is done: 5 s more is a failure.
+late_s=$(awk -v a="$apply_s" 'BEGIN { print 15 + a }')
+overrun=$(awk -F, -v l="$late_s" 'NR > 1 && $9 > $10 + l' "$out/sessions.csv" | wc -l)
 echo "driveby: $updated of $count meters at $target; $leases leases (median ${median_dhcp} s);" \
     "median session ${median_session} s; $odd meters at neither their old nor the new version" \
-    "(or with the other's firmware); $overrun sessions ran past their window by more than 15 s"
+    "(or with the other's firmware); $overrun sessions ran past their window by more than ${late_s} s"
 failed=$((odd + overrun))
+association=()
+if [ "$median_dhcp" != - ]; then
+    lease_p99=$(awk -F, 'NR > 1 && $8 != "" { print $8 - $7 }' "$out/sessions.csv" | sort -n |
+        awk -v m="$median_dhcp" '{ a[NR] = $1 } END { p = a[int(NR * 0.99 + 0.5)]; print (p > m * 1.01 ? p : m * 1.01) }')
+    association=(--set "wifi.assoc_median_s=$median_dhcp" --set "wifi.assoc_p99_s=$lease_p99")
+fi
+# The same meters, route, passes, speed, release and power cuts through
+# the analytic rehearsal itself (for driveby-report.py): the town with its
+# van on this serpentine. The veth has no WiFi association, so the
+# rehearsal's association is the run's own DHCP leases (their median and
+# 99th percentile): both then time the same steps.
+waypoints=$(awk -v k="$streets" -v l="$street_m" 'BEGIN {
+    for (i = 0; i < k; i++) {
+        a = (i % 2 == 0) ? -150 : l + 150; b = (i % 2 == 0) ? l + 150 : -150
+        printf "%s[%d,%d],[%d,%d]", (i ? "," : ""), a, 100 * i, b, 100 * i }
+    }')
+"$otavan" rehearse "$here/examples/town.toml" --out "$work/rehearsal-route" \
+    --set 'van.route="waypoints"' --set "van.waypoints=[$waypoints]" --set "van.passes=$passes" \
+    --set "van.speed_kmh=$speed_kmh" --set "release.release_dir=\"$release\"" \
+    --set "release.deltas=$([ -n "$firmware_kb" ] && echo false || echo true)" \
+    --set "faults.link_drops_per_min=$drops_per_min" \
+    --set "faults.power_cut_per_apply=$(awk -v p="$power_cut" 'BEGIN { print p / 100 }')" \
+    "${association[@]}" >"$work/rehearse-route.log" 2>&1 ||
+    { cat "$work/rehearse-route.log" >&2; die "the rehearsal of the drive-by's route failed"; }
 
 # What each case must end as: no lease, or its first pass failed with the
 # meter as it was; the edge-loss meter only has to end in time.

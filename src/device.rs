@@ -61,6 +61,12 @@ pub enum DeviceCommand {
         /// default) makes one attempt, however long it takes.
         #[arg(long, default_value_t = 0, value_name = "SECONDS")]
         window_s: u64,
+        /// Spread the apply's file steps over SECONDS, as a meter's flash
+        /// writes take (the rehearsal's wifi.apply_s is 5): the same steps,
+        /// slower, so that a power cut can land mid-apply. 0 (the
+        /// default): as fast as this machine's disk.
+        #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+        apply_s: f64,
     },
     /// Show the meter's version, pending state and firmware.
     Status {
@@ -176,8 +182,11 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
             allow_downgrade,
             report_key,
             window_s,
+            apply_s,
         } => {
-            let device = signing(open(&root)?, report_key.as_deref())?;
+            let apply = Duration::try_from_secs_f64(apply_s)
+                .map_err(|e| anyhow::anyhow!("--apply-s {apply_s}: {e}"))?;
+            let device = signing(open(&root)?, report_key.as_deref())?.with_apply_time(apply);
             let mut config = EngineConfig::new(device_id.unwrap_or_else(host_name));
             config.allow_downgrade = allow_downgrade;
             match runtime()?.block_on(device.update(

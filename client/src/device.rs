@@ -15,6 +15,7 @@ use otavan_protocol::keys::{KeyRole, PublicKey};
 use otavan_protocol::report_auth::MeterKey;
 use otavan_protocol::{Manifest, Report, Version};
 
+use crate::apply::ApplyStep;
 use crate::clock::{Clock, SystemClock, SystemEntropy};
 use crate::confirm::Confirmation;
 use crate::engine::{Engine, EngineConfig, EngineError, Outcome};
@@ -146,6 +147,7 @@ pub struct Device {
     storage: DirStorage,
     _lock: File,
     report_key: Option<MeterKey>,
+    apply_time: Duration,
 }
 
 impl Device {
@@ -170,6 +172,7 @@ impl Device {
             storage,
             _lock: lock,
             report_key: None,
+            apply_time: Duration::ZERO,
         };
         let recovery = device.meter().recover()?;
         Ok((device, recovery))
@@ -179,6 +182,15 @@ impl Device {
     /// provisioning for the device id it reports as).
     pub fn with_report_key(mut self, key: MeterKey) -> Device {
         self.report_key = Some(key);
+        self
+    }
+
+    /// Spreads each apply's file steps over `time`, as a meter's flash
+    /// writes take (the rehearsal's `wifi.apply_s`): the steps are the
+    /// same, only slower, so a power cut can land between them the way it
+    /// does on a meter (the drive-by's cuts, bench/driveby.sh).
+    pub fn with_apply_time(mut self, time: Duration) -> Device {
+        self.apply_time = time;
         self
     }
 
@@ -200,7 +212,13 @@ impl Device {
         window: Duration,
     ) -> Result<Outcome, DeviceError> {
         let transport = self.transport(server)?;
-        let engine = Engine::new(self.meter(), transport, config, SystemClock, SystemEntropy);
+        let mut engine = Engine::new(self.meter(), transport, config, SystemClock, SystemEntropy);
+        if !self.apply_time.is_zero() {
+            let time = self.apply_time;
+            engine = engine.observing(move |step: &ApplyStep<'_>| {
+                std::thread::sleep(time / step.total.max(1) as u32);
+            });
+        }
         // A Linux meter is already on its network: joining is immediate.
         let network = VanNetwork {
             ssid: "host".into(),

@@ -74,13 +74,17 @@ pub const AP_MAX_CLIENTS: u32 = 32;
 /// (field-physics.md: 1.63 s measured).
 pub const ASSOC_MEDIAN_S: f64 = 1.63;
 
-/// Per-session overhead after association, seconds: the manifest, the
-/// report and TCP's start under the loss at the edge of range, where a
-/// contact begins (measured: the median, 2.69 s, of 229 clean sessions of
-/// 250 town meters driven past over a real network stack, bench/driveby.sh,
-/// 2026-12-04; docs/benchmarks.md, "Drive-bys"; it was 0.5, an estimate,
-/// which put the model's median session 60 % below the real one).
-pub const SESSION_OVERHEAD_S: f64 = 2.7;
+/// Per-session overhead after association that needs the van, seconds:
+/// the manifest, the first reports and TCP's start and retransmissions
+/// under the loss at the edge of range, where a contact begins. Measured:
+/// the median, 1.88 s, over 229 sessions of 250 town meters driven past
+/// over a real network stack (bench/driveby.sh, 2026-12-04, each link
+/// paced at its meter's own goodput), of the time from the DHCP lease to
+/// the van's receipt of DOWNLOADED less the transfer at that goodput
+/// (docs/benchmarks.md, "Drive-bys"). It was 0.5, an estimate, which put
+/// the model's median session 60 % below the real one, then 2.7 from a
+/// first run that also counted the apply's reports, which need no link.
+pub const SESSION_OVERHEAD_S: f64 = 1.9;
 
 /// The fastest flash-bound OTA goodput of a meter, kB/s
 /// (field-physics.md: 40-130 kB/s).

@@ -358,7 +358,8 @@ pub fn outcome_name(outcome: &Outcome) -> &'static str {
 }
 
 /// Writes `meters.csv`: one row per meter; `loss` is empty for meters
-/// updated or already current.
+/// updated or already current; `goodput_kb_s` is the meter's own
+/// flash-bound goodput (drawn per meter, the most it takes from a van).
 ///
 /// # Errors
 ///
@@ -387,6 +388,7 @@ pub fn write_meters_csv(
         "passes",
         "downlinks",
         "energy_j",
+        "goodput_kb_s",
     ])?;
     let meters = fleet.meters.iter().zip(&fleet.profiles);
     for (m, (((spec, profile), r), loss)) in meters.zip(&run.meters).zip(losses).enumerate() {
@@ -410,6 +412,7 @@ pub fn write_meters_csv(
             r.sessions.to_string(),
             r.downlinks.to_string(),
             format!("{:.3}", r.energy_j),
+            format!("{:.1}", profile.goodput_bps / 1000.0),
         ])?;
     }
     w.flush()

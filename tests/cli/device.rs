@@ -482,3 +482,42 @@ fn an_update_still_running_after_its_window_is_abandoned_and_the_meter_is_as_it_
         "{stderr}"
     );
 }
+
+#[test]
+fn a_power_cut_mid_apply_leaves_the_meter_at_its_old_version_and_the_next_update_completes() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let (_van, server, meter) = meter_and_van(dir.path());
+    let root = meter.to_str().unwrap();
+    let before = status(root);
+    // A meter whose apply takes 4 s, as flash writes do: its power is cut
+    // (kill -9) once its journal says the files are being swapped.
+    let mut applying = otavan()
+        .args(["device", "update", "--apply-s", "4", "--server", &server])
+        .args(["--root", root])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = meter.join(".otavan/state.json");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&journal).is_ok_and(|s| s.contains("\"applying\"")) {
+        assert!(started.elapsed().as_secs() < 30, "the apply never started");
+        assert!(
+            applying.try_wait().unwrap().is_none(),
+            "the update ended before its apply"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    applying.kill().unwrap();
+    applying.wait().unwrap();
+    // Half-swapped files on disk until the meter starts again.
+    assert_ne!(tree(&meter), tree(&sample().join("1.0.0")));
+    ok(&["device", "boot", "--root", root]);
+    assert_eq!(status(root), before);
+    assert_eq!(tree(&meter), tree(&sample().join("1.0.0")));
+    // The next van's update completes from what was downloaded.
+    update(root, &server, "cut-meter");
+    assert_eq!(status(root)["version"], "1.1.0");
+    assert_eq!(tree(&meter), tree(&sample().join("1.1.0")));
+}
