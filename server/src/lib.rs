@@ -34,6 +34,7 @@ pub mod crew_map;
 pub mod dashboard;
 pub mod files;
 pub mod gpsd;
+mod gzip;
 pub mod index;
 pub mod local;
 pub mod manifest;

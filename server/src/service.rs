@@ -16,6 +16,7 @@ use tracing::{error, info};
 
 use crate::body::Body;
 use crate::files::{self, ServeOptions, Tracking};
+use crate::gzip;
 use crate::manifest_cache::{Answer, Source};
 use crate::metrics::{ConnTap, Route};
 use crate::pages;
@@ -107,14 +108,20 @@ async fn route<B: RequestBody>(
         "/report" if request.method() == Method::POST => {
             (Route::Report, report(shared, request).await)
         }
-        "/" if read_only => (Route::Dashboard, pages::overview(shared).await),
+        "/" if read_only => (
+            Route::Dashboard,
+            gzip::page(&request, pages::overview(shared).await),
+        ),
         "/metrics" if read_only => (Route::Metrics, pages::metrics(shared)),
         "/manifest.json" | "/reports.csv" | "/" | "/metrics" => {
             (Route::Other, method_not_allowed("GET, HEAD"))
         }
         "/report" => (Route::Other, method_not_allowed("POST")),
         _ if path.starts_with(pages::DEVICES) => match read_only {
-            true => (Route::Device, pages::device(shared, path).await),
+            true => (
+                Route::Device,
+                gzip::page(&request, pages::device(shared, path).await),
+            ),
             false => (Route::Other, method_not_allowed("GET, HEAD")),
         },
         _ if read_only => (Route::File, file(shared, conn, tap, &request).await),

@@ -213,3 +213,61 @@ async fn device_pages_list_a_meters_reports_and_refuse_unknown_ones() {
         405
     );
 }
+
+fn gunzip(bytes: &[u8]) -> String {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_string(&mut text)
+        .expect("a gzip stream");
+    text
+}
+
+#[tokio::test]
+async fn pages_are_gzipped_for_browsers_that_accept_it_and_nothing_else_is() {
+    let server = TestServer::start(&sample_root()).await;
+    for state in ["DOWNLOADING", "UPDATED"] {
+        let body = report("m9", state);
+        let posted = server
+            .request("POST", "/report", &[], body.as_bytes())
+            .await;
+        assert_eq!(posted.status, 204);
+    }
+    for path in ["/", "/devices/m9"] {
+        let plain = server.get(path, &[]).await;
+        assert_eq!(plain.status, 200);
+        assert_eq!(plain.header("content-encoding"), None);
+        assert_eq!(plain.header("vary"), Some("accept-encoding"));
+        let zipped = server.get(path, &["Accept-Encoding: br, gzip;q=0.8"]).await;
+        assert_eq!(zipped.status, 200);
+        assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+        assert_eq!(zipped.header("vary"), Some("accept-encoding"));
+        assert_eq!(
+            zipped.header("content-length"),
+            Some(zipped.body.len().to_string().as_str())
+        );
+        assert!(zipped.body.len() < plain.body.len(), "{path}");
+        let text = gunzip(&zipped.body);
+        assert!(text.contains("</html>"), "{text}");
+        let same_page = match path {
+            "/" => "<title>otavan vm → 1.1.0</title>",
+            _ => "<span id=\"device-id\">m9</span>",
+        };
+        assert!(text.contains(same_page), "{text}");
+        assert!(plain.text().contains(same_page));
+        // Refused by q=0, or over HTTP/1.0 (whose responses keep only
+        // their length, for the Pycom library): sent as they are.
+        let refused = server.get(path, &["Accept-Encoding: gzip;q=0"]).await;
+        assert_eq!(refused.header("content-encoding"), None);
+        let old = server
+            .raw(format!("GET {path} HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n").as_bytes())
+            .await;
+        assert_eq!(old.status, 200);
+        assert!(String::from_utf8(old.body).unwrap().contains("</html>"));
+    }
+    // A meter's manifest and files are never compressed.
+    for path in ["/manifest.json?current_ver=1.0.0", "/firmware_1.1.0.bin"] {
+        let answer = server.get(path, &["Accept-Encoding: gzip"]).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("content-encoding"), None, "{path}");
+    }
+}
