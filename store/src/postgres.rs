@@ -23,7 +23,7 @@ use super::{
     Inserted, ReportBackend, ReportTime, Source, StoreError, StoreFuture, StoredReport, Summary,
     SummaryQuery, VanFix, Verification,
 };
-use crate::reports::CSV_HEADER;
+use crate::reports::{CSV_HEADER, csv_degrees};
 use crate::spreadsheet::neutralise;
 
 /// How long one database call may take, connecting included.
@@ -413,7 +413,8 @@ impl ReportBackend for PgStore {
                     client
                         .query(
                             "SELECT time, device_id, from_version, to_version, state,
-                                    COALESCE(error, ''), verified FROM reports ORDER BY id",
+                                    COALESCE(error, ''), verified, van_lat, van_lon,
+                                    COALESCE(van_fix_time, '') FROM reports ORDER BY id",
                             &[],
                         )
                         .await
@@ -434,6 +435,9 @@ impl ReportBackend for PgStore {
                     // The fleet table holds what vans heard.
                     "source" => Source::Van.as_str().to_owned(),
                     "verified" => row.get(6),
+                    "van_lat" => csv_degrees(row.get(7)),
+                    "van_lon" => csv_degrees(row.get(8)),
+                    "van_fix_time" => row.get(9),
                     _ => String::new(),
                 });
                 writer.write_record(fields.map(|cell| neutralise(&cell).into_owned()))?;

@@ -20,8 +20,10 @@ use crate::spreadsheet::neutralise;
 use crate::{ReportTime, Source, StoredState, Verification};
 
 /// Columns of `GET /reports.csv`, in order (`verified` is
-/// [`crate::Verification`]'s text).
-pub const CSV_HEADER: [&str; 8] = [
+/// [`crate::Verification`]'s text; `van_lat`, `van_lon` and
+/// `van_fix_time` are where the van was, by its GPS, when it stored the
+/// report, empty without a fix).
+pub const CSV_HEADER: [&str; 11] = [
     "time",
     "device_id",
     "from_version",
@@ -30,7 +32,16 @@ pub const CSV_HEADER: [&str; 8] = [
     "error",
     "source",
     "verified",
+    "van_lat",
+    "van_lon",
+    "van_fix_time",
 ];
+
+/// A coordinate as `/reports.csv` writes it: degrees to 7 decimals (about
+/// a centimetre), empty when there is none.
+pub fn csv_degrees(degrees: Option<f64>) -> String {
+    degrees.map_or_else(String::new, |d| format!("{d:.7}"))
+}
 
 /// A meter's status as its LoRaWAN STATUS uplink tells it.
 #[derive(Debug, Clone, Copy)]
@@ -213,12 +224,12 @@ impl ReportStore {
         let conn = self.conn();
         let mut statement = conn.prepare(
             "SELECT time, device_id, from_version, to_version, state, COALESCE(error, ''), source,
-                    verified
+                    verified, van_lat, van_lon, COALESCE(van_fix_time, '')
              FROM reports ORDER BY id",
         )?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
-            let fields: [String; 8] = [
+            let fields: [String; 11] = [
                 row.get(0)?,
                 row.get(1)?,
                 row.get(2)?,
@@ -227,6 +238,9 @@ impl ReportStore {
                 row.get(5)?,
                 row.get(6)?,
                 row.get(7)?,
+                csv_degrees(row.get(8)?),
+                csv_degrees(row.get(9)?),
+                row.get(10)?,
             ];
             writer.write_record(fields.iter().map(|cell| neutralise(cell).into_owned()))?;
         }
@@ -297,8 +311,13 @@ mod tests {
         let mut csv = Vec::new();
         store.export_csv(&mut csv).unwrap();
         let csv = String::from_utf8(csv).unwrap();
+        let rows: Vec<&str> = csv.lines().skip(1).collect();
+        assert!(rows[0].ends_with(",van,unsigned,,,"), "{csv}");
+        // The report stored with the van's fix exports it.
         assert!(
-            csv.lines().skip(1).all(|l| l.ends_with(",van,unsigned")),
+            rows.last()
+                .unwrap()
+                .ends_with(",van,unsigned,52.3700000,9.7300000,1970-01-01T00:00:00.000Z"),
             "{csv}"
         );
     }
@@ -335,9 +354,9 @@ mod tests {
         store.export_csv(&mut csv).unwrap();
         assert_eq!(
             String::from_utf8(csv).unwrap(),
-            "time,device_id,from_version,to_version,state,error,source,verified\n\
-             1970-01-01T00:00:00.000Z,70B3D57ED0001234,1.0.0,1.1.0,UPDATED,,van,unsigned\n\
-             1970-01-01T00:00:00.000Z,70B3D57ED0001234,1.0.0,1.0.0,WIFI_JOIN_FAILED,,lora,network\n"
+            "time,device_id,from_version,to_version,state,error,source,verified,van_lat,van_lon,van_fix_time\n\
+             1970-01-01T00:00:00.000Z,70B3D57ED0001234,1.0.0,1.1.0,UPDATED,,van,unsigned,,,\n\
+             1970-01-01T00:00:00.000Z,70B3D57ED0001234,1.0.0,1.0.0,WIFI_JOIN_FAILED,,lora,network,,,\n"
         );
         let conn = store.conn();
         let (campaign, battery, pending): (i64, i64, bool) = conn

@@ -259,6 +259,15 @@ fn the_fleet_database_keeps_positions_the_trace_and_the_maps_states() {
         pg.count("SELECT COUNT(*) FROM reports WHERE van_lat IS NOT NULL AND van_fix_time LIKE '2025-06-03T09:%'"),
         2
     );
+    // The fleet's /reports.csv exports them: degrees on the recorded
+    // drive (Hannover, 52.37 N 9.73 E) and the receiver's fix time.
+    let (status, csv) = served.fetch("/reports.csv");
+    assert_eq!(status, 200);
+    let positioned: Vec<&str> = csv
+        .lines()
+        .filter(|l| l.contains(",52.37") && l.contains(",9.7") && l.ends_with('Z'))
+        .collect();
+    assert_eq!(positioned.len(), 2, "{csv}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while pg.count("SELECT COUNT(*) FROM trace WHERE van_id = 'van-fleet'") < 3 {
         assert!(

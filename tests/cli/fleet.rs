@@ -456,11 +456,13 @@ fn the_fleet_table_keeps_whether_each_report_was_verified() {
     assert_eq!(count, "1", "only meter-s is verified");
     let csv = served.get("/reports.csv");
     assert!(
-        csv.starts_with("time,device_id,from_version,to_version,state,error,source,verified\n")
+        csv.starts_with(
+            "time,device_id,from_version,to_version,state,error,source,verified,van_lat,van_lon,van_fix_time\n"
+        )
     );
     assert!(
         csv.lines()
-            .any(|l| l.contains(",meter-s,") && l.ends_with(",van,verified")),
+            .any(|l| l.contains(",meter-s,") && l.ends_with(",van,verified,,,")),
         "{csv}"
     );
 

@@ -158,6 +158,21 @@ fn reports_get_the_vans_position_and_survive_gpsd_going_away() {
         assert!(time.starts_with("2025-06-03T09:0"), "{device}: {time}");
     }
     assert_eq!(rows[1], ("m2".to_owned(), None, None, None));
+    // /reports.csv carries the same positions, empty where there was none.
+    let (status, csv) = served.fetch("/reports.csv");
+    assert_eq!(status, 200);
+    let mut exported = csv::Reader::from_reader(csv.as_bytes());
+    let header = exported.headers().unwrap().clone();
+    let column = |name| header.iter().position(|h| h == name).unwrap();
+    let (lat_at, lon_at, fix_at) = (column("van_lat"), column("van_lon"), column("van_fix_time"));
+    for (record, (device, lat, lon, time)) in exported.records().zip(&rows) {
+        let record = record.unwrap();
+        assert_eq!(&record[column("device_id")], device);
+        let degrees = |d: &Option<f64>| d.map_or_else(String::new, |d| format!("{d:.7}"));
+        assert_eq!(record[lat_at], degrees(lat), "{device}");
+        assert_eq!(record[lon_at], degrees(lon), "{device}");
+        assert_eq!(&record[fix_at], time.as_deref().unwrap_or(""), "{device}");
+    }
 
     // The trace: points on the drive, thinned to 5 s or 10 m apart.
     let trace = trace(&db);

@@ -107,7 +107,8 @@ fn a_provisioned_meter_signs_and_only_its_reports_count() {
     let marks = |device: &str| -> Vec<String> {
         csv.lines()
             .filter(|l| l.contains(&format!(",{device},")))
-            .map(|l| l.rsplit(',').next().unwrap().to_owned())
+            // `verified`, before the van's position (no GPS here).
+            .map(|l| l.rsplit(',').nth(3).unwrap().to_owned())
             .collect()
     };
     let signed = marks("meter-s");

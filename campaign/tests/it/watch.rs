@@ -134,9 +134,9 @@ async fn chirpstack_status_uplinks_are_stored_as_lora_rows() {
     );
     assert_eq!(
         csv(&store),
-        "time,device_id,from_version,to_version,state,error,source,verified\n\
-         2025-06-03T09:10:00.000Z,70B3D57ED0000001,1.1.0,1.1.0,UPDATED,,lora,network\n\
-         2025-06-03T09:10:00.000Z,70B3D57ED0000002,tag:deadbeef,tag:deadbeef,WIFI_JOIN_FAILED,,lora,network\n"
+        "time,device_id,from_version,to_version,state,error,source,verified,van_lat,van_lon,van_fix_time\n\
+         2025-06-03T09:10:00.000Z,70B3D57ED0000001,1.1.0,1.1.0,UPDATED,,lora,network,,,\n\
+         2025-06-03T09:10:00.000Z,70B3D57ED0000002,tag:deadbeef,tag:deadbeef,WIFI_JOIN_FAILED,,lora,network,,,\n"
     );
 }
 
@@ -162,7 +162,7 @@ async fn tts_status_uplinks_are_stored_as_lora_rows() {
     assert_eq!(summary.stored, 1);
     assert!(
         csv(&store).ends_with(
-            "2025-06-03T09:11:00.250Z,70B3D57ED0000009,tag:deadbeef,tag:deadbeef,WIFI_JOIN_FAILED,,lora,network\n"
+            "2025-06-03T09:11:00.250Z,70B3D57ED0000009,tag:deadbeef,tag:deadbeef,WIFI_JOIN_FAILED,,lora,network,,,\n"
         ),
         "{}",
         csv(&store)

@@ -41,7 +41,10 @@ async fn valid_reports_are_stored_and_exported() {
             "state",
             "error",
             "source",
-            "verified"
+            "verified",
+            "van_lat",
+            "van_lon",
+            "van_fix_time"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -56,6 +59,8 @@ async fn valid_reports_are_stored_and_exported() {
     assert_eq!(&rows[0][5], "");
     assert_eq!(&rows[0][6], "van");
     assert_eq!(&rows[0][7], "unsigned");
+    // No GPS on this van: no position.
+    assert_eq!((&rows[0][8], &rows[0][9], &rows[0][10]), ("", "", ""));
     assert_eq!(&rows[1][1], "meter,\"7\"");
     assert_eq!(&rows[1][4], "FAILED");
     assert_eq!(&rows[1][5], "sha1 mismatch for /flash/main.py");
@@ -133,7 +138,8 @@ async fn malformed_reports_get_4xx_and_store_nothing() {
     );
     let csv = server.get("/reports.csv", &[]).await.text();
     assert_eq!(
-        csv, "time,device_id,from_version,to_version,state,error,source,verified\n",
+        csv,
+        "time,device_id,from_version,to_version,state,error,source,verified,van_lat,van_lon,van_fix_time\n",
         "nothing stored"
     );
 }
