@@ -21,10 +21,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use otavan_protocol::Version;
-use otavan_protocol::halt::Halt;
+
 use otavan_protocol::keys::PublicKey;
 use otavan_protocol::report_auth::FleetSecret;
 use otavan_server::authenticity::ReportAuth;
+use otavan_server::halt_file::HaltFile;
 use otavan_server::pace::Pace;
 use otavan_server::{Server, ServerConfig};
 use otavan_store::{StoreLocation, VanId};
@@ -209,16 +210,12 @@ fn main() -> ExitCode {
 }
 
 /// The halt in `file`, verified with the public key in `key`.
-fn read_halt(file: &Path, key: &Path) -> anyhow::Result<Halt> {
+/// The release public key halt files must be signed with (`--halt-key`).
+fn read_halt_key(key: &Path) -> anyhow::Result<PublicKey> {
     let key_text =
         std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?;
-    let key = PublicKey::from_text(&key_text)
-        .with_context(|| format!("{} is not a release public key", key.display()))?;
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let halt = Halt::open(&text, &[key]).with_context(|| format!("{} refused", file.display()))?;
-    tracing::warn!(campaign = halt.campaign, target = %halt.target, reason = %halt.reason, "halted: the target is not offered");
-    Ok(halt)
+    PublicKey::from_text(&key_text)
+        .with_context(|| format!("{} is not a release public key", key.display()))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -259,9 +256,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         gpsd: args.gpsd,
         crew_plan,
-        halts: match (&args.halt_file, &args.halt_key) {
-            (Some(file), Some(key)) => vec![read_halt(file, key)?],
-            _ => Vec::new(),
+        halt_file: match (args.halt_file, &args.halt_key) {
+            (Some(path), Some(key)) => Some(HaltFile {
+                path,
+                keys: vec![read_halt_key(key)?],
+            }),
+            _ => None,
         },
         ..ServerConfig::new(args.root)
     };

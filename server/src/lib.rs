@@ -35,6 +35,7 @@ pub mod dashboard;
 pub mod files;
 pub mod gpsd;
 mod gzip;
+pub mod halt_file;
 pub mod index;
 pub mod local;
 pub mod manifest;

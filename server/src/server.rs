@@ -1,6 +1,5 @@
 //! The accept loop: connection limit, header timeout, graceful shutdown.
 
-use otavan_protocol::halt::Halt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
 use crate::authenticity::ReportAuth;
+use crate::halt_file::{HaltFile, HaltFileError};
 use crate::index::IndexError;
 use crate::manifest_cache::DEFAULT_BUDGET;
 use crate::metrics::{ConnTap, TappedStream};
@@ -80,9 +80,10 @@ pub struct ServerConfig {
     /// The campaign drawn on the dashboard's crew map (`--plan`); `None`
     /// shows no map.
     pub crew_plan: Option<Arc<crate::crew_map::CrewPlan>>,
-    /// Halted campaigns (verified halt files): their target is never
-    /// offered, manifests answer `null`.
-    pub halts: Vec<Halt>,
+    /// The halt file (`--halt-file`, `--halt-key`): its campaign's target
+    /// is never offered, manifests answer `null`; read at start (a refused
+    /// file stops it) and again on every SIGHUP ([`Reloader::reread_halt`]).
+    pub halt_file: Option<HaltFile>,
 }
 
 impl ServerConfig {
@@ -105,7 +106,7 @@ impl ServerConfig {
             report_auth: ReportAuth::default(),
             gpsd: None,
             crew_plan: None,
-            halts: Vec::new(),
+            halt_file: None,
         }
     }
 }
@@ -133,6 +134,9 @@ pub enum StartError {
     /// The `--gpsd` address does not resolve.
     #[error(transparent)]
     Gpsd(#[from] crate::gpsd::BadGpsd),
+    /// The halt file is unreadable or not a halt a trusted key signed.
+    #[error(transparent)]
+    Halt(#[from] HaltFileError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -161,6 +165,12 @@ impl Reloader {
     /// old release meanwhile, and keep being served from it if this fails.
     pub async fn reload(&self) -> Result<(), IndexError> {
         self.shared.reload().await
+    }
+
+    /// Reads the halt file again (no-op without one); a refused or
+    /// missing file leaves the halt read before in force.
+    pub fn reread_halt(&self) {
+        self.shared.reread_halt();
     }
 }
 
@@ -198,9 +208,17 @@ impl Server {
                 addr: config.addr,
                 error,
             })?;
+        let halts = match &config.halt_file {
+            Some(file) => vec![file.read()?],
+            None => Vec::new(),
+        };
+        for halt in &halts {
+            warn!(campaign = halt.campaign, target = %halt.target, reason = %halt.reason, "halted: the target is not offered");
+        }
         let mut shared = Shared::new(loaded, reports, settings)
             .with_report_auth(config.report_auth.clone())
-            .with_halts(config.halts.clone());
+            .with_halts(halts);
+        shared.halt_file = config.halt_file.clone();
         shared.crew_plan = config.crew_plan.clone();
         let shared = Arc::new(shared);
         shared.refresh_halts().await;

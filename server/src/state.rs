@@ -8,11 +8,12 @@ use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use otavan_protocol::Version;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::authenticity::ReportAuth;
 use crate::crew_map::CrewPlan;
 use crate::gpsd::Position;
+use crate::halt_file::HaltFile;
 use crate::index::{IndexError, ReleaseIndex};
 use crate::manifest_cache::ManifestCache;
 use crate::metrics::Metrics;
@@ -83,8 +84,11 @@ pub struct Shared {
     pub reports: Arc<dyn ReportBackend>,
     /// How report signatures are checked and counted.
     pub report_auth: ReportAuth,
-    /// Halted campaigns from halt files: their target is not offered.
-    pub halts: Vec<Halt>,
+    /// Halted campaigns from the halt file, as last read: their target is
+    /// not offered.
+    pub halts: ArcSwap<Vec<Halt>>,
+    /// The halt file to read again on SIGHUP ([`Shared::reread_halt`]).
+    pub halt_file: Option<HaltFile>,
     /// Halted campaigns from the fleet database's `halts` table, as last
     /// read ([`Shared::refresh_halts`]).
     pub fleet_halts: ArcSwap<Vec<Halt>>,
@@ -115,7 +119,8 @@ impl Shared {
             release: ArcSwap::from_pointee(release),
             reports,
             report_auth: ReportAuth::default(),
-            halts: Vec::new(),
+            halts: ArcSwap::from_pointee(Vec::new()),
+            halt_file: None,
             fleet_halts: ArcSwap::from_pointee(Vec::new()),
             settings,
             reload_lock: tokio::sync::Mutex::new(()),
@@ -136,7 +141,7 @@ impl Shared {
 
     /// With `halts`: their targets are not offered.
     pub fn with_halts(mut self, halts: Vec<Halt>) -> Shared {
-        self.halts = halts;
+        self.halts = ArcSwap::from_pointee(halts);
         self
     }
 
@@ -144,10 +149,26 @@ impl Shared {
     /// file or the fleet database).
     pub fn halt_of(&self, target: &Version) -> Option<Halt> {
         let of = |h: &&Halt| h.target == target.as_str();
-        if let Some(halt) = self.halts.iter().find(of) {
+        if let Some(halt) = self.halts.load().iter().find(of) {
             return Some(halt.clone());
         }
         self.fleet_halts.load().iter().find(of).cloned()
+    }
+
+    /// Reads the halt file again, if there is one: a halt it verifies
+    /// replaces the one read before; a refused or missing file changes
+    /// nothing (logged), so a tampered file cannot lift a halt.
+    pub fn reread_halt(&self) {
+        let Some(file) = &self.halt_file else {
+            return;
+        };
+        match file.read() {
+            Ok(halt) => {
+                warn!(campaign = halt.campaign, target = %halt.target, reason = %halt.reason, "halt file read again: the target is not offered");
+                self.halts.store(Arc::new(vec![halt]));
+            }
+            Err(e) => error!(error = %e, "halt file not taken; the halt read before stays"),
+        }
     }
 
     /// Reads the fleet database's halts not resumed; on a failure the

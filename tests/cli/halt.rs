@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use crate::common::{Served, ok, otavan, sample};
+use crate::common::{Served, ok, otavan, sample, wait_for};
 use crate::pg::PgCluster;
 
 fn example(name: &str) -> PathBuf {
@@ -224,6 +224,57 @@ fn a_forged_or_edited_halt_file_stops_the_van_from_starting() {
             "{stderr}"
         );
     }
+}
+
+/// The dashboard of `van` once it contains `text` (within 10 s).
+fn page_with(van: &Served, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = van.get("/");
+        if page.contains(text) {
+            return page;
+        }
+        assert!(Instant::now() < deadline, "no {text:?} in {page}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_running_van_reads_its_halt_file_again_on_sighup_and_a_bad_one_lifts_nothing() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let (plan, secret, public) = setup(dir.path());
+    let file = dir.path().join("HALT.json");
+    assert!(halt(&plan, &secret, &file, &[]).status.success());
+    let halted = van(&file, &public, &dir.path().join("a.db"), "1.1.0");
+    page_with(&halted, "failure rate 33.3 %");
+    // The operator's next halt, by hand, over the same file: in force
+    // after SIGHUP, without a restart.
+    let manual = dir.path().join("MANUAL.json");
+    let output = halt(
+        &plan,
+        &secret,
+        &manual,
+        &["--max-failure-rate", "50", "--reason", "meters brick on boot"],
+    );
+    assert!(output.status.success(), "{output:?}");
+    std::fs::copy(&manual, &file).unwrap();
+    halted.signal("HUP");
+    let page = page_with(&halted, "halted by hand: meters brick on boot");
+    assert!(!page.contains("failure rate 33.3 %"), "{page}");
+    assert_eq!(halted.get("/manifest.json?current_ver=1.0.0"), "null");
+    // Edited to another target (to lift the halt), then removed: both
+    // refused on SIGHUP, and the halt read before stays in force.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("1.1.0", "1.0.1")).unwrap();
+    halted.signal("HUP");
+    let line = wait_for(&halted.log, "halt file not taken");
+    assert!(line.contains("does not verify"), "{line}");
+    std::fs::remove_file(&file).unwrap();
+    halted.signal("HUP");
+    let line = wait_for(&halted.log, "halt file not taken");
+    assert!(line.contains("cannot read"), "{line}");
+    assert_eq!(halted.get("/manifest.json?current_ver=1.0.0"), "null");
+    assert!(halted.get("/").contains("halted by hand: meters brick on boot"));
 }
 
 fn fleet_van(pg: &PgCluster, dir: &Path, id: &str, target: &str) -> Served {
