@@ -254,7 +254,12 @@ fn a_running_van_reads_its_halt_file_again_on_sighup_and_a_bad_one_lifts_nothing
         &plan,
         &secret,
         &manual,
-        &["--max-failure-rate", "50", "--reason", "meters brick on boot"],
+        &[
+            "--max-failure-rate",
+            "50",
+            "--reason",
+            "meters brick on boot",
+        ],
     );
     assert!(output.status.success(), "{output:?}");
     std::fs::copy(&manual, &file).unwrap();
@@ -274,7 +279,11 @@ fn a_running_van_reads_its_halt_file_again_on_sighup_and_a_bad_one_lifts_nothing
     let line = wait_for(&halted.log, "halt file not taken");
     assert!(line.contains("cannot read"), "{line}");
     assert_eq!(halted.get("/manifest.json?current_ver=1.0.0"), "null");
-    assert!(halted.get("/").contains("halted by hand: meters brick on boot"));
+    assert!(
+        halted
+            .get("/")
+            .contains("halted by hand: meters brick on boot")
+    );
 }
 
 fn fleet_van(pg: &PgCluster, dir: &Path, id: &str, target: &str) -> Served {
