@@ -35,6 +35,11 @@ pub struct ReplanArgs {
         value_name = "REPORTS.csv|otavan.db|postgres://..."
     )]
     reports: Vec<String>,
+    /// Count only reports known to come from their meter (signed by it,
+    /// `verified`, or LoRa status uplinks, `network`): an UPDATED or FAILED
+    /// that anyone on the van's WiFi posted is left out (docs/security.md).
+    #[arg(long)]
+    require_signed_reports: bool,
     /// The inventory: dev_eui,lat,lon,install,uplink_interval_s[,version][,last_uplink].
     #[arg(long)]
     meters: PathBuf,
@@ -100,7 +105,7 @@ pub fn run(args: ReplanArgs) -> anyhow::Result<()> {
     let old = plan_csv::read(&args.plan)?;
     let mut reports = Reports::default();
     for source in &args.reports {
-        reports.merge(read_reports(source)?);
+        reports.merge(read_reports(source, args.require_signed_reports)?);
     }
     let ranges = wifi_ranges(&args.wifi_ranges)?;
     let meters = inventory::read(&args.meters, &ranges)?;
@@ -124,6 +129,12 @@ pub fn run(args: ReplanArgs) -> anyhow::Result<()> {
         "reports: {} rows, {} under a device id that is not a DevEUI, {} meters not in the old plan",
         next.summary.report_rows, reports.other_ids, next.summary.reported_outside_plan
     );
+    if args.require_signed_reports {
+        println!(
+            "reports not known to come from their meter, left out: {}",
+            reports.unauthenticated
+        );
+    }
     let s = &next.summary.tally;
     println!("meters in the old plan: {}", s.listed);
     println!("done (latest report at the target): {}", s.done);
@@ -156,14 +167,19 @@ fn same_file(a: &Path, b: &Path) -> bool {
     matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
-/// The reports from a CSV export, a SQLite store or PostgreSQL.
-pub(crate) fn read_reports(source: &str) -> anyhow::Result<Reports> {
+/// The reports from a CSV export, a SQLite store or PostgreSQL; with
+/// `signed_only`, only those known to come from their meter.
+pub(crate) fn read_reports(source: &str, signed_only: bool) -> anyhow::Result<Reports> {
+    let parse = match signed_only {
+        true => reports_csv::parse_authenticated,
+        false => reports_csv::parse,
+    };
     match StoreLocation::parse(source) {
         StoreLocation::Sqlite(path) => {
             let bytes =
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             if !bytes.starts_with(SQLITE_MAGIC) {
-                return Ok(reports_csv::parse(&path, &bytes)?);
+                return Ok(parse(&path, &bytes)?);
             }
             let store = ReportStore::open(&path)
                 .with_context(|| format!("cannot open {}", path.display()))?;
@@ -171,7 +187,7 @@ pub(crate) fn read_reports(source: &str) -> anyhow::Result<Reports> {
             store
                 .export_csv(&mut export)
                 .with_context(|| format!("cannot read the reports of {}", path.display()))?;
-            Ok(reports_csv::parse(&path, &export)?)
+            Ok(parse(&path, &export)?)
         }
         StoreLocation::Postgres(url) => {
             let config = parse_url(&url)?;
@@ -186,7 +202,7 @@ pub(crate) fn read_reports(source: &str) -> anyhow::Result<Reports> {
                     .await
                     .with_context(|| format!("cannot read the reports of {name}"))
             })?;
-            Ok(reports_csv::parse(Path::new(&name), &export)?)
+            Ok(parse(Path::new(&name), &export)?)
         }
     }
 }

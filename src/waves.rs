@@ -32,6 +32,11 @@ pub struct GateArgs {
     /// them all counts).
     #[arg(long, value_name = "REPORTS.csv|otavan.db|postgres://...")]
     reports: Vec<String>,
+    /// Count only reports known to come from their meter (signed by it,
+    /// `verified`, or LoRa status uplinks, `network`): an UPDATED or FAILED
+    /// that anyone on the van's WiFi posted is left out (docs/security.md).
+    #[arg(long)]
+    require_signed_reports: bool,
     /// The campaign's target version (needed when the WAKEs carry its
     /// tag): a meter is updated when its latest report says it runs it.
     #[arg(long)]
@@ -126,7 +131,7 @@ pub fn judge(plan: &Path, rows: &[PlanRow], args: &GateArgs) -> anyhow::Result<O
     check_target(rows, args.target.as_ref())?;
     let mut reports = Reports::default();
     for source in &args.reports {
-        reports.merge(read_reports(source)?);
+        reports.merge(read_reports(source, args.require_signed_reports)?);
     }
     let settings = args.settings();
     let resumed = resumed(plan)?;
@@ -348,6 +353,11 @@ pub struct MissedArgs {
         value_name = "REPORTS.csv|otavan.db|postgres://..."
     )]
     reports: Vec<String>,
+    /// Count only reports known to come from their meter (signed by it,
+    /// `verified`, or LoRa status uplinks, `network`): an UPDATED or FAILED
+    /// that anyone on the van's WiFi posted is left out (docs/security.md).
+    #[arg(long)]
+    require_signed_reports: bool,
     /// The campaign's target version (needed when the WAKEs carry its tag).
     #[arg(long)]
     target: Option<Version>,
@@ -368,7 +378,7 @@ pub fn missed(args: MissedArgs) -> anyhow::Result<()> {
     };
     let mut reports = Reports::default();
     for source in &args.reports {
-        reports.merge(read_reports(source)?);
+        reports.merge(read_reports(source, args.require_signed_reports)?);
     }
     let missed = otavan_campaign::missed::missed(&rows, &waves, &reports, args.target.as_ref());
     let text = otavan_campaign::missed::to_csv(&missed);

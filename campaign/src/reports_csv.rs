@@ -19,6 +19,11 @@
 //! WiFi session), so it gives the phase of the next ones. A cell the
 //! export quoted for spreadsheets (a `'` before `=`, `+`, `-`, `@`) is
 //! read without the `'`.
+//!
+//! [`parse_authenticated`] keeps only the rows known to come from their
+//! meter (`verified`: signed by it; `network`: a LoRa uplink the network
+//! checked) before it picks each meter's latest, so that an UPDATED
+//! anyone on the van's WiFi posted cannot hide the meter's real state.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,6 +53,10 @@ pub struct MeterReport {
     pub to_version: String,
     /// The error the report gives (empty when none).
     pub error: String,
+    /// Known to come from the meter: `verified` (signed by it) or
+    /// `network` (a LoRa uplink the network checked); without the
+    /// `verified` column, a LoRa row is and a van row is not.
+    pub authenticated: bool,
 }
 
 /// A report file, meter by meter.
@@ -59,6 +68,9 @@ pub struct Reports {
     pub rows: usize,
     /// Rows whose device id is not a DevEUI.
     pub other_ids: usize,
+    /// Rows left out by [`parse_authenticated`]: not known to come from
+    /// their meter.
+    pub unauthenticated: usize,
 }
 
 impl Reports {
@@ -83,6 +95,7 @@ impl Reports {
         }
         self.rows += other.rows;
         self.other_ids += other.other_ids;
+        self.unauthenticated += other.unauthenticated;
     }
 
     fn keep_latest(&mut self, dev_eui: DevEui, report: MeterReport) {
@@ -127,6 +140,22 @@ pub fn read(path: &Path) -> Result<Reports, InputError> {
 ///
 /// As [`read`].
 pub fn parse(name: &Path, bytes: &[u8]) -> Result<Reports, InputError> {
+    parse_rows(name, bytes, false)
+}
+
+/// As [`parse`], keeping only the rows known to come from their meter
+/// (`verified` or `network`; a file without the `verified` column has
+/// only its LoRa rows): the others are counted in
+/// [`Reports::unauthenticated`] and never become a meter's latest.
+///
+/// # Errors
+///
+/// As [`read`].
+pub fn parse_authenticated(name: &Path, bytes: &[u8]) -> Result<Reports, InputError> {
+    parse_rows(name, bytes, true)
+}
+
+fn parse_rows(name: &Path, bytes: &[u8], authenticated_only: bool) -> Result<Reports, InputError> {
     let optional: Vec<&str> = CSV_HEADER
         .iter()
         .copied()
@@ -138,6 +167,9 @@ pub fn parse(name: &Path, bytes: &[u8]) -> Result<Reports, InputError> {
     for (line, field) in table.rows() {
         reports.rows += 1;
         match row(line, field) {
+            Ok((_, report)) if authenticated_only && !report.authenticated => {
+                reports.unauthenticated += 1;
+            }
             Ok((Some(dev_eui), report)) => {
                 if report.state.source() == Source::Lora {
                     reports.heard(dev_eui, report.time);
@@ -193,13 +225,24 @@ fn row(line: u64, field: Field<'_>) -> Result<(Option<DevEui>, MeterReport), Str
             })
             .ok(),
     };
-    if let Some(text) = field.get("verified")
-        && text.parse::<Verification>().is_err()
-    {
-        wrong.push(format!(
-            "verified {text:?} is not verified, unsigned, unchecked or network"
-        ));
-    }
+    let verification = match field.get("verified") {
+        None => source.map(|s| match s {
+            Source::Van => Verification::Unsigned,
+            Source::Lora => Verification::Network,
+        }),
+        Some(text) => text
+            .parse::<Verification>()
+            .map_err(|_| {
+                wrong.push(format!(
+                    "verified {text:?} is not verified, unsigned, unchecked or network"
+                ))
+            })
+            .ok(),
+    };
+    let authenticated = matches!(
+        verification,
+        Some(Verification::Verified | Verification::Network)
+    );
     match (time, device_id, to_version, state) {
         (Some(time), Some(device_id), Some(to_version), Some(state)) if wrong.is_empty() => Ok((
             device_id.parse().ok(),
@@ -213,6 +256,7 @@ fn row(line: u64, field: Field<'_>) -> Result<(Option<DevEui>, MeterReport), Str
                     .map(unquote)
                     .unwrap_or_default()
                     .to_owned(),
+                authenticated,
             },
         )),
         _ => Err(wrong.join("; ")),
@@ -369,5 +413,33 @@ mod tests {
         assert_eq!(unquote("'=A1"), "=A1");
         assert_eq!(unquote("'plain"), "'plain");
         assert_eq!(unquote("1.1.0"), "1.1.0");
+    }
+
+    #[test]
+    fn only_authenticated_rows_can_be_a_meters_latest_when_asked() {
+        // The meter's signed FAILED, then an UPDATED anyone on the van's
+        // WiFi posted for it, later; another meter's only report unsigned.
+        let csv = b"time,device_id,from_version,to_version,state,error,source,verified\n\
+            2025-06-03T09:10:00.000Z,70B3D57ED0000001,1.0.0,1.1.0,FAILED,sha1,van,verified\n\
+            2025-06-03T09:11:00.000Z,70B3D57ED0000001,1.0.0,1.1.0,UPDATED,,van,unsigned\n\
+            2025-06-03T09:12:00.000Z,70B3D57ED0000002,1.0.0,1.1.0,UPDATED,,van,unchecked\n\
+            2025-06-03T09:13:00.000Z,70B3D57ED0000003,1.1.0,1.1.0,UPDATED,,lora,network\n";
+        let name = Path::new("REPORTS.csv");
+        let one: DevEui = "70B3D57ED0000001".parse().unwrap();
+        let two: DevEui = "70B3D57ED0000002".parse().unwrap();
+        let three: DevEui = "70B3D57ED0000003".parse().unwrap();
+        let all = parse(name, csv).unwrap();
+        assert_eq!(all.latest(&one).unwrap().state.to_string(), "UPDATED");
+        assert_eq!(all.unauthenticated, 0);
+        let signed = parse_authenticated(name, csv).unwrap();
+        assert_eq!(signed.latest(&one).unwrap().state.to_string(), "FAILED");
+        assert_eq!(signed.latest(&two), None);
+        assert_eq!(signed.latest(&three).unwrap().state.to_string(), "UPDATED");
+        assert_eq!((signed.rows, signed.unauthenticated), (4, 2));
+        // Without the column a van row is not known to be its meter's.
+        let old = b"time,device_id,to_version,state\n\
+            2025-06-03T09:10:00.000Z,70B3D57ED0000001,1.1.0,UPDATED\n";
+        let signed = parse_authenticated(name, old).unwrap();
+        assert_eq!((signed.meters(), signed.unauthenticated), (0, 1));
     }
 }

@@ -394,3 +394,69 @@ fn replan_reads_the_fleet_postgres_store() {
     );
     assert_eq!(euis(&next), missed);
 }
+
+#[test]
+fn forged_updated_reports_cannot_take_meters_off_the_next_plan_with_require_signed_reports() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let plan = first_plan(dir.path());
+    let db = dir.path().join("van.db");
+    let cache = dir.path().join("patches");
+    let van = Served::start_with(
+        sample(),
+        &[
+            OsStr::new("--db"),
+            db.as_os_str(),
+            OsStr::new("--patch-cache"),
+            cache.as_os_str(),
+        ],
+    );
+    // Anyone on the van's WiFi posts UPDATED for two planned meters that
+    // never updated (Pycom-style unsigned reports, which the van stores).
+    let forged = ["70B3D57ED0000029", "70B3D57ED0000031"];
+    for meter in forged {
+        assert_eq!(
+            van.post("/report", &report_json(meter, "UPDATED", None)),
+            204
+        );
+    }
+    drop(van);
+    let trusting = dir.path().join("TRUSTING.csv");
+    let stdout = stdout_of(&replan(&plan, db.as_os_str(), &trusting));
+    assert!(
+        stdout.contains("done (latest report at the target): 2"),
+        "{stdout}"
+    );
+    assert!(
+        forged
+            .iter()
+            .all(|m| !euis(&trusting).contains(&m.to_string()))
+    );
+    // Counting only reports their meters signed, both are planned again.
+    let signed = dir.path().join("SIGNED.csv");
+    let stdout = stdout_of(&replan_with(
+        &plan,
+        db.as_os_str(),
+        &signed,
+        &[
+            "--campaign",
+            "8",
+            "--target",
+            "1.1.0",
+            "--require-signed-reports",
+        ],
+    ));
+    assert!(
+        stdout.contains("done (latest report at the target): 0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("reports not known to come from their meter, left out: 2"),
+        "{stdout}"
+    );
+    assert!(
+        forged
+            .iter()
+            .all(|m| euis(&signed).contains(&m.to_string()))
+    );
+    assert_eq!(euis(&signed), euis(&plan));
+}

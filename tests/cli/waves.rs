@@ -432,3 +432,49 @@ fn missed_lists_each_missed_meter_with_the_reason_its_reports_support() {
     );
     assert!(!again.exists());
 }
+
+#[test]
+fn forged_reports_cannot_open_a_gate_with_require_signed_reports() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = dir.path().join("PLAN.csv");
+    stdout_of(&plan(&out, &["--waves", "canary=20%,50%,100%"]));
+    // The example's reports, and then an unsigned UPDATED for every meter
+    // in them, as anyone on the van's WiFi could post.
+    let genuine = std::fs::read_to_string(example("REPORTS.csv")).unwrap();
+    let mut meters: Vec<&str> = genuine
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains(",van,"))
+        .filter_map(|l| l.split(',').nth(1))
+        .collect();
+    meters.sort_unstable();
+    meters.dedup();
+    let forged: String = meters
+        .iter()
+        .map(|m| format!("2025-06-03T12:00:00.000Z,{m},1.0.0,1.1.0,UPDATED,,van,unsigned\n"))
+        .collect();
+    let reports = dir.path().join("REPORTS.csv");
+    std::fs::write(&reports, format!("{genuine}{forged}")).unwrap();
+    let reports = reports.to_str().unwrap();
+    let fooled = status(&out, &["--reports", reports, "--min-samples", "3"]);
+    assert_eq!(fooled["waves"][0]["updated"], 4);
+    assert_eq!(gate(&fooled, 2).0, "open", "{}", gate(&fooled, 2).1);
+    let signed = status(
+        &out,
+        &[
+            "--reports",
+            reports,
+            "--min-samples",
+            "3",
+            "--require-signed-reports",
+        ],
+    );
+    let canary = &signed["waves"][0];
+    assert_eq!(
+        (canary["updated"].as_u64(), canary["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let (state, reason) = gate(&signed, 2);
+    assert_eq!(state, "tripped");
+    assert!(reason.contains("failure rate 33.3 % (1 of 3)"), "{reason}");
+}

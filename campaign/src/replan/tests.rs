@@ -198,6 +198,7 @@ fn done_means_at_the_target_by_name_or_tag() {
         state,
         to_version: to_version.into(),
         error: String::new(),
+        authenticated: true,
     };
     let cases = [
         (StoredState::Van(UpdateState::Updated), "2.0.0", true),
