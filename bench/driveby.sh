@@ -423,7 +423,7 @@ median_dhcp=$(awk -F, 'NR > 1 && $8 != "" { print $8 - $7 }' "$out/sessions.csv"
 late_s=$(awk -v a="$apply_s" 'BEGIN { print 15 + a }')
 overrun=$(awk -F, -v l="$late_s" 'NR > 1 && $9 > $10 + l' "$out/sessions.csv" | wc -l)
 echo "driveby: $updated of $count meters at $target; $leases leases (median ${median_dhcp} s);" \
-    "median session ${median_session} s; $odd meters at neither their old nor the new version" \
+    "median update run (start to exit, the apply included) ${median_session} s; $odd meters at neither their old nor the new version" \
     "(or with the other's firmware); $overrun sessions ran past their window by more than ${late_s} s"
 failed=$((odd + overrun))
 association=()

@@ -21,7 +21,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use otavan_protocol::Version;
-
 use otavan_protocol::keys::PublicKey;
 use otavan_protocol::report_auth::FleetSecret;
 use otavan_server::authenticity::ReportAuth;
@@ -209,7 +208,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The halt in `file`, verified with the public key in `key`.
 /// The release public key halt files must be signed with (`--halt-key`).
 fn read_halt_key(key: &Path) -> anyhow::Result<PublicKey> {
     let key_text =

@@ -103,10 +103,7 @@ pub fn run(args: ReplanArgs) -> anyhow::Result<()> {
         }
     }
     let old = plan_csv::read(&args.plan)?;
-    let mut reports = Reports::default();
-    for source in &args.reports {
-        reports.merge(read_reports(source, args.require_signed_reports)?);
-    }
+    let reports = read_reports(&args.reports, args.require_signed_reports)?;
     let ranges = wifi_ranges(&args.wifi_ranges)?;
     let meters = inventory::read(&args.meters, &ranges)?;
     let waypoints = route::read(&args.route)?;
@@ -167,9 +164,19 @@ fn same_file(a: &Path, b: &Path) -> bool {
     matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
-/// The reports from a CSV export, a SQLite store or PostgreSQL; with
-/// `signed_only`, only those known to come from their meter.
-pub(crate) fn read_reports(source: &str, signed_only: bool) -> anyhow::Result<Reports> {
+/// The reports of every source (`--reports`), merged: each meter's latest
+/// of them all; with `signed_only`, only those known to come from their
+/// meter.
+pub(crate) fn read_reports(sources: &[String], signed_only: bool) -> anyhow::Result<Reports> {
+    let mut reports = Reports::default();
+    for source in sources {
+        reports.merge(read_source(source, signed_only)?);
+    }
+    Ok(reports)
+}
+
+/// The reports from a CSV export, a SQLite store or PostgreSQL.
+fn read_source(source: &str, signed_only: bool) -> anyhow::Result<Reports> {
     let parse = match signed_only {
         true => reports_csv::parse_authenticated,
         false => reports_csv::parse,

@@ -129,10 +129,7 @@ pub fn judge(plan: &Path, rows: &[PlanRow], args: &GateArgs) -> anyhow::Result<O
     let waves = waves_csv::read(&path)?;
     check_covers(&path, plan, rows, &waves)?;
     check_target(rows, args.target.as_ref())?;
-    let mut reports = Reports::default();
-    for source in &args.reports {
-        reports.merge(read_reports(source, args.require_signed_reports)?);
-    }
+    let reports = read_reports(&args.reports, args.require_signed_reports)?;
     let settings = args.settings();
     let resumed = resumed(plan)?;
     let status = gate::evaluate(&waves, &reports, args.target.as_ref(), &settings, &resumed);
@@ -376,10 +373,7 @@ pub fn missed(args: MissedArgs) -> anyhow::Result<()> {
         true => waves_csv::read(&waves_path)?,
         false => Vec::new(),
     };
-    let mut reports = Reports::default();
-    for source in &args.reports {
-        reports.merge(read_reports(source, args.require_signed_reports)?);
-    }
+    let reports = read_reports(&args.reports, args.require_signed_reports)?;
     let missed = otavan_campaign::missed::missed(&rows, &waves, &reports, args.target.as_ref());
     let text = otavan_campaign::missed::to_csv(&missed);
     match &args.out {

@@ -239,10 +239,7 @@ fn row(line: u64, field: Field<'_>) -> Result<(Option<DevEui>, MeterReport), Str
             })
             .ok(),
     };
-    let authenticated = matches!(
-        verification,
-        Some(Verification::Verified | Verification::Network)
-    );
+    let authenticated = verification.is_some_and(Verification::is_authenticated);
     match (time, device_id, to_version, state) {
         (Some(time), Some(device_id), Some(to_version), Some(state)) if wrong.is_empty() => Ok((
             device_id.parse().ok(),

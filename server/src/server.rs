@@ -183,6 +183,8 @@ impl Server {
     }
 
     async fn start(config: ServerConfig) -> Result<Server, StartError> {
+        // Before the long work: a refused halt file stops the start.
+        let halt = config.halt_file.as_ref().map(HaltFile::read).transpose()?;
         let settings = IndexSettings {
             root: config.root.clone(),
             target: config.target.clone(),
@@ -208,17 +210,11 @@ impl Server {
                 addr: config.addr,
                 error,
             })?;
-        let halts = match &config.halt_file {
-            Some(file) => vec![file.read()?],
-            None => Vec::new(),
-        };
-        for halt in &halts {
-            warn!(campaign = halt.campaign, target = %halt.target, reason = %halt.reason, "halted: the target is not offered");
+        let mut shared =
+            Shared::new(loaded, reports, settings).with_report_auth(config.report_auth.clone());
+        if let (Some(file), Some(halt)) = (&config.halt_file, halt) {
+            shared = shared.with_halt_file(file.clone(), halt);
         }
-        let mut shared = Shared::new(loaded, reports, settings)
-            .with_report_auth(config.report_auth.clone())
-            .with_halts(halts);
-        shared.halt_file = config.halt_file.clone();
         shared.crew_plan = config.crew_plan.clone();
         let shared = Arc::new(shared);
         shared.refresh_halts().await;

@@ -84,9 +84,9 @@ pub struct Shared {
     pub reports: Arc<dyn ReportBackend>,
     /// How report signatures are checked and counted.
     pub report_auth: ReportAuth,
-    /// Halted campaigns from the halt file, as last read: their target is
-    /// not offered.
-    pub halts: ArcSwap<Vec<Halt>>,
+    /// The halt from the halt file, as last read: its target is not
+    /// offered.
+    pub halt: ArcSwap<Option<Halt>>,
     /// The halt file to read again on SIGHUP ([`Shared::reread_halt`]).
     pub halt_file: Option<HaltFile>,
     /// Halted campaigns from the fleet database's `halts` table, as last
@@ -119,7 +119,7 @@ impl Shared {
             release: ArcSwap::from_pointee(release),
             reports,
             report_auth: ReportAuth::default(),
-            halts: ArcSwap::from_pointee(Vec::new()),
+            halt: ArcSwap::from_pointee(None),
             halt_file: None,
             fleet_halts: ArcSwap::from_pointee(Vec::new()),
             settings,
@@ -139,17 +139,25 @@ impl Shared {
         self
     }
 
-    /// With `halts`: their targets are not offered.
-    pub fn with_halts(mut self, halts: Vec<Halt>) -> Shared {
-        self.halts = ArcSwap::from_pointee(halts);
+    /// With the halt file `file` and `halt`, read from it: its target is
+    /// not offered; `file` is read again on SIGHUP.
+    pub fn with_halt_file(mut self, file: HaltFile, halt: Halt) -> Shared {
+        self.halt_file = Some(file);
+        self.take_halt(halt);
         self
+    }
+
+    /// Puts `halt`, from the halt file, in force.
+    fn take_halt(&self, halt: Halt) {
+        warn!(campaign = halt.campaign, target = %halt.target, reason = %halt.reason, "halted by the halt file: the target is not offered");
+        self.halt.store(Arc::new(Some(halt)));
     }
 
     /// The halt of `target`, if a campaign for it is halted (by a halt
     /// file or the fleet database).
     pub fn halt_of(&self, target: &Version) -> Option<Halt> {
         let of = |h: &&Halt| h.target == target.as_str();
-        if let Some(halt) = self.halts.load().iter().find(of) {
+        if let Some(halt) = self.halt.load().as_ref().as_ref().filter(of) {
             return Some(halt.clone());
         }
         self.fleet_halts.load().iter().find(of).cloned()
@@ -163,10 +171,7 @@ impl Shared {
             return;
         };
         match file.read() {
-            Ok(halt) => {
-                warn!(campaign = halt.campaign, target = %halt.target, reason = %halt.reason, "halt file read again: the target is not offered");
-                self.halts.store(Arc::new(vec![halt]));
-            }
+            Ok(halt) => self.take_halt(halt),
             Err(e) => error!(error = %e, "halt file not taken; the halt read before stays"),
         }
     }
